@@ -1,0 +1,260 @@
+"""The ``equilens`` command.
+
+Subcommands:
+
+``equilens descriptors [FILE]``
+    SOAP and lambda-SOAP TensorMaps (``.mts``) of a dataset file, or of the
+    built-in example when no file is given, with PCA plots and a JSON summary.
+``equilens data list | info FILE | fetch NAME | verify``
+    The reference datasets (where they are, their checksums) and validation
+    of any dataset file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from . import __version__
+from .config import from_mapping, load_yaml
+from .data.examples import iron_water_example
+from .data.io import ReadOptions, read_dataset
+from .data.reference import (
+    data_root,
+    fetch_reference,
+    manifest,
+    reference_path,
+)
+from .descriptors import PRESETS, DescriptorConfig
+from .errors import EquilensError
+from .jobs import descriptor_job
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``equilens`` command."""
+    parser = argparse.ArgumentParser(
+        prog="equilens",
+        description=(
+            "equilens: look inside equivariant atomistic models. Computes SOAP and "
+            "lambda-SOAP descriptors as metatensor TensorMaps from ASE datasets."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"equilens {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    desc = commands.add_parser(
+        "descriptors",
+        help="compute SOAP / lambda-SOAP TensorMaps for a dataset file",
+        description=(
+            "Compute SOAP and/or lambda-SOAP for the frames of FILE (any ASE-readable "
+            "file), or for the built-in Fe(110)/water example when FILE is omitted. "
+            "Writes NAME-KIND.mts, a PCA plot per descriptor and NAME.json into "
+            "--output; results are cached by a hash of hypers and structures."
+        ),
+    )
+    desc.add_argument("file", nargs="?", help="dataset file; omit for the built-in example")
+    desc.add_argument(
+        "--kind",
+        nargs="+",
+        choices=["soap", "lambda_soap"],
+        default=["soap", "lambda_soap"],
+        help="which descriptors to compute (default: both)",
+    )
+    desc.add_argument(
+        "--config",
+        help="YAML file with DescriptorConfig fields (preset, hypers, species, ...)",
+    )
+    desc.add_argument("--preset", choices=sorted(PRESETS), help="hyper-parameter preset")
+    desc.add_argument(
+        "--species",
+        help="comma-separated atomic numbers covered by the descriptor, e.g. 1,8,26 "
+        "(default: the species of the file)",
+    )
+    desc.add_argument("--lambda-max", type=int, help="largest o3_lambda of lambda-SOAP")
+    desc.add_argument(
+        "--gradients", action="store_true", help="also compute position gradients (SOAP)"
+    )
+    desc.add_argument("--index", default=":", help="frames to read, ASE slice syntax")
+    _add_read_arguments(desc)
+    desc.add_argument("--name", help="prefix of the output files (default: file stem)")
+    desc.add_argument(
+        "--output", default="results/descriptors", help="output folder (default: %(default)s)"
+    )
+    desc.add_argument(
+        "--cache-dir",
+        default=".equilens_cache/descriptors",
+        help="descriptor cache folder; 'none' disables the cache (default: %(default)s)",
+    )
+    desc.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    desc.set_defaults(handler=_run_descriptors)
+
+    data = commands.add_parser(
+        "data", help="reference datasets and dataset validation", description=(
+            "List, locate, fetch and verify the public reference datasets "
+            "($EQUILENS_DATA, else ../shared/data), and validate any dataset file."
+        ),
+    )
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data_commands.required = True
+    listing = data_commands.add_parser("list", help="reference datasets and where they are")
+    listing.set_defaults(handler=_run_data_list)
+    info = data_commands.add_parser("info", help="read and validate a dataset file")
+    info.add_argument("file")
+    info.add_argument("--index", default=":", help="frames to read, ASE slice syntax")
+    info.add_argument(
+        "--require-forces", action="store_true", help="fail on frames without forces"
+    )
+    info.add_argument(
+        "--species", help="comma-separated allowed atomic numbers (default: any)"
+    )
+    info.add_argument(
+        "--skip-bad", action="store_true", help="skip invalid frames and report them"
+    )
+    _add_read_arguments(info)
+    info.set_defaults(handler=_run_data_info)
+    fetch = data_commands.add_parser("fetch", help="download a reference dataset")
+    fetch.add_argument("name", nargs="+", help="dataset name(s), e.g. water/train")
+    fetch.add_argument("--dest", help="data folder (default: $EQUILENS_DATA or ../shared/data)")
+    fetch.set_defaults(handler=_run_data_fetch)
+    verify = data_commands.add_parser("verify", help="check SHA-256 of local copies")
+    verify.set_defaults(handler=_run_data_verify)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``equilens`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except EquilensError as error:
+        print(f"equilens {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _add_read_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--energy-key", help="atoms.info key of the energy (default: calculator results)"
+    )
+    parser.add_argument(
+        "--forces-key", help="atoms.arrays key of the forces (default: calculator results)"
+    )
+
+
+def _species(text: Optional[str]) -> Optional[tuple]:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise EquilensError(f"--species expects comma-separated integers, got {text!r}")
+
+
+def _run_descriptors(args: argparse.Namespace) -> int:
+    if args.file is None:
+        frames = iron_water_example()
+        name = args.name or "example"
+        source = "built-in Fe(110)/water example (equilens.data.examples)"
+    else:
+        options = ReadOptions(
+            index=args.index,
+            energy_key=args.energy_key,
+            forces_key=args.forces_key,
+            require_energy=False,
+        )
+        frames = read_dataset(args.file, options).frames
+        name = args.name or Path(args.file).stem
+        source = str(args.file)
+
+    base = load_yaml(args.config) if args.config else {}
+    overrides = {
+        "preset": args.preset,
+        "species": _species(args.species),
+        "lambda_max": args.lambda_max,
+        "gradients": True if args.gradients else None,
+    }
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    base.pop("kind", None)
+    configs: List[DescriptorConfig] = []
+    for kind in args.kind:
+        mapping = dict(base)
+        if kind == "lambda_soap":
+            mapping.pop("gradients", None)
+        configs.append(
+            from_mapping(DescriptorConfig, {**mapping, "kind": kind}, args.config or "cli")
+        )
+
+    cache = None if args.cache_dir.lower() == "none" else args.cache_dir
+    summary = descriptor_job(
+        frames,
+        name,
+        configs,
+        args.output,
+        cache_dir=cache,
+        progress=not args.no_progress,
+        source=source,
+    )
+    print(f"{name}: {summary['n_frames']} frames, {summary['n_atoms']} atoms ({source})")
+    for kind, entry in summary["descriptors"].items():
+        print(
+            f"  {kind}: {entry['n_blocks']} blocks -> {entry['file']} "
+            f"({entry['seconds']:.2f} s), plot {entry['plot']}"
+        )
+    print(f"  summary: {Path(args.output) / (name + '.json')}")
+    return 0
+
+
+def _run_data_list(args: argparse.Namespace) -> int:
+    root = data_root()
+    print(f"data folder: {root if root is not None else '(none found)'}")
+    for name, entry in manifest().items():
+        present = root is not None and (root / entry.path).is_file()
+        print(
+            f"  {name:28s} {entry.frames:5d} frames  {entry.formula:12s} "
+            f"{'present' if present else 'missing'}"
+        )
+    return 0
+
+
+def _run_data_info(args: argparse.Namespace) -> int:
+    options = ReadOptions(
+        index=args.index,
+        energy_key=args.energy_key,
+        forces_key=args.forces_key,
+        require_forces=args.require_forces,
+        species=_species(args.species),
+        on_error="skip" if args.skip_bad else "raise",
+    )
+    dataset = read_dataset(args.file, options)
+    summary = dataset.summary()
+    summary["skipped"] = [dataclasses.asdict(s) for s in dataset.skipped]
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _run_data_fetch(args: argparse.Namespace) -> int:
+    for name in args.name:
+        path = fetch_reference(name, Path(args.dest) if args.dest else None)
+        print(f"{name}: {path} (SHA-256 verified)")
+    return 0
+
+
+def _run_data_verify(args: argparse.Namespace) -> int:
+    failures = 0
+    for name in manifest():
+        try:
+            reference_path(name, verify=True)
+            print(f"  {name:28s} ok")
+        except EquilensError as error:
+            failures += 1
+            print(f"  {name:28s} FAILED: {error}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The equilens exception family.
+
+Every error that equilens raises on purpose derives from :class:`EquilensError`,
+so callers can catch one type. Messages say *where* the problem is (file,
+frame, key, layer) and, when there is one, what to do about it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class EquilensError(Exception):
+    """Base class of every error raised by equilens."""
+
+
+class ConfigError(EquilensError, ValueError):
+    """A configuration (YAML file or mapping) is invalid: unknown key, wrong type..."""
+
+
+class DataError(EquilensError, ValueError):
+    """A dataset file or one of its frames is unusable.
+
+    :param problem: what is wrong, in words
+    :param path: the file the data came from (``None`` for in-memory frames)
+    :param frame: the index of the frame in that file, when the problem is local
+        to one frame
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: Optional[PathLike] = None,
+        frame: Optional[int] = None,
+    ):
+        self.problem = problem
+        self.path = None if path is None else os.fspath(path)
+        self.frame = frame
+        super().__init__(format_location(self.path, frame) + problem)
+
+
+class ChecksumError(DataError):
+    """A file does not have the SHA-256 its manifest promises."""
+
+
+class DatasetNotFoundError(EquilensError, FileNotFoundError):
+    """A reference dataset cannot be found locally."""
+
+
+class DescriptorError(EquilensError):
+    """Descriptor hyper-parameters are invalid or the calculation failed."""
+
+
+def format_location(path: Optional[str], frame: Optional[int]) -> str:
+    """The ``"file: frame N: "`` prefix of data error messages."""
+    parts = []
+    if path is not None:
+        parts.append(str(path))
+    else:
+        parts.append("<in-memory frames>")
+    if frame is not None:
+        parts.append(f"frame {frame}")
+    return ": ".join(parts) + ": "

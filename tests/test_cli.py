@@ -1,0 +1,62 @@
+"""The `equilens` command, run as users run it."""
+
+import json
+import subprocess
+import sys
+
+import ase.io
+import metatensor
+import numpy as np
+import pytest
+
+from equilens.cli import main
+from equilens.data.examples import iron_water_example
+
+
+def test_help_lists_subcommands():
+    result = subprocess.run(
+        [sys.executable, "-m", "equilens.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "descriptors" in result.stdout and "data" in result.stdout
+
+
+def test_descriptors_on_a_file(tmp_path, capsys):
+    frames = iron_water_example(n_frames=3)
+    path = tmp_path / "slab.extxyz"
+    ase.io.write(path, frames)
+    out = tmp_path / "out"
+    code = main([
+        "descriptors", str(path), "--preset", "small", "--species", "1,8,26",
+        "--lambda-max", "1", "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
+        "--no-progress",
+    ])
+    assert code == 0
+    soap = metatensor.load(str(out / "slab-soap.mts"))
+    lsoap = metatensor.load(str(out / "slab-lambda_soap.mts"))
+    assert soap.keys.names == ["center_type"]
+    assert set(lsoap.keys.column("o3_lambda").tolist()) == {0, 1}
+    assert sum(b.values.shape[0] for b in soap.blocks()) == sum(len(f) for f in frames)
+    summary = json.loads((out / "slab.json").read_text())
+    assert summary["n_frames"] == 3
+    assert (out / "slab-soap-pca.png").stat().st_size > 10_000
+    assert "slab-soap.mts" in capsys.readouterr().out
+
+
+def test_bad_input_gives_a_clean_error(tmp_path, capsys):
+    path = tmp_path / "bad.extxyz"
+    frames = iron_water_example(n_frames=2)
+    frames[1].positions[0, 0] = np.nan
+    ase.io.write(path, frames)
+    code = main(["descriptors", str(path), "--output", str(tmp_path), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.extxyz: frame 1: non-finite positions" in err
+
+
+def test_data_info_and_verify(reference, capsys):
+    path = reference("water_molecule/validation")
+    assert main(["data", "info", str(path), "--require-forces"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["n_frames"] == 150 and info["species"] == [1, 8]
+    assert main(["data", "verify"]) == 0
+    assert main(["data", "list"]) == 0

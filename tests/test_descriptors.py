@@ -1,0 +1,196 @@
+"""SOAP / lambda-SOAP: symmetry, fixed metadata, batching and the cache."""
+
+from __future__ import annotations
+
+import ase.io
+import metatensor
+import numpy as np
+import pytest
+
+import equilens.descriptors as descriptors
+from equilens.data.examples import iron_water_example
+from equilens.descriptors import (
+    PRESETS,
+    DescriptorConfig,
+    SoapHypers,
+    compute_descriptor,
+    compute_lambda_soap,
+    compute_soap,
+)
+from equilens.errors import ConfigError, DescriptorError
+from equilens.so3 import random_rotation, wigner_d_real
+
+SPECIES = (1, 8, 26)
+SMALL = PRESETS["small"].to_featomic()
+
+
+@pytest.fixture(params=["example", "water_molecule/train", "iron_water/train", "water/validation"])
+def real_frame(request, reference):
+    """One real frame (and the built-in example, which needs no shared data)."""
+    if request.param == "example":
+        return iron_water_example(n_frames=1, seed=3)[0]
+    return ase.io.read(reference(request.param), index=7)
+
+
+def _transformed(atoms, matrix):
+    """``atoms`` with positions and cell mapped by ``r -> matrix @ r``."""
+    new = atoms.copy()
+    new.positions = atoms.positions @ matrix.T
+    if atoms.pbc.any():
+        new.cell = atoms.cell.array @ matrix.T
+    return new
+
+
+def _blocks(tensor):
+    return {tuple(int(v) for v in key.values): block for key, block in tensor.items()}
+
+
+def test_soap_is_rotation_invariant(real_frame):
+    rotation = random_rotation(seed=11)
+    reference = compute_soap([real_frame], SPECIES, SMALL)
+    rotated = compute_soap([_transformed(real_frame, rotation)], SPECIES, SMALL)
+    assert metatensor.equal_metadata(reference, rotated)
+    scale = max(np.abs(b.values).max() for b in reference.blocks() if b.values.size)
+    for key, block in _blocks(reference).items():
+        np.testing.assert_allclose(
+            _blocks(rotated)[key].values, block.values, rtol=0, atol=1e-8 * scale
+        )
+
+
+@pytest.mark.parametrize("improper", [False, True])
+def test_lambda_soap_is_covariant(real_frame, improper):
+    """Every block transforms with the real Wigner-D matrix of featomic's
+    convention, and under inversion with o3_sigma * (-1)^lambda."""
+    rotation = random_rotation(seed=5)
+    matrix = -rotation if improper else rotation
+    reference = compute_lambda_soap([real_frame], SPECIES, SMALL, lambda_max=3)
+    moved = compute_lambda_soap([_transformed(real_frame, matrix)], SPECIES, SMALL, lambda_max=3)
+    assert metatensor.equal_metadata(reference, moved)
+    scale = max(np.abs(b.values).max() for b in reference.blocks() if b.values.size)
+    checked = set()
+    for (o3_lambda, o3_sigma, center), block in _blocks(reference).items():
+        if block.values.shape[0] == 0:
+            continue
+        d = wigner_d_real(o3_lambda, rotation)
+        expected = np.einsum("mn,snp->smp", d, block.values)
+        if improper:
+            expected *= o3_sigma * (-1) ** o3_lambda
+        actual = _blocks(moved)[(o3_lambda, o3_sigma, center)].values
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-8 * scale)
+        # the test is not vacuous: lambda > 0 blocks do change
+        if o3_lambda > 0 and np.abs(block.values).max() > 1e-3 * scale:
+            assert np.abs(actual - block.values).max() > 1e-4 * scale
+        checked.add((o3_lambda, o3_sigma))
+    assert {(0, 1), (1, 1), (2, 1), (3, 1), (1, -1), (2, -1), (3, -1)} <= checked
+
+
+def test_metadata_do_not_depend_on_species_present(reference):
+    water = ase.io.read(reference("water_molecule/train"), index=0)
+    slab = iron_water_example(n_frames=1)[0]
+    for compute in (
+        lambda f: compute_soap([f], SPECIES, SMALL),
+        lambda f: compute_lambda_soap([f], SPECIES, SMALL, lambda_max=2),
+    ):
+        a, b = compute(water), compute(slab)
+        assert a.keys == b.keys
+        for key in a.keys:
+            assert a.block(key).properties == b.block(key).properties
+            assert a.block(key).components == b.block(key).components
+        # the water molecule has no iron: its Fe blocks exist and are empty
+        empty = [k for k in a.keys if k["center_type"] == 26]
+        assert empty and all(a.block(k).values.shape[0] == 0 for k in empty)
+    # and the two join into one dataset-level tensor
+    joined = metatensor.join(
+        [compute_soap([water], SPECIES, SMALL), compute_soap([slab], SPECIES, SMALL)],
+        axis="samples",
+        add_dimension="tensor",
+    )
+    assert joined.block({"center_type": 26}).values.shape[0] == 12
+
+
+def test_soap_metadata_names():
+    frames = iron_water_example(n_frames=2)
+    soap = compute_soap(frames, SPECIES, SMALL)
+    assert soap.keys.names == ["center_type"]
+    block = soap.block({"center_type": 8})
+    assert block.samples.names == ["system", "atom"]
+    assert block.properties.names == ["neighbor_1_type", "neighbor_2_type", "l", "n_1", "n_2"]
+    assert block.values.shape == (8, 6 * 4 * 5 * 5)  # 6 pairs, l 0..3, n 0..4
+    lsoap = compute_lambda_soap(frames, SPECIES, SMALL, lambda_max=2, include_improper=False)
+    assert lsoap.keys.names == ["o3_lambda", "o3_sigma", "center_type"]
+    assert set(lsoap.keys.column("o3_sigma").tolist()) == {1}
+    block = lsoap.block({"o3_lambda": 2, "o3_sigma": 1, "center_type": 1})
+    assert block.components[0].names == ["o3_mu"]
+    assert block.components[0].values.ravel().tolist() == [-2, -1, 0, 1, 2]
+    assert block.samples.names == ["system", "atom"]
+
+
+@pytest.mark.parametrize("gradients", [False, True])
+def test_batches_give_the_same_tensor(gradients):
+    frames = iron_water_example(n_frames=5, seed=1)
+    whole = compute_soap(frames, SPECIES, SMALL, gradients=gradients, batch_size=100)
+    pieces = compute_soap(frames, SPECIES, SMALL, gradients=gradients, batch_size=2)
+    assert metatensor.equal(whole, pieces)
+    assert np.unique(pieces.block(0).samples.column("system")).tolist() == [0, 1, 2, 3, 4]
+    lam_whole = compute_lambda_soap(frames, SPECIES, SMALL, lambda_max=2, batch_size=100)
+    lam_pieces = compute_lambda_soap(frames, SPECIES, SMALL, lambda_max=2, batch_size=3)
+    assert metatensor.equal(lam_whole, lam_pieces)
+
+
+def test_unknown_species_is_an_error():
+    frames = iron_water_example(n_frames=2)
+    with pytest.raises(DescriptorError, match=r"frame 0 contains atomic numbers \[26\]"):
+        compute_soap(frames, (1, 8), SMALL)
+
+
+def test_bad_featomic_hypers_are_reported():
+    with pytest.raises(DescriptorError, match="invalid featomic hyper-parameters"):
+        compute_soap(iron_water_example(n_frames=1), SPECIES, {"cutoff": 5.0})
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="unknown descriptor preset 'huge'"):
+        DescriptorConfig(preset="huge")
+    with pytest.raises(ConfigError, match="unknown SOAP hyper-parameter 'n_max'"):
+        DescriptorConfig(hypers={"n_max": 3}).soap_hypers()
+    with pytest.raises(ConfigError, match="only available for kind 'soap'"):
+        DescriptorConfig(kind="lambda_soap", gradients=True)
+    with pytest.raises(ConfigError, match="lambda_max=9"):
+        DescriptorConfig(kind="lambda_soap", preset="small", lambda_max=9)
+    with pytest.raises(ValueError):
+        SoapHypers(cutoff=1.0, cutoff_width=2.0)
+    config = DescriptorConfig(preset="small", hypers={"max_radial": 2})
+    assert config.featomic_dict()["basis"]["radial"]["max_radial"] == 2
+    assert config.featomic_dict()["cutoff"]["radius"] == PRESETS["small"].cutoff
+
+
+def test_cache_round_trip_and_misses(tmp_path, monkeypatch):
+    frames = iron_water_example(n_frames=3)
+    config = DescriptorConfig(preset="small", species=SPECIES, gradients=True)
+    first = compute_descriptor(frames, config, cache_dir=tmp_path)
+    files = sorted(tmp_path.glob("soap-*.mts"))
+    assert len(files) == 1 and files[0].with_suffix(".json").is_file()
+
+    calls = []
+    original = descriptors.compute_soap
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(descriptors, "compute_soap", counting)
+    second = compute_descriptor(frames, config, cache_dir=tmp_path)
+    assert calls == []  # served from the cache
+    assert metatensor.equal(first, second)  # identical, gradients included
+
+    # another batch size is the same entry; a changed hyper or structure is not
+    compute_descriptor(frames, DescriptorConfig(preset="small", species=SPECIES, gradients=True, batch_size=1), cache_dir=tmp_path)
+    assert calls == []
+    changed = DescriptorConfig(preset="small", species=SPECIES, gradients=True, hypers={"cutoff": 3.5})
+    compute_descriptor(frames, changed, cache_dir=tmp_path)
+    assert len(calls) == 1
+    moved = [atoms.copy() for atoms in frames]
+    moved[1].positions[0, 0] += 1e-6
+    compute_descriptor(moved, config, cache_dir=tmp_path)
+    assert len(calls) == 2
+    assert len(list(tmp_path.glob("soap-*.mts"))) == 3
