@@ -60,3 +60,18 @@ def test_data_info_and_verify(reference, capsys):
     assert info["n_frames"] == 150 and info["species"] == [1, 8]
     assert main(["data", "verify"]) == 0
     assert main(["data", "list"]) == 0
+
+
+def test_descriptors_with_gradients_use_the_sparse_layout(tmp_path):
+    path = tmp_path / "slab.extxyz"
+    ase.io.write(path, iron_water_example(n_frames=2))
+    out = tmp_path / "out"
+    code = main([
+        "descriptors", str(path), "--kind", "soap", "--preset", "small", "--gradients",
+        "--output", str(out), "--cache-dir", "none", "--no-progress",
+    ])
+    assert code == 0
+    soap = metatensor.load(str(out / "slab-soap.mts"))
+    assert soap.keys.names == ["center_type", "neighbor_1_type", "neighbor_2_type"]
+    assert soap.block(0).gradients_list() == ["positions"]
+    assert (out / "slab-soap-pca.png").is_file()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ase.io
+import featomic
 import metatensor
 import numpy as np
 import pytest
 
-import equilens.descriptors as descriptors
 from equilens.data.examples import iron_water_example
 from equilens.descriptors import (
     PRESETS,
@@ -172,13 +172,13 @@ def test_cache_round_trip_and_misses(tmp_path, monkeypatch):
     assert len(files) == 1 and files[0].with_suffix(".json").is_file()
 
     calls = []
-    original = descriptors.compute_soap
+    original = featomic.SoapPowerSpectrum.compute
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(descriptors, "compute_soap", counting)
+    monkeypatch.setattr(featomic.SoapPowerSpectrum, "compute", counting)
     second = compute_descriptor(frames, config, cache_dir=tmp_path)
     assert calls == []  # served from the cache
     assert metatensor.equal(first, second)  # identical, gradients included
@@ -194,3 +194,57 @@ def test_cache_round_trip_and_misses(tmp_path, monkeypatch):
     compute_descriptor(moved, config, cache_dir=tmp_path)
     assert len(calls) == 2
     assert len(list(tmp_path.glob("soap-*.mts"))) == 3
+
+
+@pytest.mark.parametrize("gradients", [False, True])
+def test_fast_densification_equals_metatensor(gradients):
+    """The one-copy join + neighbors-to-properties equals metatensor's own
+    keys_to_properties on the sparse featomic output (values and gradients)."""
+    from metatensor import Labels
+
+    frames = iron_water_example(n_frames=4, seed=2)
+    frames[1] = frames[1][frames[1].numbers != 26]  # a frame without iron
+    ours = compute_soap(frames, SPECIES, SMALL, gradients=gradients, batch_size=3)
+    pairs = [(1, 1), (1, 8), (1, 26), (8, 8), (8, 26), (26, 26)]
+    selected = Labels(
+        ["center_type", "neighbor_1_type", "neighbor_2_type"],
+        np.array([(c, a, b) for c in SPECIES for a, b in pairs]),
+    )
+    sparse = featomic.SoapPowerSpectrum(**SMALL).compute(
+        frames, gradients=["positions"] if gradients else [], selected_keys=selected
+    )
+    theirs = sparse.keys_to_properties(Labels(["neighbor_1_type", "neighbor_2_type"], np.array(pairs)))
+    assert ours.keys == theirs.keys
+    for key in ours.keys:
+        a, b = ours.block(key), theirs.block(key)
+        assert a.samples == b.samples and a.properties == b.properties
+        np.testing.assert_array_equal(a.values, b.values)
+        if gradients:
+            ga, gb = a.gradient("positions"), b.gradient("positions")
+            # same rows up to order: compare through a dictionary
+            rows_a = {tuple(r): i for i, r in enumerate(ga.samples.values.tolist())}
+            assert len(rows_a) == len(gb.samples)
+            order = [rows_a[tuple(r)] for r in gb.samples.values.tolist()]
+            np.testing.assert_array_equal(ga.values[order], gb.values)
+
+
+def test_sparse_layout_has_fixed_keys_and_same_numbers():
+    frames = iron_water_example(n_frames=3, seed=4)
+    frames[0] = frames[0][frames[0].numbers != 26]
+    sparse = compute_soap(frames[:1], SPECIES, SMALL, gradients=True, neighbors="keys")
+    assert sparse.keys.names == ["center_type", "neighbor_1_type", "neighbor_2_type"]
+    assert len(sparse.keys) == 3 * 6  # every (center, pair) of the species list
+    assert sparse.block({"center_type": 26, "neighbor_1_type": 1, "neighbor_2_type": 8}).values.shape[0] == 0
+    # batched sparse equals the one-shot featomic output
+    whole = compute_soap(frames, SPECIES, SMALL, gradients=True, neighbors="keys", batch_size=10)
+    pieces = compute_soap(frames, SPECIES, SMALL, gradients=True, neighbors="keys", batch_size=1)
+    assert metatensor.equal(whole, pieces)
+    # the dense layout holds the same numbers
+    dense = compute_soap(frames, SPECIES, SMALL, neighbors="properties")
+    block = dense.block({"center_type": 8})
+    pair = whole.block({"center_type": 8, "neighbor_1_type": 1, "neighbor_2_type": 26})
+    columns = [i for i, p in enumerate(block.properties.values.tolist()) if p[:2] == [1, 26]]
+    rows = [block.samples.position(s) for s in pair.samples]
+    np.testing.assert_array_equal(block.values[np.ix_(rows, columns)], pair.values)
+    with pytest.raises(ValueError, match="neighbors must be"):
+        compute_soap(frames, SPECIES, SMALL, neighbors="dense")

@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument(
         "--gradients", action="store_true", help="also compute position gradients (SOAP)"
     )
+    desc.add_argument(
+        "--neighbors",
+        choices=["auto", "properties", "keys"],
+        help="SOAP layout: neighbor types in properties or in keys (default: auto, "
+        "keys with gradients)",
+    )
     desc.add_argument("--index", default=":", help="frames to read, ASE slice syntax")
     _add_read_arguments(desc)
     desc.add_argument("--name", help="prefix of the output files (default: file stem)")
@@ -177,6 +183,7 @@ def _run_descriptors(args: argparse.Namespace) -> int:
         "species": _species(args.species),
         "lambda_max": args.lambda_max,
         "gradients": True if args.gradients else None,
+        "neighbors": args.neighbors,
     }
     base.update({k: v for k, v in overrides.items() if v is not None})
     base.pop("kind", None)
@@ -185,6 +192,7 @@ def _run_descriptors(args: argparse.Namespace) -> int:
         mapping = dict(base)
         if kind == "lambda_soap":
             mapping.pop("gradients", None)
+            mapping.pop("neighbors", None)
         configs.append(
             from_mapping(DescriptorConfig, {**mapping, "kind": kind}, args.config or "cli")
         )

@@ -23,8 +23,12 @@ def plot_invariant_pca(tensor: TensorMap, path: PathLike, title: str = "") -> Pa
     """Scatter the first two principal components of every atom, by species.
 
     Uses the invariant blocks of ``tensor`` (``o3_lambda = 0``, ``o3_sigma = 1``
-    for lambda-SOAP; every block for SOAP); all blocks must share properties.
+    for lambda-SOAP; every block for SOAP). Neighbor types still in the keys
+    are moved to properties first, so that all blocks share properties.
     """
+    neighbor_keys = [n for n in tensor.keys.names if n.startswith("neighbor_")]
+    if neighbor_keys:
+        tensor = tensor.keys_to_properties(neighbor_keys)
     values, types = [], []
     for key, block in tensor.items():
         names = key.names

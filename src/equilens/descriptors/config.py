@@ -1,0 +1,172 @@
+"""Descriptor hyper-parameters: presets, overrides and the descriptor config."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, Literal, Optional, Tuple
+
+from ..config import from_mapping
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SoapHypers:
+    """The usual SOAP hyper-parameters, turned into featomic's by
+    :meth:`to_featomic`.
+
+    :param cutoff: radial cutoff in Å
+    :param cutoff_width: width of the shifted-cosine smoothing at the cutoff, Å
+    :param density_width: width of the Gaussian atomic densities, Å
+    :param max_radial: the largest radial index ``n`` (``n_max + 1`` radial
+        functions, featomic's convention)
+    :param max_angular: the largest angular channel ``l``
+    :param radial_basis: featomic's radial basis type
+    :param radial_scaling: ``None``, or ``(rate, scale, exponent)`` of the
+        Willatt et al. (2018) radial scaling of the neighbor density
+    :param center_atom_weight: weight of the central atom's own density
+    """
+
+    cutoff: float = 5.0
+    cutoff_width: float = 0.5
+    density_width: float = 0.3
+    max_radial: int = 6
+    max_angular: int = 4
+    radial_basis: Literal["Gto"] = "Gto"
+    radial_scaling: Optional[Tuple[float, float, float]] = None
+    center_atom_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.cutoff <= 0 or self.density_width <= 0 or self.cutoff_width < 0:
+            raise ValueError("cutoff and density_width must be > 0, cutoff_width >= 0")
+        if self.cutoff_width >= self.cutoff:
+            raise ValueError("cutoff_width must be smaller than cutoff")
+        if self.max_radial < 0 or self.max_angular < 0:
+            raise ValueError("max_radial and max_angular must be >= 0")
+
+    def to_featomic(self) -> Dict[str, Any]:
+        """featomic's hyper-parameter dictionary for these settings."""
+        density: Dict[str, Any] = {
+            "type": "Gaussian",
+            "width": self.density_width,
+            "center_atom_weight": self.center_atom_weight,
+        }
+        if self.radial_scaling is not None:
+            rate, scale, exponent = self.radial_scaling
+            density["scaling"] = {
+                "type": "Willatt2018",
+                "rate": rate,
+                "scale": scale,
+                "exponent": exponent,
+            }
+        return {
+            "cutoff": {
+                "radius": self.cutoff,
+                "smoothing": {"type": "ShiftedCosine", "width": self.cutoff_width},
+            },
+            "density": density,
+            "basis": {
+                "type": "TensorProduct",
+                "max_angular": self.max_angular,
+                "radial": {"type": self.radial_basis, "max_radial": self.max_radial},
+            },
+        }
+
+
+#: Named hyper-parameter sets. ``small`` is for quick looks and tests,
+#: ``default`` for energy models, ``accurate`` for the best fits.
+PRESETS: Dict[str, SoapHypers] = {
+    "small": SoapHypers(cutoff=4.0, max_radial=4, max_angular=3),
+    "default": SoapHypers(cutoff=5.0, max_radial=6, max_angular=4),
+    "accurate": SoapHypers(cutoff=6.0, max_radial=8, max_angular=6),
+}
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    """What to compute.
+
+    :param kind: ``"soap"`` (invariant power spectrum) or ``"lambda_soap"``
+    :param preset: a name in :data:`PRESETS`
+    :param hypers: overrides of the preset's :class:`SoapHypers` fields, e.g.
+        ``{"max_radial": 8}``
+    :param featomic_hypers: full featomic hyper-parameters (``cutoff``,
+        ``density``, ``basis``), used as they are instead of ``preset`` and
+        ``hypers``
+    :param species: the atomic numbers the descriptor covers; ``None`` takes
+        the species of the frames (then two datasets with different species
+        give different properties: fix the list to compare them)
+    :param lambda_max: the largest ``o3_lambda`` of lambda-SOAP
+    :param include_improper: keep the ``o3_sigma = -1`` blocks of lambda-SOAP
+    :param gradients: compute gradients with respect to positions (SOAP only)
+    :param neighbors: SOAP layout: ``"properties"`` moves the neighbor types to
+        properties (keys ``center_type``); ``"keys"`` keeps them in the keys
+        (``center_type, neighbor_1_type, neighbor_2_type``, every combination
+        of the species list present, empty where absent). Both have metadata
+        independent of the frames. ``"keys"`` stores gradients without zero
+        padding at featomic's own speed, while dense gradients take about
+        twice the memory and 4x the time (``benchmarks/descriptors.py``);
+        ``"auto"`` (default) picks ``"properties"`` without gradients and
+        ``"keys"`` with them
+    :param batch_size: frames per featomic call; only memory and the progress
+        bar depend on it, never the result
+    """
+
+    kind: Literal["soap", "lambda_soap"] = "soap"
+    preset: str = "default"
+    hypers: Dict[str, Any] = field(default_factory=dict)
+    featomic_hypers: Optional[Dict[str, Any]] = None
+    species: Optional[Tuple[int, ...]] = None
+    lambda_max: int = 2
+    include_improper: bool = True
+    gradients: bool = False
+    neighbors: Literal["auto", "properties", "keys"] = "auto"
+    batch_size: int = 50
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ConfigError(
+                f"unknown descriptor preset '{self.preset}'; "
+                f"available: {', '.join(PRESETS)}"
+            )
+        if self.featomic_hypers is not None and self.hypers:
+            raise ConfigError("give either 'hypers' overrides or 'featomic_hypers', not both")
+        if self.lambda_max < 0:
+            raise ConfigError(f"lambda_max must be >= 0, got {self.lambda_max}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.gradients and self.kind == "lambda_soap":
+            raise ConfigError("position gradients are only available for kind 'soap'")
+        if self.species is not None:
+            object.__setattr__(self, "species", tuple(sorted(set(self.species))))
+        if self.kind == "lambda_soap":
+            max_angular = self.featomic_dict()["basis"]["max_angular"]
+            if self.lambda_max > 2 * max_angular:
+                raise ConfigError(
+                    f"lambda_max={self.lambda_max} is larger than 2 * max_angular "
+                    f"= {2 * max_angular}"
+                )
+
+    @property
+    def layout(self) -> str:
+        """The SOAP layout ``neighbors`` resolves to."""
+        if self.neighbors == "auto":
+            return "keys" if self.gradients else "properties"
+        return self.neighbors
+
+    def soap_hypers(self) -> SoapHypers:
+        """The preset with the overrides applied (validated)."""
+        base = dataclasses.asdict(PRESETS[self.preset])
+        unknown = set(self.hypers) - set(base)
+        if unknown:
+            raise ConfigError(
+                f"unknown SOAP hyper-parameter '{sorted(unknown)[0]}'; accepted: "
+                f"{', '.join(base)}"
+            )
+        return from_mapping(SoapHypers, {**base, **self.hypers}, where="hypers")
+
+    def featomic_dict(self) -> Dict[str, Any]:
+        """The featomic hyper-parameters this configuration resolves to."""
+        if self.featomic_hypers is not None:
+            return dict(self.featomic_hypers)
+        return self.soap_hypers().to_featomic()
