@@ -105,7 +105,7 @@ def test_metadata_do_not_depend_on_species_present(reference):
         axis="samples",
         add_dimension="tensor",
     )
-    assert joined.block({"center_type": 26}).values.shape[0] == 12
+    assert joined.block({"center_type": 26}).values.shape[0] == 27
 
 
 def test_soap_metadata_names():
@@ -115,7 +115,7 @@ def test_soap_metadata_names():
     block = soap.block({"center_type": 8})
     assert block.samples.names == ["system", "atom"]
     assert block.properties.names == ["neighbor_1_type", "neighbor_2_type", "l", "n_1", "n_2"]
-    assert block.values.shape == (8, 6 * 4 * 5 * 5)  # 6 pairs, l 0..3, n 0..4
+    assert block.values.shape == (8, 6 * 4 * 5 * 5)  # 2 frames x 4 O; 6 pairs, l 0..3, n 0..4
     lsoap = compute_lambda_soap(frames, SPECIES, SMALL, lambda_max=2, include_improper=False)
     assert lsoap.keys.names == ["o3_lambda", "o3_sigma", "center_type"]
     assert set(lsoap.keys.column("o3_sigma").tolist()) == {1}

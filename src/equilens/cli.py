@@ -99,6 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--no-progress", action="store_true", help="hide progress bars")
     desc.set_defaults(handler=_run_descriptors)
 
+    train = commands.add_parser(
+        "train",
+        help="train a BPNN potential on energies and forces",
+        description=(
+            "Train a per-species BPNN on compressed SOAP with energies and forces, as "
+            "described by CONFIG.yaml (see workflows/configs/). Writes model.pt, "
+            "metrics.json, log.csv, checkpoint.pt and plots to the output folder; "
+            "running it again resumes from the checkpoint."
+        ),
+    )
+    train.add_argument("config", help="YAML training configuration")
+    train.add_argument("--output", help="output folder (overrides output_dir)")
+    train.add_argument("--epochs", type=int, help="override training.epochs")
+    train.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    train.set_defaults(handler=_run_train)
+
     data = commands.add_parser(
         "data", help="reference datasets and dataset validation", description=(
             "List, locate, fetch and verify the public reference datasets "
@@ -214,6 +230,27 @@ def _run_descriptors(args: argparse.Namespace) -> int:
             f"({entry['seconds']:.2f} s), plot {entry['plot']}"
         )
     print(f"  summary: {Path(args.output) / (name + '.json')}")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train_potential import load_config, train_potential
+
+    config = load_config(args.config)
+    if args.output:
+        config = dataclasses.replace(config, output_dir=args.output)
+    if args.epochs:
+        config = dataclasses.replace(
+            config, training=dataclasses.replace(config.training, epochs=args.epochs)
+        )
+    _, summary = train_potential(config, progress=not args.no_progress)
+    print(f"{config.name}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
+          f"({summary['seconds_per_epoch']:.2f} s/epoch) -> {config.output}")
+    for split, metrics in summary["metrics"].items():
+        print(
+            f"  {split:10s} energy RMSE {metrics['energy_rmse_meV_per_atom']:7.2f} meV/atom   "
+            f"force RMSE {metrics['force_rmse_eV_per_A']:.3f} eV/A"
+        )
     return 0
 
 

@@ -56,6 +56,67 @@ def plot_invariant_pca(tensor: TensorMap, path: PathLike, title: str = "") -> Pa
         ax.set_ylabel(f"PC2 ({100 * ratio[1]:.1f}% variance)")
     ax.set_title(title or "PCA of the invariant descriptor")
     ax.legend(title="center", markerscale=3)
+    return _save(fig, path)
+
+
+def plot_parity(
+    energy_pred: np.ndarray,
+    energy_ref: np.ndarray,
+    forces_pred: np.ndarray,
+    forces_ref: np.ndarray,
+    numbers: np.ndarray,
+    path: PathLike,
+    title: str = "",
+) -> Path:
+    """Predicted vs reference energies per atom (meV/atom from the mean) and
+    force components (eV/Å, by species), with RMSEs in the legends."""
+    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10, 4.5), dpi=120)
+    shift = np.mean(energy_ref)
+    e_ref = 1000 * (np.asarray(energy_ref) - shift)
+    e_pred = 1000 * (np.asarray(energy_pred) - shift)
+    rmse = np.sqrt(np.mean((e_pred - e_ref) ** 2))
+    ax_e.scatter(e_ref, e_pred, s=8, alpha=0.7, label=f"RMSE {rmse:.2f} meV/atom")
+    _diagonal(ax_e, e_ref, e_pred)
+    ax_e.set_xlabel("reference energy - mean (meV/atom)")
+    ax_e.set_ylabel("predicted energy - mean (meV/atom)")
+    ax_e.legend()
+    for z in np.unique(numbers):
+        mask = numbers == z
+        ref, pred = forces_ref[mask].ravel(), forces_pred[mask].ravel()
+        error = np.sqrt(np.mean((pred - ref) ** 2))
+        ax_f.scatter(ref, pred, s=2, alpha=0.4, label=f"{chemical_symbols[z]}: RMSE {error:.3f} eV/Å")
+    _diagonal(ax_f, forces_ref.ravel(), forces_pred.ravel())
+    ax_f.set_xlabel("reference force component (eV/Å)")
+    ax_f.set_ylabel("predicted force component (eV/Å)")
+    ax_f.legend(markerscale=4)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_learning_curve(history, path: PathLike) -> Path:
+    """Training and validation loss, and the learning rate, per epoch."""
+    epochs = [row["epoch"] for row in history]
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    ax.semilogy(epochs, [row["train_loss"] for row in history], label="training loss")
+    ax.semilogy(epochs, [row["validation_loss"] for row in history], label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (normalised MSE)")
+    twin = ax.twinx()
+    twin.semilogy(epochs, [row["learning_rate"] for row in history], color="grey", ls=":", label="learning rate")
+    twin.set_ylabel("learning rate")
+    lines = ax.get_legend_handles_labels()
+    extra = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + extra[0], lines[1] + extra[1])
+    return _save(fig, path)
+
+
+def _diagonal(ax, *arrays) -> None:
+    values = np.concatenate([np.ravel(a) for a in arrays])
+    low, high = values.min(), values.max()
+    ax.plot([low, high], [low, high], color="black", lw=0.8)
+
+
+def _save(fig, path: PathLike) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

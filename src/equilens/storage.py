@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import ase
 import metatensor
@@ -72,6 +72,16 @@ def hash_frames(frames: Sequence[ase.Atoms]) -> str:
         digest.update(np.ascontiguousarray(atoms.positions, dtype=np.float64).tobytes())
         digest.update(np.ascontiguousarray(atoms.cell.array, dtype=np.float64).tobytes())
         digest.update(np.ascontiguousarray(atoms.pbc, dtype=np.bool_).tobytes())
+    return digest.hexdigest()
+
+
+def hash_arrays(arrays: Iterable[np.ndarray]) -> str:
+    """A SHA-256 of the dtypes, shapes and bytes of a sequence of arrays."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
     return digest.hexdigest()
 
 

@@ -19,7 +19,7 @@ from scipy.spatial.transform import Rotation
 def iron_water_example(
     n_frames: int = 8,
     n_water: int = 4,
-    size: tuple = (2, 2, 3),
+    size: tuple = (3, 3, 3),
     vacuum: float = 8.0,
     rattle: float = 0.05,
     seed: int = 0,
@@ -27,7 +27,7 @@ def iron_water_example(
     """Fe(110) slabs with ``n_water`` randomly placed and oriented molecules.
 
     :param n_frames: number of structures
-    :param n_water: water molecules per structure, placed 1.8 to 4 Å above the
+    :param n_water: water molecules per structure, placed 1.8 to 4.5 Å above the
         top Fe layer, at least 2.2 Å (O-O) apart
     :param size: slab repetitions (a, b, layers) of ``ase.build.bcc110``
     :param vacuum: vacuum above and below the slab, in Å
@@ -48,7 +48,7 @@ def iron_water_example(
             for _attempt in range(1000):
                 fractional = rng.uniform(0, 1, size=2)
                 xy = fractional @ cell[:2, :2]
-                position = np.array([xy[0], xy[1], top + rng.uniform(1.8, 4.0)])
+                position = np.array([xy[0], xy[1], top + rng.uniform(1.8, 4.5)])
                 if all(_periodic_xy_distance(position, o, cell) > 2.2 for o in oxygens):
                     break
             else:  # pragma: no cover - only with absurd coverages

@@ -321,15 +321,20 @@ def _validate_frame(
     return energy, forces
 
 
-def _energy(atoms: ase.Atoms, options: ReadOptions, fail) -> Optional[float]:
-    if options.energy_key is None:
+def _lookup(atoms: ase.Atoms, name: str, key: Optional[str], per_atom: bool):
+    """The raw value of a target and a description of where it was looked for:
+    the calculator results when ``key`` is None, else ``atoms.arrays`` (for
+    per-atom targets) or ``atoms.info``."""
+    if key is None:
         results = {} if atoms.calc is None else getattr(atoms.calc, "results", {})
-        value = results.get("energy")
-        source = "the calculator results"
-    else:
-        value = atoms.info.get(options.energy_key)
-        source = f"atoms.info[{options.energy_key!r}]"
+        return results.get(name), "the calculator results"
+    if per_atom and key in atoms.arrays:
+        return atoms.arrays[key], f"atoms.arrays[{key!r}]"
+    return atoms.info.get(key), f"atoms.{'arrays' if per_atom else 'info'}[{key!r}]"
 
+
+def _energy(atoms: ase.Atoms, options: ReadOptions, fail) -> Optional[float]:
+    value, source = _lookup(atoms, "energy", options.energy_key, per_atom=False)
     if value is None:
         if not options.require_energy:
             return None
@@ -345,16 +350,7 @@ def _energy(atoms: ase.Atoms, options: ReadOptions, fail) -> Optional[float]:
 
 
 def _forces(atoms: ase.Atoms, options: ReadOptions, fail) -> Optional[np.ndarray]:
-    if options.forces_key is None:
-        results = {} if atoms.calc is None else getattr(atoms.calc, "results", {})
-        value = results.get("forces")
-        source = "the calculator results"
-    else:
-        value = atoms.arrays.get(options.forces_key)
-        if value is None:
-            value = atoms.info.get(options.forces_key)
-        source = f"atoms.arrays[{options.forces_key!r}]"
-
+    value, source = _lookup(atoms, "forces", options.forces_key, per_atom=True)
     if value is None:
         if not options.require_forces:
             return None

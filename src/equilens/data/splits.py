@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .io import Dataset, ReadOptions, read_dataset
+from .reference import reference_path
 
 
 def random_split_indices(
@@ -68,6 +69,10 @@ class SplitConfig:
     Either give ``train`` alone and fractions for the others (held out of it at
     random with ``seed``), or give a file for each split.
 
+    Paths may name a reference dataset as ``reference:NAME`` (e.g.
+    ``reference:water/train``), found through
+    :func:`~equilens.data.reference.reference_path`.
+
     :param train: the training file
     :param validation: a separate validation file, or ``None`` to hold out
         ``validation_fraction`` of ``train``
@@ -94,6 +99,14 @@ class SplitConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
+def resolve_path(path: str):
+    """A file path, or the local copy of ``reference:NAME``."""
+    prefix = "reference:"
+    if str(path).startswith(prefix):
+        return reference_path(str(path)[len(prefix):])
+    return path
+
+
 def load_splits(
     config: SplitConfig, options: Optional[ReadOptions] = None
 ) -> Dict[str, Dataset]:
@@ -102,7 +115,7 @@ def load_splits(
     Splits that end up empty (no file and a zero fraction) are left out of the
     result.
     """
-    train = read_dataset(config.train, options)
+    train = read_dataset(resolve_path(config.train), options)
     held_out = {}
     if config.validation is None and config.validation_fraction > 0:
         held_out["validation"] = config.validation_fraction
@@ -118,6 +131,6 @@ def load_splits(
     for name in ("validation", "test"):
         path = getattr(config, name)
         if path is not None:
-            result[name] = read_dataset(path, options)
+            result[name] = read_dataset(resolve_path(path), options)
     return {name: result[name] for name in ("train", "validation", "test") if name in result}
 

@@ -1,0 +1,223 @@
+"""BPNN potential: exact forces, symmetries, training, resume, save/load."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+from ase.calculators.lj import LennardJones
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from equilens.config import from_mapping
+from equilens.data.examples import iron_water_example
+from equilens.descriptors import PRESETS, compute_soap
+from equilens.errors import ConfigError
+from equilens.features import SpeciesPCA
+from equilens.models import BPNN, BPNNConfig
+from equilens.potential import Potential
+from equilens.train_potential import PotentialConfig, load_config, train_potential
+
+SPECIES = (1, 8, 26)
+HYPERS = PRESETS["small"].to_featomic()
+
+
+@pytest.fixture(scope="module")
+def potential64():
+    """An untrained float64 potential with non-trivial weights."""
+    frames = iron_water_example(n_frames=4, seed=1)
+    pca = SpeciesPCA(n_components=16).fit(compute_soap(frames, SPECIES, HYPERS))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = BPNN(SPECIES, 16, BPNNConfig(hidden=(12, 8), bottleneck=3, layer_norm=True)).double()
+    model.scale.fill_(0.7)
+    model.baseline.copy_(torch.tensor([-1.0, -2.0, -3.0], dtype=torch.float64))
+    return Potential(HYPERS, pca, model)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return iron_water_example(n_frames=1, seed=7)[0]
+
+
+def test_forces_are_minus_the_finite_difference_gradient(potential64, frame):
+    energy, forces = potential64.predict([frame])
+    forces = forces[0]
+    h = 1e-5
+    # two atoms of each species
+    atoms = [i for z in SPECIES for i in np.nonzero(frame.numbers == z)[0][:2]]
+    for i in atoms:
+        for c in range(3):
+            plus, minus = frame.copy(), frame.copy()
+            plus.positions[i, c] += h
+            minus.positions[i, c] -= h
+            (e_plus,), _ = potential64.predict([plus], forces=False)
+            (e_minus,), _ = potential64.predict([minus], forces=False)
+            numeric = -(e_plus - e_minus) / (2 * h)
+            assert abs(numeric - forces[i, c]) <= 1e-6 * max(1.0, abs(forces[i, c]))
+    assert np.abs(forces).max() > 1e-3  # not trivially zero
+
+
+def test_energy_invariances(potential64, frame):
+    from equilens.so3 import random_rotation
+
+    (reference,), (forces,) = potential64.predict([frame])
+    rotation = random_rotation(3)
+    rotated = frame.copy()
+    rotated.positions = frame.positions @ rotation.T
+    rotated.cell = frame.cell.array @ rotation.T
+    translated = frame.copy()
+    translated.positions += np.array([0.3, -1.7, 2.2])
+    permutation = np.random.default_rng(1).permutation(len(frame))
+    permuted = frame[permutation]
+    (e_rot, e_trans, e_perm), (f_rot, f_trans, f_perm) = potential64.predict([rotated, translated, permuted])
+    assert abs(e_rot - reference) < 1e-9 * max(1, abs(reference))
+    assert abs(e_trans - reference) < 1e-9 * max(1, abs(reference))
+    assert abs(e_perm - reference) < 1e-9 * max(1, abs(reference))
+    np.testing.assert_allclose(f_rot, forces @ rotation.T, atol=1e-9)
+    np.testing.assert_allclose(f_trans, forces, atol=1e-9)
+    np.testing.assert_allclose(f_perm, forces[permutation], atol=1e-9)
+
+
+def test_layer_activations(potential64, frame):
+    layers = potential64.layer_activations([frame, frame])
+    assert list(layers) == ["descriptor", "hidden_1", "hidden_2", "bottleneck", "atomic_energy"]
+    widths = {"descriptor": 16, "hidden_1": 12, "hidden_2": 8, "bottleneck": 3, "atomic_energy": 1}
+    for name, tensor in layers.items():
+        assert tensor.keys.names == ["center_type"]
+        assert [int(k["center_type"]) for k in tensor.keys] == list(SPECIES)
+        assert sum(len(b.samples) for b in tensor.blocks()) == 2 * len(frame)
+        for block in tensor.blocks():
+            assert block.samples.names == ["system", "atom"]
+            assert block.properties.names == ["feature"]
+            assert block.values.shape[1] == widths[name]
+    # the atomic energies add up to the energy
+    (energy,), _ = potential64.predict([frame], forces=False)
+    total = sum(b.values[b.samples.column("system") == 0].sum() for b in layers["atomic_energy"].blocks())
+    assert abs(total - energy) < 1e-9 * max(1, abs(energy))
+    # the calculator gives the same numbers
+    atoms = frame.copy()
+    atoms.calc = potential64.calculator()
+    assert abs(atoms.get_potential_energy() - energy) < 1e-9 * max(1, abs(energy))
+    np.testing.assert_allclose(atoms.get_potential_energies().sum(), energy, rtol=1e-12)
+
+
+def test_save_and_reload_in_a_fresh_process(potential64, frame, tmp_path):
+    path = potential64.save(tmp_path / "model.pt")
+    ase.io.write(tmp_path / "frame.traj", frame)
+    energy, forces = potential64.predict([frame])
+    script = f"""
+import json, ase.io, numpy as np
+from equilens.potential import Potential
+pot = Potential.load({str(path)!r})
+frame = ase.io.read({str(tmp_path / 'frame.traj')!r})
+e, f = pot.predict([frame])
+h = 1e-5
+plus, minus = frame.copy(), frame.copy()
+plus.positions[0, 2] += h; minus.positions[0, 2] -= h
+fd = -(pot.predict([plus], forces=False)[0][0] - pot.predict([minus], forces=False)[0][0]) / (2 * h)
+print(json.dumps({{"energy": float(e[0]), "forces": f[0].tolist(), "fd": fd}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["energy"] == pytest.approx(energy[0], abs=1e-10)
+    np.testing.assert_allclose(result["forces"], forces[0], atol=1e-10)
+    assert result["fd"] == pytest.approx(result["forces"][0][2], abs=1e-6)
+
+
+# --- training -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lj_files(tmp_path_factory):
+    """Small labelled datasets: the built-in slabs with Lennard-Jones labels."""
+    folder = tmp_path_factory.mktemp("lj")
+    paths = {}
+    for name, seed, n in (("train", 10, 24), ("validation", 11, 8)):
+        frames = iron_water_example(n_frames=n, seed=seed, rattle=0.05)
+        for atoms in frames:
+            # smooth, O(1 eV/A) forces: a well-conditioned toy target
+            atoms.calc = LennardJones(sigma=0.8, epsilon=0.05, rc=3.0, smooth=True)
+            energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+            atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        paths[name] = folder / f"{name}.extxyz"
+        ase.io.write(paths[name], frames)
+    return paths
+
+
+def _config(lj_files, tmp_path, **training):
+    mapping = {
+        "name": "lj",
+        "data": {"train": str(lj_files["train"]), "validation": str(lj_files["validation"])},
+        "descriptor": {"preset": "small", "species": [1, 8, 26]},
+        "compression": {"n_components": 24},
+        "model": {"hidden": [16, 16]},
+        "training": {"epochs": 6, "batch_size": 4, "checkpoint_every": 2, "learning_rate": 0.01, **training},
+        "output_dir": str(tmp_path / "run"),
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    return from_mapping(PotentialConfig, mapping)
+
+
+def test_training_lowers_the_loss_and_writes_outputs(lj_files, tmp_path):
+    _, summary = train_potential(_config(lj_files, tmp_path), progress=False)
+    run = tmp_path / "run"
+    log = (run / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + 6
+    history = [dict(zip(log[0].split(","), line.split(","))) for line in log[1:]]
+    assert float(history[-1]["train_loss"]) < 0.5 * float(history[0]["train_loss"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    for split in ("train", "validation"):
+        for key in ("energy_rmse_meV_per_atom", "energy_mae_meV_per_atom", "force_rmse_eV_per_A",
+                    "force_mae_eV_per_A", "force_rmse_Fe_eV_per_A", "force_rmse_H_eV_per_A"):
+            assert np.isfinite(metrics["metrics"][split][key])
+    for name in ("model.pt", "checkpoint.pt", "parity_validation.png", "learning_curve.png"):
+        assert (run / name).stat().st_size > 0
+
+
+def test_resume_equals_uninterrupted(lj_files, tmp_path):
+    straight_config = _config(lj_files, tmp_path / "a")
+    straight, summary_a = train_potential(straight_config, progress=False)
+    resumed_config = _config(lj_files, tmp_path / "b")
+    train_potential(resumed_config, progress=False, stop_after=3)
+    log = (tmp_path / "b" / "run" / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + 3  # it really stopped
+    resumed, summary_b = train_potential(resumed_config, progress=False)
+    # the same numbers; float32 matrix products may round differently in the
+    # last bit from one memory layout to another, hence the tight tolerance
+    for split, metrics in summary_a["metrics"].items():
+        for key, value in metrics.items():
+            assert summary_b["metrics"][split][key] == pytest.approx(value, rel=1e-6), (split, key)
+    assert summary_a["best_epoch"] == summary_b["best_epoch"]
+    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_same_seed_same_result_other_seed_differs(lj_files, tmp_path):
+    a, _ = train_potential(_config(lj_files, tmp_path / "a", epochs=2), progress=False)
+    b, _ = train_potential(_config(lj_files, tmp_path / "b", epochs=2), progress=False)
+    c, _ = train_potential(_config(lj_files, tmp_path / "c", epochs=2, seed=1), progress=False)
+    weight = "nets.0.hidden.0.0.weight"
+    assert torch.equal(a.model.state_dict()[weight], b.model.state_dict()[weight])
+    assert not torch.equal(a.model.state_dict()[weight], c.model.state_dict()[weight])
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("data: {train: x.traj}\ntraining: {epochs: 3, learnig_rate: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"training: unknown key 'learnig_rate' in TrainConfig"):
+        load_config(path)
+    path.write_text("data: {train: x.traj}\nmodle: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'modle' in PotentialConfig"):
+        load_config(path)
+
+
+def test_shipped_configs_are_valid():
+    for name in ("water", "iron_water"):
+        config = load_config(f"workflows/configs/{name}.yaml")
+        assert config.descriptor.kind == "soap"
