@@ -221,3 +221,18 @@ def test_shipped_configs_are_valid():
     for name in ("water", "iron_water"):
         config = load_config(f"workflows/configs/{name}.yaml")
         assert config.descriptor.kind == "soap"
+
+
+def test_features_do_not_depend_on_batching(potential64):
+    from equilens.features import featurize
+
+    frames = iron_water_example(n_frames=5, seed=2)
+    a = featurize(frames, HYPERS, potential64.pca, batch_size=5, dtype=torch.float64)
+    b = featurize(frames, HYPERS, potential64.pca, batch_size=2, dtype=torch.float64)
+    for name in ("x", "species", "atom_offsets", "grad_center", "grad_neighbor", "grad_values", "pair_offsets"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    # selecting frames 3 and 1 equals featurizing them alone
+    c = featurize([frames[3], frames[1]], HYPERS, potential64.pca, dtype=torch.float64)
+    d = a.select([3, 1])
+    for name in ("x", "species", "atom_offsets", "grad_center", "grad_neighbor", "grad_values", "pair_offsets"):
+        assert torch.equal(getattr(c, name), getattr(d, name)), name

@@ -227,44 +227,47 @@ class FeatureSet:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def concatenate(cls, parts: Sequence["FeatureSet"]) -> "FeatureSet":
-        """Stack feature sets of consecutive frame ranges."""
+    def concatenate(cls, parts: List["FeatureSet"]) -> "FeatureSet":
+        """Stack feature sets of consecutive frame ranges.
+
+        ``parts`` is emptied as it goes, so that the peak memory is the result
+        plus one part rather than twice the result.
+        """
         if len(parts) == 1:
-            return parts[0]
-        atom_base = torch.cumsum(
-            torch.tensor([0] + [int(p.atom_offsets[-1]) for p in parts[:-1]]), 0
-        )
-
-        def cat(name):
-            values = [getattr(p, name) for p in parts]
-            return None if values[0] is None else torch.cat(values)
-
-        def offsets(name):
-            values = [getattr(p, name) for p in parts]
-            if values[0] is None:
-                return None
-            out, base = [torch.zeros(1, dtype=torch.long)], 0
-            for v in values:
-                out.append(v[1:] + base)
-                base += int(v[-1])
-            return torch.cat(out)
-
-        result = cls(
-            x=cat("x"),
-            species=cat("species"),
-            atom_offsets=offsets("atom_offsets"),
-            energy=cat("energy"),
-            forces=cat("forces"),
-        )
+            return parts.pop()
+        n_atoms = [int(p.atom_offsets[-1]) for p in parts]
+        atom_base = np.concatenate([[0], np.cumsum(n_atoms)[:-1]])
+        fields = ["x", "species", "energy", "forces"]
         if parts[0].has_gradients:
-            result.grad_center = torch.cat(
-                [p.grad_center + b for p, b in zip(parts, atom_base)]
-            )
-            result.grad_neighbor = torch.cat(
-                [p.grad_neighbor + b for p, b in zip(parts, atom_base)]
-            )
-            result.grad_values = cat("grad_values")
-            result.pair_offsets = offsets("pair_offsets")
+            fields += ["grad_center", "grad_neighbor", "grad_values"]
+        sizes = {name: [len(getattr(p, name)) for p in parts] for name in fields if getattr(parts[0], name) is not None}
+        out = {
+            name: torch.empty((sum(counts),) + tuple(getattr(parts[0], name).shape[1:]), dtype=getattr(parts[0], name).dtype)
+            for name, counts in sizes.items()
+        }
+        atom_offsets = [torch.zeros(1, dtype=torch.long)]
+        pair_offsets = [torch.zeros(1, dtype=torch.long)]
+        position = {name: 0 for name in out}
+        base_pairs = 0
+        for index, base in enumerate(atom_base):
+            part = parts[0]
+            for name in out:
+                value = getattr(part, name)
+                if name in ("grad_center", "grad_neighbor"):
+                    value = value + int(base)
+                out[name][position[name] : position[name] + len(value)] = value
+                position[name] += len(value)
+            atom_offsets.append(part.atom_offsets[1:] + int(base))
+            if part.has_gradients:
+                pair_offsets.append(part.pair_offsets[1:] + base_pairs)
+                base_pairs += int(part.pair_offsets[-1])
+            parts.pop(0)  # free this part before copying the next
+        result = cls(atom_offsets=torch.cat(atom_offsets), **{n: out.get(n) for n in ("x", "species", "energy", "forces")})
+        if "grad_values" in out:
+            result.grad_center = out["grad_center"]
+            result.grad_neighbor = out["grad_neighbor"]
+            result.grad_values = out["grad_values"]
+            result.pair_offsets = torch.cat(pair_offsets)
         return result
 
 
