@@ -116,10 +116,14 @@ def train_potential(
     timings["compression_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    features = {
-        name: _cached_features(dataset, hypers, pca, dtype, config, progress)
-        for name, dataset in splits.items()
-    }
+    features, by_content = {}, {}
+    for name, dataset in splits.items():
+        # a split given twice (e.g. validation and test from one file) is
+        # featurized and held in memory once
+        content = hash_frames(dataset.frames)
+        if content not in by_content:
+            by_content[content] = _cached_features(dataset, hypers, pca, dtype, config, progress)
+        features[name] = by_content[content]
     timings["features_s"] = time.perf_counter() - start
 
     with torch.random.fork_rng():
