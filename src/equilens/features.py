@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import ase
 import numpy as np
@@ -45,6 +45,12 @@ class SpeciesPCA:
         the standard deviation of the first
     :param max_samples: atoms per species used for the fit (a seeded random
         subset when there are more)
+    :param gradient_weight: weight of the position-gradient covariance next
+        to the value covariance (both normalised by their trace) when
+        :meth:`fit` is given gradients. Plain PCA keeps the directions in which
+        SOAP varies *between* environments; forces need the directions in
+        which it varies when atoms *move*, which the gradient covariance
+        ranks. 0 gives plain PCA.
     :param seed: seed of that subset
     """
 
@@ -53,20 +59,37 @@ class SpeciesPCA:
         n_components: int = 128,
         whiten: bool = True,
         max_samples: int = 20000,
+        gradient_weight: float = 1.0,
         seed: int = 0,
     ):
         self.n_components = n_components
         self.whiten = whiten
         self.max_samples = max_samples
+        self.gradient_weight = gradient_weight
         self.seed = seed
 
-    def fit(self, soap: TensorMap) -> "SpeciesPCA":
-        """Learn the projection from a dense SOAP TensorMap (keys ``center_type``)."""
+    def fit(
+        self, soap: TensorMap, gradients: Optional[Iterable[TensorMap]] = None
+    ) -> "SpeciesPCA":
+        """Learn the projection.
+
+        :param soap: dense SOAP values (keys ``center_type``) of the training
+            environments
+        :param gradients: optionally, dense SOAP TensorMaps with ``positions``
+            gradients of some training frames (same properties; an iterable,
+            e.g. one frame at a time, to bound the memory), whose covariance
+            is mixed in with ``gradient_weight``
+        """
         if soap.keys.names != ["center_type"]:
             raise EquilensError(
                 "SpeciesPCA.fit needs the dense SOAP layout (keys 'center_type'); "
                 f"got keys {soap.keys.names}"
             )
+        gradient_covariance = (
+            _gradient_covariances(gradients)
+            if gradients is not None and self.gradient_weight > 0
+            else {}
+        )
         rng = np.random.default_rng(self.seed)
         self.species_: List[int] = [int(k["center_type"]) for k in soap.keys]
         self.properties_ = soap.block(0).properties
@@ -87,18 +110,24 @@ class SpeciesPCA:
             if len(values) > 1:
                 centered = values - mean
                 covariance = centered.T @ centered / (len(values) - 1)
-                eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+                target = covariance / max(np.trace(covariance), 1e-300)
+                if z in gradient_covariance:
+                    target = target + self.gradient_weight * gradient_covariance[z]
+                eigenvalues, eigenvectors = np.linalg.eigh(target)
                 order = np.argsort(eigenvalues)[::-1][: min(k, len(values) - 1, p)]
                 # fix the sign of each component (largest entry positive) so
                 # that the projection does not depend on the eigen-solver
                 vectors = eigenvectors[:, order]
                 signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(len(order))])
                 components[:, : len(order)] = vectors * signs
-                variance[: len(order)] = np.clip(eigenvalues[order], 0, None)
-                total = np.clip(eigenvalues, 0, None).sum()
+                # variance of the values along each kept direction
+                variance[: len(order)] = np.einsum(
+                    "pa,pq,qa->a", components[:, : len(order)], covariance, components[:, : len(order)]
+                ).clip(0, None)
+                total = np.trace(covariance)
                 self.explained_variance_ratio_[z] = variance / total if total > 0 else variance
             std = np.sqrt(variance)
-            top = std[0] if len(std) and std[0] > 0 else 1.0
+            top = std.max() if len(std) and std.max() > 0 else 1.0
             if self.whiten:
                 scale = np.maximum(std, 1e-4 * top)
             else:
@@ -123,6 +152,7 @@ class SpeciesPCA:
                 "n_components": self.n_components,
                 "whiten": self.whiten,
                 "max_samples": self.max_samples,
+                "gradient_weight": self.gradient_weight,
                 "seed": self.seed,
             },
             "species": self.species_,
@@ -146,6 +176,25 @@ class SpeciesPCA:
         pca.scale_ = {int(z): np.asarray(v) for z, v in state["scale"].items()}
         pca.explained_variance_ratio_ = {}
         return pca
+
+
+def _gradient_covariances(tensors: Iterable[TensorMap]) -> Dict[int, np.ndarray]:
+    """Per species, the covariance of the SOAP position gradients (summed
+    over tensors, normalised to unit trace)."""
+    sums: Dict[int, np.ndarray] = {}
+    for tensor in tensors:
+        if tensor.keys.names != ["center_type"]:
+            raise EquilensError("gradient SOAP for SpeciesPCA.fit must use the dense layout")
+        for key, block in tensor.items():
+            values = block.gradient("positions").values.view(np.ndarray)
+            rows = values.reshape(-1, values.shape[-1])
+            z = int(key["center_type"])
+            sums[z] = sums.get(z, 0.0) + rows.T @ rows
+    return {
+        z: total / np.trace(total)
+        for z, total in sums.items()
+        if np.ndim(total) == 2 and np.trace(total) > 0
+    }
 
 
 @dataclass

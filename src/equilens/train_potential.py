@@ -44,6 +44,8 @@ class CompressionConfig:
     n_components: int = 128
     whiten: bool = True
     max_samples: int = 20000
+    gradient_weight: float = 1.0
+    gradient_frames: int = 16
 
 
 @dataclass(frozen=True)
@@ -244,14 +246,25 @@ def _fit_baseline(train: Dataset, species) -> Tuple[np.ndarray, float, float, fl
 
 
 def _fit_compression(train: Dataset, species, hypers, config: PotentialConfig) -> SpeciesPCA:
-    soap = compute_soap(train.frames, species, hypers)
     compression = config.compression
+    soap = compute_soap(train.frames, species, hypers)
+    gradients = None
+    if compression.gradient_weight > 0 and compression.gradient_frames > 0:
+        rng = np.random.default_rng(config.training.seed)
+        count = min(compression.gradient_frames, len(train))
+        chosen = np.sort(rng.choice(len(train), count, replace=False))
+        # one frame at a time: dense gradients take ~170 MB per 164-atom frame
+        gradients = (
+            compute_soap([train.frames[i]], species, hypers, gradients=True, neighbors="properties")
+            for i in chosen
+        )
     return SpeciesPCA(
         n_components=compression.n_components,
         whiten=compression.whiten,
         max_samples=compression.max_samples,
+        gradient_weight=compression.gradient_weight,
         seed=config.training.seed,
-    ).fit(soap)
+    ).fit(soap, gradients)
 
 
 def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, progress) -> FeatureSet:
