@@ -236,3 +236,22 @@ def test_features_do_not_depend_on_batching(potential64):
     d = a.select([3, 1])
     for name in ("x", "species", "atom_offsets", "grad_center", "grad_neighbor", "grad_values", "pair_offsets"):
         assert torch.equal(getattr(c, name), getattr(d, name)), name
+
+
+def test_gradient_aware_compression():
+    frames = iron_water_example(n_frames=6, seed=5)
+    soap = compute_soap(frames, SPECIES, HYPERS)
+
+    def gradients():
+        return (compute_soap([f], SPECIES, HYPERS, gradients=True, neighbors="properties") for f in frames[:3])
+
+    plain = SpeciesPCA(n_components=10, gradient_weight=0.0).fit(soap, gradients())
+    reference = SpeciesPCA(n_components=10).fit(soap)  # no gradients given: plain PCA
+    mixed = SpeciesPCA(n_components=10, gradient_weight=1.0).fit(soap, gradients())
+    for z in SPECIES:
+        np.testing.assert_allclose(plain.components_[z], reference.components_[z], atol=1e-10)
+        w = mixed.components_[z]
+        np.testing.assert_allclose(w.T @ w, np.eye(10), atol=1e-10)
+        # the gradient covariance changes which directions are kept
+        overlap = np.linalg.svd(plain.components_[z].T @ w, compute_uv=False)
+        assert overlap.min() < 0.99

