@@ -25,9 +25,8 @@ import platform
 import time
 
 import featomic
-import numpy as np
 
-from equilens.data import ReadOptions, read_dataset, reference_path
+from equilens.data import read_dataset, reference_path
 from equilens.descriptors import PRESETS, compute_soap
 
 SPECIES = (1, 8, 26)

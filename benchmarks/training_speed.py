@@ -27,7 +27,7 @@ from equilens.descriptors import PRESETS, compute_soap
 from equilens.features import SpeciesPCA, featurize
 from equilens.models import BPNN, BPNNConfig
 from equilens.train_potential import LossConfig, _fit_baseline, _objective
-from equilens.training import TrainConfig
+from equilens.training import TrainConfig, _batches
 
 SPECIES = (1, 8, 26)
 
@@ -39,6 +39,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--gradient-storage", choices=["float32", "float16"], default="float32")
+    parser.add_argument("--batching", choices=["frames", "blocks"], default="blocks")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -55,7 +57,8 @@ def main():
     start = time.perf_counter()
     features = {
         name: featurize(part.frames, hypers, pca, gradients=True, energies=part.energies,
-                        forces=part.forces, progress=True)
+                        forces=part.forces, progress=True,
+                        gradient_dtype=getattr(torch, args.gradient_storage))
         for name, part in parts.items()
     }
     featurize_s = time.perf_counter() - start
@@ -68,11 +71,10 @@ def main():
     model.scale.fill_(scale)
     loss_fn, validate_fn = _objective(features, LossConfig(), energy_std, force_rms, 16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    config = TrainConfig(batch_size=args.batch_size)
+    config = TrainConfig(batch_size=args.batch_size, batching=args.batching)
 
     def epoch(seed):
-        order = torch.randperm(f.n_frames, generator=torch.Generator().manual_seed(seed))
-        for batch in order.split(config.batch_size):
+        for batch in _batches(f.n_frames, config, seed):
             optimizer.zero_grad()
             loss = loss_fn(model, batch)
             loss.backward()
@@ -92,8 +94,8 @@ def main():
     print(f"PCA fit (SOAP without gradients + eigh): {fit_s:.1f} s")
     print(f"features with gradients, all splits: {featurize_s:.1f} s "
           f"({(n_atoms + parts['validation'].n_atoms) / featurize_s:.0f} atoms/s)")
-    print(f"projected gradients in memory: {gradient_mb:.0f} MB (float32, k={args.components})")
-    print(f"epoch with forces (train + validation pass), batch {args.batch_size}: "
+    print(f"projected gradients in memory: {gradient_mb:.0f} MB ({args.gradient_storage}, k={args.components})")
+    print(f"epoch with forces (train + validation pass), batch {args.batch_size}, {args.batching} batching: "
           f"{np.mean(times):.2f} s (min {np.min(times):.2f}, over {len(times)} epochs, "
           f"{torch.get_num_threads()} threads)")
     print(f"peak resident memory: {peak_gb:.2f} GB")

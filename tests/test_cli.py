@@ -7,7 +7,6 @@ import sys
 import ase.io
 import metatensor
 import numpy as np
-import pytest
 
 from equilens.cli import main
 from equilens.data.examples import iron_water_example

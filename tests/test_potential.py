@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -236,6 +235,26 @@ def test_features_do_not_depend_on_batching(potential64):
     d = a.select([3, 1])
     for name in ("x", "species", "atom_offsets", "grad_center", "grad_neighbor", "grad_values", "pair_offsets"):
         assert torch.equal(getattr(c, name), getattr(d, name)), name
+    # a consecutive selection is a view and equals featurizing those frames
+    e = featurize(frames[1:4], HYPERS, potential64.pca, dtype=torch.float64)
+    f = a.select([1, 2, 3])
+    assert f.grad_values.data_ptr() == a.grad_values[int(a.pair_offsets[1])].data_ptr()
+    for name in ("x", "species", "atom_offsets", "grad_center", "grad_neighbor", "grad_values", "pair_offsets"):
+        assert torch.equal(getattr(e, name), getattr(f, name)), name
+
+
+@pytest.mark.parametrize("batching", ["frames", "blocks"])
+def test_batches_cover_every_frame_once_and_depend_on_the_epoch(batching):
+    from equilens.training import TrainConfig, _batches
+
+    config = TrainConfig(batch_size=4, batching=batching, seed=3)
+    first = _batches(23, config, epoch=1)
+    assert sorted(torch.cat(first).tolist()) == list(range(23))
+    assert all(len(b) <= 4 for b in first)
+    again = _batches(23, config, epoch=1)
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+    other = _batches(23, config, epoch=2)
+    assert any(not torch.equal(x, y) for x, y in zip(first, other)) or len(first) != len(other)
 
 
 def test_gradient_aware_compression():

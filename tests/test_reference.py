@@ -1,11 +1,9 @@
 """Locating reference data: environment variable, checksums, download."""
 
-import dataclasses
 import hashlib
 
 import pytest
 
-from equilens.data import reference
 from equilens.data.reference import (
     ENV_VARIABLE,
     ReferenceEntry,

@@ -243,18 +243,11 @@ class FeatureSet:
     def has_gradients(self) -> bool:
         return self.grad_values is not None
 
-    def to(self, dtype: torch.dtype) -> "FeatureSet":
-        """A copy with floating-point tensors in ``dtype``."""
-        changes = {}
-        for field in ("x", "grad_values", "energy", "forces"):
-            value = getattr(self, field)
-            if value is not None:
-                changes[field] = value.to(dtype)
-        return dataclasses.replace(self, **changes)
-
     def select(self, frames: Sequence[int]) -> "FeatureSet":
         """The frames at positions ``frames``, renumbered from zero."""
         frames = torch.as_tensor(frames, dtype=torch.long)
+        if len(frames) and bool(torch.all(frames[1:] - frames[:-1] == 1)):
+            return self._slice(int(frames[0]), int(frames[-1]) + 1)
         starts, stops = self.atom_offsets[frames], self.atom_offsets[frames + 1]
         counts = stops - starts
         atoms = _ranges(starts, counts)
@@ -278,6 +271,26 @@ class FeatureSet:
                 pair_offsets=torch.cat(
                     [torch.zeros(1, dtype=torch.long), p_counts.cumsum(0)]
                 ),
+            )
+        return dataclasses.replace(self, **changes)
+
+    def _slice(self, first: int, stop: int) -> "FeatureSet":
+        """Frames ``first`` to ``stop - 1`` as views, without copying."""
+        a, b = int(self.atom_offsets[first]), int(self.atom_offsets[stop])
+        changes = {
+            "x": self.x[a:b],
+            "species": self.species[a:b],
+            "atom_offsets": self.atom_offsets[first : stop + 1] - a,
+            "energy": None if self.energy is None else self.energy[first:stop],
+            "forces": None if self.forces is None else self.forces[a:b],
+        }
+        if self.has_gradients:
+            p, q = int(self.pair_offsets[first]), int(self.pair_offsets[stop])
+            changes.update(
+                grad_center=self.grad_center[p:q] - a,
+                grad_neighbor=self.grad_neighbor[p:q] - a,
+                grad_values=self.grad_values[p:q],
+                pair_offsets=self.pair_offsets[first : stop + 1] - p,
             )
         return dataclasses.replace(self, **changes)
 

@@ -34,7 +34,7 @@ from .models.bpnn import BPNN, BPNNConfig
 from .plots import plot_learning_curve, plot_parity
 from .potential import Potential, energy_and_forces
 from .storage import atomic_write, hash_arrays, hash_frames, hash_json, save_json
-from .training import FitResult, TrainConfig, fit
+from .training import TrainConfig, fit
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,11 @@ def train_potential(
     timings = {}
     start = time.perf_counter()
     splits = load_splits(config.data, config.read)
+    if "train" in splits:
+        # store the training frames in a seeded random order, so that the
+        # consecutive-block batches of the trainer mix the whole trajectory
+        order = np.random.default_rng(config.training.seed).permutation(len(splits["train"]))
+        splits["train"] = splits["train"].subset(order)
     if "validation" not in splits:
         raise ConfigError("training needs a validation set (file or validation_fraction)")
     for name, dataset in splits.items():

@@ -53,6 +53,13 @@ class TrainConfig:
         better validation loss
     :param checkpoint_every: write a checkpoint every this many epochs
     :param gradient_clip: clip the gradient norm (``None`` for no clipping)
+    :param batching: ``frames`` draws every batch from a new random
+        permutation of the frames; ``blocks`` cuts the frames, in storage
+        order, into consecutive batches at a random offset and shuffles the
+        batches. With ``blocks`` a batch is a slice of the precomputed
+        features (no copy: 2x faster epochs with forces); store the frames in
+        a random order, as ``train_potential`` does, so that consecutive
+        frames are not consecutive MD steps
     :param seed: seeds the initial weights and the batch order
     :param dtype: ``float32`` or ``float64``
     """
@@ -68,6 +75,7 @@ class TrainConfig:
     early_stopping_patience: int = 40
     checkpoint_every: int = 10
     gradient_clip: Optional[float] = 10.0
+    batching: Literal["frames", "blocks"] = "blocks"
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
 
@@ -162,10 +170,8 @@ def fit(
             epoch = state["epoch"] + 1
             start = time.perf_counter()
             model.train()
-            generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-            order = torch.randperm(n_train, generator=generator)
             total, count = 0.0, 0
-            for batch in order.split(config.batch_size):
+            for batch in _batches(n_train, config, epoch):
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(model, batch)
                 if not torch.isfinite(loss):
@@ -227,6 +233,19 @@ def fit(
         stopped_early=stopped_early,
         seconds=state["seconds"],
     )
+
+
+def _batches(n_train: int, config: TrainConfig, epoch: int) -> List[torch.Tensor]:
+    """The batches of frame indices of ``epoch``; they depend only on
+    ``(seed, epoch)``, which is what makes resuming exact."""
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    if config.batching == "frames":
+        return list(torch.randperm(n_train, generator=generator).split(config.batch_size))
+    offset = int(torch.randint(config.batch_size, (1,), generator=generator))
+    frames = torch.arange(n_train)
+    batches = ([frames[:offset]] if offset else []) + list(frames[offset:].split(config.batch_size))
+    order = torch.randperm(len(batches), generator=generator)
+    return [batches[i] for i in order]
 
 
 def _scheduler(optimizer, config: TrainConfig):

@@ -9,7 +9,7 @@ Two ways to split: seeded random fractions of one dataset
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 
