@@ -28,14 +28,28 @@ from pathlib import Path
 from equilens.train_potential import load_config, train_potential
 
 BARS = {
-    "water": {"split": "validation", "energy": 5.0, "force": 0.10, "aim_energy": 2.5, "aim_force": 0.07},
-    "iron_water": {"split": "test", "energy": 35.0, "force": None, "aim_energy": 10.0, "aim_force": None},
+    "water": {
+        "split": "validation",
+        "energy": 5.0,
+        "force": 0.10,
+        "aim_energy": 2.5,
+        "aim_force": 0.07,
+    },
+    "iron_water": {
+        "split": "test",
+        "energy": 35.0,
+        "force": None,
+        "aim_energy": 10.0,
+        "aim_force": None,
+    },
 }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", nargs="+", default=["water", "iron_water"], choices=list(BARS))
+    parser.add_argument(
+        "--datasets", nargs="+", default=["water", "iron_water"], choices=list(BARS)
+    )
     parser.add_argument("--output", default="results/accuracy")
     parser.add_argument("--metatrain", action="store_true", help="also run metatrain's SOAP-BPNN")
     parser.add_argument("--metatrain-epochs", type=int, default=50)
@@ -53,8 +67,14 @@ def main():
         metrics = summary["metrics"][bar["split"]]
         energy, force = metrics["energy_rmse_meV_per_atom"], metrics["force_rmse_eV_per_A"]
         verdict = energy <= bar["energy"] and (bar["force"] is None or force <= bar["force"])
-        report[name] = {"equilens": {**metrics, "wall_s": wall, "seconds_per_epoch": summary["seconds_per_epoch"],
-                                     "epochs": summary["epochs_run"]}}
+        report[name] = {
+            "equilens": {
+                **metrics,
+                "wall_s": wall,
+                "seconds_per_epoch": summary["seconds_per_epoch"],
+                "epochs": summary["epochs_run"],
+            }
+        }
         print(
             f"equilens {name}: {bar['split']} energy RMSE {energy:.2f} meV/atom (bar {bar['energy']}, "
             f"aim {bar['aim_energy']}), force RMSE {force:.3f} eV/A"
@@ -63,10 +83,18 @@ def main():
             f"{summary['seconds_per_epoch']:.1f} s/epoch) -> {'PASS' if verdict else 'FAIL'}"
         )
         if args.metatrain:
-            command = [sys.executable, "benchmarks/metatrain_compare.py", "--datasets", name,
-                       "--epochs", str(args.metatrain_epochs)]
+            command = [
+                sys.executable,
+                "benchmarks/metatrain_compare.py",
+                "--datasets",
+                name,
+                "--epochs",
+                str(args.metatrain_epochs),
+            ]
             subprocess.run(command, check=True)
-            theirs = json.loads(Path(f"results/metatrain/{name}/metatrain_metrics.json").read_text())
+            theirs = json.loads(
+                Path(f"results/metatrain/{name}/metatrain_metrics.json").read_text()
+            )
             report[name]["metatrain"] = theirs
             _side_by_side(name, bar["split"], report[name]["equilens"], theirs)
     Path(args.output).mkdir(parents=True, exist_ok=True)
@@ -76,13 +104,20 @@ def main():
 def _side_by_side(name, split, ours, theirs):
     mt = theirs["errors"][split]
     wall = theirs["training_wall_s"]
-    print(f"  {name} {split}: energy RMSE equilens {ours['energy_rmse_meV_per_atom']:.2f} vs metatrain "
-          f"{mt['energy_rmse_meV_per_atom']:.2f} meV/atom; force RMSE equilens {ours['force_rmse_eV_per_A']:.3f} "
-          f"vs metatrain {mt['force_rmse_eV_per_A']:.3f} eV/A; wall equilens {ours['wall_s']:.0f} s vs "
-          f"metatrain {wall:.0f} s (ratio {ours['wall_s'] / wall:.2f})")
-    better = (ours["energy_rmse_meV_per_atom"] < mt["energy_rmse_meV_per_atom"]
-              and ours["force_rmse_eV_per_A"] < mt["force_rmse_eV_per_A"] and ours["wall_s"] <= 0.5 * wall)
-    print(f"  lower energy and force error in at most half the time: {'PASS' if better else 'FAIL'}")
+    print(
+        f"  {name} {split}: energy RMSE equilens {ours['energy_rmse_meV_per_atom']:.2f} vs metatrain "
+        f"{mt['energy_rmse_meV_per_atom']:.2f} meV/atom; force RMSE equilens {ours['force_rmse_eV_per_A']:.3f} "
+        f"vs metatrain {mt['force_rmse_eV_per_A']:.3f} eV/A; wall equilens {ours['wall_s']:.0f} s vs "
+        f"metatrain {wall:.0f} s (ratio {ours['wall_s'] / wall:.2f})"
+    )
+    better = (
+        ours["energy_rmse_meV_per_atom"] < mt["energy_rmse_meV_per_atom"]
+        and ours["force_rmse_eV_per_A"] < mt["force_rmse_eV_per_A"]
+        and ours["wall_s"] <= 0.5 * wall
+    )
+    print(
+        f"  lower energy and force error in at most half the time: {'PASS' if better else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

@@ -59,7 +59,11 @@ def main():
     calculator.compute(frames[:2])
     compute_soap(frames[:2], SPECIES, hypers)
 
-    results = {"preset": args.preset, "hypers": hypers, "machine": platform.processor() or platform.machine()}
+    results = {
+        "preset": args.preset,
+        "hypers": hypers,
+        "machine": platform.processor() or platform.machine(),
+    }
 
     # alternate the two sides so that drifts in machine load hit both
     bare_t, equi_t = [], []
@@ -68,10 +72,13 @@ def main():
         equi_t.append(timed(lambda: compute_soap(frames, SPECIES, hypers), 1)[0])
     bare, equi = min(bare_t), min(equi_t)
     results["no_gradients"] = {
-        "frames": len(frames), "atoms": n_atoms,
-        "featomic_atoms_per_s": n_atoms / bare, "equilens_atoms_per_s": n_atoms / equi,
+        "frames": len(frames),
+        "atoms": n_atoms,
+        "featomic_atoms_per_s": n_atoms / bare,
+        "equilens_atoms_per_s": n_atoms / equi,
         "overhead_percent": 100 * (equi / bare - 1),
-        "featomic_seconds": bare_t, "equilens_seconds": equi_t,
+        "featomic_seconds": bare_t,
+        "equilens_seconds": equi_t,
     }
 
     subset = frames[: args.gradient_frames]
@@ -84,11 +91,15 @@ def main():
         totals["bare"] += time.perf_counter() - start
         for layout in ("keys", "properties"):
             start = time.perf_counter()
-            compute_soap(chunk, SPECIES, hypers, gradients=True, batch_size=args.chunk, neighbors=layout)
+            compute_soap(
+                chunk, SPECIES, hypers, gradients=True, batch_size=args.chunk, neighbors=layout
+            )
             totals[layout] += time.perf_counter() - start
     for layout in ("keys", "properties"):
         results[f"gradients_{layout}"] = {
-            "frames": len(subset), "atoms": n_sub, "chunk": args.chunk,
+            "frames": len(subset),
+            "atoms": n_sub,
+            "chunk": args.chunk,
             "featomic_atoms_per_s": n_sub / totals["bare"],
             "equilens_atoms_per_s": n_sub / totals[layout],
             "overhead_percent": 100 * (totals[layout] / totals["bare"] - 1),

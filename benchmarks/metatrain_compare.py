@@ -36,6 +36,7 @@ the best validation error.
 Figures go to ``<workdir>/<dataset>/metatrain_metrics.json``, the training
 log to ``<workdir>/<dataset>/train.log``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -132,9 +133,7 @@ def installed_versions(venv: Path) -> Optional[Dict[str, str]]:
         "print(json.dumps({'metatrain': metatrain.__version__,"
         " 'torch': torch.__version__}))"
     )
-    result = subprocess.run(
-        [str(python), "-c", probe], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         return None
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -153,7 +152,10 @@ def ensure_venv(venv: Path, metatrain_version: str) -> Dict[str, str]:
             print(f"creating virtual environment {venv}", flush=True)
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         command = [
-            str(venv_python(venv)), "-m", "pip", "install",
+            str(venv_python(venv)),
+            "-m",
+            "pip",
+            "install",
             f"metatrain[soap-bpnn]=={metatrain_version}",
             f"torch=={TORCH_VERSION}",
         ]
@@ -164,13 +166,11 @@ def ensure_venv(venv: Path, metatrain_version: str) -> Dict[str, str]:
             raise RuntimeError(f"metatrain is still not importable in {venv}")
     if versions["metatrain"] != metatrain_version:
         raise RuntimeError(
-            f"{venv} has metatrain {versions['metatrain']}, "
-            f"expected {metatrain_version}"
+            f"{venv} has metatrain {versions['metatrain']}, expected {metatrain_version}"
         )
     if not versions["torch"].startswith(TORCH_VERSION) or "+cu" in versions["torch"]:
         raise RuntimeError(
-            f"{venv} has torch {versions['torch']}, expected the CPU build of "
-            f"{TORCH_VERSION}"
+            f"{venv} has torch {versions['torch']}, expected the CPU build of {TORCH_VERSION}"
         )
     return versions
 
@@ -179,9 +179,7 @@ def ensure_venv(venv: Path, metatrain_version: str) -> Dict[str, str]:
 # data and options
 
 
-def load_benchmark_splits(
-    spec: BenchmarkDataset, max_frames: Optional[int]
-) -> Dict[str, Dataset]:
+def load_benchmark_splits(spec: BenchmarkDataset, max_frames: Optional[int]) -> Dict[str, Dataset]:
     """equilens's splits of ``spec``, each cut to ``max_frames`` if given."""
     splits = load_splits(spec.splits, spec.options)
     missing = [name for name in SPLIT_NAMES if name not in splits]
@@ -207,8 +205,10 @@ def write_extxyz(dataset: Dataset, path: Path) -> None:
     frames = []
     for atoms, energy, forces in zip(dataset.frames, dataset.energies, dataset.forces):
         copy = ase.Atoms(
-            numbers=atoms.numbers, positions=atoms.positions,
-            cell=atoms.cell.array, pbc=atoms.pbc,
+            numbers=atoms.numbers,
+            positions=atoms.positions,
+            cell=atoms.cell.array,
+            pbc=atoms.pbc,
         )
         copy.info[ENERGY_KEY] = float(energy)
         copy.arrays[FORCES_KEY] = np.asarray(forces, dtype=np.float64)
@@ -290,16 +290,18 @@ def run_training(venv: Path, workdir: Path, threads: Optional[int]) -> float:
     with open(log_path, "w") as log:
         start = time.perf_counter()
         result = subprocess.run(
-            command, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-            env=training_env(threads), check=False,
+            command,
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=training_env(threads),
+            check=False,
         )
         wall = time.perf_counter() - start
     log_text = log_path.read_text()
     if result.returncode != 0 or not (workdir / "model.pt").exists():
         tail = "\n".join(log_text.splitlines()[-30:])
-        raise RuntimeError(
-            f"mtt train failed (exit {result.returncode}) in {workdir}:\n{tail}"
-        )
+        raise RuntimeError(f"mtt train failed (exit {result.returncode}) in {workdir}:\n{tail}")
     # metatrain only warns when it cannot read the forces and then trains on
     # energies alone
     if "Forces found in section" not in log_text or "No forces found" in log_text:
@@ -307,9 +309,7 @@ def run_training(venv: Path, workdir: Path, threads: Optional[int]) -> float:
     return wall
 
 
-_LOG_LINE = re.compile(
-    r"^\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\]\[\w+\] - (.*)$", re.MULTILINE
-)
+_LOG_LINE = re.compile(r"^\[(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\]\[\w+\] - (.*)$", re.MULTILINE)
 
 
 def logged_training_times(log_text: str) -> Dict[str, Optional[float]]:
@@ -443,8 +443,11 @@ def run_evaluation(
     }
     result = subprocess.run(
         [str(venv_python(venv)), "-c", EVALUATION_SNIPPET, json.dumps(request)],
-        cwd=workdir, capture_output=True, text=True,
-        env=training_env(threads), check=False,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=training_env(threads),
+        check=False,
     )
     if result.returncode != 0:
         raise RuntimeError(f"evaluation failed:\n{result.stderr[-3000:]}")
@@ -483,11 +486,14 @@ def check_forces(predictions: Mapping[str, np.ndarray]) -> Dict[str, Any]:
     finite = predictions["fd_finite"]
     relative = np.abs(autograd - finite) / np.maximum(np.abs(finite), 1e-12)
     rows = [
-        {"atom": int(atom), "axis": "xyz"[int(axis)], "autograd": float(a),
-         "finite_difference": float(f), "relative_difference": float(r)}
-        for (atom, axis), a, f, r in zip(
-            predictions["fd_atom_axis"], autograd, finite, relative
-        )
+        {
+            "atom": int(atom),
+            "axis": "xyz"[int(axis)],
+            "autograd": float(a),
+            "finite_difference": float(f),
+            "relative_difference": float(r),
+        }
+        for (atom, axis), a, f, r in zip(predictions["fd_atom_axis"], autograd, finite, relative)
     ]
     for row in rows:
         print(
@@ -497,13 +503,11 @@ def check_forces(predictions: Mapping[str, np.ndarray]) -> Dict[str, Any]:
             f"(relative {row['relative_difference']:.1e})"
         )
     model_vs_twin = float(
-        np.abs(predictions["fd_model_forces"] - twin).max()
-        / max(float(np.abs(twin).max()), 1e-12)
+        np.abs(predictions["fd_model_forces"] - twin).max() / max(float(np.abs(twin).max()), 1e-12)
     )
     n_atoms = len(twin)
     energy_gap = float(
-        1000 * abs(predictions["fd_model_energy"] - predictions["fd_twin_energy"])
-        / n_atoms
+        1000 * abs(predictions["fd_model_energy"] - predictions["fd_twin_energy"]) / n_atoms
     )
     print(
         f"  force check model.pt (float32) vs twin: max force difference "
@@ -567,8 +571,10 @@ def run_dataset(
     fd_check = check_forces(predictions)
     errors = {
         name: error_metrics(
-            splits[name], predictions[f"{name}_energy"],
-            predictions[f"{name}_forces"], predictions[f"{name}_n_atoms"],
+            splits[name],
+            predictions[f"{name}_energy"],
+            predictions[f"{name}_forces"],
+            predictions[f"{name}_n_atoms"],
         )
         for name in EVALUATED_SPLITS
     }
@@ -584,7 +590,8 @@ def run_dataset(
         "max_frames": max_frames,
         "n_frames": {name: len(splits[name]) for name in SPLIT_NAMES},
         "split_config": {
-            "train": spec.splits.train, "validation": spec.splits.validation,
+            "train": spec.splits.train,
+            "validation": spec.splits.validation,
             "test": spec.splits.test,
             "validation_fraction": spec.splits.validation_fraction,
             "seed": spec.splits.seed,
@@ -609,7 +616,8 @@ def summary_line(metrics: Mapping[str, Any]) -> str:
         for name, e in metrics["errors"].items()
     ]
     return (
-        f"metatrain soap_bpnn {metrics['dataset']}: " + "; ".join(parts)
+        f"metatrain soap_bpnn {metrics['dataset']}: "
+        + "; ".join(parts)
         + f"; training wall time {metrics['training_wall_s']:.1f} s "
         f"({metrics['training_wall_s_per_epoch']:.2f} s/epoch)"
     )
@@ -622,20 +630,28 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--datasets", nargs="+", choices=choices, default=choices)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument(
-        "--workdir", type=Path, default=REPO_ROOT / "results" / "metatrain",
+        "--workdir",
+        type=Path,
+        default=REPO_ROOT / "results" / "metatrain",
         help="one sub-folder per dataset (default: %(default)s)",
     )
     parser.add_argument(
-        "--venv", type=Path, default=REPO_ROOT / ".venv-metatrain",
+        "--venv",
+        type=Path,
+        default=REPO_ROOT / ".venv-metatrain",
         help="metatrain's virtual environment, made if missing (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-frames", type=int, default=None,
+        "--max-frames",
+        type=int,
+        default=None,
         help="keep only the first N frames of each split, for quick smoke runs "
         f"(at least {METATRAIN_BATCH_SIZE}, metatrain's default batch size)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None,
+        "--threads",
+        type=int,
+        default=None,
         help="OMP/MKL threads of the metatrain processes (default: torch's own)",
     )
     parser.add_argument("--metatrain-version", default=METATRAIN_VERSION)
@@ -659,8 +675,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     lines: List[str] = []
     for name in args.datasets:
         metrics = run_dataset(
-            specs[name], venv, (args.workdir / name).resolve(), args.epochs,
-            args.max_frames, args.threads, versions,
+            specs[name],
+            venv,
+            (args.workdir / name).resolve(),
+            args.epochs,
+            args.max_frames,
+            args.threads,
+            versions,
         )
         lines.append(summary_line(metrics))
         print(lines[-1], flush=True)

@@ -56,9 +56,16 @@ def main():
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
     features = {
-        name: featurize(part.frames, hypers, pca, gradients=True, energies=part.energies,
-                        forces=part.forces, progress=True,
-                        gradient_dtype=getattr(torch, args.gradient_storage))
+        name: featurize(
+            part.frames,
+            hypers,
+            pca,
+            gradients=True,
+            energies=part.energies,
+            forces=part.forces,
+            progress=True,
+            gradient_dtype=getattr(torch, args.gradient_storage),
+        )
         for name, part in parts.items()
     }
     featurize_s = time.perf_counter() - start
@@ -89,15 +96,23 @@ def main():
         times.append(time.perf_counter() - start)
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
-    print(f"iron/water train: {f.n_frames} frames, {int(f.atom_offsets[-1])} atoms, "
-          f"{len(f.grad_values)} gradient pairs ({len(f.grad_values) / f.n_frames:.0f} per frame)")
+    print(
+        f"iron/water train: {f.n_frames} frames, {int(f.atom_offsets[-1])} atoms, "
+        f"{len(f.grad_values)} gradient pairs ({len(f.grad_values) / f.n_frames:.0f} per frame)"
+    )
     print(f"PCA fit (SOAP without gradients + eigh): {fit_s:.1f} s")
-    print(f"features with gradients, all splits: {featurize_s:.1f} s "
-          f"({(n_atoms + parts['validation'].n_atoms) / featurize_s:.0f} atoms/s)")
-    print(f"projected gradients in memory: {gradient_mb:.0f} MB ({args.gradient_storage}, k={args.components})")
-    print(f"epoch with forces (train + validation pass), batch {args.batch_size}, {args.batching} batching: "
-          f"{np.mean(times):.2f} s (min {np.min(times):.2f}, over {len(times)} epochs, "
-          f"{torch.get_num_threads()} threads)")
+    print(
+        f"features with gradients, all splits: {featurize_s:.1f} s "
+        f"({(n_atoms + parts['validation'].n_atoms) / featurize_s:.0f} atoms/s)"
+    )
+    print(
+        f"projected gradients in memory: {gradient_mb:.0f} MB ({args.gradient_storage}, k={args.components})"
+    )
+    print(
+        f"epoch with forces (train + validation pass), batch {args.batch_size}, {args.batching} batching: "
+        f"{np.mean(times):.2f} s (min {np.min(times):.2f}, over {len(times)} epochs, "
+        f"{torch.get_num_threads()} threads)"
+    )
     print(f"peak resident memory: {peak_gb:.2f} GB")
 
 

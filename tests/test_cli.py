@@ -24,11 +24,23 @@ def test_descriptors_on_a_file(tmp_path, capsys):
     path = tmp_path / "slab.extxyz"
     ase.io.write(path, frames)
     out = tmp_path / "out"
-    code = main([
-        "descriptors", str(path), "--preset", "small", "--species", "1,8,26",
-        "--lambda-max", "1", "--output", str(out), "--cache-dir", str(tmp_path / "cache"),
-        "--no-progress",
-    ])
+    code = main(
+        [
+            "descriptors",
+            str(path),
+            "--preset",
+            "small",
+            "--species",
+            "1,8,26",
+            "--lambda-max",
+            "1",
+            "--output",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     soap = metatensor.load(str(out / "slab-soap.mts"))
     lsoap = metatensor.load(str(out / "slab-lambda_soap.mts"))
@@ -65,10 +77,22 @@ def test_descriptors_with_gradients_use_the_sparse_layout(tmp_path):
     path = tmp_path / "slab.extxyz"
     ase.io.write(path, iron_water_example(n_frames=2))
     out = tmp_path / "out"
-    code = main([
-        "descriptors", str(path), "--kind", "soap", "--preset", "small", "--gradients",
-        "--output", str(out), "--cache-dir", "none", "--no-progress",
-    ])
+    code = main(
+        [
+            "descriptors",
+            str(path),
+            "--kind",
+            "soap",
+            "--preset",
+            "small",
+            "--gradients",
+            "--output",
+            str(out),
+            "--cache-dir",
+            "none",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     soap = metatensor.load(str(out / "slab-soap.mts"))
     assert soap.keys.names == ["center_type", "neighbor_1_type", "neighbor_2_type"]

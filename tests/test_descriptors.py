@@ -184,9 +184,15 @@ def test_cache_round_trip_and_misses(tmp_path, monkeypatch):
     assert metatensor.equal(first, second)  # identical, gradients included
 
     # another batch size is the same entry; a changed hyper or structure is not
-    compute_descriptor(frames, DescriptorConfig(preset="small", species=SPECIES, gradients=True, batch_size=1), cache_dir=tmp_path)
+    compute_descriptor(
+        frames,
+        DescriptorConfig(preset="small", species=SPECIES, gradients=True, batch_size=1),
+        cache_dir=tmp_path,
+    )
     assert calls == []
-    changed = DescriptorConfig(preset="small", species=SPECIES, gradients=True, hypers={"cutoff": 3.5})
+    changed = DescriptorConfig(
+        preset="small", species=SPECIES, gradients=True, hypers={"cutoff": 3.5}
+    )
     compute_descriptor(frames, changed, cache_dir=tmp_path)
     assert len(calls) == 1
     moved = [atoms.copy() for atoms in frames]
@@ -213,7 +219,9 @@ def test_fast_densification_equals_metatensor(gradients):
     sparse = featomic.SoapPowerSpectrum(**SMALL).compute(
         frames, gradients=["positions"] if gradients else [], selected_keys=selected
     )
-    theirs = sparse.keys_to_properties(Labels(["neighbor_1_type", "neighbor_2_type"], np.array(pairs)))
+    theirs = sparse.keys_to_properties(
+        Labels(["neighbor_1_type", "neighbor_2_type"], np.array(pairs))
+    )
     assert ours.keys == theirs.keys
     for key in ours.keys:
         a, b = ours.block(key), theirs.block(key)
@@ -234,7 +242,12 @@ def test_sparse_layout_has_fixed_keys_and_same_numbers():
     sparse = compute_soap(frames[:1], SPECIES, SMALL, gradients=True, neighbors="keys")
     assert sparse.keys.names == ["center_type", "neighbor_1_type", "neighbor_2_type"]
     assert len(sparse.keys) == 3 * 6  # every (center, pair) of the species list
-    assert sparse.block({"center_type": 26, "neighbor_1_type": 1, "neighbor_2_type": 8}).values.shape[0] == 0
+    assert (
+        sparse.block({"center_type": 26, "neighbor_1_type": 1, "neighbor_2_type": 8}).values.shape[
+            0
+        ]
+        == 0
+    )
     # batched sparse equals the one-shot featomic output
     whole = compute_soap(frames, SPECIES, SMALL, gradients=True, neighbors="keys", batch_size=10)
     pieces = compute_soap(frames, SPECIES, SMALL, gradients=True, neighbors="keys", batch_size=1)

@@ -36,9 +36,7 @@ def test_manifest_lists_every_reference_file():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_read_reference_dataset(reference, name):
     n_frames, n_atoms, formula, periodic = EXPECTED[name]
-    dataset = read_dataset(
-        reference(name), ReadOptions(require_energy=True, require_forces=True)
-    )
+    dataset = read_dataset(reference(name), ReadOptions(require_energy=True, require_forces=True))
     assert len(dataset) == n_frames
     assert dataset.n_atoms == n_frames * n_atoms
     assert dataset.energies.shape == (n_frames,)
@@ -226,7 +224,9 @@ def test_skip_everything_is_an_error(tmp_path):
     path = _write(tmp_path, [_water(energy=None, forces=None)] * 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _raises("all 2 selected frames are invalid", read_dataset, path, ReadOptions(on_error="skip"))
+        _raises(
+            "all 2 selected frames are invalid", read_dataset, path, ReadOptions(on_error="skip")
+        )
 
 
 def test_read_options_validation():

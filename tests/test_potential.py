@@ -33,7 +33,9 @@ def potential64():
     pca = SpeciesPCA(n_components=16).fit(compute_soap(frames, SPECIES, HYPERS))
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        model = BPNN(SPECIES, 16, BPNNConfig(hidden=(12, 8), bottleneck=3, layer_norm=True)).double()
+        model = BPNN(
+            SPECIES, 16, BPNNConfig(hidden=(12, 8), bottleneck=3, layer_norm=True)
+        ).double()
     model.scale.fill_(0.7)
     model.baseline.copy_(torch.tensor([-1.0, -2.0, -3.0], dtype=torch.float64))
     return Potential(HYPERS, pca, model)
@@ -74,7 +76,9 @@ def test_energy_invariances(potential64, frame):
     translated.positions += np.array([0.3, -1.7, 2.2])
     permutation = np.random.default_rng(1).permutation(len(frame))
     permuted = frame[permutation]
-    (e_rot, e_trans, e_perm), (f_rot, f_trans, f_perm) = potential64.predict([rotated, translated, permuted])
+    (e_rot, e_trans, e_perm), (f_rot, f_trans, f_perm) = potential64.predict(
+        [rotated, translated, permuted]
+    )
     assert abs(e_rot - reference) < 1e-9 * max(1, abs(reference))
     assert abs(e_trans - reference) < 1e-9 * max(1, abs(reference))
     assert abs(e_perm - reference) < 1e-9 * max(1, abs(reference))
@@ -97,7 +101,9 @@ def test_layer_activations(potential64, frame):
             assert block.values.shape[1] == widths[name]
     # the atomic energies add up to the energy
     (energy,), _ = potential64.predict([frame], forces=False)
-    total = sum(b.values[b.samples.column("system") == 0].sum() for b in layers["atomic_energy"].blocks())
+    total = sum(
+        b.values[b.samples.column("system") == 0].sum() for b in layers["atomic_energy"].blocks()
+    )
     assert abs(total - energy) < 1e-9 * max(1, abs(energy))
     # the calculator gives the same numbers
     atoms = frame.copy()
@@ -114,7 +120,7 @@ def test_save_and_reload_in_a_fresh_process(potential64, frame, tmp_path):
 import json, ase.io, numpy as np
 from equilens.potential import Potential
 pot = Potential.load({str(path)!r})
-frame = ase.io.read({str(tmp_path / 'frame.traj')!r})
+frame = ase.io.read({str(tmp_path / "frame.traj")!r})
 e, f = pot.predict([frame])
 h = 1e-5
 plus, minus = frame.copy(), frame.copy()
@@ -156,7 +162,13 @@ def _config(lj_files, tmp_path, **training):
         "descriptor": {"preset": "small", "species": [1, 8, 26]},
         "compression": {"n_components": 24},
         "model": {"hidden": [16, 16]},
-        "training": {"epochs": 6, "batch_size": 4, "checkpoint_every": 2, "learning_rate": 0.01, **training},
+        "training": {
+            "epochs": 6,
+            "batch_size": 4,
+            "checkpoint_every": 2,
+            "learning_rate": 0.01,
+            **training,
+        },
         "output_dir": str(tmp_path / "run"),
         "cache_dir": str(tmp_path / "cache"),
     }
@@ -172,8 +184,14 @@ def test_training_lowers_the_loss_and_writes_outputs(lj_files, tmp_path):
     assert float(history[-1]["train_loss"]) < 0.5 * float(history[0]["train_loss"])
     metrics = json.loads((run / "metrics.json").read_text())
     for split in ("train", "validation"):
-        for key in ("energy_rmse_meV_per_atom", "energy_mae_meV_per_atom", "force_rmse_eV_per_A",
-                    "force_mae_eV_per_A", "force_rmse_Fe_eV_per_A", "force_rmse_H_eV_per_A"):
+        for key in (
+            "energy_rmse_meV_per_atom",
+            "energy_mae_meV_per_atom",
+            "force_rmse_eV_per_A",
+            "force_mae_eV_per_A",
+            "force_rmse_Fe_eV_per_A",
+            "force_rmse_H_eV_per_A",
+        ):
             assert np.isfinite(metrics["metrics"][split][key])
     for name in ("model.pt", "checkpoint.pt", "parity_validation.png", "learning_curve.png"):
         assert (run / name).stat().st_size > 0
@@ -193,7 +211,9 @@ def test_resume_equals_uninterrupted(lj_files, tmp_path):
         for key, value in metrics.items():
             assert summary_b["metrics"][split][key] == pytest.approx(value, rel=1e-9), (split, key)
     assert summary_a["best_epoch"] == summary_b["best_epoch"]
-    for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+    for (name, a), (_, b) in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().items()
+    ):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
 
 
@@ -228,18 +248,42 @@ def test_features_do_not_depend_on_batching(potential64):
     frames = iron_water_example(n_frames=5, seed=2)
     a = featurize(frames, HYPERS, potential64.pca, batch_size=5, dtype=torch.float64)
     b = featurize(frames, HYPERS, potential64.pca, batch_size=2, dtype=torch.float64)
-    for name in ("x", "species", "atom_offsets", "grad_center", "grad_neighbor", "grad_values", "pair_offsets"):
+    for name in (
+        "x",
+        "species",
+        "atom_offsets",
+        "grad_center",
+        "grad_neighbor",
+        "grad_values",
+        "pair_offsets",
+    ):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
     # selecting frames 3 and 1 equals featurizing them alone
     c = featurize([frames[3], frames[1]], HYPERS, potential64.pca, dtype=torch.float64)
     d = a.select([3, 1])
-    for name in ("x", "species", "atom_offsets", "grad_center", "grad_neighbor", "grad_values", "pair_offsets"):
+    for name in (
+        "x",
+        "species",
+        "atom_offsets",
+        "grad_center",
+        "grad_neighbor",
+        "grad_values",
+        "pair_offsets",
+    ):
         assert torch.equal(getattr(c, name), getattr(d, name)), name
     # a consecutive selection is a view and equals featurizing those frames
     e = featurize(frames[1:4], HYPERS, potential64.pca, dtype=torch.float64)
     f = a.select([1, 2, 3])
     assert f.grad_values.data_ptr() == a.grad_values[int(a.pair_offsets[1])].data_ptr()
-    for name in ("x", "species", "atom_offsets", "grad_center", "grad_neighbor", "grad_values", "pair_offsets"):
+    for name in (
+        "x",
+        "species",
+        "atom_offsets",
+        "grad_center",
+        "grad_neighbor",
+        "grad_values",
+        "pair_offsets",
+    ):
         assert torch.equal(getattr(e, name), getattr(f, name)), name
 
 
@@ -262,7 +306,10 @@ def test_gradient_aware_compression():
     soap = compute_soap(frames, SPECIES, HYPERS)
 
     def gradients():
-        return (compute_soap([f], SPECIES, HYPERS, gradients=True, neighbors="properties") for f in frames[:3])
+        return (
+            compute_soap([f], SPECIES, HYPERS, gradients=True, neighbors="properties")
+            for f in frames[:3]
+        )
 
     plain = SpeciesPCA(n_components=10, gradient_weight=0.0).fit(soap, gradients())
     reference = SpeciesPCA(n_components=10).fit(soap)  # no gradients given: plain PCA

@@ -19,7 +19,9 @@ from equilens.errors import ChecksumError, DatasetNotFoundError
 def test_environment_variable_wins(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_VARIABLE, str(tmp_path))
     assert data_root() == tmp_path
-    with pytest.raises(DatasetNotFoundError, match=rf"\${ENV_VARIABLE}=.*equilens data fetch water/train"):
+    with pytest.raises(
+        DatasetNotFoundError, match=rf"\${ENV_VARIABLE}=.*equilens data fetch water/train"
+    ):
         reference_path("water/train")
 
 
@@ -39,9 +41,14 @@ def _entry(tmp_path, content: bytes, sha: str = None):
     source = tmp_path / "source.bin"
     source.write_bytes(content)
     return ReferenceEntry(
-        name="toy/file", path="toy/file.bin", url=source.as_uri(),
+        name="toy/file",
+        path="toy/file.bin",
+        url=source.as_uri(),
         sha256=sha or hashlib.sha256(content).hexdigest(),
-        frames=1, atoms_per_frame=1, formula="H", periodic=False,
+        frames=1,
+        atoms_per_frame=1,
+        formula="H",
+        periodic=False,
     )
 
 

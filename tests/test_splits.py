@@ -57,15 +57,21 @@ def test_load_splits_from_files_and_fractions(tmp_path):
     ase.io.write(tmp_path / "test.extxyz", _frames(5, offset=100))
     config = from_mapping(
         SplitConfig,
-        {"train": str(tmp_path / "train.extxyz"), "test": str(tmp_path / "test.extxyz"),
-         "validation_fraction": 0.2, "seed": 3},
+        {
+            "train": str(tmp_path / "train.extxyz"),
+            "test": str(tmp_path / "test.extxyz"),
+            "validation_fraction": 0.2,
+            "seed": 3,
+        },
     )
     splits = load_splits(config)
     assert list(splits) == ["train", "validation", "test"]
     assert [len(splits[n]) for n in splits] == [24, 6, 5]
     assert splits["test"].energies.min() == 100
     again = load_splits(config)
-    np.testing.assert_array_equal(again["validation"].frame_indices, splits["validation"].frame_indices)
+    np.testing.assert_array_equal(
+        again["validation"].frame_indices, splits["validation"].frame_indices
+    )
     assert not set(splits["train"].frame_indices) & set(splits["validation"].frame_indices)
 
 

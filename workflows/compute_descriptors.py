@@ -28,8 +28,12 @@ def main():
         dataclasses.replace(base, kind="lambda_soap", gradients=False),
     ]
     summary = descriptor_job(
-        dataset.frames, "descriptors", configs, args.output,
-        cache_dir=".equilens_cache/descriptors", source=str(path),
+        dataset.frames,
+        "descriptors",
+        configs,
+        args.output,
+        cache_dir=".equilens_cache/descriptors",
+        source=str(path),
     )
     for kind, entry in summary["descriptors"].items():
         print(f"{kind}: {entry['file']} ({entry['seconds']:.1f} s)")

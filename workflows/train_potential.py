@@ -1,6 +1,6 @@
 """Train a BPNN potential from a YAML config (default: the iron/water one).
 
-    python workflows/train_potential.py [workflows/configs/iron_water.yaml]
+python workflows/train_potential.py [workflows/configs/iron_water.yaml]
 """
 
 import sys

@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=_run_train)
 
     data = commands.add_parser(
-        "data", help="reference datasets and dataset validation", description=(
+        "data",
+        help="reference datasets and dataset validation",
+        description=(
             "List, locate, fetch and verify the public reference datasets "
             "($EQUILENS_DATA, else ../shared/data), and validate any dataset file."
         ),
@@ -128,15 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = data_commands.add_parser("info", help="read and validate a dataset file")
     info.add_argument("file")
     info.add_argument("--index", default=":", help="frames to read, ASE slice syntax")
-    info.add_argument(
-        "--require-forces", action="store_true", help="fail on frames without forces"
-    )
-    info.add_argument(
-        "--species", help="comma-separated allowed atomic numbers (default: any)"
-    )
-    info.add_argument(
-        "--skip-bad", action="store_true", help="skip invalid frames and report them"
-    )
+    info.add_argument("--require-forces", action="store_true", help="fail on frames without forces")
+    info.add_argument("--species", help="comma-separated allowed atomic numbers (default: any)")
+    info.add_argument("--skip-bad", action="store_true", help="skip invalid frames and report them")
     _add_read_arguments(info)
     info.set_defaults(handler=_run_data_info)
     fetch = data_commands.add_parser("fetch", help="download a reference dataset")
@@ -244,8 +240,10 @@ def _run_train(args: argparse.Namespace) -> int:
             config, training=dataclasses.replace(config.training, epochs=args.epochs)
         )
     _, summary = train_potential(config, progress=not args.no_progress)
-    print(f"{config.name}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
-          f"({summary['seconds_per_epoch']:.2f} s/epoch) -> {config.output}")
+    print(
+        f"{config.name}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
+        f"({summary['seconds_per_epoch']:.2f} s/epoch) -> {config.output}"
+    )
     for split, metrics in summary["metrics"].items():
         print(
             f"  {split:10s} energy RMSE {metrics['energy_rmse_meV_per_atom']:7.2f} meV/atom   "

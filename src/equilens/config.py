@@ -69,8 +69,7 @@ def from_mapping(cls: Type[T], mapping: Mapping[str, Any], where: str = "config"
         raise TypeError(f"{cls!r} is not a dataclass")
     if not isinstance(mapping, Mapping):
         raise ConfigError(
-            f"{where}: expected a mapping for {cls.__name__}, "
-            f"got {type(mapping).__name__}"
+            f"{where}: expected a mapping for {cls.__name__}, got {type(mapping).__name__}"
         )
 
     hints = typing.get_type_hints(cls)
@@ -86,10 +85,7 @@ def from_mapping(cls: Type[T], mapping: Mapping[str, Any], where: str = "config"
     for name, field in fields.items():
         if name in mapping:
             kwargs[name] = _convert(mapping[name], hints[name], f"{where}.{name}")
-        elif (
-            field.default is dataclasses.MISSING
-            and field.default_factory is dataclasses.MISSING
-        ):
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}: missing required key '{name}'")
     try:
         return cls(**kwargs)
@@ -156,8 +152,7 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
                     f"{where}: expected a list of {len(args)} items, got {len(value)}"
                 )
             return tuple(
-                _convert(v, a, f"{where}[{i}]")
-                for i, (v, a) in enumerate(zip(value, args))
+                _convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args))
             )
         item_type = args[0] if args else Any
         items = [_convert(v, item_type, f"{where}[{i}]") for i, v in enumerate(value)]

@@ -70,9 +70,7 @@ class SpeciesPCA:
         self.gradient_weight = gradient_weight
         self.seed = seed
 
-    def fit(
-        self, soap: TensorMap, gradients: Optional[Iterable[TensorMap]] = None
-    ) -> "SpeciesPCA":
+    def fit(self, soap: TensorMap, gradients: Optional[Iterable[TensorMap]] = None) -> "SpeciesPCA":
         """Learn the projection.
 
         :param soap: dense SOAP values (keys ``center_type``) of the training
@@ -129,7 +127,10 @@ class SpeciesPCA:
                 total = np.trace(covariance)
                 variance[: len(order)] = np.clip(eigenvalues[order], 0, None) * total
                 explained = np.einsum(
-                    "pa,pq,qa->a", components[:, : len(order)], covariance, components[:, : len(order)]
+                    "pa,pq,qa->a",
+                    components[:, : len(order)],
+                    covariance,
+                    components[:, : len(order)],
                 )
                 self.explained_variance_ratio_[z] = explained / total if total > 0 else explained
             std = np.sqrt(variance)
@@ -235,9 +236,7 @@ class FeatureSet:
     @property
     def system(self) -> torch.Tensor:
         """Frame index of every atom."""
-        return torch.repeat_interleave(
-            torch.arange(self.n_frames), self.n_atoms_per_frame
-        )
+        return torch.repeat_interleave(torch.arange(self.n_frames), self.n_atoms_per_frame)
 
     @property
     def has_gradients(self) -> bool:
@@ -268,9 +267,7 @@ class FeatureSet:
                 grad_center=self.grad_center[pairs] + shift,
                 grad_neighbor=self.grad_neighbor[pairs] + shift,
                 grad_values=self.grad_values[pairs],
-                pair_offsets=torch.cat(
-                    [torch.zeros(1, dtype=torch.long), p_counts.cumsum(0)]
-                ),
+                pair_offsets=torch.cat([torch.zeros(1, dtype=torch.long), p_counts.cumsum(0)]),
             )
         return dataclasses.replace(self, **changes)
 
@@ -308,9 +305,16 @@ class FeatureSet:
         fields = ["x", "species", "energy", "forces"]
         if parts[0].has_gradients:
             fields += ["grad_center", "grad_neighbor", "grad_values"]
-        sizes = {name: [len(getattr(p, name)) for p in parts] for name in fields if getattr(parts[0], name) is not None}
+        sizes = {
+            name: [len(getattr(p, name)) for p in parts]
+            for name in fields
+            if getattr(parts[0], name) is not None
+        }
         out = {
-            name: torch.empty((sum(counts),) + tuple(getattr(parts[0], name).shape[1:]), dtype=getattr(parts[0], name).dtype)
+            name: torch.empty(
+                (sum(counts),) + tuple(getattr(parts[0], name).shape[1:]),
+                dtype=getattr(parts[0], name).dtype,
+            )
             for name, counts in sizes.items()
         }
         atom_offsets = [torch.zeros(1, dtype=torch.long)]
@@ -330,7 +334,10 @@ class FeatureSet:
                 pair_offsets.append(part.pair_offsets[1:] + base_pairs)
                 base_pairs += int(part.pair_offsets[-1])
             parts.pop(0)  # free this part before copying the next
-        result = cls(atom_offsets=torch.cat(atom_offsets), **{n: out.get(n) for n in ("x", "species", "energy", "forces")})
+        result = cls(
+            atom_offsets=torch.cat(atom_offsets),
+            **{n: out.get(n) for n in ("x", "species", "energy", "forces")},
+        )
         if "grad_values" in out:
             result.grad_center = out["grad_center"]
             result.grad_neighbor = out["grad_neighbor"]
@@ -396,13 +403,12 @@ def _featurize_batch(
     frames, hypers, pca: SpeciesPCA, gradients: bool, dtype, gradient_dtype
 ) -> FeatureSet:
     species = pca.species_
-    soap = compute_soap(frames, species, hypers, gradients=gradients, neighbors="keys", batch_size=len(frames))
+    soap = compute_soap(
+        frames, species, hypers, gradients=gradients, neighbors="keys", batch_size=len(frames)
+    )
     counts = np.array([len(a) for a in frames])
     offsets = np.concatenate([[0], np.cumsum(counts)])
     numbers = np.concatenate([a.numbers for a in frames])
-    unknown = set(np.unique(numbers).tolist()) - set(species)
-    if unknown:
-        raise EquilensError(f"atomic numbers {sorted(unknown)} are not in the model species {species}")
     species_index = np.searchsorted(species, numbers)
     k = pca.n_components
     x = np.zeros((len(numbers), k))
@@ -430,7 +436,14 @@ def _featurize_batch(
                 gv = gradient.values.view(np.ndarray)
                 values.append((gv.reshape(-1, pair_width) @ w).reshape(len(g), 3, k))
         if gradients and centers:
-            grad_parts.append(_merge(np.concatenate(centers), np.concatenate(neighbors), np.concatenate(values), len(numbers)))
+            grad_parts.append(
+                _merge(
+                    np.concatenate(centers),
+                    np.concatenate(neighbors),
+                    np.concatenate(values),
+                    len(numbers),
+                )
+            )
     result = FeatureSet(
         x=torch.as_tensor(x, dtype=dtype),
         species=torch.as_tensor(species_index, dtype=torch.long),
@@ -461,4 +474,3 @@ def _merge(center, neighbor, values, n_atoms):
     flat = torch.from_numpy(summed.reshape(len(summed), -1))
     flat.index_add_(0, torch.from_numpy(inverse), torch.from_numpy(values.reshape(len(values), -1)))
     return unique // n_atoms, unique % n_atoms, summed
-

@@ -45,7 +45,9 @@ def energy_force_metrics(
     return result
 
 
-def composition_matrix(numbers_per_frame: Sequence[np.ndarray], species: Sequence[int]) -> np.ndarray:
+def composition_matrix(
+    numbers_per_frame: Sequence[np.ndarray], species: Sequence[int]
+) -> np.ndarray:
     """Counts of each species in each frame, ``(n_frames, n_species)``."""
     species = list(species)
     out = np.zeros((len(numbers_per_frame), len(species)))

@@ -84,7 +84,9 @@ def plot_parity(
         mask = numbers == z
         ref, pred = forces_ref[mask].ravel(), forces_pred[mask].ravel()
         error = np.sqrt(np.mean((pred - ref) ** 2))
-        ax_f.scatter(ref, pred, s=2, alpha=0.4, label=f"{chemical_symbols[z]}: RMSE {error:.3f} eV/Å")
+        ax_f.scatter(
+            ref, pred, s=2, alpha=0.4, label=f"{chemical_symbols[z]}: RMSE {error:.3f} eV/Å"
+        )
     _diagonal(ax_f, forces_ref.ravel(), forces_pred.ravel())
     ax_f.set_xlabel("reference force component (eV/Å)")
     ax_f.set_ylabel("predicted force component (eV/Å)")
@@ -102,7 +104,13 @@ def plot_learning_curve(history, path: PathLike) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (normalised MSE)")
     twin = ax.twinx()
-    twin.semilogy(epochs, [row["learning_rate"] for row in history], color="grey", ls=":", label="learning rate")
+    twin.semilogy(
+        epochs,
+        [row["learning_rate"] for row in history],
+        color="grey",
+        ls=":",
+        label="learning rate",
+    )
     twin.set_ylabel("learning rate")
     lines = ax.get_legend_handles_labels()
     extra = twin.get_legend_handles_labels()

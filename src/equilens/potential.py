@@ -88,7 +88,9 @@ class Potential:
     def dtype(self) -> torch.dtype:
         return self.model.baseline.dtype
 
-    def featurize(self, frames: Sequence[ase.Atoms], gradients: bool, progress: bool = False) -> FeatureSet:
+    def featurize(
+        self, frames: Sequence[ase.Atoms], gradients: bool, progress: bool = False
+    ) -> FeatureSet:
         return featurize(
             frames, self.hypers, self.pca, gradients=gradients, dtype=self.dtype, progress=progress
         )
@@ -110,7 +112,9 @@ class Potential:
                 all_forces.extend(force[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
         return np.concatenate(energies), (all_forces if forces else None)
 
-    def layer_activations(self, frames: Sequence[ase.Atoms], batch_size: int = 50) -> Dict[str, TensorMap]:
+    def layer_activations(
+        self, frames: Sequence[ase.Atoms], batch_size: int = 50
+    ) -> Dict[str, TensorMap]:
         """Every layer of the model for every atom of ``frames``, as TensorMaps.
 
         Keys ``center_type`` (one block per species), samples
@@ -142,12 +146,17 @@ class Potential:
                 blocks.append(
                     TensorBlock(
                         array[mask],
-                        Labels(["system", "atom"], np.column_stack([system[mask], atom[mask]]).astype(np.int32)),
+                        Labels(
+                            ["system", "atom"],
+                            np.column_stack([system[mask], atom[mask]]).astype(np.int32),
+                        ),
                         [],
                         Labels.range("feature", array.shape[1]),
                     )
                 )
-            result[name] = TensorMap(Labels(["center_type"], np.array(keys, dtype=np.int32)), blocks)
+            result[name] = TensorMap(
+                Labels(["center_type"], np.array(keys, dtype=np.int32)), blocks
+            )
         return result
 
     def calculator(self) -> "EquilensCalculator":
@@ -185,7 +194,9 @@ class Potential:
                 f"(this equilens reads format {FORMAT_VERSION})"
             )
         config = from_mapping(BPNNConfig, state["model_config"], where=f"{path}:model")
-        model = BPNN(state["species"], state["n_features"], config).to(getattr(torch, state["dtype"]))
+        model = BPNN(state["species"], state["n_features"], config).to(
+            getattr(torch, state["dtype"])
+        )
         model.load_state_dict(state["state_dict"])
         return cls(state["hypers"], SpeciesPCA.from_state(state["pca"]), model, state["metadata"])
 

@@ -86,9 +86,7 @@ class PotentialConfig:
         if self.descriptor.kind != "soap":
             raise ConfigError("the BPNN potential needs descriptor.kind: soap")
         if self.descriptor.gradients:
-            raise ConfigError(
-                "descriptor.gradients is set by the trainer itself; leave it false"
-            )
+            raise ConfigError("descriptor.gradients is set by the trainer itself; leave it false")
 
     @property
     def output(self) -> Path:
@@ -146,7 +144,9 @@ def train_potential(
     model.baseline.copy_(torch.as_tensor(baseline, dtype=dtype))
     model.scale.fill_(scale)
 
-    loss_fn, validate_fn = _objective(features, config.loss, energy_std, force_rms, config.training.batch_size)
+    loss_fn, validate_fn = _objective(
+        features, config.loss, energy_std, force_rms, config.training.batch_size
+    )
     fingerprint = {
         "data": {n: hash_frames(d.frames) for n, d in splits.items()},
         "descriptor": hypers,
@@ -157,8 +157,15 @@ def train_potential(
     }
     output = config.output
     result = fit(
-        model, loss_fn, validate_fn, features["train"].n_frames, config.training, output,
-        progress=progress, stop_after=stop_after, fingerprint=fingerprint,
+        model,
+        loss_fn,
+        validate_fn,
+        features["train"].n_frames,
+        config.training,
+        output,
+        progress=progress,
+        stop_after=stop_after,
+        fingerprint=fingerprint,
     )
     timings["training_s"] = result.seconds
 
@@ -181,8 +188,15 @@ def train_potential(
     potential.save(output / "model.pt")
     save_json(output / "metrics.json", summary)
     for name, (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers) in predictions.items():
-        plot_parity(e_pred / n_atoms, e_ref / n_atoms, f_pred, f_ref, numbers,
-                    output / f"parity_{name}.png", title=f"{config.name}: {name}")
+        plot_parity(
+            e_pred / n_atoms,
+            e_ref / n_atoms,
+            f_pred,
+            f_ref,
+            numbers,
+            output / f"parity_{name}.png",
+            title=f"{config.name}: {name}",
+        )
     plot_learning_curve(result.history, output / "learning_curve.png")
     return potential, summary
 
@@ -214,7 +228,8 @@ def _objective(features, loss_config: LossConfig, energy_std, force_rms, eval_ba
         energy_term = torch.mean(per_atom**2) / energy_std**2
         force_term = torch.mean((force - batch.forces) ** 2) / force_rms**2
         return loss_config.energy_weight * energy_term + loss_config.force_weight * force_term, (
-            energy_term, force_term
+            energy_term,
+            force_term,
         )
 
     def loss_fn(model, indices):
@@ -278,7 +293,9 @@ def _fit_compression(train: Dataset, species, hypers, config: PotentialConfig) -
     ).fit(soap, gradients)
 
 
-def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, progress) -> FeatureSet:
+def _cached_features(
+    dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, progress
+) -> FeatureSet:
     state = pca.state()
     key = hash_json(
         {
@@ -300,8 +317,14 @@ def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, p
         if path.is_file():
             return FeatureSet(**torch.load(path, weights_only=False))
     features = featurize(
-        dataset.frames, hypers, pca, gradients=True, energies=dataset.energies,
-        forces=dataset.forces, dtype=dtype, progress=progress,
+        dataset.frames,
+        hypers,
+        pca,
+        gradients=True,
+        energies=dataset.energies,
+        forces=dataset.forces,
+        dtype=dtype,
+        progress=progress,
         gradient_dtype=getattr(torch, config.compression.gradient_storage),
     )
     if path is not None:

@@ -162,8 +162,12 @@ def fit(
 
     stopped_early = state.get("stopped", False)
     bar = tqdm(
-        total=config.epochs, initial=state["epoch"], desc="training", unit="epoch",
-        disable=not progress, leave=False,
+        total=config.epochs,
+        initial=state["epoch"],
+        desc="training",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
     )
     with bar:
         while state["epoch"] < config.epochs and not stopped_early:

@@ -58,9 +58,7 @@ class ReadOptions:
 
     def __post_init__(self):
         if self.on_error not in ("raise", "skip"):
-            raise ValueError(
-                f"on_error must be 'raise' or 'skip', got {self.on_error!r}"
-            )
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
         if self.species is not None:
             species = tuple(int(s) for s in self.species)
             bad = [s for s in species if not 0 < s < len(chemical_symbols)]
@@ -144,9 +142,7 @@ class Dataset:
             per_atom = self.energies / np.array([len(f) for f in self.frames])
             out["energy_per_atom_eV"] = [float(per_atom.min()), float(per_atom.max())]
         if self.forces is not None and len(self) > 0:
-            out["max_force_eV_per_A"] = float(
-                max(np.abs(f).max() for f in self.forces)
-            )
+            out["max_force_eV_per_A"] = float(max(np.abs(f).max() for f in self.forces))
         return out
 
 
@@ -198,9 +194,7 @@ def validate_frames(
         frame_indices = np.arange(len(frames))
     frame_indices = np.asarray(frame_indices, dtype=int)
     if len(frames) == 0:
-        raise DataError(
-            f"the selection index={options.index!r} contains no frames", path=path_str
-        )
+        raise DataError(f"the selection index={options.index!r} contains no frames", path=path_str)
 
     kept, energies, forces, skipped = [], [], [], []
     for atoms, index in zip(frames, frame_indices):
@@ -266,15 +260,13 @@ def _select(n_frames: int, index: str, path: Path) -> np.ndarray:
         position = parts[0]
         if not -n_frames <= position < n_frames:
             raise DataError(
-                f"frame index {position} is out of range: the file has "
-                f"{n_frames} frames",
+                f"frame index {position} is out of range: the file has {n_frames} frames",
                 path=path,
             )
         selection = np.array([position % n_frames])
     if len(selection) == 0:
         raise DataError(
-            f"the selection index={index!r} contains no frames "
-            f"(the file has {n_frames} frames)",
+            f"the selection index={index!r} contains no frames (the file has {n_frames} frames)",
             path=path,
         )
     return selection

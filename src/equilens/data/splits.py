@@ -43,9 +43,7 @@ def random_split_indices(
     if abs(values.sum() - 1) < 1e-9:
         sizes[0] += n_items - sizes.sum()
     if sizes.sum() > n_items or np.any(sizes < 0):
-        raise DataError(
-            f"cannot split {n_items} items into parts {dict(fractions)}: too few items"
-        )
+        raise DataError(f"cannot split {n_items} items into parts {dict(fractions)}: too few items")
     order = np.random.default_rng(seed).permutation(n_items)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     return {
@@ -54,9 +52,7 @@ def random_split_indices(
     }
 
 
-def random_split(
-    dataset: Dataset, fractions: Mapping[str, float], seed: int
-) -> Dict[str, Dataset]:
+def random_split(dataset: Dataset, fractions: Mapping[str, float], seed: int) -> Dict[str, Dataset]:
     """Split ``dataset`` into named parts by seeded random fractions."""
     indices = random_split_indices(len(dataset), fractions, seed)
     return {name: dataset.subset(idx) for name, idx in indices.items()}
@@ -103,13 +99,11 @@ def resolve_path(path: str):
     """A file path, or the local copy of ``reference:NAME``."""
     prefix = "reference:"
     if str(path).startswith(prefix):
-        return reference_path(str(path)[len(prefix):])
+        return reference_path(str(path)[len(prefix) :])
     return path
 
 
-def load_splits(
-    config: SplitConfig, options: Optional[ReadOptions] = None
-) -> Dict[str, Dataset]:
+def load_splits(config: SplitConfig, options: Optional[ReadOptions] = None) -> Dict[str, Dataset]:
     """Read the files of ``config`` and return ``{"train", "validation", "test"}``.
 
     Splits that end up empty (no file and a zero fraction) are left out of the
@@ -133,4 +127,3 @@ def load_splits(
         if path is not None:
             result[name] = read_dataset(resolve_path(path), options)
     return {name: result[name] for name in ("train", "validation", "test") if name in result}
-

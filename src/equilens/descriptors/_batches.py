@@ -40,8 +40,7 @@ def iterate_batches(
                     tensor = compute(batch)
             except featomic.FeatomicError as error:
                 raise DescriptorError(
-                    f"featomic failed on frames {start} to {start + len(batch) - 1}: "
-                    f"{error}"
+                    f"featomic failed on frames {start} to {start + len(batch) - 1}: {error}"
                 ) from None
             yield start, tensor
             bar.update(len(batch))

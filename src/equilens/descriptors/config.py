@@ -126,8 +126,7 @@ class DescriptorConfig:
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise ConfigError(
-                f"unknown descriptor preset '{self.preset}'; "
-                f"available: {', '.join(PRESETS)}"
+                f"unknown descriptor preset '{self.preset}'; available: {', '.join(PRESETS)}"
             )
         if self.featomic_hypers is not None and self.hypers:
             raise ConfigError("give either 'hypers' overrides or 'featomic_hypers', not both")
@@ -160,8 +159,7 @@ class DescriptorConfig:
         unknown = set(self.hypers) - set(base)
         if unknown:
             raise ConfigError(
-                f"unknown SOAP hyper-parameter '{sorted(unknown)[0]}'; accepted: "
-                f"{', '.join(base)}"
+                f"unknown SOAP hyper-parameter '{sorted(unknown)[0]}'; accepted: {', '.join(base)}"
             )
         return from_mapping(SoapHypers, {**base, **self.hypers}, where="hypers")
 

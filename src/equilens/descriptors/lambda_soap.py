@@ -50,9 +50,7 @@ def compute_lambda_soap(
     selected = Labels(["o3_lambda", "o3_sigma"], np.array(symmetries, dtype=np.int32))
 
     def compute(batch):
-        return calculator.compute(
-            batch, selected_keys=selected, neighbors_to_properties=True
-        )
+        return calculator.compute(batch, selected_keys=selected, neighbors_to_properties=True)
 
     parts = list(iterate_batches(compute, frames, batch_size, progress, "lambda-SOAP"))
     return _complete_center_types(join_batches(parts), species)
@@ -86,7 +84,5 @@ def _complete_center_types(tensor: TensorMap, species: Sequence[int]) -> TensorM
             else:
                 values = np.zeros((0,) + template.values.shape[1:])
                 samples = Labels(template.samples.names, np.zeros((0, 2), dtype=np.int32))
-            blocks.append(
-                TensorBlock(values, samples, template.components, template.properties)
-            )
+            blocks.append(TensorBlock(values, samples, template.components, template.properties))
     return TensorMap(Labels(names, np.array(keys, dtype=np.int32)), blocks)

@@ -141,18 +141,14 @@ class _DenseAssembler:
             block_rows = []
             for index, block in enumerate(blocks):
                 samples = block.samples.values
-                rows = self.row_of_atom[
-                    self.atom_offset[samples[:, 0] + start] + samples[:, 1]
-                ]
+                rows = self.row_of_atom[self.atom_offset[samples[:, 0] + start] + samples[:, 1]]
                 columns = slice(index * self.n_pair, (index + 1) * self.n_pair)
                 # a plain ndarray view: scattering from metatensor's array
                 # subclass is 25x slower
                 out[rows, columns] = block.values.view(np.ndarray)
                 block_rows.append(rows)
             if self.gradients:
-                self.gradient_parts[center].append(
-                    self._dense_gradient(blocks, block_rows, start)
-                )
+                self.gradient_parts[center].append(self._dense_gradient(blocks, block_rows, start))
 
     def _dense_gradient(self, blocks, block_rows, start):
         """Gradient rows of one batch: the union over the pair blocks."""
