@@ -321,3 +321,29 @@ def test_gradient_aware_compression():
         # the gradient covariance changes which directions are kept
         overlap = np.linalg.svd(plain.components_[z].T @ w, compute_uv=False)
         assert overlap.min() < 0.99
+
+
+def test_train_command_line(lj_files, tmp_path, capsys):
+    import yaml
+
+    from equilens.cli import main
+
+    config = {
+        "name": "lj_cli",
+        "data": {"train": str(lj_files["train"]), "validation": str(lj_files["validation"])},
+        "descriptor": {"preset": "small", "species": [1, 8, 26]},
+        "compression": {"n_components": 12},
+        "model": {"hidden": [8]},
+        "training": {"epochs": 2, "batch_size": 4},
+        "cache_dir": None,
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["train", str(path), "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "validation energy RMSE" in out and "force RMSE" in out
+    assert (tmp_path / "out" / "model.pt").is_file()
+    # a bad key is reported by name, with exit code 2
+    path.write_text(yaml.safe_dump({**config, "trainig": {}}))
+    assert main(["train", str(path)]) == 2
+    assert "unknown key 'trainig'" in capsys.readouterr().err
