@@ -115,6 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-progress", action="store_true", help="hide progress bars")
     train.set_defaults(handler=_run_train)
 
+    lat = commands.add_parser(
+        "latents",
+        help="every layer of a trained model as TensorMaps",
+        description=(
+            "Evaluate every layer of a trained model (model.pt from `equilens train`) on "
+            "the frames of FILE and write one .mts per layer plus layers.json to --output."
+        ),
+    )
+    lat.add_argument("model", help="model file written by `equilens train`")
+    lat.add_argument("file", help="dataset file (any ASE-readable format)")
+    lat.add_argument("--index", default=":", help="frames to read, ASE slice syntax")
+    lat.add_argument(
+        "--single-block",
+        action="store_true",
+        help="one block over all atoms (center_type in the samples) instead of one per species",
+    )
+    lat.add_argument("--pooling", choices=["mean", "sum"], help="one row per structure")
+    lat.add_argument("--batch-size", type=int, default=50, help="frames per forward pass")
+    lat.add_argument(
+        "--output", default="results/latents", help="output folder (default: %(default)s)"
+    )
+    lat.set_defaults(handler=_run_latents)
+
     data = commands.add_parser(
         "data",
         help="reference datasets and dataset validation",
@@ -249,6 +272,30 @@ def _run_train(args: argparse.Namespace) -> int:
             f"  {split:10s} energy RMSE {metrics['energy_rmse_meV_per_atom']:7.2f} meV/atom   "
             f"force RMSE {metrics['force_rmse_eV_per_A']:.3f} eV/A"
         )
+    return 0
+
+
+def _run_latents(args: argparse.Namespace) -> int:
+    from .latents import latents, save_latents
+    from .potential import Potential
+
+    potential = Potential.load(args.model)
+    dataset = read_dataset(
+        args.file,
+        ReadOptions(index=args.index, require_energy=False, species=tuple(potential.species)),
+    )
+    layers = latents(
+        potential,
+        dataset.frames,
+        per_species=not args.single_block,
+        pooling=args.pooling,
+        batch_size=args.batch_size,
+    )
+    folder = save_latents(args.output, layers)
+    for name, tensor in layers.items():
+        block = tensor.block(0)
+        print(f"  {name:16s} {len(tensor.keys)} block(s), {block.values.shape[1]} features")
+    print(f"{len(layers)} layers of {len(dataset)} frames -> {folder}")
     return 0
 
 

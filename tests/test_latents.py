@@ -1,0 +1,121 @@
+"""Latents of every layer: layouts, pooling, round trip through files."""
+
+import numpy as np
+import pytest
+import torch
+
+from equilens.data.examples import iron_water_example
+from equilens.descriptors import PRESETS, compute_soap
+from equilens.errors import EquilensError
+from equilens.features import SpeciesPCA
+from equilens.latents import latents, load_latents, save_latents
+from equilens.models import BPNN, BPNNConfig
+from equilens.potential import Potential
+
+SPECIES = (1, 8, 26)
+HYPERS = PRESETS["small"].to_featomic()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    frames = iron_water_example(n_frames=3, seed=4)
+    pca = SpeciesPCA(n_components=8).fit(compute_soap(frames, SPECIES, HYPERS))
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        model = BPNN(SPECIES, 8, BPNNConfig(hidden=(6, 5)))
+    return Potential(HYPERS, pca, model), frames
+
+
+def test_every_layer_in_order(setup):
+    potential, frames = setup
+    layers = latents(potential, frames, batch_size=2)
+    assert list(layers) == ["descriptor", "hidden_1", "hidden_2", "atomic_energy"]
+    n_atoms = sum(len(f) for f in frames)
+    for name, width in zip(layers, (8, 6, 5, 1)):
+        assert sum(b.values.shape[0] for b in layers[name].blocks()) == n_atoms
+        assert all(b.values.shape[1] == width for b in layers[name].blocks())
+    # batching does not change the numbers
+    again = latents(potential, frames, batch_size=3)
+    for name in layers:
+        for a, b in zip(layers[name].blocks(), again[name].blocks()):
+            np.testing.assert_allclose(a.values, b.values, rtol=1e-6)
+            assert a.samples == b.samples
+
+
+def test_single_block_keeps_the_species(setup):
+    potential, frames = setup
+    merged = latents(potential, frames, per_species=False)["hidden_1"]
+    assert len(merged.keys) == 1
+    block = merged.block(0)
+    assert block.samples.names == ["system", "atom", "center_type"]
+    samples = block.samples.values
+    for s, a, z in samples[:20]:
+        assert frames[s].numbers[a] == z
+    # rows in (system, atom) order
+    assert np.all(np.diff(samples[:, 0] * 10_000 + samples[:, 1]) > 0)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "sum"])
+def test_pooling(setup, pooling):
+    potential, frames = setup
+    atoms = latents(potential, frames, per_species=False)["atomic_energy"].block(0)
+    pooled = latents(potential, frames, per_species=False, pooling=pooling)["atomic_energy"].block(
+        0
+    )
+    assert pooled.samples.names == ["system"]
+    assert pooled.values.shape == (len(frames), 1)
+    for index in range(len(frames)):
+        rows = atoms.values[atoms.samples.column("system") == index]
+        expected = rows.mean(axis=0) if pooling == "mean" else rows.sum(axis=0)
+        np.testing.assert_allclose(pooled.values[index], expected, rtol=1e-6)
+    # the summed atomic energies are the energies
+    if pooling == "sum":
+        energies, _ = potential.predict(frames, forces=False)
+        np.testing.assert_allclose(pooled.values[:, 0], energies, rtol=1e-5)
+
+
+def test_round_trip(setup, tmp_path):
+    potential, frames = setup
+    layers = latents(potential, frames)
+    save_latents(tmp_path / "latents", layers)
+    loaded = load_latents(tmp_path / "latents")
+    assert list(loaded) == list(layers)
+    import metatensor
+
+    for name in layers:
+        assert metatensor.equal(loaded[name], layers[name])
+    with pytest.raises(EquilensError, match="no layers.json"):
+        load_latents(tmp_path)
+
+
+def test_bad_arguments(setup):
+    potential, frames = setup
+    with pytest.raises(EquilensError, match="pooling must be"):
+        latents(potential, frames, pooling="max")
+    with pytest.raises(EquilensError, match="has no layer_activations"):
+        latents(object(), frames)
+
+
+def test_latents_command_line(setup, tmp_path, capsys):
+    import ase.io
+
+    from equilens.cli import main
+
+    potential, frames = setup
+    potential.save(tmp_path / "model.pt")
+    ase.io.write(tmp_path / "frames.extxyz", frames)
+    code = main(
+        [
+            "latents",
+            str(tmp_path / "model.pt"),
+            str(tmp_path / "frames.extxyz"),
+            "--output",
+            str(tmp_path / "out"),
+            "--single-block",
+        ]
+    )
+    assert code == 0
+    loaded = load_latents(tmp_path / "out")
+    assert list(loaded) == ["descriptor", "hidden_1", "hidden_2", "atomic_energy"]
+    assert loaded["hidden_2"].block(0).samples.names == ["system", "atom", "center_type"]
+    assert "4 layers of 3 frames" in capsys.readouterr().out
