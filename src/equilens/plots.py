@@ -131,3 +131,30 @@ def _save(fig, path: PathLike) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_matrix(matrix: np.ndarray, names, path: PathLike, title: str = "") -> Path:
+    """A heatmap of an asymmetric matrix with the value written in each cell
+    (rows: source, columns: target)."""
+    n = len(names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n), dpi=120)
+    image = ax.imshow(matrix, cmap="viridis_r", vmin=0, vmax=max(1.0, float(np.nanmax(matrix))))
+    for i in range(n):
+        for j in range(n):
+            value = matrix[i, j]
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                color="white" if value > 0.5 else "black",
+                fontsize=8,
+            )
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("target")
+    ax.set_ylabel("source")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return _save(fig, path)

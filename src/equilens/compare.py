@@ -1,0 +1,257 @@
+"""Reconstruction measures between feature sets: GFRE, GFRD and LFRE.
+
+:func:`compare` takes any number of feature sets on the same samples (layers
+of one model, layers of two models, descriptors with other hypers) and
+computes scikit-matter's reconstruction measures for every ordered pair
+``source -> target`` (how well a linear map of the source reproduces the
+target), with one seeded sample selection and one train/test split shared by
+all pairs. The result holds asymmetric matrices (rows: source, columns:
+target) and a tidy table.
+
+Choices made explicit here, since scikit-matter leaves them to the caller:
+
+- the index arguments are passed by keyword (the global and pointwise
+  functions take them in different orders);
+- scikit-matter scales each set by one global factor (not per column), so
+  constant columns are harmless; a set that is entirely constant is an
+  error naming it;
+- GFRD needs a target at least as wide as the source (orthogonal regression
+  maps between spaces of one dimension): a narrower target is padded with
+  zero columns, as in Goscinski et al., Mach. Learn.: Sci. Technol. 2, 025028
+  (2021); the padding changes neither the target's distances nor its scale;
+- LFRE fits one ridge per test point on its ``lfre_neighbors`` nearest
+  training points, so it runs on its own, smaller sample budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+from metatensor import Labels, TensorMap
+from skmatter.metrics import (
+    global_reconstruction_distortion,
+    global_reconstruction_error,
+    local_reconstruction_error,
+)
+from skmatter.sample_selection import FPS
+
+from .errors import EquilensError
+
+MEASURES = ("gfre", "gfrd", "lfre")
+FeatureSet = Union[TensorMap, np.ndarray]
+
+
+@dataclass
+class Comparison:
+    """Reconstruction measures between named feature sets.
+
+    ``matrices[measure][i, j]`` is the measure from ``names[i]`` (source) to
+    ``names[j]`` (target); ``table`` has one row per (measure, source, target).
+    """
+
+    names: List[str]
+    matrices: Dict[str, np.ndarray]
+    n_samples: int
+    n_train: int
+    n_test: int
+    lfre_samples: Optional[int] = None
+    table: List[dict] = field(default_factory=list)
+
+
+def compare(
+    features: Mapping[str, FeatureSet],
+    measures: Sequence[str] = MEASURES,
+    n_samples: int = 10000,
+    selection: str = "random",
+    train_fraction: float = 0.5,
+    lfre_samples: int = 1000,
+    lfre_neighbors: int = 100,
+    seed: int = 0,
+    split: Optional[tuple] = None,
+) -> Comparison:
+    """Reconstruction measures for every ordered pair of ``features``.
+
+    :param features: ``{name: TensorMap or (n_samples, n_features) array}``;
+        TensorMaps with several blocks (e.g. one per species) are stacked in
+        ``(system, atom)`` order, and all sets must have the same samples
+    :param measures: any of ``"gfre"``, ``"gfrd"``, ``"lfre"``
+    :param n_samples: sample budget of GFRE and GFRD
+    :param selection: ``"random"`` or ``"fps"`` (farthest-point sampling in
+        the first feature set) for choosing the budgeted samples
+    :param train_fraction: fraction of the selected samples used to fit
+    :param lfre_samples: sample budget of LFRE (a subset of the others)
+    :param lfre_neighbors: neighbors of each LFRE test point
+    :param seed: seeds the selection and the split
+    :param split: explicit ``(train_idx, test_idx)`` into the selected
+        samples, instead of the seeded split (e.g. to match another tool)
+    """
+    unknown = set(measures) - set(MEASURES)
+    if unknown:
+        raise EquilensError(f"unknown measures {sorted(unknown)}; choose from {MEASURES}")
+    if len(features) < 2:
+        raise EquilensError("compare needs at least two feature sets")
+    names = list(features)
+    arrays = _aligned_arrays(features)
+    n_total = len(next(iter(arrays.values())))
+
+    rng = np.random.default_rng(seed)
+    chosen = _select(arrays[names[0]], min(n_samples, n_total), selection, rng)
+    if split is not None:
+        train_idx, test_idx = (np.asarray(s, dtype=int) for s in split)
+    else:
+        order = rng.permutation(len(chosen))
+        n_train = int(round(train_fraction * len(chosen)))
+        if n_train < 2 or len(chosen) - n_train < 1:
+            raise EquilensError(f"too few samples ({len(chosen)}) for a train/test split")
+        train_idx, test_idx = np.sort(order[:n_train]), np.sort(order[n_train:])
+    data = {name: array[chosen] for name, array in arrays.items()}
+
+    lfre_train = lfre_test = None
+    if "lfre" in measures:
+        fraction = min(1.0, lfre_samples / len(chosen))
+        lfre_train = np.sort(
+            rng.choice(train_idx, max(2, int(fraction * len(train_idx))), replace=False)
+        )
+        lfre_test = np.sort(
+            rng.choice(test_idx, max(1, int(fraction * len(test_idx))), replace=False)
+        )
+        if lfre_neighbors > len(lfre_train):
+            raise EquilensError(
+                f"lfre_neighbors={lfre_neighbors} is larger than the {len(lfre_train)} LFRE "
+                "training points; raise lfre_samples or lower lfre_neighbors"
+            )
+
+    matrices = {m: np.zeros((len(names), len(names))) for m in measures}
+    table = []
+    for i, source in enumerate(names):
+        for j, target in enumerate(names):
+            x, y = data[source], data[target]
+            for measure in measures:
+                if measure == "gfre":
+                    value = global_reconstruction_error(
+                        x, y, train_idx=train_idx, test_idx=test_idx
+                    )
+                elif measure == "gfrd":
+                    value = global_reconstruction_distortion(
+                        x, _pad_columns(y, x.shape[1]), train_idx=train_idx, test_idx=test_idx
+                    )
+                else:
+                    value = local_reconstruction_error(
+                        x, y, lfre_neighbors, train_idx=lfre_train, test_idx=lfre_test
+                    )
+                matrices[measure][i, j] = float(value)
+                table.append(
+                    {"measure": measure, "source": source, "target": target, "value": float(value)}
+                )
+    return Comparison(
+        names=names,
+        matrices=matrices,
+        n_samples=len(chosen),
+        n_train=len(train_idx),
+        n_test=len(test_idx),
+        lfre_samples=None if lfre_train is None else len(lfre_train) + len(lfre_test),
+        table=table,
+    )
+
+
+def _aligned_arrays(features: Mapping[str, FeatureSet]) -> Dict[str, np.ndarray]:
+    arrays, reference = {}, None
+    for name, value in features.items():
+        if isinstance(value, TensorMap):
+            array, samples = _tensor_to_array(value, name)
+            if reference is None:
+                reference = (name, samples)
+            elif samples != reference[1]:
+                raise EquilensError(
+                    f"feature sets '{reference[0]}' and '{name}' do not have the same samples"
+                )
+        else:
+            array = np.asarray(value, dtype=np.float64)
+            if array.ndim != 2:
+                raise EquilensError(
+                    f"feature set '{name}' must be 2-dimensional, got {array.shape}"
+                )
+        if not np.all(np.isfinite(array)):
+            raise EquilensError(f"feature set '{name}' contains NaN or inf")
+        if np.allclose(array, array[:1]):
+            raise EquilensError(f"feature set '{name}' is constant: nothing to reconstruct")
+        arrays[name] = array
+    lengths = {name: len(a) for name, a in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        raise EquilensError(f"feature sets have different numbers of samples: {lengths}")
+    return arrays
+
+
+def _tensor_to_array(tensor: TensorMap, name: str):
+    values, samples = [], []
+    for block in tensor.blocks():
+        if len(block.components) != 0:
+            raise EquilensError(
+                f"feature set '{name}' has components {block.components[0].names}; use the "
+                "invariant blocks (or the equivariant measure) here"
+            )
+        values.append(block.values)
+        samples.append(block.samples.values)
+    if len({len(b.properties) for b in tensor.blocks()}) > 1:
+        raise EquilensError(f"feature set '{name}': blocks have different numbers of properties")
+    array, rows = np.concatenate(values), np.concatenate(samples)
+    order = np.lexsort(rows.T[::-1])
+    names = tensor.block(0).samples.names
+    return array[order], Labels(names, rows[order].astype(np.int32))
+
+
+def _select(x: np.ndarray, count: int, selection: str, rng) -> np.ndarray:
+    if selection == "random":
+        return np.sort(rng.choice(len(x), count, replace=False))
+    if selection == "fps":
+        start = int(rng.integers(len(x)))
+        selector = FPS(n_to_select=count, initialize=start).fit(x)
+        return np.sort(selector.selected_idx_)
+    raise EquilensError(f"selection must be 'random' or 'fps', got {selection!r}")
+
+
+def _pad_columns(y: np.ndarray, width: int) -> np.ndarray:
+    if y.shape[1] >= width:
+        return y
+    return np.hstack([y, np.zeros((len(y), width - y.shape[1]))])
+
+
+def save_comparison(result: Comparison, folder) -> Dict[str, str]:
+    """Write ``table.csv``, ``matrices.json`` and one heatmap PNG per measure."""
+    import csv
+    from pathlib import Path
+
+    from .plots import plot_matrix
+    from .storage import atomic_write, save_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "table.csv", "w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["measure", "source", "target", "value"])
+        writer.writeheader()
+        writer.writerows(result.table)
+    save_json(
+        folder / "matrices.json",
+        {
+            "names": result.names,
+            "rows": "source",
+            "columns": "target",
+            "n_samples": result.n_samples,
+            "n_train": result.n_train,
+            "n_test": result.n_test,
+            "lfre_samples": result.lfre_samples,
+            "matrices": {m: v.tolist() for m, v in result.matrices.items()},
+        },
+    )
+    files = {"table": str(folder / "table.csv"), "matrices": str(folder / "matrices.json")}
+    for measure, matrix in result.matrices.items():
+        path = plot_matrix(
+            matrix,
+            result.names,
+            folder / f"heatmap_{measure}.png",
+            title=f"{measure.upper()} (row: source, column: target)",
+        )
+        files[measure] = str(path)
+    return files
