@@ -119,3 +119,30 @@ def test_latents_command_line(setup, tmp_path, capsys):
     assert list(loaded) == ["descriptor", "hidden_1", "hidden_2", "atomic_energy"]
     assert loaded["hidden_2"].block(0).samples.names == ["system", "atom", "center_type"]
     assert "4 layers of 3 frames" in capsys.readouterr().out
+
+
+def test_compare_layers_on_the_command_line(setup, tmp_path, capsys):
+    import json
+
+    from equilens.cli import main
+
+    potential, frames = setup
+    save_latents(tmp_path / "lat", latents(potential, frames * 3, per_species=False))
+    code = main(
+        [
+            "compare",
+            str(tmp_path / "lat"),
+            "--measures",
+            "gfre",
+            "gfrd",
+            "--output",
+            str(tmp_path / "cmp"),
+        ]
+    )
+    assert code == 0
+    matrices = json.loads((tmp_path / "cmp" / "matrices.json").read_text())
+    names = matrices["names"]
+    assert names == ["lat/descriptor", "lat/hidden_1", "lat/hidden_2", "lat/atomic_energy"]
+    gfre = np.array(matrices["matrices"]["gfre"])
+    assert np.allclose(np.diag(gfre), 0, atol=1e-6)
+    assert "GFRE (row: source -> column: target)" in capsys.readouterr().out

@@ -138,6 +138,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lat.set_defaults(handler=_run_latents)
 
+    cmp = commands.add_parser(
+        "compare",
+        help="GFRE / GFRD / LFRE between feature sets (layers, models, descriptors)",
+        description=(
+            "Reconstruction measures for every ordered pair of feature sets on the same "
+            "samples. Each INPUT is a .mts file (name: file stem, or NAME=FILE) or a latents "
+            "folder from `equilens latents` (all its layers, named FOLDER/LAYER). Writes "
+            "table.csv, matrices.json and one heatmap per measure to --output."
+        ),
+    )
+    cmp.add_argument("inputs", nargs="+", help=".mts files, NAME=FILE, or latents folders")
+    cmp.add_argument(
+        "--measures", nargs="+", default=["gfre", "gfrd", "lfre"], choices=["gfre", "gfrd", "lfre"]
+    )
+    cmp.add_argument("--n-samples", type=int, default=10000, help="GFRE/GFRD sample budget")
+    cmp.add_argument("--lfre-samples", type=int, default=1000, help="LFRE sample budget")
+    cmp.add_argument("--lfre-neighbors", type=int, default=100)
+    cmp.add_argument("--selection", choices=["random", "fps"], default="random")
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument(
+        "--output", default="results/compare", help="output folder (default: %(default)s)"
+    )
+    cmp.set_defaults(handler=_run_compare)
+
     data = commands.add_parser(
         "data",
         help="reference datasets and dataset validation",
@@ -296,6 +320,42 @@ def _run_latents(args: argparse.Namespace) -> int:
         block = tensor.block(0)
         print(f"  {name:16s} {len(tensor.keys)} block(s), {block.values.shape[1]} features")
     print(f"{len(layers)} layers of {len(dataset)} frames -> {folder}")
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, save_comparison
+    from .latents import load_latents
+    from .storage import load_tensormap
+
+    features = {}
+    for item in args.inputs:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        path = Path(path)
+        if path.is_dir():
+            for layer, tensor in load_latents(path).items():
+                features[f"{name or path.name}/{layer}"] = tensor
+        elif path.is_file():
+            features[name or path.stem] = load_tensormap(path)
+        else:
+            raise EquilensError(f"{path}: no such file or latents folder")
+    result = compare(
+        features,
+        measures=args.measures,
+        n_samples=args.n_samples,
+        selection=args.selection,
+        lfre_samples=args.lfre_samples,
+        lfre_neighbors=args.lfre_neighbors,
+        seed=args.seed,
+    )
+    files = save_comparison(result, args.output)
+    width = max(len(n) for n in result.names)
+    for measure, matrix in result.matrices.items():
+        print(f"{measure.upper()} (row: source -> column: target), {result.n_samples} samples")
+        print(" " * (width + 2) + " ".join(f"{n[-8:]:>8s}" for n in result.names))
+        for name, row in zip(result.names, matrix):
+            print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
+    print(f"-> {', '.join(files.values())}")
     return 0
 
 
