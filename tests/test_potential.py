@@ -18,8 +18,6 @@ from equilens.data.examples import iron_water_example
 from equilens.descriptors import PRESETS, compute_soap
 from equilens.errors import ConfigError
 from equilens.features import SpeciesPCA
-from equilens.models import BPNN, BPNNConfig
-from equilens.potential import Potential
 from equilens.train_potential import PotentialConfig, load_config, train_potential
 
 SPECIES = (1, 8, 26)
@@ -27,18 +25,13 @@ HYPERS = PRESETS["small"].to_featomic()
 
 
 @pytest.fixture(scope="module")
-def potential64():
+def potential64(make_potential):
     """An untrained float64 potential with non-trivial weights."""
-    frames = iron_water_example(n_frames=4, seed=1)
-    pca = SpeciesPCA(n_components=16).fit(compute_soap(frames, SPECIES, HYPERS))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = BPNN(
-            SPECIES, 16, BPNNConfig(hidden=(12, 8), bottleneck=3, layer_norm=True)
-        ).double()
-    model.scale.fill_(0.7)
-    model.baseline.copy_(torch.tensor([-1.0, -2.0, -3.0], dtype=torch.float64))
-    return Potential(HYPERS, pca, model)
+    potential = make_potential(16, (12, 8), seed=0, bottleneck=3, layer_norm=True)
+    potential.model.double()
+    potential.model.scale.fill_(0.7)
+    potential.model.baseline.copy_(torch.tensor([-1.0, -2.0, -3.0], dtype=torch.float64))
+    return potential
 
 
 @pytest.fixture(scope="module")
@@ -242,49 +235,38 @@ def test_shipped_configs_are_valid():
         assert config.descriptor.kind == "soap"
 
 
+FEATURE_FIELDS = (
+    "x",
+    "species",
+    "atom_offsets",
+    "grad_center",
+    "grad_neighbor",
+    "grad_values",
+    "pair_offsets",
+)
+
+
+def _assert_same_features(a, b):
+    for name in FEATURE_FIELDS:
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
 def test_features_do_not_depend_on_batching(potential64):
     from equilens.features import featurize
 
     frames = iron_water_example(n_frames=5, seed=2)
     a = featurize(frames, HYPERS, potential64.pca, batch_size=5, dtype=torch.float64)
     b = featurize(frames, HYPERS, potential64.pca, batch_size=2, dtype=torch.float64)
-    for name in (
-        "x",
-        "species",
-        "atom_offsets",
-        "grad_center",
-        "grad_neighbor",
-        "grad_values",
-        "pair_offsets",
-    ):
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    _assert_same_features(a, b)
     # selecting frames 3 and 1 equals featurizing them alone
     c = featurize([frames[3], frames[1]], HYPERS, potential64.pca, dtype=torch.float64)
     d = a.select([3, 1])
-    for name in (
-        "x",
-        "species",
-        "atom_offsets",
-        "grad_center",
-        "grad_neighbor",
-        "grad_values",
-        "pair_offsets",
-    ):
-        assert torch.equal(getattr(c, name), getattr(d, name)), name
+    _assert_same_features(c, d)
     # a consecutive selection is a view and equals featurizing those frames
     e = featurize(frames[1:4], HYPERS, potential64.pca, dtype=torch.float64)
     f = a.select([1, 2, 3])
     assert f.grad_values.data_ptr() == a.grad_values[int(a.pair_offsets[1])].data_ptr()
-    for name in (
-        "x",
-        "species",
-        "atom_offsets",
-        "grad_center",
-        "grad_neighbor",
-        "grad_values",
-        "pair_offsets",
-    ):
-        assert torch.equal(getattr(e, name), getattr(f, name)), name
+    _assert_same_features(e, f)
 
 
 @pytest.mark.parametrize("batching", ["frames", "blocks"])
