@@ -35,6 +35,7 @@ def energy_and_forces(
     features: FeatureSet,
     forces: bool = True,
     create_graph: bool = False,
+    atomic: Optional[List[torch.Tensor]] = None,
 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Total energy of each frame and, if asked, the force on each atom.
 
@@ -42,15 +43,20 @@ def energy_and_forces(
     gradients of ``features``: exactly minus the gradient of the energy.
 
     :param create_graph: keep the graph of the forces (for training on them)
+    :param atomic: if a list is given, the per-atom energies are appended to
+        it (they come from the same forward pass)
     """
     x = features.x
     if forces:
         if not features.has_gradients:
             raise EquilensError("forces need features computed with gradients=True")
         x = x.detach().requires_grad_(True)
-    atomic = model(x, features.species)
-    system = features.system
-    energy = torch.zeros(features.n_frames, dtype=atomic.dtype).index_add(0, system, atomic)
+    atomic_energy = model(x, features.species)
+    if atomic is not None:
+        atomic.append(atomic_energy)
+    energy = torch.zeros(features.n_frames, dtype=atomic_energy.dtype).index_add(
+        0, features.system, atomic_energy
+    )
     if not forces:
         return energy, None
     (d_energy,) = torch.autograd.grad(
@@ -59,7 +65,7 @@ def energy_and_forces(
     contributions = torch.bmm(
         features.grad_values.to(d_energy.dtype), d_energy[features.grad_center].unsqueeze(-1)
     ).squeeze(-1)
-    force = -torch.zeros((len(x), 3), dtype=atomic.dtype).index_add(
+    force = -torch.zeros((len(x), 3), dtype=atomic_energy.dtype).index_add(
         0, features.grad_neighbor, contributions
     )
     return energy, force
@@ -214,11 +220,13 @@ class EquilensCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         features = self.potential.featurize([self.atoms], gradients=True)
         self.potential.model.eval()
-        energy, forces = energy_and_forces(self.potential.model, features, forces=True)
-        atomic = self.potential.model(features.x, features.species)
+        atomic: List[torch.Tensor] = []
+        energy, forces = energy_and_forces(
+            self.potential.model, features, forces=True, atomic=atomic
+        )
         self.results = {
             "energy": float(energy[0]),
             "free_energy": float(energy[0]),
             "forces": forces.detach().numpy().astype(np.float64),
-            "energies": atomic.detach().numpy().astype(np.float64),
+            "energies": atomic[0].detach().numpy().astype(np.float64),
         }
