@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -59,7 +60,10 @@ def main():
     for name in args.datasets:
         config = load_config(f"workflows/configs/{name}.yaml")
         output = Path(args.output) / name
-        config = dataclasses.replace(config, output_dir=str(output))
+        # a fresh folder: a checkpoint left by an earlier run would be resumed from
+        shutil.rmtree(output, ignore_errors=True)
+        # no feature cache: the wall time covers descriptors, gradients and training
+        config = dataclasses.replace(config, output_dir=str(output), cache_dir=None)
         start = time.perf_counter()
         _, summary = train_potential(config, progress=True)
         wall = time.perf_counter() - start

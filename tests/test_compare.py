@@ -107,3 +107,121 @@ def test_outputs(data, tmp_path):
     matrices = json.loads(open(files["matrices"]).read())
     assert np.allclose(matrices["matrices"]["gfre"], result.matrices["gfre"])
     assert (tmp_path / "cmp" / "heatmap_gfre.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("shape", [(300, 8), (120, 40)])
+def test_factorized_estimator_reproduces_skmatter(shape):
+    """The fast estimator gives skmatter's default measures (wide and narrow sources)."""
+    from skmatter.metrics import (
+        global_reconstruction_distortion,
+        global_reconstruction_error,
+        local_reconstruction_error,
+    )
+
+    from equilens.ridge import FactorizedRidge2FoldCV
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=shape) @ rng.normal(size=(shape[1], shape[1]))
+    y = np.tanh(x[:, :5] @ rng.normal(size=(5, 6))) + 0.1 * rng.normal(size=(shape[0], 6))
+    train, test = np.arange(0, shape[0], 2), np.arange(1, shape[0], 2)
+    # cache_min_samples=0: the cached path is exercised on these small sets
+    fast = FactorizedRidge2FoldCV(cache_min_samples=0)
+    for a, b in ((x, y), (y, x)):
+        for _ in range(2):  # the second call reuses the cached factorisation
+            ours = global_reconstruction_error(
+                a, b, train_idx=train, test_idx=test, estimator=fast
+            )
+            assert ours == pytest.approx(
+                global_reconstruction_error(a, b, train_idx=train, test_idx=test), rel=1e-9
+            )
+        wide = b if b.shape[1] >= a.shape[1] else np.hstack([b, np.zeros((len(b), 2))])
+        if wide.shape[1] == a.shape[1]:
+            ours = global_reconstruction_distortion(
+                a, wide, train_idx=train, test_idx=test, estimator=fast
+            )
+            assert ours == pytest.approx(
+                global_reconstruction_distortion(a, wide, train_idx=train, test_idx=test),
+                rel=1e-9,
+            )
+        ours = local_reconstruction_error(
+            a, b, 30, train_idx=train, test_idx=test[:20], estimator=fast
+        )
+        assert ours == pytest.approx(
+            local_reconstruction_error(a, b, 30, train_idx=train, test_idx=test[:20]), rel=1e-9
+        )
+
+
+def test_fps_selection_reaches_outliers():
+    """Farthest-point sampling picks the isolated points that random sampling misses."""
+    rng = np.random.default_rng(4)
+    cluster = 0.01 * rng.normal(size=(995, 3))
+    outliers = 10.0 * np.eye(3)[[0, 1, 2, 0, 1]] * np.array([1, 1, 1, -1, -1])[:, None]
+    x = np.vstack([cluster, outliers])
+    y = np.hstack([x, x**2])
+    from equilens.compare import _select
+
+    for selection in ("fps", "random"):
+        result = compare(
+            {"x": x, "y": y}, measures=("gfre",), n_samples=20, selection=selection, seed=1
+        )
+        assert result.n_samples == 20
+
+    picked = _select(x, 20, "fps", np.random.default_rng(1))
+    assert set(range(995, 1000)) <= set(picked.tolist())
+    again = _select(x, 20, "fps", np.random.default_rng(1))
+    assert np.array_equal(picked, again)
+    random = _select(x, 20, "random", np.random.default_rng(1))
+    assert len(set(range(995, 1000)) & set(random.tolist())) < 5
+
+
+def _species_tensor(values, species, per_species):
+    samples = np.array([[0, i] for i in range(len(values))], dtype=np.int32)
+    if per_species:
+        blocks, keys = [], []
+        for z in np.unique(species):
+            mask = species == z
+            keys.append([z])
+            blocks.append(
+                TensorBlock(
+                    values[mask],
+                    Labels(["system", "atom"], samples[mask]),
+                    [],
+                    Labels.range("feature", values.shape[1]),
+                )
+            )
+        return TensorMap(Labels(["center_type"], np.array(keys, dtype=np.int32)), blocks)
+    rows = np.hstack([samples, species[:, None]]).astype(np.int32)
+    block = TensorBlock(
+        values,
+        Labels(["system", "atom", "center_type"], rows),
+        [],
+        Labels.range("feature", values.shape[1]),
+    )
+    return TensorMap(Labels.single(), [block])
+
+
+@pytest.mark.parametrize("per_species", [True, False])
+def test_compare_by_species(per_species):
+    """Each species is its own space: linear per species, not across species."""
+    from equilens.compare import compare_by_species
+
+    rng = np.random.default_rng(5)
+    n = 600
+    species = np.where(np.arange(n) % 3 == 0, 8, 1)
+    x = rng.normal(size=(n, 5))
+    # a different linear map per species: exactly linear within each species
+    maps = {1: rng.normal(size=(5, 4)), 8: rng.normal(size=(5, 4))}
+    y = np.stack([x[i] @ maps[z] for i, z in enumerate(species)])
+    features = {
+        "x": _species_tensor(x, species, per_species),
+        "y": _species_tensor(y, species, per_species),
+    }
+    results = compare_by_species(features, measures=("gfre",))
+    assert list(results) == [1, 8]
+    for result in results.values():
+        assert result.matrices["gfre"][0, 1] < 1e-6
+    # over all atoms at once the map is not linear
+    merged = compare({"x": x, "y": y}, measures=("gfre",))
+    assert merged.matrices["gfre"][0, 1] > 0.1
+    with pytest.raises(EquilensError, match="different center species"):
+        compare_by_species({"x": features["x"], "y": _species_tensor(y, species * 0 + 1, True)})

@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--selection", choices=["random", "fps"], default="random")
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument(
+        "--per-species",
+        action="store_true",
+        help="compare each center species separately (for per-species networks); "
+        "writes one subfolder center_type_Z per species",
+    )
+    cmp.add_argument(
         "--output", default="results/compare", help="output folder (default: %(default)s)"
     )
     cmp.set_defaults(handler=_run_compare)
@@ -324,7 +330,7 @@ def _run_latents(args: argparse.Namespace) -> int:
 
 
 def _run_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, save_comparison
+    from .compare import compare, compare_by_species, save_comparison
     from .latents import load_latents
     from .storage import load_tensormap
 
@@ -339,23 +345,34 @@ def _run_compare(args: argparse.Namespace) -> int:
             features[name or path.stem] = load_tensormap(path)
         else:
             raise EquilensError(f"{path}: no such file or latents folder")
-    result = compare(
-        features,
+    options = dict(
         measures=args.measures,
         n_samples=args.n_samples,
         selection=args.selection,
         lfre_samples=args.lfre_samples,
         lfre_neighbors=args.lfre_neighbors,
         seed=args.seed,
+        progress=True,
     )
-    files = save_comparison(result, args.output)
-    width = max(len(n) for n in result.names)
-    for measure, matrix in result.matrices.items():
-        print(f"{measure.upper()} (row: source -> column: target), {result.n_samples} samples")
-        print(" " * (width + 2) + " ".join(f"{n[-8:]:>8s}" for n in result.names))
-        for name, row in zip(result.names, matrix):
-            print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
-    print(f"-> {', '.join(files.values())}")
+    if args.per_species:
+        results = {
+            f"center_type_{z}": result
+            for z, result in compare_by_species(features, **options).items()
+        }
+    else:
+        results = {"": compare(features, **options)}
+    for label, result in results.items():
+        files = save_comparison(result, Path(args.output) / label)
+        width = max(len(n) for n in result.names)
+        for measure, matrix in result.matrices.items():
+            print(
+                f"{measure.upper()} {label} (row: source -> column: target), "
+                f"{result.n_samples} samples"
+            )
+            print(" " * (width + 2) + " ".join(f"{n[-8:]:>8s}" for n in result.names))
+            for name, row in zip(result.names, matrix):
+                print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
+        print(f"-> {', '.join(files.values())}")
     return 0
 
 

@@ -29,15 +29,17 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
-from metatensor import Labels, TensorMap
+from metatensor import Labels, TensorBlock, TensorMap
 from skmatter.metrics import (
     global_reconstruction_distortion,
     global_reconstruction_error,
     local_reconstruction_error,
 )
 from skmatter.sample_selection import FPS
+from tqdm.auto import tqdm
 
 from .errors import EquilensError
+from .ridge import default_estimator
 
 MEASURES = ("gfre", "gfrd", "lfre")
 FeatureSet = Union[TensorMap, np.ndarray]
@@ -70,6 +72,7 @@ def compare(
     lfre_neighbors: int = 100,
     seed: int = 0,
     split: Optional[tuple] = None,
+    progress: bool = False,
 ) -> Comparison:
     """Reconstruction measures for every ordered pair of ``features``.
 
@@ -86,6 +89,7 @@ def compare(
     :param seed: seeds the selection and the split
     :param split: explicit ``(train_idx, test_idx)`` into the selected
         samples, instead of the seeded split (e.g. to match another tool)
+    :param progress: show a progress bar over the pairs
     """
     unknown = set(measures) - set(MEASURES)
     if unknown:
@@ -125,26 +129,39 @@ def compare(
 
     matrices = {m: np.zeros((len(names), len(names))) for m in measures}
     table = []
-    for i, source in enumerate(names):
-        for j, target in enumerate(names):
-            x, y = data[source], data[target]
-            for measure in measures:
-                if measure == "gfre":
-                    value = global_reconstruction_error(
-                        x, y, train_idx=train_idx, test_idx=test_idx
-                    )
-                elif measure == "gfrd":
-                    value = global_reconstruction_distortion(
-                        x, _pad_columns(y, x.shape[1]), train_idx=train_idx, test_idx=test_idx
-                    )
-                else:
-                    value = local_reconstruction_error(
-                        x, y, lfre_neighbors, train_idx=lfre_train, test_idx=lfre_test
-                    )
-                matrices[measure][i, j] = float(value)
-                table.append(
-                    {"measure": measure, "source": source, "target": target, "value": float(value)}
+    # one estimator for all pairs: it factorises each source once (sources are
+    # the outer loop) and computes the same fit as skmatter's default
+    estimator = default_estimator()
+    pairs = [(i, j) for i in range(len(names)) for j in range(len(names))]
+    for i, j in tqdm(pairs, desc="compare", unit="pair", disable=not progress):
+        source, target = names[i], names[j]
+        x, y = data[source], data[target]
+        for measure in measures:
+            if measure == "gfre":
+                value = global_reconstruction_error(
+                    x, y, train_idx=train_idx, test_idx=test_idx, estimator=estimator
                 )
+            elif measure == "gfrd":
+                value = global_reconstruction_distortion(
+                    x,
+                    _pad_columns(y, x.shape[1]),
+                    train_idx=train_idx,
+                    test_idx=test_idx,
+                    estimator=estimator,
+                )
+            else:
+                value = local_reconstruction_error(
+                    x,
+                    y,
+                    lfre_neighbors,
+                    train_idx=lfre_train,
+                    test_idx=lfre_test,
+                    estimator=estimator,
+                )
+            matrices[measure][i, j] = float(value)
+            table.append(
+                {"measure": measure, "source": source, "target": target, "value": float(value)}
+            )
     return Comparison(
         names=names,
         matrices=matrices,
@@ -154,6 +171,63 @@ def compare(
         lfre_samples=None if lfre_train is None else len(lfre_train) + len(lfre_test),
         table=table,
     )
+
+
+def compare_by_species(features: Mapping[str, TensorMap], **options) -> Dict[int, Comparison]:
+    """:func:`compare` separately for each center species.
+
+    Per-species networks (one MLP per species, per-species descriptor
+    compression) give each species its own coordinates, so a linear map fitted
+    over all atoms at once mixes unrelated spaces: compare their layers
+    species by species. Each feature set is either split on its
+    ``center_type`` key (per-species blocks) or on a ``center_type`` sample
+    dimension (one block over all atoms); every set must hold the same
+    species. ``options`` go to :func:`compare` and apply to each species
+    (the sample budget is per species).
+
+    :returns: ``{center_type: Comparison}`` in increasing species order
+    """
+    split = {name: _split_species(tensor, name) for name, tensor in features.items()}
+    species = [set(parts) for parts in split.values()]
+    common = set.intersection(*species)
+    if any(s != common for s in species):
+        found = {name: sorted(parts) for name, parts in split.items()}
+        raise EquilensError(f"feature sets hold different center species: {found}")
+    return {
+        z: compare({name: parts[z] for name, parts in split.items()}, **options)
+        for z in sorted(common)
+    }
+
+
+def _split_species(tensor: TensorMap, name: str) -> Dict[int, np.ndarray]:
+    if not isinstance(tensor, TensorMap):
+        raise EquilensError(f"feature set '{name}' must be a TensorMap to split by species")
+    if "center_type" in tensor.keys.names:
+        parts = {}
+        for key, block in tensor.items():
+            parts[int(key["center_type"])] = TensorMap(
+                Labels(["_"], np.zeros((1, 1), dtype=np.int32)), [block.copy()]
+            )
+        return parts
+    block = tensor.block(0)
+    if len(tensor.keys) != 1 or "center_type" not in block.samples.names:
+        raise EquilensError(
+            f"feature set '{name}' has neither a center_type key nor a center_type sample "
+            "dimension; compute latents with per_species=True"
+        )
+    column = block.samples.column("center_type")
+    column = np.asarray(column)
+    parts = {}
+    for z in np.unique(column):
+        rows = np.nonzero(column == z)[0]
+        samples = block.samples.values[rows]
+        keep = [i for i, n in enumerate(block.samples.names) if n != "center_type"]
+        labels = Labels(
+            [block.samples.names[i] for i in keep], np.asarray(samples[:, keep], dtype=np.int32)
+        )
+        part = TensorBlock(block.values[rows], labels, [], block.properties)
+        parts[int(z)] = TensorMap(Labels(["_"], np.zeros((1, 1), dtype=np.int32)), [part])
+    return parts
 
 
 def _aligned_arrays(features: Mapping[str, FeatureSet]) -> Dict[str, np.ndarray]:
