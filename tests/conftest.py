@@ -47,3 +47,61 @@ def make_potential():
         return Potential(hypers, pca, model)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """``chromium(page, screenshot)`` -> the page's status JSON after loading
+    it in headless Chromium, with a PNG screenshot written to ``screenshot``.
+
+    Skips when no Chromium is installed, unless EQUILENS_REQUIRE_BROWSER=1
+    (set by .ci/run, which installs Debian's chromium), where it fails."""
+    import json
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    binary = next(
+        (shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)), None
+    )
+    if binary is None:
+        message = "headless Chromium not installed (apt-get install chromium)"
+        if os.environ.get("EQUILENS_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    flags = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--disable-sync",
+        "--no-first-run",
+        "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader",
+        "--virtual-time-budget=30000",
+        "--window-size=1200,760",
+    ]
+
+    def render(page, screenshot):
+        url = page.resolve().as_uri()
+        dom = subprocess.run(
+            [binary, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180
+        )
+        match = re.search(r'<pre id="equilens-status">(.*?)</pre>', dom.stdout, re.S)
+        assert match, f"no status in the page; chromium said: {dom.stderr[-2000:]}"
+        subprocess.run(
+            [binary, *flags, f"--screenshot={screenshot}", url],
+            capture_output=True,
+            timeout=180,
+            check=True,
+        )
+        text = match.group(1).replace("&quot;", '"').replace("&amp;", "&")
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return {"error": f"page status is not JSON: {text[:500]}"}
+
+    return render

@@ -168,6 +168,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.set_defaults(handler=_run_compare)
 
+    exp = commands.add_parser(
+        "export",
+        help="chemiscope file of a trained model on a dataset (layer maps, errors, forces)",
+        description=(
+            "Write a chemiscope .json.gz (chemiscope.org) with the structures of FILE, a map "
+            "of each layer of MODEL, atomic energies, energy and force errors and force "
+            "arrows; --html also writes an offline page showing it."
+        ),
+    )
+    exp.add_argument("model", help="model file written by `equilens train`")
+    exp.add_argument("file", help="dataset file (any ASE-readable format)")
+    exp.add_argument("--index", default=":", help="frames to read, ASE slice syntax")
+    exp.add_argument("--layers", nargs="+", help="layers to map (default: all but atomic_energy)")
+    exp.add_argument("--projections", nargs="+", default=["pca"], choices=["pca", "pcovr", "umap"])
+    exp.add_argument("--species", help="only atoms of these species, e.g. 8,26")
+    exp.add_argument("--cutoff", type=float, default=3.5, help="environment radius in Å")
+    exp.add_argument("--no-forces", action="store_true", help="skip force predictions")
+    exp.add_argument("--color", help="atom property to colour the map by (default: species)")
+    exp.add_argument("--no-lod", action="store_true", help="draw every point of big maps")
+    exp.add_argument("--html", action="store_true", help="also write an offline viewer page")
+    exp.add_argument("--output", help="output file (default: chemiscope_out/<FILE stem>.json.gz)")
+    exp.set_defaults(handler=_run_export)
+
     data = commands.add_parser(
         "data",
         help="reference datasets and dataset validation",
@@ -326,6 +349,44 @@ def _run_latents(args: argparse.Namespace) -> int:
         block = tensor.block(0)
         print(f"  {name:16s} {len(tensor.keys)} block(s), {block.values.shape[1]} features")
     print(f"{len(layers)} layers of {len(dataset)} frames -> {folder}")
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .chemiscope_page import standalone_html
+    from .export_potential import export_potential
+    from .potential import Potential
+
+    potential = Potential.load(args.model)
+    dataset = read_dataset(
+        args.file,
+        ReadOptions(
+            index=args.index,
+            require_energy=False,
+            require_forces=False,
+            species=tuple(potential.species),
+        ),
+    )
+    output = args.output or f"chemiscope_out/{Path(args.file).stem}.json.gz"
+    species = None
+    if args.species:
+        species = [int(z) for z in args.species.split(",")]
+    path = export_potential(
+        output,
+        potential,
+        dataset,
+        layers=args.layers,
+        projections=args.projections,
+        forces=not args.no_forces,
+        species=species,
+        cutoff=args.cutoff,
+        color=args.color,
+        lod=not args.no_lod,
+    )
+    size = path.stat().st_size / 1e6
+    print(f"{len(dataset)} frames, {dataset.n_atoms} atoms -> {path} ({size:.2f} MB)")
+    if args.html:
+        print(f"offline viewer -> {standalone_html(path)}")
     return 0
 
 

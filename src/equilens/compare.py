@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from .errors import EquilensError
 from .ridge import default_estimator
+from .tensors import stack_blocks
 
 MEASURES = ("gfre", "gfrd", "lfre")
 FeatureSet = Union[TensorMap, np.ndarray]
@@ -234,7 +235,7 @@ def _aligned_arrays(features: Mapping[str, FeatureSet]) -> Dict[str, np.ndarray]
     arrays, reference = {}, None
     for name, value in features.items():
         if isinstance(value, TensorMap):
-            array, samples = _tensor_to_array(value, name)
+            array, samples = stack_blocks(value, name)
             if reference is None:
                 reference = (name, samples)
             elif samples != reference[1]:
@@ -256,24 +257,6 @@ def _aligned_arrays(features: Mapping[str, FeatureSet]) -> Dict[str, np.ndarray]
     if len(set(lengths.values())) != 1:
         raise EquilensError(f"feature sets have different numbers of samples: {lengths}")
     return arrays
-
-
-def _tensor_to_array(tensor: TensorMap, name: str):
-    values, samples = [], []
-    for block in tensor.blocks():
-        if len(block.components) != 0:
-            raise EquilensError(
-                f"feature set '{name}' has components {block.components[0].names}; use the "
-                "invariant blocks (or the equivariant measure) here"
-            )
-        values.append(block.values)
-        samples.append(block.samples.values)
-    if len({len(b.properties) for b in tensor.blocks()}) > 1:
-        raise EquilensError(f"feature set '{name}': blocks have different numbers of properties")
-    array, rows = np.concatenate(values), np.concatenate(samples)
-    order = np.lexsort(rows.T[::-1])
-    names = tensor.block(0).samples.names
-    return array[order], Labels(names, rows[order].astype(np.int32))
 
 
 def _select(x: np.ndarray, count: int, selection: str, rng) -> np.ndarray:
