@@ -70,3 +70,57 @@ def wigner_d_real(o3_lambda: int, rotation: np.ndarray) -> np.ndarray:
 def random_rotation(seed: Optional[int] = None) -> np.ndarray:
     """A uniformly distributed random proper rotation matrix."""
     return Rotation.random(random_state=seed).as_matrix()
+
+
+def vector_to_spherical(vectors: np.ndarray) -> np.ndarray:
+    """Cartesian vectors ``(n, 3)`` as ``o3_lambda = 1`` components ``(n, 3)``.
+
+    In featomic's convention the ``m = -1, 0, 1`` components are ``(y, z, x)``
+    (the l = 1 harmonics are proportional to them with one positive factor).
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vectors[..., [1, 2, 0]]
+
+
+def _quadratic_forms() -> np.ndarray:
+    """Symmetric traceless matrices ``Q_m`` (Frobenius-orthonormal) with
+    ``Y_2m(r) ∝ r^T Q_m r``, ordered ``m = -2..2``."""
+    points = np.random.default_rng(7).normal(size=(60, 3))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    y = real_spherical_harmonics(2, points)
+    # basis of symmetric 3x3 matrices: r^T Q r = sum_ab Q_ab r_a r_b
+    pairs = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+    design = np.stack(
+        [points[:, a] * points[:, b] * (1 if a == b else 2) for a, b in pairs], axis=1
+    )
+    coefficients, *_ = np.linalg.lstsq(design, y, rcond=None)
+    forms = np.zeros((5, 3, 3))
+    for m in range(5):
+        for (a, b), value in zip(pairs, coefficients[:, m]):
+            forms[m, a, b] = forms[m, b, a] = value
+        forms[m] -= np.trace(forms[m]) / 3 * np.eye(3)  # r on the unit sphere: trace is free
+        forms[m] /= np.linalg.norm(forms[m])
+    return forms
+
+
+def symmetric_tensor_to_spherical(tensors: np.ndarray):
+    """Symmetric rank-2 tensors ``(n, 3, 3)`` as ``(lambda0 (n, 1), lambda2 (n, 5))``.
+
+    ``lambda0 = trace / sqrt(3)`` and ``lambda2[m] = <Q_m, T>`` (Frobenius),
+    where ``Q_m`` are the orthonormal symmetric traceless matrices of the
+    l = 2 harmonics; under ``T -> R T R^T`` the l = 2 part transforms with
+    :func:`wigner_d_real`, and the total Frobenius norm is preserved.
+    """
+    tensors = np.asarray(tensors, dtype=np.float64)
+    lambda0 = np.trace(tensors, axis1=-2, axis2=-1)[..., None] / np.sqrt(3.0)
+    lambda2 = np.einsum("mab,nab->nm", _quadratic_forms(), tensors)
+    return lambda0, lambda2
+
+
+def spherical_to_symmetric_tensor(lambda0: np.ndarray, lambda2: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`symmetric_tensor_to_spherical`."""
+    lambda0 = np.asarray(lambda0, dtype=np.float64).reshape(-1)
+    identity = np.eye(3) / np.sqrt(3.0)
+    return lambda0[:, None, None] * identity + np.einsum(
+        "nm,mab->nab", np.asarray(lambda2, dtype=np.float64), _quadratic_forms()
+    )
