@@ -191,6 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--output", help="output file (default: chemiscope_out/<FILE stem>.json.gz)")
     exp.set_defaults(handler=_run_export)
 
+    study = commands.add_parser(
+        "study",
+        help="the latent-space study: architectures x layers, scorecard, GFRE, chemiscope",
+        description=(
+            "Train a sweep of BPNN architectures over several seeds, read every layer, score "
+            "how well each exposes physical labels, compare layers with GFRE and write "
+            "results/<name>/ (scorecard.csv, report.md, plots) and chemiscope_out/<name>.json.gz. "
+            "Without CONFIG it runs on the embedded GFN1-xTB iron/water set in data/."
+        ),
+    )
+    study.add_argument("config", nargs="?", help="study YAML (default: the built-in study)")
+    study.add_argument("--quiet", action="store_true", help="no progress bars")
+    study.set_defaults(handler=_run_study)
+
     gen = commands.add_parser(
         "generate",
         help="labelled reference data from quantum-chemistry codes (tblite, PySCF)",
@@ -388,6 +402,18 @@ def _run_latents(args: argparse.Namespace) -> int:
         block = tensor.block(0)
         print(f"  {name:16s} {len(tensor.keys)} block(s), {block.values.shape[1]} features")
     print(f"{len(layers)} layers of {len(dataset)} frames -> {folder}")
+    return 0
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    import time
+
+    from .study import load_study_config, run_study
+
+    config = load_study_config(args.config)
+    start = time.perf_counter()
+    folder = run_study(config, progress=not args.quiet)
+    print(f"study '{config.name}' done in {time.perf_counter() - start:.0f} s -> {folder}")
     return 0
 
 

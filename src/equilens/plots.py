@@ -133,28 +133,47 @@ def _save(fig, path: PathLike) -> Path:
     return path
 
 
-def plot_matrix(matrix: np.ndarray, names, path: PathLike, title: str = "") -> Path:
-    """A heatmap of an asymmetric matrix with the value written in each cell
-    (rows: source, columns: target)."""
-    n = len(names)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n), dpi=120)
-    image = ax.imshow(matrix, cmap="viridis_r", vmin=0, vmax=max(1.0, float(np.nanmax(matrix))))
-    for i in range(n):
-        for j in range(n):
+def plot_matrix(
+    matrix: np.ndarray,
+    names,
+    path: PathLike,
+    title: str = "",
+    columns=None,
+    axis_labels=("source", "target"),
+) -> Path:
+    """A heatmap with the value written in each cell.
+
+    :param names: row names (and column names when ``columns`` is None:
+        an asymmetric source -> target matrix)
+    :param columns: column names of a rectangular matrix
+    :param axis_labels: ``(rows, columns)`` axis titles
+    """
+    columns = list(names if columns is None else columns)
+    n_rows, n_columns = len(names), len(columns)
+    fig, ax = plt.subplots(
+        figsize=(1.6 + 0.8 * n_columns, 0.8 + 0.5 * n_rows + 0.2 * max(map(len, columns)) / 4),
+        dpi=120,
+    )
+    finite = matrix[np.isfinite(matrix)]
+    top = max(1.0, float(finite.max())) if finite.size else 1.0
+    image = ax.imshow(matrix, cmap="viridis_r", vmin=0, vmax=top, aspect="auto")
+    for i in range(n_rows):
+        for j in range(n_columns):
             value = matrix[i, j]
             ax.text(
                 j,
                 i,
-                f"{value:.2f}",
+                "-" if not np.isfinite(value) else f"{value:.2f}",
                 ha="center",
                 va="center",
-                color="white" if value > 0.5 else "black",
+                color="white" if np.isfinite(value) and value > 0.5 * top else "black",
                 fontsize=8,
             )
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
-    ax.set_yticks(range(n), names)
-    ax.set_xlabel("target")
-    ax.set_ylabel("source")
+    ax.set_xticks(range(n_columns), columns, rotation=45, ha="right")
+    ax.set_yticks(range(n_rows), names)
+    if columns == list(names):
+        ax.set_xlabel(axis_labels[1])
+        ax.set_ylabel(axis_labels[0])
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.8)
     return _save(fig, path)

@@ -31,18 +31,18 @@ def real_spherical_harmonics(o3_lambda: int, xyz: np.ndarray) -> np.ndarray:
     r = np.linalg.norm(xyz, axis=1)
     theta = np.arccos(np.clip(xyz[:, 2] / r, -1.0, 1.0))
     phi = np.arctan2(xyz[:, 1], xyz[:, 0])
-    l = o3_lambda
-    out = np.empty((len(xyz), 2 * l + 1))
-    for m in range(-l, l + 1):
+    ell = o3_lambda
+    out = np.empty((len(xyz), 2 * ell + 1))
+    for m in range(-ell, ell + 1):
         # scipy includes the Condon-Shortley phase (-1)^m in Y_l^m; the factor
         # (-1)^m below removes it, giving the convention featomic uses
-        complex_y = sph_harm_y(l, abs(m), theta, phi)
+        complex_y = sph_harm_y(ell, abs(m), theta, phi)
         if m < 0:
-            out[:, m + l] = np.sqrt(2) * (-1) ** m * complex_y.imag
+            out[:, m + ell] = np.sqrt(2) * (-1) ** m * complex_y.imag
         elif m == 0:
-            out[:, l] = complex_y.real
+            out[:, ell] = complex_y.real
         else:
-            out[:, m + l] = np.sqrt(2) * (-1) ** m * complex_y.real
+            out[:, m + ell] = np.sqrt(2) * (-1) ** m * complex_y.real
     return out
 
 

@@ -17,7 +17,8 @@ The neighbor types are moved to properties over a *fixed* species list and
 every center type of that list gets a block, so the metadata never depend on
 which species a particular frame contains. With position gradients SOAP keeps
 the neighbor types in the keys by default (every key of the species list,
-empty blocks where absent), which avoids zero-padded dense gradients. :func:`compute_descriptor` adds a
+empty blocks where absent), which avoids zero-padded dense gradients.
+:func:`compute_descriptor` adds a
 cache keyed by a hash of the hypers, the species list and the structures.
 """
 
