@@ -86,6 +86,7 @@ def main():
         f"(LFRE {result.lfre_samples} samples, {args.lfre_neighbors} neighbors): {elapsed:.1f} s "
         f"(target <= 120 s) -> {args.output}"
     )
+    print("  per measure: " + ", ".join(f"{m} {t:.1f} s" for m, t in result.seconds.items()))
 
 
 if __name__ == "__main__":

@@ -59,7 +59,8 @@ class _Factorization:
 
 
 def _mean_column_rmse(y: np.ndarray, prediction: np.ndarray) -> float:
-    return float(np.mean(np.sqrt(np.mean((y - prediction) ** 2, axis=0))))
+    difference = y - prediction
+    return float(np.mean(np.sqrt(np.einsum("ij,ij->j", difference, difference) / len(y))))
 
 
 class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
@@ -113,12 +114,25 @@ class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
         ut1_y1 = f.u1t @ y1
         ut2_y2 = f.u2t @ y2
         scaled = np.asarray(self.alphas, dtype=np.float64) * max(np.max(f.s1), np.max(f.s2))
+        # the prediction with the k largest singular values is a partial sum:
+        # walk the cutoffs from the largest alpha (fewest values) down and add
+        # only the new terms, one full product in all instead of one per alpha
         scores = np.empty(len(scaled))
-        for index, alpha in enumerate(scaled):
+        one_to_two = np.zeros_like(y2)
+        two_to_one = np.zeros_like(y1)
+        done1 = done2 = 0
+        b1 = f.x2_v1 / f.s1[: f.n1]
+        b2 = f.x1_v2 / f.s2[: f.n2]
+        for index in np.argsort(-scaled, kind="stable"):
+            alpha = scaled[index]
             k1 = min(f.n1, int(np.sum(f.s1 > alpha)))
             k2 = min(f.n2, int(np.sum(f.s2 > alpha)))
-            one_to_two = (f.x2_v1[:, :k1] / f.s1[:k1]) @ ut1_y1[:k1]
-            two_to_one = (f.x1_v2[:, :k2] / f.s2[:k2]) @ ut2_y2[:k2]
+            if k1 > done1:
+                one_to_two += b1[:, done1:k1] @ ut1_y1[done1:k1]
+                done1 = k1
+            if k2 > done2:
+                two_to_one += b2[:, done2:k2] @ ut2_y2[done2:k2]
+                done2 = k2
             scores[index] = (
                 -(_mean_column_rmse(y2, one_to_two) + _mean_column_rmse(y1, two_to_one)) / 2
             )
@@ -129,13 +143,22 @@ class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
         # skmatter keeps every singular value above the chosen cutoff (its
         # rcond test is not applied to the final fit); so do we
         k = min(len(s), int(np.sum(s > scaled[best])))
-        self.coef_ = ((vt.T[:, :k] / s[:k]) @ (ut[:k] @ y)).T
+        # keep the factors: coef = (V_k / s_k) (U_k^T y) costs n_features x
+        # n_targets x k to form, far more than predicting a few points
+        self._factors = (vt[:k], (ut[:k] @ y) / s[:k, None])
         self.n_features_in_ = x.shape[1]
         return self
 
+    @property
+    def coef_(self) -> np.ndarray:
+        """Weights ``(n_targets, n_features)``, formed on demand."""
+        vt, weights = self._factors
+        return (vt.T @ weights).T
+
     def predict(self, X) -> np.ndarray:
-        """Linear prediction ``X @ coef_.T``."""
-        return np.asarray(X, dtype=np.float64) @ self.coef_.T
+        """Linear prediction ``X @ coef_.T``, through the factors."""
+        vt, weights = self._factors
+        return (np.asarray(X, dtype=np.float64) @ vt.T) @ weights
 
 
 def default_estimator(cache_size: Optional[int] = 2) -> FactorizedRidge2FoldCV:

@@ -1,0 +1,75 @@
+"""End-to-end smoke run of the study on a few frames of the embedded dataset."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from equilens.config import from_mapping
+from equilens.errors import ConfigError
+from equilens.study import EMBEDDED_DATA, StudyConfig, StudyError, run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny(tmp_path, **overrides):
+    mapping = {
+        "name": "smoke",
+        "data": {"train": str(ROOT / EMBEDDED_DATA), "validation_fraction": 0.25},
+        "read": {"index": "0:12", "require_forces": True},
+        "compression": {"n_components": 12},
+        "training": {"epochs": 2, "learning_rate": 0.001, "scheduler": "cosine"},
+        "sweep": [
+            {"name": "a", "model": {"hidden": [8, 8]}},
+            {"name": "b", "model": {"hidden": [8], "bottleneck": 3, "activation": "tanh"}},
+        ],
+        "seeds": [0, 1],
+        "analysis_frames": 6,
+        "autoencoder_width": 3,
+        "autoencoder_epochs": 5,
+        "max_samples": 400,
+        "output_dir": str(tmp_path / "results"),
+        "chemiscope_dir": str(tmp_path / "chemiscope"),
+    }
+    mapping.update(overrides)
+    return from_mapping(StudyConfig, mapping, where="test")
+
+
+def test_study_smoke_run(tmp_path):
+    if not (ROOT / EMBEDDED_DATA).is_file():
+        pytest.skip(f"embedded dataset {EMBEDDED_DATA} not generated yet")
+    import csv
+
+    from equilens.export import validate_chemiscope
+
+    folder = run_study(_tiny(tmp_path), progress=False)
+    rows = list(csv.DictReader(open(folder / "scorecard.csv")))
+    names = {row["feature_set"] for row in rows}
+    assert {"a/hidden_1", "a/hidden_2", "b/hidden_1", "b/bottleneck"} <= names
+    assert {"autoencoder/latent", "pcovr/latent", "soap-pca/descriptor"} <= names
+    ranks = [float(row["mean_rank"]) for row in rows]
+    assert ranks == sorted(ranks)
+    per_seed = list(csv.DictReader(open(folder / "scorecard_seeds.csv")))
+    assert {row["seed"] for row in per_seed} == {"0", "1"}
+    for row in rows:
+        assert 0.0 <= float(row["decode_species"]) <= 1.0
+        assert np.isfinite(float(row["gfre_from_descriptor"]))
+    report = (folder / "report.md").read_text()
+    assert "Most interpretable layer" in report and "mean rank" in report
+    for name in ("scorecard.png", "layer_maps.png", "metrics.json"):
+        assert (folder / name).stat().st_size > 0
+    assert list((folder / "gfre").glob("center_type_*/heatmap_gfre.png"))
+    data = validate_chemiscope(tmp_path / "chemiscope" / "smoke.json.gz")
+    assert "a/hidden_1 PCA[1]" in data["properties"] and "height" in data["properties"]
+    # a second run reuses the trained models (their checkpoints are final)
+    again = run_study(_tiny(tmp_path), progress=False)
+    assert (again / "scorecard.csv").read_text() == (folder / "scorecard.csv").read_text()
+
+
+def test_study_errors_name_the_stage_or_key(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key 'sweeps'"):
+        _tiny(tmp_path, sweeps=[])
+    with pytest.raises(StudyError, match="stage 'data'.*missing.extxyz"):
+        run_study(
+            _tiny(tmp_path, data={"train": str(tmp_path / "missing.extxyz")}), progress=False
+        )
