@@ -225,3 +225,20 @@ def test_compare_by_species(per_species):
     assert merged.matrices["gfre"][0, 1] > 0.1
     with pytest.raises(EquilensError, match="different center species"):
         compare_by_species({"x": features["x"], "y": _species_tensor(y, species * 0 + 1, True)})
+
+
+@pytest.mark.parametrize("widths", [(12, 5), (5, 12), (7, 7)])
+def test_thin_gfrd_equals_skmatter_on_the_padded_problem(widths):
+    from skmatter.metrics import global_reconstruction_distortion
+
+    from equilens.compare import global_reconstruction_distortion_thin
+
+    p, q = widths
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, p)) @ rng.normal(size=(p, p))
+    y = np.tanh(x @ rng.normal(size=(p, q)) / 3) + 0.2 * rng.normal(size=(300, q))
+    train, test = np.arange(0, 300, 2), np.arange(1, 300, 2)
+    padded = np.hstack([y, np.zeros((300, max(0, p - q)))])
+    expected = global_reconstruction_distortion(x, padded, train_idx=train, test_idx=test)
+    ours = global_reconstruction_distortion_thin(x, y, train, test)
+    assert ours == pytest.approx(expected, rel=1e-8)
