@@ -75,6 +75,7 @@ def main():
         n_samples=args.n_samples,
         lfre_samples=args.lfre_samples,
         lfre_neighbors=args.lfre_neighbors,
+        n_jobs=None,  # LFRE rows on every core
     )
     elapsed = time.perf_counter() - start
     save_comparison(result, args.output)

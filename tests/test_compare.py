@@ -242,3 +242,9 @@ def test_thin_gfrd_equals_skmatter_on_the_padded_problem(widths):
     expected = global_reconstruction_distortion(x, padded, train_idx=train, test_idx=test)
     ours = global_reconstruction_distortion_thin(x, y, train, test)
     assert ours == pytest.approx(expected, rel=1e-8)
+
+
+def test_lfre_in_worker_processes_gives_the_same_values(data):
+    one = compare(data, measures=("lfre",), lfre_samples=200, lfre_neighbors=30, n_jobs=1)
+    two = compare(data, measures=("lfre",), lfre_samples=200, lfre_neighbors=30, n_jobs=2)
+    assert np.array_equal(one.matrices["lfre"], two.matrices["lfre"])

@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--lfre-neighbors", type=int, default=100)
     cmp.add_argument("--selection", choices=["random", "fps"], default="random")
     cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--jobs", type=int, help="LFRE worker processes (default: one per core)")
     cmp.add_argument(
         "--per-species",
         action="store_true",
@@ -519,6 +520,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         lfre_neighbors=args.lfre_neighbors,
         seed=args.seed,
         progress=True,
+        n_jobs=args.jobs,
     )
     if args.per_species:
         results = {

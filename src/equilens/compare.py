@@ -27,6 +27,7 @@ Choices made explicit here, since scikit-matter leaves them to the caller:
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Union
@@ -78,6 +79,7 @@ def compare(
     seed: int = 0,
     split: Optional[tuple] = None,
     progress: bool = False,
+    n_jobs: Optional[int] = 1,
 ) -> Comparison:
     """Reconstruction measures for every ordered pair of ``features``.
 
@@ -94,7 +96,9 @@ def compare(
     :param seed: seeds the selection and the split
     :param split: explicit ``(train_idx, test_idx)`` into the selected
         samples, instead of the seeded split (e.g. to match another tool)
-    :param progress: show a progress bar over the pairs
+    :param progress: show progress bars
+    :param n_jobs: worker processes for LFRE (one source per task; ``None``:
+        one per CPU core); the values do not depend on it
     """
     unknown = set(measures) - set(MEASURES)
     if unknown:
@@ -137,42 +141,65 @@ def compare(
     # one estimator for all pairs: it factorises each source once (sources are
     # the outer loop) and computes the same fit as skmatter's default
     estimator = default_estimator()
-    local = None
     seconds: Dict[str, float] = {}
+    global_measures = [m for m in measures if m != "lfre"]
     pairs = [(i, j) for i in range(len(names)) for j in range(len(names))]
-    for i, j in tqdm(pairs, desc="compare", unit="pair", disable=not progress):
-        source, target = names[i], names[j]
-        x, y = data[source], data[target]
-        if j == 0 and lfre_test is not None:
-            # LFRE fits one small ridge per test point on the same neighbourhoods
-            # of the source for every target: keep this source's local
-            # factorisations (one per test point) until the next source
-            local = FactorizedRidge2FoldCV(cache_size=len(lfre_test) + 1, cache_min_samples=0)
-        for measure in measures:
+    values: Dict[tuple, float] = {}
+    for i, j in tqdm(
+        pairs, desc="GFRE/GFRD", unit="pair", disable=not progress or not global_measures
+    ):
+        x, y = data[names[i]], data[names[j]]
+        for measure in global_measures:
             started = time.perf_counter()
             if measure == "gfre":
                 value = global_reconstruction_error(
                     x, y, train_idx=train_idx, test_idx=test_idx, estimator=estimator
                 )
-            elif measure == "gfrd":
+            else:
                 value = global_reconstruction_distortion_thin(
                     x, y, train_idx=train_idx, test_idx=test_idx, estimator=estimator
                 )
-            else:
-                # small SVDs run 2x faster on one BLAS thread than on two
-                with threadpool_limits(1):
-                    value = local_reconstruction_error(
-                        x,
-                        y,
-                        lfre_neighbors,
-                        train_idx=lfre_train,
-                        test_idx=lfre_test,
-                        estimator=local,
-                    )
             seconds[measure] = seconds.get(measure, 0.0) + time.perf_counter() - started
-            matrices[measure][i, j] = float(value)
+            values[(measure, i, j)] = float(value)
+    if "lfre" in measures:
+        started = time.perf_counter()
+        # only the LFRE rows travel to the workers, re-indexed
+        rows = np.concatenate([lfre_train, lfre_test])
+        subset = [data[name][rows] for name in names]
+        local_train = np.arange(len(lfre_train))
+        local_test = np.arange(len(lfre_train), len(rows))
+        tasks = [(i, subset, local_train, local_test, lfre_neighbors) for i in range(len(names))]
+        jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(names)))
+        if jobs == 1:
+            results = [
+                _lfre_row(task)
+                for task in tqdm(tasks, desc="LFRE", unit="source", disable=not progress)
+            ]
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+                results = list(
+                    tqdm(
+                        pool.map(_lfre_row, tasks),
+                        total=len(tasks),
+                        desc="LFRE",
+                        unit="source",
+                        disable=not progress,
+                    )
+                )
+        for i, row in enumerate(results):
+            for j, value in enumerate(row):
+                values[("lfre", i, j)] = value
+        seconds["lfre"] = time.perf_counter() - started
+    for i, j in pairs:
+        for measure in measures:
+            value = values[(measure, i, j)]
+            matrices[measure][i, j] = value
             table.append(
-                {"measure": measure, "source": source, "target": target, "value": float(value)}
+                {"measure": measure, "source": names[i], "target": names[j], "value": value}
             )
     return Comparison(
         names=names,
@@ -184,6 +211,23 @@ def compare(
         table=table,
         seconds=seconds,
     )
+
+
+def _lfre_row(task) -> List[float]:
+    """LFRE from one source to every set (runs in a worker process)."""
+    source, sets, train, test, neighbors = task
+    # the source's local factorisations (one per test point) are the same for
+    # every target: keep them all; small SVDs run 2x faster on one BLAS thread
+    local = FactorizedRidge2FoldCV(cache_size=len(test) + 1, cache_min_samples=0)
+    with threadpool_limits(1):
+        return [
+            float(
+                local_reconstruction_error(
+                    sets[source], target, neighbors, train_idx=train, test_idx=test, estimator=local
+                )
+            )
+            for target in sets
+        ]
 
 
 def compare_by_species(features: Mapping[str, TensorMap], **options) -> Dict[int, Comparison]:
