@@ -533,10 +533,8 @@ def _run_compare(args: argparse.Namespace) -> int:
         files = save_comparison(result, Path(args.output) / label)
         width = max(len(n) for n in result.names)
         for measure, matrix in result.matrices.items():
-            print(
-                f"{measure.upper()} {label} (row: source -> column: target), "
-                f"{result.n_samples} samples"
-            )
+            title = f"{measure.upper()} {label}".strip()
+            print(f"{title} (row: source -> column: target), {result.n_samples} samples")
             print(" " * (width + 2) + " ".join(f"{n[-8:]:>8s}" for n in result.names))
             for name, row in zip(result.names, matrix):
                 print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
