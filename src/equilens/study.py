@@ -219,7 +219,6 @@ def run_study(config: StudyConfig, progress: bool = True) -> Path:
     done("scorecard")
 
     stage("compare")
-    from metatensor import Labels, TensorBlock, TensorMap
 
     from .compare import compare_by_species, save_comparison
 
@@ -229,13 +228,7 @@ def run_study(config: StudyConfig, progress: bool = True) -> Path:
     )
 
     def as_tensor(values):
-        block = TensorBlock(
-            np.ascontiguousarray(values),
-            Labels(["system", "atom", "center_type"], samples),
-            [],
-            Labels.range("feature", values.shape[1]),
-        )
-        return TensorMap(Labels.single(), [block])
+        return _atom_tensor(values, samples, ["system", "atom", "center_type"])
 
     compared = {"soap": as_tensor(soap)}
     for architecture in config.sweep:
@@ -260,6 +253,19 @@ def run_study(config: StudyConfig, progress: bool = True) -> Path:
     report = _report(folder, config, aggregated, metrics, gfre, chemiscope, timings)
     print(f"[study {config.name}] report -> {report}; chemiscope -> {chemiscope}")
     return folder
+
+
+def _atom_tensor(values: np.ndarray, samples: np.ndarray, names: List[str]):
+    """One-block TensorMap of per-atom ``values`` (properties ``feature``)."""
+    from metatensor import Labels, TensorBlock, TensorMap
+
+    block = TensorBlock(
+        np.ascontiguousarray(values),
+        Labels(names, samples),
+        [],
+        Labels.range("feature", values.shape[1]),
+    )
+    return TensorMap(Labels.single(), [block])
 
 
 def _references(soap: np.ndarray, target: np.ndarray, config: StudyConfig):
@@ -380,7 +386,6 @@ def _plot_maps(folder: Path, layers: Dict[str, np.ndarray], references, labels) 
 
 
 def _export(config, frames, layers, references, labels, atomic_energy, first) -> Path:
-    from metatensor import Labels, TensorBlock, TensorMap
 
     from .export import export_chemiscope
 
@@ -397,17 +402,7 @@ def _export(config, frames, layers, references, labels, atomic_energy, first) ->
         },
         **references,
     }.items():
-        tensors[name] = TensorMap(
-            Labels.single(),
-            [
-                TensorBlock(
-                    np.ascontiguousarray(values),
-                    Labels(["system", "atom"], samples),
-                    [],
-                    Labels.range("feature", values.shape[1]),
-                )
-            ],
-        )
+        tensors[name] = _atom_tensor(values, samples, ["system", "atom"])
     properties = {k: v for k, v in labels.items() if k != "species"}
     properties["atomic energy"] = atomic_energy[first]
     return export_chemiscope(
