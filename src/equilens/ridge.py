@@ -35,8 +35,15 @@ SKMATTER_RANDOM_STATE = 0x5F3759DF
 class _Factorization:
     """SVDs of one source matrix and its two folds."""
 
-    def __init__(self, x: np.ndarray, random_state: int):
-        fold1, fold2 = next(KFold(2, shuffle=True, random_state=random_state).split(x))
+    def __init__(self, x: np.ndarray, random_state: int, group_size: int = 1):
+        if len(x) % group_size:
+            raise ValueError(f"{len(x)} rows are not groups of {group_size}")
+        groups = np.arange(len(x) // group_size)
+        fold1, fold2 = next(KFold(2, shuffle=True, random_state=random_state).split(groups))
+        if group_size > 1:
+            offsets = np.arange(group_size)
+            fold1 = (fold1[:, None] * group_size + offsets).ravel()
+            fold2 = (fold2[:, None] * group_size + offsets).ravel()
         self.fold1, self.fold2 = fold1, fold2
         u1, self.s1, vt1 = np.linalg.svd(x[fold1], full_matrices=False)
         u2, self.s2, vt2 = np.linalg.svd(x[fold2], full_matrices=False)
@@ -73,6 +80,9 @@ class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
         used are dropped); 0 disables the cache
     :param cache_min_samples: sources with fewer rows are not cached (hashing
         them would cost about as much as factorising them)
+    :param group_size: consecutive rows that form one sample and always fall
+        in the same fold (the ``2 lambda + 1`` components of one atom in the
+        equivariant measure); ``1`` is scikit-matter's row split
     """
 
     def __init__(
@@ -81,23 +91,25 @@ class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
         random_state: int = SKMATTER_RANDOM_STATE,
         cache_size: int = 2,
         cache_min_samples: int = 1000,
+        group_size: int = 1,
     ):
         self.alphas = alphas
         self.random_state = random_state
         self.cache_size = cache_size
         self.cache_min_samples = cache_min_samples
+        self.group_size = group_size
         self._cache: "OrderedDict[bytes, _Factorization]" = OrderedDict()
 
     def _factorize(self, x: np.ndarray) -> _Factorization:
         if self.cache_size < 1 or len(x) < self.cache_min_samples:
-            return _Factorization(x, self.random_state)
+            return _Factorization(x, self.random_state, self.group_size)
         digest = hashlib.blake2b(np.ascontiguousarray(x).data, digest_size=16)
-        digest.update(repr(x.shape).encode())
+        digest.update(repr((x.shape, self.group_size)).encode())
         key = digest.digest()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        factorization = _Factorization(x, self.random_state)
+        factorization = _Factorization(x, self.random_state, self.group_size)
         self._cache[key] = factorization
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -72,6 +72,7 @@ class ArchitectureConfig:
 
 def _default_sweep() -> Tuple[ArchitectureConfig, ...]:
     return (
+        ArchitectureConfig("silu-2x32", BPNNConfig(hidden=(32, 32), activation="silu")),
         ArchitectureConfig("silu-2x64", BPNNConfig(hidden=(64, 64), activation="silu")),
         ArchitectureConfig("silu-3x64", BPNNConfig(hidden=(64, 64, 64), activation="silu")),
         ArchitectureConfig(

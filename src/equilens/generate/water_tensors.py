@@ -160,12 +160,23 @@ def auxiliary_overlap(atoms: ase.Atoms, auxbasis: str = "cc-pvdz-jkfit") -> np.n
     """Overlap matrix of the auxiliary basis in featomic's convention and order.
 
     The order is PySCF's shell order with the ``m`` components converted, i.e.
-    the order of :func:`density_coefficients`' flat vector.
+    the order of the flat coefficient vector of :func:`compute_targets`.
+    """
+    return auxiliary_basis(atoms, auxbasis)[0]
+
+
+def auxiliary_basis(atoms: ase.Atoms, auxbasis: str = "cc-pvdz-jkfit"):
+    """Overlap matrix and layout of the auxiliary basis of ``atoms``.
+
+    :returns: ``(overlap, layout)``; ``layout[k] = (atom, l, n, m_index)``
+        names the function of position ``k`` (``m_index = o3_mu + l``, in
+        featomic's convention), the order of :func:`auxiliary_overlap`
     """
     gto, _, df = _pyscf()
     auxmol = df.addons.make_auxmol(molecule(atoms, "sto-3g"), auxbasis)
-    t = _conversion(_auxiliary_layout(auxmol))
-    return t @ auxmol.intor("int1e_ovlp") @ t.T
+    layout = _auxiliary_layout(auxmol)
+    t = _conversion(layout)
+    return t @ auxmol.intor("int1e_ovlp") @ t.T, layout
 
 
 def compute_targets(atoms: ase.Atoms, config: WaterTensorsConfig) -> dict:
