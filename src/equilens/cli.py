@@ -101,12 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a BPNN potential on energies and forces",
+        help="train a BPNN potential, or an equivariant model of a tensor",
         description=(
-            "Train a per-species BPNN on compressed SOAP with energies and forces, as "
-            "described by CONFIG.yaml (see workflows/configs/). Writes model.pt, "
-            "metrics.json, log.csv, checkpoint.pt and plots to the output folder; "
-            "running it again resumes from the checkpoint."
+            "Train a per-species BPNN on compressed SOAP with energies and forces, or, "
+            "when CONFIG.yaml has a 'target' section, an equivariant network on "
+            "lambda-SOAP for a tensorial target (dipole, polarizability, density "
+            "coefficients) next to a per-block ridge baseline (see workflows/configs/). "
+            "Writes model.pt, metrics.json, log.csv, checkpoint.pt and plots to the "
+            "output folder; running it again resumes from the checkpoint."
         ),
     )
     train.add_argument("config", help="YAML training configuration")
@@ -360,8 +362,11 @@ def _run_descriptors(args: argparse.Namespace) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from .config import load_yaml
     from .train_potential import load_config, train_potential
 
+    if "target" in load_yaml(args.config):
+        return _run_train_tensor(args)
     config = load_config(args.config)
     if args.output:
         config = dataclasses.replace(config, output_dir=args.output)
@@ -379,6 +384,28 @@ def _run_train(args: argparse.Namespace) -> int:
             f"  {split:10s} energy RMSE {metrics['energy_rmse_meV_per_atom']:7.2f} meV/atom   "
             f"force RMSE {metrics['force_rmse_eV_per_A']:.3f} eV/A"
         )
+    return 0
+
+
+def _run_train_tensor(args: argparse.Namespace) -> int:
+    from .train_tensor import load_tensor_config, train_tensor_model, with_overrides
+
+    config = with_overrides(load_tensor_config(args.config), args.output, args.epochs)
+    _, summary = train_tensor_model(config, progress=not args.no_progress)
+    print(
+        f"{config.name}: best epoch {summary['best_epoch']} of {summary['epochs_run']} "
+        f"({summary['seconds']:.0f} s) -> {config.output_dir}"
+    )
+    for model, splits in summary["metrics"].items():
+        if not isinstance(splits, dict) or "test" not in splits:
+            continue
+        test = splits["test"]
+        line = f"  {model:8s} test RMSE / std {test['relative_rmse']:.4f}"
+        if "cartesian_relative_rmse" in test:
+            line += f"   Cartesian {test['cartesian_relative_rmse']:.4f}"
+        if "overlap_percent_rmse" in test:
+            line += f"   overlap %RMSE {test['overlap_percent_rmse']:.2f}"
+        print(line)
     return 0
 
 

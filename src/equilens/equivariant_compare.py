@@ -126,7 +126,7 @@ def equivariant_gfre_matrix(
     :param features: named TensorMaps with the same keys (e.g. the layers of
         an :class:`~equilens.models.equivariant.EquivariantNetwork`) and the
         same samples in each block
-    :param keys: the keys to compare (default: all keys of the first set)
+    :param keys: the keys to compare (default: the keys all sets have)
     :param seed: seeds the 50/50 split of the atoms of each block
     :returns: ``{key: matrix}`` with ``matrix[i, j]`` the error from set ``i``
         (source) to set ``j`` (target), in the order of ``features``
@@ -135,7 +135,17 @@ def equivariant_gfre_matrix(
     if not names:
         raise EquilensError("no feature sets to compare")
     first = features[names[0]]
-    selected = [tuple(int(v) for v in k.values) for k in first.keys] if keys is None else keys
+    if keys is None:
+        common = set.intersection(
+            *({tuple(int(v) for v in k.values) for k in features[n].keys} for n in names)
+        )
+        selected = [
+            tuple(int(v) for v in k.values)
+            for k in first.keys
+            if tuple(int(v) for v in k.values) in common
+        ]
+    else:
+        selected = list(keys)
     result = {}
     for key in selected:
         blocks = {}

@@ -82,6 +82,12 @@ def vector_to_spherical(vectors: np.ndarray) -> np.ndarray:
     return vectors[..., [1, 2, 0]]
 
 
+def spherical_to_vector(components: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`vector_to_spherical`: ``(y, z, x)`` -> ``(x, y, z)``."""
+    components = np.asarray(components, dtype=np.float64)
+    return components[..., [2, 0, 1]]
+
+
 def _quadratic_forms() -> np.ndarray:
     """Symmetric traceless matrices ``Q_m`` (Frobenius-orthonormal) with
     ``Y_2m(r) ∝ r^T Q_m r``, ordered ``m = -2..2``."""

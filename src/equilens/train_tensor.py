@@ -92,7 +92,12 @@ class TensorDataConfig:
 
 @dataclass(frozen=True)
 class TensorModelConfig:
-    """Everything ``equilens train`` reads for a tensorial target."""
+    """Everything ``equilens train`` reads for a tensorial target.
+
+    The model always reads lambda-SOAP (the proper, ``o3_sigma = 1`` blocks up
+    to the target's largest lambda); ``descriptor`` gives its preset, hyper-
+    parameter overrides and species list (its ``kind`` is not used).
+    """
 
     target: TensorDataConfig = field(default_factory=TensorDataConfig)
     name: str = "tensor"
@@ -114,8 +119,6 @@ class TensorModelConfig:
     output_dir: str = "results/tensor"
 
     def __post_init__(self):
-        if self.descriptor.kind != "lambda_soap":
-            raise ConfigError("tensor models read lambda-SOAP: set descriptor.kind: lambda_soap")
         if self.training.dtype != "float64":
             raise ConfigError("tensor models train in float64 (training.dtype: float64)")
 

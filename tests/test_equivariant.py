@@ -1,0 +1,332 @@
+"""Equivariant tensor models: symmetry proven on real structures, training,
+the equivariant reconstruction error and the overlap metric."""
+
+from pathlib import Path
+
+import ase.io
+import metatensor
+import numpy as np
+import pytest
+import torch
+from skmatter.metrics import global_reconstruction_error
+
+from equilens.config import from_mapping
+from equilens.equivariant_compare import (
+    equivariant_gfre_matrix,
+    equivariant_reconstruction_error,
+)
+from equilens.errors import DataError
+from equilens.models.equivariant import invariant_summary
+from equilens.so3 import random_rotation, wigner_d_real
+from equilens.storage import save_tensormap
+from equilens.tensor_model import TensorModel
+from equilens.train_tensor import (
+    TensorModelConfig,
+    build_network,
+    read_tensor_data,
+    stratified_split,
+    train_tensor_model,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "water_tensors"
+
+
+def _config(target: str, **extra) -> TensorModelConfig:
+    mapping = {
+        "target": {
+            "structures": str(DATA / "structures.extxyz"),
+            "target": str(DATA / f"{target}.mts"),
+        }
+    }
+    mapping.update(extra)
+    return from_mapping(TensorModelConfig, mapping)
+
+
+def _untrained(target: str) -> TensorModel:
+    config = _config(target, model={"hidden": [8, 8], "n_components": 12})
+    data = read_tensor_data(config)
+    splits = stratified_split(data.frames, 0.2, 0.1, 0)
+    network, projection, in_features = build_network(config, data, splits["train"])
+    return TensorModel(
+        network,
+        config.descriptor.featomic_dict(),
+        data.species,
+        data.layout,
+        in_features,
+        projection,
+    )
+
+
+@pytest.fixture(scope="module")
+def density_model():
+    return _untrained("density")
+
+
+@pytest.fixture(scope="module")
+def trimer():
+    frames = ase.io.read(DATA / "structures.extxyz", ":")
+    return next(f for f in frames if len(f) == 9)
+
+
+def _moved(frame, matrix):
+    moved = frame.copy()
+    moved.positions = frame.positions @ np.asarray(matrix).T
+    return moved
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_layer_rotates_and_inverts(density_model, trimer, seed):
+    """Every hidden and output block of lambda 0..3 transforms with its
+    Wigner-D matrix under rotations and with (-1)^lambda under inversion."""
+    rotation = random_rotation(seed)
+    original = density_model.layers([trimer])
+    rotated = density_model.layers([_moved(trimer, rotation)])
+    inverted = density_model.layers([_moved(trimer, -np.eye(3))])
+    lambdas = set()
+    for layer, tensor in original.items():
+        for key, block in tensor.items():
+            ell = int(key.values[0])
+            lambdas.add(ell)
+            values = block.values.numpy()
+            scale = np.abs(values).max()
+            assert scale > 1e-3, (layer, key.values)
+            expected = np.einsum("mn,snp->smp", wigner_d_real(ell, rotation), values)
+            actual = rotated[layer].block(key).values.numpy()
+            np.testing.assert_allclose(actual, expected, atol=1e-6 * scale, rtol=0)
+            np.testing.assert_allclose(
+                inverted[layer].block(key).values.numpy(), (-1) ** ell * values, atol=1e-6 * scale
+            )
+            if ell > 0:  # not vacuous: covariant blocks do change
+                assert np.abs(actual - values).max() > 1e-2 * scale
+        summary = invariant_summary(tensor)
+        turned = invariant_summary(rotated[layer])
+        for key, block in summary.items():
+            np.testing.assert_allclose(
+                turned.block(key).values.numpy(), block.values.numpy(), atol=1e-8
+            )
+    assert lambdas == {0, 1, 2, 3}
+
+
+def test_structure_predictions_rotate_and_ignore_atom_order(trimer):
+    model = _untrained("polarizability")
+    rotation = random_rotation(5)
+    before = model.predict([trimer])
+    after = model.predict([_moved(trimer, rotation)])
+    for key, block in before.items():
+        ell = int(key.values[0])
+        expected = np.einsum("mn,snp->smp", wigner_d_real(ell, rotation), block.values)
+        np.testing.assert_allclose(after.block(key).values, expected, atol=1e-8)
+    permuted = trimer[np.random.default_rng(0).permutation(len(trimer))]
+    shuffled = model.predict([permuted])
+    for key, block in before.items():
+        np.testing.assert_allclose(shuffled.block(key).values, block.values, atol=1e-10)
+
+
+def test_same_seed_same_model_and_training_improves(tmp_path):
+    config = _config(
+        "dipole",
+        model={"hidden": [16], "n_components": 16},
+        training={"epochs": 12, "dtype": "float64", "learning_rate": 0.01},
+        output_dir=str(tmp_path / "a"),
+    )
+    _, first = train_tensor_model(config, progress=False)
+    _, second = train_tensor_model(
+        from_mapping(TensorModelConfig, {**_as_mapping(config), "output_dir": str(tmp_path / "b")}),
+        progress=False,
+    )
+    test = first["metrics"]["network"]["test"]
+    assert test == second["metrics"]["network"]["test"]
+    assert test["relative_rmse"] < 0.5  # far better than predicting the mean
+    assert first["metrics"]["ridge"]["test"]["relative_rmse"] < 0.5
+    reloaded = TensorModel.load(tmp_path / "a" / "model.pt")
+    frames = ase.io.read(DATA / "structures.extxyz", ":3")
+    again = reloaded.predict(frames)
+    assert again.block(0).values.shape == (3, 3, 1)
+    assert (tmp_path / "a" / "parity.png").stat().st_size > 0
+
+
+def _as_mapping(config):
+    from equilens.config import to_mapping
+
+    return to_mapping(config)
+
+
+def test_bad_targets_are_named(tmp_path):
+    target = metatensor.load(str(DATA / "dipole.mts"))
+    block = target.block(0)
+    values = np.array(block.values)
+    values[7, 1, 0] = np.nan
+    broken = metatensor.TensorMap(
+        target.keys,
+        [metatensor.TensorBlock(values, block.samples, block.components, block.properties)],
+    )
+    path = save_tensormap(tmp_path / "broken.mts", broken)
+    config = from_mapping(
+        TensorModelConfig,
+        {"target": {"structures": str(DATA / "structures.extxyz"), "target": str(path)}},
+    )
+    with pytest.raises(DataError, match=r"broken.mts.*frame 7|frame 7.*broken.mts"):
+        read_tensor_data(config)
+    short = metatensor.TensorMap(
+        target.keys,
+        [
+            metatensor.TensorBlock(
+                np.array(block.values)[:5],
+                metatensor.Labels(["system"], np.arange(5, dtype=np.int32)[:, None]),
+                block.components,
+                block.properties,
+            )
+        ],
+    )
+    path = save_tensormap(tmp_path / "short.mts", short)
+    config = from_mapping(
+        TensorModelConfig,
+        {"target": {"structures": str(DATA / "structures.extxyz"), "target": str(path)}},
+    )
+    with pytest.raises(DataError, match="5 rows, expected one per structure"):
+        read_tensor_data(config)
+
+
+# --- the equivariant reconstruction error -----------------------------------
+
+
+def _rotate_each(values, seed):
+    ell = (values.shape[1] - 1) // 2
+    rotations = [wigner_d_real(ell, random_rotation(seed + i)) for i in range(len(values))]
+    return np.einsum("imn,inp->imp", np.stack(rotations), values)
+
+
+def test_equivariant_error_is_zero_for_a_feature_mix():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 5, 10))
+    y = x @ rng.normal(size=(10, 6))
+    assert equivariant_reconstruction_error(x, y) < 1e-10
+    # and not for a target the source does not span
+    assert equivariant_reconstruction_error(x, rng.normal(size=(120, 5, 6))) > 0.5
+
+
+def test_equivariant_error_is_gfre_for_lambda_zero():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(150, 1, 9))
+    y = np.tanh(x @ rng.normal(size=(9, 4))) + 0.2 * rng.normal(size=(150, 1, 4))
+    ours = equivariant_reconstruction_error(x, y)
+    assert ours == pytest.approx(global_reconstruction_error(x[:, 0], y[:, 0]), rel=1e-9)
+
+
+def test_equivariant_error_ignores_rotations_of_the_atoms_flattening_does_not():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(160, 5, 8))
+    y = x @ rng.normal(size=(8, 4)) + 0.5 * rng.normal(size=(160, 5, 4))
+    xr, yr = _rotate_each(x, 10), _rotate_each(y, 10)
+    assert equivariant_reconstruction_error(xr, yr) == pytest.approx(
+        equivariant_reconstruction_error(x, y), rel=1e-10
+    )
+    flat = global_reconstruction_error(x.reshape(160, -1), y.reshape(160, -1))
+    flat_rotated = global_reconstruction_error(xr.reshape(160, -1), yr.reshape(160, -1))
+    assert abs(flat - flat_rotated) > 1e-3
+
+
+def test_layers_of_a_network_compare_per_block(density_model, trimer):
+    frames = ase.io.read(DATA / "structures.extxyz", ":40")
+    layers = density_model.layers(frames)
+    matrices = equivariant_gfre_matrix(layers)
+    for key, matrix in matrices.items():
+        assert matrix.shape == (len(layers), len(layers))
+        assert np.all(np.diag(matrix) < 1e-6), key
+    # the output is a linear map of the last hidden layer: reconstructed exactly
+    names = list(layers)
+    output_keys = {tuple(int(v) for v in k.values) for k in layers["output"].keys}
+    assert set(matrices) == output_keys
+    for key in output_keys:
+        assert matrices[key][names.index("hidden_2"), names.index("output")] < 1e-6, key
+    # and the hidden layers are not linear maps of the input
+    assert max(m[names.index("input"), names.index("hidden_2")] for m in matrices.values()) > 1e-3
+
+
+# --- overlap metric of the density ------------------------------------------
+
+
+def test_overlap_gather_recovers_the_electron_count():
+    """Coefficients gathered into PySCF's order integrate to the electrons of
+    each structure: the gather of the overlap metric puts each coefficient on
+    its basis function."""
+    pytest.importorskip("pyscf", reason="PySCF not installed (pip install equilens[pyscf])")
+    from pyscf import dft
+
+    from equilens.generate.water_tensors import (
+        _auxiliary_layout,
+        _conversion,
+        _pyscf,
+        molecule,
+    )
+
+    config = from_mapping(
+        TensorModelConfig,
+        {
+            "target": {
+                "structures": str(DATA / "structures.extxyz"),
+                "target": str(DATA / "density.mts"),
+                "overlap": "cc-pvdz-jkfit",
+            }
+        },
+    )
+    data = read_tensor_data(config)
+    flat = torch.cat([torch.tensor(data.targets[k]).reshape(-1) for k in data.layout.keys])
+    _, _, df = _pyscf()
+    for system in (0, len(data.frames) - 1):
+        frame = data.frames[system]
+        auxmol = df.addons.make_auxmol(molecule(frame, "sto-3g"), "cc-pvdz-jkfit")
+        grids = dft.gen_grid.Grids(auxmol)
+        grids.build()
+        integrals = grids.weights @ auxmol.eval_gto("GTOval_sph", grids.coords)
+        coefficients = flat[data.overlap[system].gather].numpy()
+        pyscf_order = _conversion(_auxiliary_layout(auxmol)).T @ coefficients
+        electrons = int(np.sum(frame.numbers))
+        assert integrals @ pyscf_order == pytest.approx(electrons, abs=2e-3 * electrons)
+        # and the metric is a positive definite quadratic form
+        assert float(data.overlap[system].square(flat)) > 0
+
+
+# --- chemiscope export -------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["dipole", "polarizability", "density"])
+def test_chemiscope_export_of_tensor_models(tmp_path, target):
+    from equilens.export import read_chemiscope, validate_chemiscope
+    from equilens.export_tensor import export_tensor_model
+
+    model = _untrained(target)
+    frames = ase.io.read(DATA / "structures.extxyz", ":6")
+    reference = metatensor.load(str(DATA / f"{target}.mts"))
+    reference = _first_systems(reference, 6)
+    path = export_tensor_model(tmp_path / f"{target}.json.gz", model, frames, reference)
+    validate_chemiscope(path)
+    data = read_chemiscope(path)
+    names = set(data["properties"])
+    assert any(name.startswith("hidden_1") for name in names), names
+    shapes = set(data.get("shapes", {}))
+    if target == "dipole":
+        assert {"predicted vector", "reference vector"} <= shapes
+        assert "vector error" in names
+    elif target == "polarizability":
+        assert {"predicted tensor", "reference tensor"} <= shapes
+        reference_iso = np.asarray(data["properties"]["reference isotropic"]["values"])
+        assert np.all(reference_iso > 0)  # polarizabilities are positive
+    else:
+        errors = np.asarray(data["properties"]["error coefficient norm"]["values"])
+        assert len(errors) == sum(len(f) for f in frames) and np.all(errors > 0)
+
+
+def _first_systems(tensor, count):
+    blocks = []
+    for block in tensor.blocks():
+        keep = np.asarray(block.samples.column("system")) < count
+        blocks.append(
+            metatensor.TensorBlock(
+                np.asarray(block.values)[keep],
+                metatensor.Labels(block.samples.names, np.asarray(block.samples.values)[keep]),
+                block.components,
+                block.properties,
+            )
+        )
+    return metatensor.TensorMap(tensor.keys, blocks)
