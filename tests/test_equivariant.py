@@ -330,3 +330,44 @@ def _first_systems(tensor, count):
             )
         )
     return metatensor.TensorMap(tensor.keys, blocks)
+
+
+def test_cli_trains_a_tensor_model_and_writes_its_latents(tmp_path, capsys):
+    import yaml
+
+    from equilens.cli import main
+    from equilens.latents import load_latents
+
+    config = tmp_path / "dipole.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "dipole",
+                "target": {
+                    "structures": str(DATA / "structures.extxyz"),
+                    "target": str(DATA / "dipole.mts"),
+                },
+                "model": {"hidden": [8], "n_components": 8},
+                "training": {"epochs": 2, "dtype": "float64"},
+            }
+        )
+    )
+    assert main(["train", str(config), "--output", str(tmp_path / "model"), "--no-progress"]) == 0
+    assert "ridge" in capsys.readouterr().out
+    model = tmp_path / "model" / "model.pt"
+    out = tmp_path / "latents"
+    args = ["latents", str(model), str(DATA / "structures.extxyz"), "--index", ":5"]
+    assert main(args + ["--output", str(out), "--batch-size", "2"]) == 0
+    equivariant = load_latents(out / "equivariant")
+    invariant = load_latents(out / "invariant")
+    assert list(equivariant) == ["input", "hidden_1", "output"]
+    hidden = equivariant["hidden_1"]
+    assert hidden.keys.names == ["o3_lambda", "o3_sigma", "center_type"]
+    assert {int(k.values[0]) for k in hidden.keys} == {0, 1}
+    assert hidden.block(0).components[0].names == ["o3_mu"]
+    # batches joined with global system ids: the 5 structures are all there
+    systems = np.unique(np.concatenate([b.samples.column("system") for b in hidden.blocks()]))
+    assert systems.tolist() == [0, 1, 2, 3, 4]
+    assert invariant["hidden_1"].keys.names == ["center_type"]
+    # 8 invariant channels + the norms of 8 lambda = 1 channels
+    assert invariant["hidden_1"].block(0).values.shape[1] == 16

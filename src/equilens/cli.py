@@ -412,7 +412,10 @@ def _run_train_tensor(args: argparse.Namespace) -> int:
 def _run_latents(args: argparse.Namespace) -> int:
     from .latents import latents, save_latents
     from .potential import Potential
+    from .tensor_model import TensorModel, is_tensor_model
 
+    if is_tensor_model(args.model):
+        return _run_tensor_latents(args, TensorModel.load(args.model))
     potential = Potential.load(args.model)
     dataset = read_dataset(
         args.file,
@@ -430,6 +433,37 @@ def _run_latents(args: argparse.Namespace) -> int:
         block = tensor.block(0)
         print(f"  {name:16s} {len(tensor.keys)} block(s), {block.values.shape[1]} features")
     print(f"{len(layers)} layers of {len(dataset)} frames -> {folder}")
+    return 0
+
+
+def _run_tensor_latents(args: argparse.Namespace, model) -> int:
+    """Equivariant layers (per lambda) and their invariant summaries."""
+    import ase.io
+
+    from .latents import latents, save_latents
+    from .tensor_model import to_numpy
+
+    frames = ase.io.read(args.file, args.index)
+    frames = frames if isinstance(frames, list) else [frames]
+    equivariant = {
+        name: to_numpy(tensor) for name, tensor in model.layers(frames, args.batch_size).items()
+    }
+    folder = save_latents(Path(args.output) / "equivariant", equivariant)
+    invariant = latents(
+        model,
+        frames,
+        per_species=not args.single_block,
+        pooling=args.pooling,
+        batch_size=args.batch_size,
+    )
+    save_latents(Path(args.output) / "invariant", invariant)
+    for name, tensor in equivariant.items():
+        lambdas = sorted({int(k.values[0]) for k in tensor.keys})
+        print(f"  {name:16s} {len(tensor.keys)} blocks, o3_lambda {lambdas}")
+    print(
+        f"{len(equivariant)} layers of {len(frames)} frames -> {folder} "
+        f"and {folder.parent / 'invariant'}"
+    )
     return 0
 
 

@@ -29,7 +29,7 @@ from .errors import EquilensError
 from .export import export_chemiscope
 from .models.equivariant import invariant_summary
 from .so3 import spherical_to_symmetric_tensor, spherical_to_vector
-from .tensor_model import TensorModel
+from .tensor_model import TensorModel, to_numpy
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -57,7 +57,7 @@ def export_tensor_model(
         widths = {len(b.properties) for b in summary.blocks()}
         # a map needs one width for all species and at least two features
         if len(widths) == 1 and widths.pop() >= 2:
-            layers[layer] = _numpy(summary)
+            layers[layer] = to_numpy(summary)
     prediction = model.predict(frames)
     predicted = _blocks(prediction)
     references = _blocks(reference) if reference is not None else None
@@ -108,23 +108,6 @@ def export_tensor_model(
         name=name,
         hypers={"model": model.network.config.__dict__, "descriptor": model.hypers},
         **options,
-    )
-
-
-def _numpy(tensor: TensorMap) -> TensorMap:
-    from metatensor import TensorBlock
-
-    return TensorMap(
-        tensor.keys,
-        [
-            TensorBlock(
-                b.values.detach().numpy() if hasattr(b.values, "detach") else b.values,
-                b.samples,
-                b.components,
-                b.properties,
-            )
-            for b in tensor.blocks()
-        ],
     )
 
 

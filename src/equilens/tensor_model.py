@@ -30,7 +30,13 @@ from metatensor import Labels, TensorBlock, TensorMap
 from .config import from_mapping, to_mapping
 from .descriptors.lambda_soap import compute_lambda_soap
 from .errors import EquilensError
-from .models.equivariant import EquivariantConfig, EquivariantNetwork, EquivariantPCA, key_tuple
+from .models.equivariant import (
+    EquivariantConfig,
+    EquivariantNetwork,
+    EquivariantPCA,
+    invariant_summary,
+    key_tuple,
+)
 from .storage import atomic_write
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -142,10 +148,33 @@ class TensorModel(torch.nn.Module):
         )
         return to_torch(select_blocks(soap, self.network.in_keys))
 
-    def layers(self, frames: Sequence[ase.Atoms]) -> Dict[str, TensorMap]:
-        """Every layer of the network for the atoms of ``frames``."""
+    def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 0) -> Dict[str, TensorMap]:
+        """Every layer of the network for the atoms of ``frames``: ``input``
+        (projected lambda-SOAP), ``hidden_1`` ..., ``output``, each with keys
+        ``(o3_lambda, o3_sigma, center_type)``, samples ``(system, atom)`` and
+        components ``o3_mu`` (torch values).
+
+        :param batch_size: frames per forward pass (``0``: all at once)
+        """
+        frames = list(frames)
+        size = batch_size or max(len(frames), 1)
+        parts: Dict[str, list] = {}
         with torch.no_grad():
-            return self.network.layers(self.descriptor(frames))
+            for start in range(0, len(frames), size):
+                layers = self.network.layers(self.descriptor(frames[start : start + size]))
+                for name, tensor in layers.items():
+                    parts.setdefault(name, []).append((start, tensor))
+        if all(len(p) == 1 for p in parts.values()):
+            return {name: p[0][1] for name, p in parts.items()}
+        return {name: _join(p) for name, p in parts.items()}
+
+    def layer_activations(
+        self, frames: Sequence[ase.Atoms], batch_size: int = 50
+    ) -> Dict[str, TensorMap]:
+        """Invariant summaries of every layer (keys ``center_type``), the
+        layout :func:`equilens.latents.latents` and the scalar measures use."""
+        layers = self.layers(frames, batch_size)
+        return {name: to_numpy(invariant_summary(t)) for name, t in layers.items()}
 
     def predict(self, frames: Sequence[ase.Atoms]) -> TensorMap:
         """Predictions with the target's keys, samples and properties."""
@@ -178,7 +207,12 @@ class TensorModel(torch.nn.Module):
     @classmethod
     def load(cls, path: PathLike) -> "TensorModel":
         """A model written by :meth:`save`."""
-        state = torch.load(path, weights_only=False)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except FileNotFoundError:
+            raise EquilensError(f"{path}: no such model file") from None
+        if not is_tensor_state(state):
+            raise EquilensError(f"{path}: not a tensor model written by equilens")
         layout = TargetLayout(**state["layout"])
         names = ["o3_lambda", "o3_sigma", "center_type"]
         in_keys = Labels(names, np.asarray(state["in_keys"], dtype=np.int32))
@@ -199,6 +233,39 @@ class TensorModel(torch.nn.Module):
         return cls(
             network, state["hypers"], state["species"], layout, state["in_features"], projection
         )
+
+
+def is_tensor_state(state) -> bool:
+    """Whether a loaded ``model.pt`` dictionary is a :class:`TensorModel`'s."""
+    return isinstance(state, dict) and "layout" in state and "in_keys" in state
+
+
+def is_tensor_model(path: PathLike) -> bool:
+    """Whether ``path`` holds a :class:`TensorModel` (rather than a potential)."""
+    return is_tensor_state(torch.load(path, map_location="cpu", weights_only=False))
+
+
+def to_numpy(tensor: TensorMap) -> TensorMap:
+    """The same TensorMap with numpy values (detached)."""
+    return TensorMap(
+        tensor.keys,
+        [
+            TensorBlock(
+                b.values.detach().numpy() if isinstance(b.values, torch.Tensor) else b.values,
+                b.samples,
+                b.components,
+                b.properties,
+            )
+            for b in tensor.blocks()
+        ],
+    )
+
+
+def _join(parts) -> TensorMap:
+    """Join per-batch layers along samples with global system ids."""
+    from .descriptors._batches import join_batches
+
+    return to_torch(join_batches([(start, to_numpy(t)) for start, t in parts]))
 
 
 def select_blocks(tensor: TensorMap, keys: Labels) -> TensorMap:
