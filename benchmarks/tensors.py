@@ -36,8 +36,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from equilens.equivariant_compare import equivariant_gfre_matrix
-from equilens.plots import plot_matrix
+from equilens.equivariant_compare import equivariant_gfre_matrix, save_equivariant_comparison
 from equilens.train_tensor import load_tensor_config, train_tensor_model
 
 HEADLINE = {
@@ -142,14 +141,7 @@ def layer_comparison(model, config, folder: Path) -> None:
     """Equivariant reconstruction errors between the layers, one heatmap per block."""
     frames = ase.io.read(config.target.structures, ":")
     layers = model.layers(frames)
-    matrices = equivariant_gfre_matrix(layers)
-    folder.mkdir(parents=True, exist_ok=True)
-    summary = {}
-    for key, matrix in matrices.items():
-        tag = "_".join(str(v) for v in key)
-        plot_matrix(matrix, list(layers), folder / f"block_{tag}.png", title=f"block {key}")
-        summary[tag] = matrix.tolist()
-    (folder / "matrices.json").write_text(json.dumps({"layers": list(layers), "blocks": summary}))
+    save_equivariant_comparison(equivariant_gfre_matrix(layers), list(layers), folder)
 
 
 if __name__ == "__main__":

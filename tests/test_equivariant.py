@@ -1,6 +1,7 @@
 """Equivariant tensor models: symmetry proven on real structures, training,
 the equivariant reconstruction error and the overlap metric."""
 
+import json
 from pathlib import Path
 
 import ase.io
@@ -356,8 +357,8 @@ def test_cli_trains_a_tensor_model_and_writes_its_latents(tmp_path, capsys):
     assert "ridge" in capsys.readouterr().out
     model = tmp_path / "model" / "model.pt"
     out = tmp_path / "latents"
-    args = ["latents", str(model), str(DATA / "structures.extxyz"), "--index", ":5"]
-    assert main(args + ["--output", str(out), "--batch-size", "2"]) == 0
+    args = ["latents", str(model), str(DATA / "structures.extxyz"), "--index", ":30"]
+    assert main(args + ["--output", str(out), "--batch-size", "7"]) == 0
     equivariant = load_latents(out / "equivariant")
     invariant = load_latents(out / "invariant")
     assert list(equivariant) == ["input", "hidden_1", "output"]
@@ -365,9 +366,19 @@ def test_cli_trains_a_tensor_model_and_writes_its_latents(tmp_path, capsys):
     assert hidden.keys.names == ["o3_lambda", "o3_sigma", "center_type"]
     assert {int(k.values[0]) for k in hidden.keys} == {0, 1}
     assert hidden.block(0).components[0].names == ["o3_mu"]
-    # batches joined with global system ids: the 5 structures are all there
+    # batches joined with global system ids: the 30 structures are all there
     systems = np.unique(np.concatenate([b.samples.column("system") for b in hidden.blocks()]))
-    assert systems.tolist() == [0, 1, 2, 3, 4]
+    assert systems.tolist() == list(range(30))
     assert invariant["hidden_1"].keys.names == ["center_type"]
     # 8 invariant channels + the norms of 8 lambda = 1 channels
     assert invariant["hidden_1"].block(0).values.shape[1] == 16
+    # the equivariant comparison of the layers, per block
+    folder = tmp_path / "compare"
+    assert (
+        main(["compare", str(out / "equivariant"), "--equivariant", "--output", str(folder)]) == 0
+    )
+    saved = json.loads((folder / "matrices.json").read_text())
+    assert set(saved["blocks"]) == {"1_1_1", "1_1_8"}  # the blocks all layers have
+    for matrix in saved["blocks"].values():
+        assert np.allclose(np.diag(matrix), 0, atol=1e-6)
+    assert (folder / "block_1_1_8.png").stat().st_size > 0

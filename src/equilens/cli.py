@@ -167,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
         "writes one subfolder center_type_Z per species",
     )
     cmp.add_argument(
+        "--equivariant",
+        action="store_true",
+        help="equivariant reconstruction error per (o3_lambda, o3_sigma, center_type) block "
+        "(inputs: the equivariant/ latents of a tensor model); writes block_*.png",
+    )
+    cmp.add_argument(
         "--output", default="results/compare", help="output folder (default: %(default)s)"
     )
     cmp.set_defaults(handler=_run_compare)
@@ -573,6 +579,8 @@ def _run_compare(args: argparse.Namespace) -> int:
             features[name or path.stem] = load_tensormap(path)
         else:
             raise EquilensError(f"{path}: no such file or latents folder")
+    if args.equivariant:
+        return _print_equivariant(features, args)
     options = dict(
         measures=args.measures,
         n_samples=args.n_samples,
@@ -600,6 +608,20 @@ def _run_compare(args: argparse.Namespace) -> int:
             for name, row in zip(result.names, matrix):
                 print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
         print(f"-> {', '.join(files.values())}")
+    return 0
+
+
+def _print_equivariant(features, args: argparse.Namespace) -> int:
+    from .equivariant_compare import equivariant_gfre_matrix, save_equivariant_comparison
+
+    matrices = equivariant_gfre_matrix(features, seed=args.seed)
+    files = save_equivariant_comparison(matrices, list(features), args.output)
+    width = max(len(n) for n in features)
+    for key, matrix in matrices.items():
+        print(f"equivariant GFRE, block {key} (row: source -> column: target)")
+        for name, row in zip(features, matrix):
+            print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
+    print(f"-> {files['matrices']}")
     return 0
 
 

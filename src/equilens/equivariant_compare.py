@@ -169,3 +169,27 @@ def equivariant_gfre_matrix(
                 matrix[i, j] = equivariant_reconstruction_error(blocks[a], blocks[b], train, test)
         result[key] = matrix
     return result
+
+
+def save_equivariant_comparison(
+    matrices: Mapping[Key, np.ndarray], names: Sequence[str], folder
+) -> Dict[str, str]:
+    """Write ``matrices.json`` and one heatmap ``block_<key>.png`` per key."""
+    from pathlib import Path
+
+    from .plots import plot_matrix
+    from .storage import save_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    blocks = {}
+    for key, matrix in matrices.items():
+        tag = "_".join(str(v) for v in key)
+        blocks[tag] = matrix.tolist()
+        path = folder / f"block_{tag}.png"
+        plot_matrix(matrix, list(names), path, title=f"equivariant GFRE, block {key}")
+        files[tag] = str(path)
+    save_json(folder / "matrices.json", {"names": list(names), "blocks": blocks})
+    files["matrices"] = str(folder / "matrices.json")
+    return files
