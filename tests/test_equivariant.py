@@ -382,3 +382,10 @@ def test_cli_trains_a_tensor_model_and_writes_its_latents(tmp_path, capsys):
     for matrix in saved["blocks"].values():
         assert np.allclose(np.diag(matrix), 0, atol=1e-6)
     assert (folder / "block_1_1_8.png").stat().st_size > 0
+    # and the chemiscope file with dipole arrows
+    from equilens.export import read_chemiscope
+
+    exported = tmp_path / "dipole.json.gz"
+    args = ["export", str(model), str(DATA / "structures.extxyz"), "--output", str(exported)]
+    assert main(args + ["--reference", str(DATA / "dipole.mts")]) == 0
+    assert {"predicted vector", "reference vector"} <= set(read_chemiscope(exported)["shapes"])

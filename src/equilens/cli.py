@@ -183,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Write a chemiscope .json.gz (chemiscope.org) with the structures of FILE, a map "
             "of each layer of MODEL, atomic energies, energy and force errors and force "
-            "arrows; --html also writes an offline page showing it."
+            "arrows; --html also writes an offline page showing it. For a tensor model: "
+            "maps of the invariant summaries of its layers and the predicted (and, with "
+            "--reference, reference) dipoles as arrows or polarizabilities as ellipsoids."
         ),
     )
     exp.add_argument("model", help="model file written by `equilens train`")
@@ -197,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--color", help="atom property to colour the map by (default: species)")
     exp.add_argument("--no-lod", action="store_true", help="draw every point of big maps")
     exp.add_argument("--html", action="store_true", help="also write an offline viewer page")
+    exp.add_argument(
+        "--reference", help="tensor models: the target .mts of FILE's frames (rows in file order)"
+    )
     exp.add_argument("--output", help="output file (default: chemiscope_out/<FILE stem>.json.gz)")
     exp.set_defaults(handler=_run_export)
 
@@ -529,7 +534,10 @@ def _run_export(args: argparse.Namespace) -> int:
     from .chemiscope_page import standalone_html
     from .export_potential import export_potential
     from .potential import Potential
+    from .tensor_model import is_tensor_model
 
+    if is_tensor_model(args.model):
+        return _run_export_tensor(args)
     potential = Potential.load(args.model)
     dataset = read_dataset(
         args.file,
@@ -558,6 +566,37 @@ def _run_export(args: argparse.Namespace) -> int:
     )
     size = path.stat().st_size / 1e6
     print(f"{len(dataset)} frames, {dataset.n_atoms} atoms -> {path} ({size:.2f} MB)")
+    if args.html:
+        print(f"offline viewer -> {standalone_html(path)}")
+    return 0
+
+
+def _run_export_tensor(args: argparse.Namespace) -> int:
+    import ase.io
+    import metatensor
+
+    from .chemiscope_page import standalone_html
+    from .export_tensor import export_tensor_model
+    from .tensor_model import TensorModel
+
+    model = TensorModel.load(args.model)
+    frames = ase.io.read(args.file, args.index)
+    frames = frames if isinstance(frames, list) else [frames]
+    reference = metatensor.load(args.reference) if args.reference else None
+    output = args.output or f"chemiscope_out/{Path(args.file).stem}.json.gz"
+    species = [int(z) for z in args.species.split(",")] if args.species else None
+    path = export_tensor_model(
+        output,
+        model,
+        frames,
+        reference,
+        projections=args.projections,
+        species=species,
+        cutoff=args.cutoff,
+        color=args.color,
+        lod=not args.no_lod,
+    )
+    print(f"{len(frames)} frames -> {path} ({path.stat().st_size / 1e6:.2f} MB)")
     if args.html:
         print(f"offline viewer -> {standalone_html(path)}")
     return 0
