@@ -50,6 +50,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", nargs="+", default=list(HEADLINE), choices=list(HEADLINE))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep existing run folders: finished trainings are reloaded from their "
+        "checkpoints (the figures are recomputed; the reported times are then not training times)",
+    )
     parser.add_argument("--output", default="results/tensors")
     args = parser.parse_args()
     rows = []
@@ -59,7 +65,8 @@ def main():
         for seed in args.seeds:
             config = load_tensor_config(f"workflows/configs/tensor_{target}.yaml")
             folder = Path(args.output) / target / f"seed{seed}"
-            shutil.rmtree(folder, ignore_errors=True)
+            if not args.resume:
+                shutil.rmtree(folder, ignore_errors=True)
             config = dataclasses.replace(
                 config,
                 output_dir=str(folder),
@@ -87,7 +94,7 @@ def main():
             )
             if seed == args.seeds[0]:
                 layer_comparison(model, config, Path(args.output) / target / "layers_gfre")
-        linear = train_linear(target, name, Path(args.output) / target / "linear")
+        linear = train_linear(target, name, Path(args.output) / target / "linear", args.resume)
         print(f"  {target} linear (no hidden layer): {linear:.4f}", flush=True)
         network = np.array([r["network"] for r in runs])
         ridge = runs[0]["ridge"]  # the ridge does not depend on the training seed
@@ -123,10 +130,11 @@ def main():
     print("all bars met" if passed else "some bars NOT met")
 
 
-def train_linear(target: str, name: str, folder: Path) -> float:
+def train_linear(target: str, name: str, folder: Path, resume: bool = False) -> float:
     """Test figure of the shipped configuration without hidden layers."""
     config = load_tensor_config(f"workflows/configs/tensor_{target}.yaml")
-    shutil.rmtree(folder, ignore_errors=True)
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)
     config = dataclasses.replace(
         config,
         output_dir=str(folder),
