@@ -286,6 +286,18 @@ def test_overlap_gather_recovers_the_electron_count():
         assert integrals @ pyscf_order == pytest.approx(electrons, abs=2e-3 * electrons)
         # and the metric is a positive definite quadratic form
         assert float(data.overlap[system].square(flat)) > 0
+    # the %RMSE ratio: 0 for the reference itself, 1 for the species-average
+    # spherical density it is normalised by (on the structures it was fitted on)
+    from equilens.train_tensor import _Objective, _species_mean, subset
+
+    systems = np.arange(len(data.frames))
+    objective = _Objective(data, systems)
+    _, rows = subset(data.soap, systems)
+    exact = objective.references(rows, systems)
+    assert float(objective.overlap_ratio(exact, rows, systems)) == pytest.approx(0, abs=1e-20)
+    mean = _species_mean(data, systems)
+    average = {k: torch.broadcast_to(mean[k], v.shape) for k, v in exact.items()}
+    assert float(objective.overlap_ratio(average, rows, systems)) == pytest.approx(1, rel=1e-10)
 
 
 # --- chemiscope export -------------------------------------------------------

@@ -248,11 +248,11 @@ class OverlapMetric:
         overlap, basis = auxiliary_basis(frame, auxbasis)
         offsets, rows = {}, {}
         offset = 0
-        for key in layout.keys:
-            block = soap.block(dict(zip(layout.key_names, key)))
-            samples = block.samples.values
-            width = (2 * key[0] + 1) * len(layout.properties[layout.keys.index(key)][1])
-            offsets[key] = (offset, width, len(layout.properties[layout.keys.index(key)][1]))
+        for index, key in enumerate(layout.keys):
+            samples = soap.block(dict(zip(layout.key_names, key))).samples.values
+            n_props = len(layout.properties[index][1])
+            width = (2 * key[0] + 1) * n_props
+            offsets[key] = (offset, width, n_props)
             for i, row in enumerate(samples):
                 if int(row[0]) == system:
                     rows[(key, int(row[1]))] = i
@@ -313,25 +313,35 @@ class _Objective:
 
     def __init__(self, data: TensorData, train: np.ndarray):
         self.data = data
-        layout = data.layout
         self.scale = {}
         for key, values in data.targets.items():
-            if layout.per_atom:
-                rows = np.isin(
-                    data.soap.block(dict(zip(layout.key_names, key))).samples.column("system"),
-                    train,
-                )
-                values = values[rows]
-            else:
-                values = values[train]
+            values = values[_target_rows(data, key, train)]
             centered = values - values.mean(axis=0) if key[0] == 0 else values
             self.scale[key] = float(np.mean(centered**2)) or 1.0
-        self.mean = _species_mean(data, train) if data.overlap else None
         self.targets = {k: torch.tensor(v) for k, v in data.targets.items()}
         self.reference_squares = None
         if data.overlap:
-            flat_ref = self._flat({k: self.targets[k] - self.mean[k] for k in layout.keys})
+            mean = _species_mean(data, train)
+            flat_ref = self._flat({k: self.targets[k] - mean[k] for k in data.layout.keys})
             self.reference_squares = torch.stack([m.square(flat_ref) for m in data.overlap])
+
+    def references(self, rows, systems) -> Dict[Key, torch.Tensor]:
+        """Targets laid out like the predictions of ``predict(model, systems)``."""
+        if self.data.layout.per_atom:
+            return {k: self.targets[k][rows[k]] for k in self.data.layout.keys}
+        return {k: self.targets[k][systems] for k in self.data.layout.keys}
+
+    def overlap_ratio(self, values, rows, systems) -> torch.Tensor:
+        """``sum_s d_s^T S_s d_s / sum_s v_s^T S_s v_s`` over ``systems``."""
+        full = {}
+        for key, reference in self.references(rows, systems).items():
+            error = torch.as_tensor(values[key]) - reference
+            full[key] = torch.zeros_like(self.targets[key]).index_copy(
+                0, torch.as_tensor(rows[key]), error
+            )
+        flat = self._flat(full)
+        numerator = torch.stack([self.data.overlap[s].square(flat) for s in systems]).sum()
+        return numerator / self.reference_squares[systems].sum()
 
     def predict(self, model: EquivariantNetwork, systems: np.ndarray):
         tensor, rows = subset(self.data.soap, systems)
@@ -344,24 +354,22 @@ class _Objective:
     def loss(self, model: EquivariantNetwork, systems: np.ndarray) -> torch.Tensor:
         systems = np.sort(np.asarray(systems))
         values, rows = self.predict(model, systems)
-        layout = self.data.layout
         if self.data.overlap:
-            full = {}
-            for key in layout.keys:
-                error = values[key] - self.targets[key][rows[key]]
-                full[key] = torch.zeros_like(self.targets[key]).index_copy(
-                    0, torch.as_tensor(rows[key]), error
-                )
-            flat = self._flat(full)
-            numerator = torch.stack([self.data.overlap[s].square(flat) for s in systems]).sum()
-            return numerator / self.reference_squares[systems].sum()
-        terms = []
-        for key in layout.keys:
-            reference = (
-                self.targets[key][rows[key]] if layout.per_atom else self.targets[key][systems]
-            )
-            terms.append(torch.mean((values[key] - reference) ** 2) / self.scale[key])
+            return self.overlap_ratio(values, rows, systems)
+        references = self.references(rows, systems)
+        terms = [
+            torch.mean((values[key] - reference) ** 2) / self.scale[key]
+            for key, reference in references.items()
+        ]
         return torch.stack(terms).mean()
+
+
+def _target_rows(data: TensorData, key: Key, systems: np.ndarray) -> np.ndarray:
+    """Rows of ``data.targets[key]`` that belong to ``systems``."""
+    if not data.layout.per_atom:
+        return np.asarray(systems)
+    block = data.soap.block(dict(zip(data.layout.key_names, key)))
+    return np.flatnonzero(np.isin(block.samples.column("system"), systems))
 
 
 def _species_mean(data: TensorData, train: np.ndarray) -> Dict[Key, torch.Tensor]:
@@ -369,10 +377,9 @@ def _species_mean(data: TensorData, train: np.ndarray) -> Dict[Key, torch.Tensor
     species-average spherical density of SALTED's %RMSE)."""
     result = {}
     for key, values in data.targets.items():
-        block = data.soap.block(dict(zip(data.layout.key_names, key)))
         mean = np.zeros(values.shape[1:])
         if key[0] == 0:
-            mean = values[np.isin(block.samples.column("system"), train)].mean(axis=0)
+            mean = values[_target_rows(data, key, train)].mean(axis=0)
         result[key] = torch.tensor(mean)
     return result
 
@@ -477,26 +484,14 @@ def train_tensor_model(
 
 def evaluate(data: TensorData, objective: _Objective, values, rows, systems) -> Dict[str, float]:
     """Metrics of predictions ``values`` (assembled) on ``systems``."""
-    layout = data.layout
-    references = {
-        k: (data.targets[k][rows[k]] if layout.per_atom else data.targets[k][systems])
-        for k in layout.keys
-    }
+    references = {k: v.numpy() for k, v in objective.references(rows, systems).items()}
     predictions = {
         k: np.asarray(v.detach() if hasattr(v, "detach") else v) for k, v in values.items()
     }
     result = tensor_metrics(predictions, references)
     if data.overlap:
-        full = {}
-        for key in layout.keys:
-            error = torch.as_tensor(predictions[key]) - torch.as_tensor(references[key])
-            full[key] = torch.zeros_like(objective.targets[key]).index_copy(
-                0, torch.as_tensor(rows[key]), error
-            )
-        flat = objective._flat(full)
-        numerator = float(torch.stack([data.overlap[s].square(flat) for s in systems]).sum())
-        denominator = float(objective.reference_squares[systems].sum())
-        result["overlap_percent_rmse"] = 100.0 * float(np.sqrt(numerator / denominator))
+        ratio = float(objective.overlap_ratio(predictions, rows, systems))
+        result["overlap_percent_rmse"] = 100.0 * float(np.sqrt(ratio))
     return result
 
 
@@ -509,11 +504,10 @@ def _plot_parity(data, objective, network, systems, config, path) -> None:
     with torch.no_grad():
         values, rows = objective.predict(network, systems)
     keys = data.layout.keys
+    references = objective.references(rows, systems)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
-        reference = (
-            data.targets[key][rows[key]] if data.layout.per_atom else data.targets[key][systems]
-        )
+        reference = references[key].numpy()
         predicted = values[key].numpy()
         ax.scatter(reference.ravel(), predicted.ravel(), s=4, alpha=0.6)
         low, high = (
