@@ -23,7 +23,7 @@ from equilens.storage import save_tensormap
 from equilens.tensor_model import TensorModel
 from equilens.train_tensor import (
     TensorModelConfig,
-    build_network,
+    build_model,
     read_tensor_data,
     stratified_split,
     train_tensor_model,
@@ -47,15 +47,7 @@ def _untrained(target: str) -> TensorModel:
     config = _config(target, model={"hidden": [8, 8], "n_components": 12})
     data = read_tensor_data(config)
     splits = stratified_split(data.frames, 0.2, 0.1, 0)
-    network, projection, in_features = build_network(config, data, splits["train"])
-    return TensorModel(
-        network,
-        config.descriptor.featomic_dict(),
-        data.species,
-        data.layout,
-        in_features,
-        projection,
-    )
+    return build_model(config, data, splits["train"])
 
 
 @pytest.fixture(scope="module")

@@ -388,9 +388,9 @@ def _species_mean(data: TensorData, train: np.ndarray) -> Dict[Key, torch.Tensor
 # training
 
 
-def build_network(
-    config: TensorModelConfig, data: TensorData, train: np.ndarray
-) -> Tuple[EquivariantNetwork, EquivariantPCA, List[int]]:
+def build_model(config: TensorModelConfig, data: TensorData, train: np.ndarray) -> TensorModel:
+    """An untrained :class:`TensorModel` for ``data``: the equivariant PCA fitted
+    on the ``train`` structures, weights seeded by ``config.training.seed``."""
     in_keys, out_keys = network_keys(data.layout, data.species)
     in_features = [len(b.properties) for b in data.soap.blocks()]
     projection = None
@@ -405,7 +405,14 @@ def build_network(
         config.model,
         projection,
     )
-    return network, projection, in_features
+    return TensorModel(
+        network,
+        config.descriptor.featomic_dict(),
+        data.species,
+        data.layout,
+        in_features,
+        projection,
+    )
 
 
 def train_tensor_model(
@@ -423,7 +430,8 @@ def train_tensor_model(
         config.target.split_seed,
     )
     train, validation = splits["train"], splits["validation"]
-    network, projection, in_features = build_network(config, data, train)
+    model = build_model(config, data, train)
+    network = model.network
     objective = _Objective(data, train)
 
     def loss_fn(model, batch):
@@ -445,14 +453,6 @@ def train_tensor_model(
         progress=progress,
         stop_after=stop_after,
         fingerprint={"hash": hash_json(fingerprint)},
-    )
-    model = TensorModel(
-        network,
-        config.descriptor.featomic_dict(),
-        data.species,
-        data.layout,
-        in_features,
-        projection,
     )
     model.save(output / "model.pt")
     metrics = {"network": {}, "ridge": {}}
