@@ -25,6 +25,7 @@ import ase
 import numpy as np
 from metatensor import TensorMap
 
+from .config import to_mapping
 from .errors import EquilensError
 from .export import export_chemiscope
 from .models.equivariant import invariant_summary
@@ -106,7 +107,7 @@ def export_tensor_model(
         structure_ellipsoids=ellipsoids or None,
         atom_properties=atom or None,
         name=name,
-        hypers={"model": model.network.config.__dict__, "descriptor": model.hypers},
+        hypers={"model": to_mapping(model.network.config), "descriptor": model.hypers},
         **options,
     )
 

@@ -24,7 +24,7 @@ from .config import from_mapping, to_mapping
 from .errors import EquilensError
 from .features import FeatureSet, SpeciesPCA, featurize
 from .models.bpnn import BPNN, BPNNConfig
-from .storage import atomic_write
+from .storage import atomic_write, load_model_state
 
 FORMAT_VERSION = 1
 PathLike = Union[str, "os.PathLike[str]"]
@@ -190,10 +190,7 @@ class Potential:
     @classmethod
     def load(cls, path: PathLike) -> "Potential":
         """Read a potential written by :meth:`save`."""
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except FileNotFoundError:
-            raise EquilensError(f"{path}: no such model file") from None
+        state = load_model_state(path)
         if state.get("format_version") != FORMAT_VERSION:
             raise EquilensError(
                 f"{path}: model format {state.get('format_version')} is not supported "

@@ -54,6 +54,19 @@ def load_tensormap(path: PathLike) -> metatensor.TensorMap:
     return metatensor.load(os.fspath(path))
 
 
+def load_model_state(path: PathLike) -> Any:
+    """The object ``torch.save`` wrote to the model file ``path`` (on the CPU);
+    a missing file is an :class:`~equilens.errors.EquilensError` naming it."""
+    import torch
+
+    from .errors import EquilensError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise EquilensError(f"{path}: no such model file") from None
+
+
 def save_json(path: PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     path = Path(path)

@@ -37,7 +37,7 @@ from .models.equivariant import (
     invariant_summary,
     key_tuple,
 )
-from .storage import atomic_write
+from .storage import atomic_write, load_model_state
 
 PathLike = Union[str, "os.PathLike[str]"]
 Key = Tuple[int, ...]
@@ -207,10 +207,7 @@ class TensorModel(torch.nn.Module):
     @classmethod
     def load(cls, path: PathLike) -> "TensorModel":
         """A model written by :meth:`save`."""
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except FileNotFoundError:
-            raise EquilensError(f"{path}: no such model file") from None
+        state = load_model_state(path)
         if not is_tensor_state(state):
             raise EquilensError(f"{path}: not a tensor model written by equilens")
         layout = TargetLayout(**state["layout"])
@@ -242,7 +239,7 @@ def is_tensor_state(state) -> bool:
 
 def is_tensor_model(path: PathLike) -> bool:
     """Whether ``path`` holds a :class:`TensorModel` (rather than a potential)."""
-    return is_tensor_state(torch.load(path, map_location="cpu", weights_only=False))
+    return is_tensor_state(load_model_state(path))
 
 
 def to_numpy(tensor: TensorMap) -> TensorMap:
