@@ -26,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from equilens.train_potential import load_config, train_potential
+from equilens.training import load_run_config
+from equilens.training.potential import train_potential
 
 BARS = {
     "water": {
@@ -58,7 +59,7 @@ def main():
 
     report = {}
     for name in args.datasets:
-        config = load_config(f"workflows/configs/{name}.yaml")
+        config = load_run_config(name)
         output = Path(args.output) / name
         # a fresh folder: a checkpoint left by an earlier run would be resumed from
         shutil.rmtree(output, ignore_errors=True)
@@ -80,8 +81,8 @@ def main():
             }
         }
         print(
-            f"equilens {name}: {bar['split']} energy RMSE {energy:.2f} meV/atom (bar {bar['energy']}, "
-            f"aim {bar['aim_energy']}), force RMSE {force:.3f} eV/A"
+            f"equilens {name}: {bar['split']} energy RMSE {energy:.2f} meV/atom "
+            f"(bar {bar['energy']}, aim {bar['aim_energy']}), force RMSE {force:.3f} eV/A"
             + (f" (bar {bar['force']}, aim {bar['aim_force']})" if bar["force"] else "")
             + f"; wall {wall:.0f} s ({summary['epochs_run']} epochs, "
             f"{summary['seconds_per_epoch']:.1f} s/epoch) -> {'PASS' if verdict else 'FAIL'}"
@@ -109,10 +110,11 @@ def _side_by_side(name, split, ours, theirs):
     mt = theirs["errors"][split]
     wall = theirs["training_wall_s"]
     print(
-        f"  {name} {split}: energy RMSE equilens {ours['energy_rmse_meV_per_atom']:.2f} vs metatrain "
-        f"{mt['energy_rmse_meV_per_atom']:.2f} meV/atom; force RMSE equilens {ours['force_rmse_eV_per_A']:.3f} "
-        f"vs metatrain {mt['force_rmse_eV_per_A']:.3f} eV/A; wall equilens {ours['wall_s']:.0f} s vs "
-        f"metatrain {wall:.0f} s (ratio {ours['wall_s'] / wall:.2f})"
+        f"  {name} {split}: energy RMSE equilens {ours['energy_rmse_meV_per_atom']:.2f} "
+        f"vs metatrain {mt['energy_rmse_meV_per_atom']:.2f} meV/atom; force RMSE equilens "
+        f"{ours['force_rmse_eV_per_A']:.3f} vs metatrain {mt['force_rmse_eV_per_A']:.3f} eV/A; "
+        f"wall equilens {ours['wall_s']:.0f} s vs metatrain {wall:.0f} s "
+        f"(ratio {ours['wall_s'] / wall:.2f})"
     )
     better = (
         ours["energy_rmse_meV_per_atom"] < mt["energy_rmse_meV_per_atom"]

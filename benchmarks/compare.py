@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from equilens.compare import compare, save_comparison
+from equilens.analysis.compare import compare
+from equilens.analysis.latents import latents
 from equilens.data import ReadOptions, read_dataset, reference_path
-from equilens.descriptors import PRESETS, compute_soap
-from equilens.features import SpeciesPCA
-from equilens.latents import latents
+from equilens.descriptors import PRESETS, SpeciesPCA, compute_soap
+from equilens.export.comparisons import save_comparison
 from equilens.models import BPNN, BPNNConfig
-from equilens.potential import Potential
+from equilens.models.potential import Potential
 
 SPECIES = (1, 8, 26)
 

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from equilens.data import ReadOptions, read_dataset, reference_path
-from equilens.export import read_chemiscope
-from equilens.export_potential import export_potential
-from equilens.potential import Potential
+from equilens.export.chemiscope import read_chemiscope
+from equilens.export.potential import export_potential
+from equilens.models.potential import Potential
 
 
 def main():
@@ -27,7 +27,7 @@ def main():
     if not Path(args.model).is_file():
         raise SystemExit(
             f"{args.model} not found: train it with `python benchmarks/accuracy.py "
-            "--datasets iron_water` or `equilens train workflows/configs/iron_water.yaml`"
+            "--datasets iron_water` or `equilens train iron_water`"
         )
     potential = Potential.load(args.model)
     dataset = read_dataset(reference_path("iron_water/train"), ReadOptions(require_forces=True))

@@ -58,8 +58,8 @@ import numpy as np
 import yaml
 
 from equilens.data.io import Dataset, ReadOptions
-from equilens.metrics import energy_force_metrics
 from equilens.data.splits import SplitConfig, load_splits
+from equilens.training.metrics import energy_force_metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 METATRAIN_VERSION = "2026.4.1"

@@ -1,6 +1,6 @@
 """Accuracy of the equivariant tensor models against their linear baseline.
 
-Bars (issue 7), on the held-out structures of ``data/water_tensors`` (water
+Bars (issue 7), on the held-out structures of the embedded ``water_tensors`` (water
 monomers, dimers and trimers, B3LYP/cc-pVDZ):
 
 - dipole: test RMSE at most 5% of the standard deviation of the components;
@@ -15,7 +15,7 @@ monomers, dimers and trimers, B3LYP/cc-pVDZ):
   ridge cannot use).
 
 Each target is trained from scratch from its shipped configuration
-(``workflows/configs/tensor_*.yaml``) in a fresh folder, once per training
+(the built-in ``tensor_*`` configurations) in a fresh folder, once per training
 seed (``--seeds``; the split is the same), and the figures are the mean and
 the spread over seeds. For the first seed the equivariant reconstruction
 error between the network's layers (per block, on all structures) is saved
@@ -36,8 +36,11 @@ from pathlib import Path
 import ase.io
 import numpy as np
 
-from equilens.equivariant_compare import equivariant_gfre_matrix, save_equivariant_comparison
-from equilens.train_tensor import load_tensor_config, train_tensor_model
+from equilens.analysis.equivariant import equivariant_gfre_matrix
+from equilens.data.splits import resolve_path
+from equilens.export.comparisons import save_equivariant_comparison
+from equilens.training import load_run_config
+from equilens.training.tensor import train_tensor_model
 
 HEADLINE = {
     "dipole": ("relative_rmse", 0.05, "RMSE / std"),
@@ -63,7 +66,7 @@ def main():
         name, bar, label = HEADLINE[target]
         runs = []
         for seed in args.seeds:
-            config = load_tensor_config(f"workflows/configs/tensor_{target}.yaml")
+            config = load_run_config(f"tensor_{target}")
             folder = Path(args.output) / target / f"seed{seed}"
             if not args.resume:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -75,16 +78,16 @@ def main():
             start = time.perf_counter()
             model, summary = train_tensor_model(config, progress=False)
             seconds = time.perf_counter() - start
-            test = summary["metrics"]
+            metrics, ridge = summary["metrics"], summary["baselines"]["ridge"]
             runs.append(
                 {
                     "seed": seed,
-                    "network": test["network"]["test"][name],
-                    "ridge": test["ridge"]["test"][name],
-                    "network_validation": test["network"]["validation"][name],
+                    "network": metrics["test"][name],
+                    "ridge": ridge["test"][name],
+                    "network_validation": metrics["validation"][name],
                     "seconds": seconds,
                     "epochs": summary["epochs_run"],
-                    "network_metrics": test["network"]["test"],
+                    "network_metrics": metrics["test"],
                 }
             )
             print(
@@ -109,7 +112,7 @@ def main():
             "bar": bar,
             "meets_bar": bool(network.mean() <= bar),
             "beats_ridge": bool(network.mean() < min(ridge, linear)),
-            "n_test": len(summary["splits"]["test"]),
+            "n_test": summary["n_frames"]["test"],
             "runs": runs,
         }
         rows.append(row)
@@ -132,7 +135,7 @@ def main():
 
 def train_linear(target: str, name: str, folder: Path, resume: bool = False) -> float:
     """Test figure of the shipped configuration without hidden layers."""
-    config = load_tensor_config(f"workflows/configs/tensor_{target}.yaml")
+    config = load_run_config(f"tensor_{target}")
     if not resume:
         shutil.rmtree(folder, ignore_errors=True)
     config = dataclasses.replace(
@@ -142,12 +145,12 @@ def train_linear(target: str, name: str, folder: Path, resume: bool = False) -> 
         baseline=False,
     )
     _, summary = train_tensor_model(config, progress=False)
-    return summary["metrics"]["network"]["test"][name]
+    return summary["metrics"]["test"][name]
 
 
 def layer_comparison(model, config, folder: Path) -> None:
     """Equivariant reconstruction errors between the layers, one heatmap per block."""
-    frames = ase.io.read(config.target.structures, ":")
+    frames = ase.io.read(resolve_path(config.data.train), ":")
     layers = model.layers(frames)
     save_equivariant_comparison(equivariant_gfre_matrix(layers), list(layers), folder)
 

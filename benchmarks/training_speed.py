@@ -23,11 +23,10 @@ import numpy as np
 import torch
 
 from equilens.data import ReadOptions, random_split, read_dataset, reference_path
-from equilens.descriptors import PRESETS, compute_soap
-from equilens.features import SpeciesPCA, featurize
+from equilens.descriptors import PRESETS, SpeciesPCA, compute_soap, featurize
 from equilens.models import BPNN, BPNNConfig
-from equilens.train_potential import LossConfig, _fit_baseline, _objective
-from equilens.training import TrainConfig, _batches
+from equilens.training.loop import TrainConfig, _batches
+from equilens.training.potential import LossConfig, _fit_baseline, _objective
 
 SPECIES = (1, 8, 26)
 
@@ -106,10 +105,12 @@ def main():
         f"({(n_atoms + parts['validation'].n_atoms) / featurize_s:.0f} atoms/s)"
     )
     print(
-        f"projected gradients in memory: {gradient_mb:.0f} MB ({args.gradient_storage}, k={args.components})"
+        f"projected gradients in memory: {gradient_mb:.0f} MB "
+        f"({args.gradient_storage}, k={args.components})"
     )
     print(
-        f"epoch with forces (train + validation pass), batch {args.batch_size}, {args.batching} batching: "
+        f"epoch with forces (train + validation pass), batch {args.batch_size}, "
+        f"{args.batching} batching: "
         f"{np.mean(times):.2f} s (min {np.min(times):.2f}, over {len(times)} epochs, "
         f"{torch.get_num_threads()} threads)"
     )

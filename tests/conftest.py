@@ -31,9 +31,9 @@ def make_potential():
 
     from equilens.data.examples import iron_water_example
     from equilens.descriptors import PRESETS, compute_soap
-    from equilens.features import SpeciesPCA
+    from equilens.descriptors.compression import SpeciesPCA
     from equilens.models import BPNN, BPNNConfig
-    from equilens.potential import Potential
+    from equilens.models.potential import Potential
 
     species = (1, 8, 26)
     hypers = PRESETS["small"].to_featomic()

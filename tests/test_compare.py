@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from metatensor import Labels, TensorBlock, TensorMap
 
-from equilens.compare import compare
+from equilens.analysis.compare import compare
 from equilens.errors import EquilensError
 
 
@@ -98,7 +98,7 @@ def test_outputs(data, tmp_path):
     import csv
     import json
 
-    from equilens.compare import save_comparison
+    from equilens.export.comparisons import save_comparison
 
     result = compare(data, measures=("gfre", "gfrd"))
     files = save_comparison(result, tmp_path / "cmp")
@@ -118,7 +118,7 @@ def test_factorized_estimator_reproduces_skmatter(shape):
         local_reconstruction_error,
     )
 
-    from equilens.ridge import FactorizedRidge2FoldCV
+    from equilens.analysis.estimators import FactorizedRidge2FoldCV
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=shape) @ rng.normal(size=(shape[1], shape[1]))
@@ -128,9 +128,7 @@ def test_factorized_estimator_reproduces_skmatter(shape):
     fast = FactorizedRidge2FoldCV(cache_min_samples=0)
     for a, b in ((x, y), (y, x)):
         for _ in range(2):  # the second call reuses the cached factorisation
-            ours = global_reconstruction_error(
-                a, b, train_idx=train, test_idx=test, estimator=fast
-            )
+            ours = global_reconstruction_error(a, b, train_idx=train, test_idx=test, estimator=fast)
             assert ours == pytest.approx(
                 global_reconstruction_error(a, b, train_idx=train, test_idx=test), rel=1e-9
             )
@@ -158,7 +156,7 @@ def test_fps_selection_reaches_outliers():
     outliers = 10.0 * np.eye(3)[[0, 1, 2, 0, 1]] * np.array([1, 1, 1, -1, -1])[:, None]
     x = np.vstack([cluster, outliers])
     y = np.hstack([x, x**2])
-    from equilens.compare import _select
+    from equilens.analysis.compare import _select
 
     for selection in ("fps", "random"):
         result = compare(
@@ -203,7 +201,7 @@ def _species_tensor(values, species, per_species):
 @pytest.mark.parametrize("per_species", [True, False])
 def test_compare_by_species(per_species):
     """Each species is its own space: linear per species, not across species."""
-    from equilens.compare import compare_by_species
+    from equilens.analysis.compare import compare_by_species
 
     rng = np.random.default_rng(5)
     n = 600
@@ -231,7 +229,7 @@ def test_compare_by_species(per_species):
 def test_thin_gfrd_equals_skmatter_on_the_padded_problem(widths):
     from skmatter.metrics import global_reconstruction_distortion
 
-    from equilens.compare import global_reconstruction_distortion_thin
+    from equilens.analysis.compare import global_reconstruction_distortion_thin
 
     p, q = widths
     rng = np.random.default_rng(6)

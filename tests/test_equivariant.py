@@ -2,7 +2,6 @@
 the equivariant reconstruction error and the overlap metric."""
 
 import json
-from pathlib import Path
 
 import ase.io
 import metatensor
@@ -11,42 +10,44 @@ import pytest
 import torch
 from skmatter.metrics import global_reconstruction_error
 
-from equilens.config import from_mapping
-from equilens.equivariant_compare import (
+from equilens.analysis.equivariant import (
     equivariant_gfre_matrix,
     equivariant_reconstruction_error,
 )
+from equilens.config import from_mapping
+from equilens.data.embedded import embedded_path
+from equilens.data.splits import stratified_split_indices
 from equilens.errors import DataError
-from equilens.models.equivariant import invariant_summary
+from equilens.models.tensor_model import TensorModel
 from equilens.so3 import random_rotation, wigner_d_real
 from equilens.storage import save_tensormap
-from equilens.tensor_model import TensorModel
-from equilens.train_tensor import (
-    TensorModelConfig,
-    build_model,
-    read_tensor_data,
-    stratified_split,
-    train_tensor_model,
-)
+from equilens.tensormaps import invariant_summary
+from equilens.training.tensor import TensorConfig, build_model, train_tensor_model
+from equilens.training.tensor_data import read_tensor_data
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "water_tensors"
+DATA = embedded_path("water_tensors/structures.extxyz").parent
+STRUCTURES = {
+    "train": str(DATA / "structures.extxyz"),
+    "test_fraction": 0.2,
+    "validation_fraction": 0.1,
+    "stratify": True,
+}
 
 
-def _config(target: str, **extra) -> TensorModelConfig:
-    mapping = {
-        "target": {
-            "structures": str(DATA / "structures.extxyz"),
-            "target": str(DATA / f"{target}.mts"),
-        }
-    }
+def _tensor_config(target_file, **extra) -> TensorConfig:
+    mapping = {"data": STRUCTURES, "target": {"file": str(target_file)}}
     mapping.update(extra)
-    return from_mapping(TensorModelConfig, mapping)
+    return from_mapping(TensorConfig, mapping)
+
+
+def _config(target: str, **extra) -> TensorConfig:
+    return _tensor_config(DATA / f"{target}.mts", **extra)
 
 
 def _untrained(target: str) -> TensorModel:
     config = _config(target, model={"hidden": [8, 8], "n_components": 12})
     data = read_tensor_data(config)
-    splits = stratified_split(data.frames, 0.2, 0.1, 0)
+    splits = stratified_split_indices([len(f) for f in data.frames], 0.2, 0.1, 0)
     return build_model(config, data, splits["train"])
 
 
@@ -80,37 +81,35 @@ def test_every_layer_rotates_and_inverts(density_model, trimer, seed):
         for key, block in tensor.items():
             ell = int(key.values[0])
             lambdas.add(ell)
-            values = block.values.numpy()
+            values = block.values
             scale = np.abs(values).max()
             assert scale > 1e-3, (layer, key.values)
             expected = np.einsum("mn,snp->smp", wigner_d_real(ell, rotation), values)
-            actual = rotated[layer].block(key).values.numpy()
+            actual = rotated[layer].block(key).values
             np.testing.assert_allclose(actual, expected, atol=1e-6 * scale, rtol=0)
             np.testing.assert_allclose(
-                inverted[layer].block(key).values.numpy(), (-1) ** ell * values, atol=1e-6 * scale
+                inverted[layer].block(key).values, (-1) ** ell * values, atol=1e-6 * scale
             )
             if ell > 0:  # not vacuous: covariant blocks do change
                 assert np.abs(actual - values).max() > 1e-2 * scale
         summary = invariant_summary(tensor)
         turned = invariant_summary(rotated[layer])
         for key, block in summary.items():
-            np.testing.assert_allclose(
-                turned.block(key).values.numpy(), block.values.numpy(), atol=1e-8
-            )
+            np.testing.assert_allclose(turned.block(key).values, block.values, atol=1e-8)
     assert lambdas == {0, 1, 2, 3}
 
 
 def test_structure_predictions_rotate_and_ignore_atom_order(trimer):
     model = _untrained("polarizability")
     rotation = random_rotation(5)
-    before = model.predict([trimer])
-    after = model.predict([_moved(trimer, rotation)])
+    before = model.predict([trimer])["polarizability"]
+    after = model.predict([_moved(trimer, rotation)])["polarizability"]
     for key, block in before.items():
         ell = int(key.values[0])
         expected = np.einsum("mn,snp->smp", wigner_d_real(ell, rotation), block.values)
         np.testing.assert_allclose(after.block(key).values, expected, atol=1e-8)
     permuted = trimer[np.random.default_rng(0).permutation(len(trimer))]
-    shuffled = model.predict([permuted])
+    shuffled = model.predict([permuted])["polarizability"]
     for key, block in before.items():
         np.testing.assert_allclose(shuffled.block(key).values, block.values, atol=1e-10)
 
@@ -124,18 +123,18 @@ def test_same_seed_same_model_and_training_improves(tmp_path):
     )
     _, first = train_tensor_model(config, progress=False)
     _, second = train_tensor_model(
-        from_mapping(TensorModelConfig, {**_as_mapping(config), "output_dir": str(tmp_path / "b")}),
+        from_mapping(TensorConfig, {**_as_mapping(config), "output_dir": str(tmp_path / "b")}),
         progress=False,
     )
-    test = first["metrics"]["network"]["test"]
-    assert test == second["metrics"]["network"]["test"]
+    test = first["metrics"]["test"]
+    assert test == second["metrics"]["test"]
     assert test["relative_rmse"] < 0.5  # far better than predicting the mean
-    assert first["metrics"]["ridge"]["test"]["relative_rmse"] < 0.5
+    assert first["baselines"]["ridge"]["test"]["relative_rmse"] < 0.5
     reloaded = TensorModel.load(tmp_path / "a" / "model.pt")
     frames = ase.io.read(DATA / "structures.extxyz", ":3")
-    again = reloaded.predict(frames)
+    again = reloaded.predict(frames)["dipole"]
     assert again.block(0).values.shape == (3, 3, 1)
-    assert (tmp_path / "a" / "parity.png").stat().st_size > 0
+    assert (tmp_path / "a" / "parity_test.png").stat().st_size > 0
 
 
 def _as_mapping(config):
@@ -154,10 +153,7 @@ def test_bad_targets_are_named(tmp_path):
         [metatensor.TensorBlock(values, block.samples, block.components, block.properties)],
     )
     path = save_tensormap(tmp_path / "broken.mts", broken)
-    config = from_mapping(
-        TensorModelConfig,
-        {"target": {"structures": str(DATA / "structures.extxyz"), "target": str(path)}},
-    )
+    config = _tensor_config(path)
     with pytest.raises(DataError, match=r"broken.mts.*frame 7|frame 7.*broken.mts"):
         read_tensor_data(config)
     short = metatensor.TensorMap(
@@ -172,10 +168,7 @@ def test_bad_targets_are_named(tmp_path):
         ],
     )
     path = save_tensormap(tmp_path / "short.mts", short)
-    config = from_mapping(
-        TensorModelConfig,
-        {"target": {"structures": str(DATA / "structures.extxyz"), "target": str(path)}},
-    )
+    config = _tensor_config(path)
     with pytest.raises(DataError, match="5 rows, expected one per structure"):
         read_tensor_data(config)
 
@@ -246,22 +239,10 @@ def test_overlap_gather_recovers_the_electron_count():
     pytest.importorskip("pyscf", reason="PySCF not installed (pip install equilens[pyscf])")
     from pyscf import dft
 
-    from equilens.generate.water_tensors import (
-        _auxiliary_layout,
-        _conversion,
-        _pyscf,
-        molecule,
-    )
+    from equilens.data.basis import _auxiliary_layout, _conversion, _pyscf, molecule
 
-    config = from_mapping(
-        TensorModelConfig,
-        {
-            "target": {
-                "structures": str(DATA / "structures.extxyz"),
-                "target": str(DATA / "density.mts"),
-                "overlap": "cc-pvdz-jkfit",
-            }
-        },
+    config = _tensor_config(
+        DATA / "density.mts", target={"file": str(DATA / "density.mts"), "overlap": "cc-pvdz-jkfit"}
     )
     data = read_tensor_data(config)
     flat = torch.cat([torch.tensor(data.targets[k]).reshape(-1) for k in data.layout.keys])
@@ -280,10 +261,11 @@ def test_overlap_gather_recovers_the_electron_count():
         assert float(data.overlap[system].square(flat)) > 0
     # the %RMSE ratio: 0 for the reference itself, 1 for the species-average
     # spherical density it is normalised by (on the structures it was fitted on)
-    from equilens.train_tensor import _Objective, _species_mean, subset
+    from equilens.training.tensor_data import subset
+    from equilens.training.tensor_objective import TensorObjective, _species_mean
 
     systems = np.arange(len(data.frames))
-    objective = _Objective(data, systems)
+    objective = TensorObjective(data, systems)
     _, rows = subset(data.soap, systems)
     exact = objective.references(rows, systems)
     assert float(objective.overlap_ratio(exact, rows, systems)) == pytest.approx(0, abs=1e-20)
@@ -297,8 +279,8 @@ def test_overlap_gather_recovers_the_electron_count():
 
 @pytest.mark.parametrize("target", ["dipole", "polarizability", "density"])
 def test_chemiscope_export_of_tensor_models(tmp_path, target):
-    from equilens.export import read_chemiscope, validate_chemiscope
-    from equilens.export_tensor import export_tensor_model
+    from equilens.export.chemiscope import read_chemiscope, validate_chemiscope
+    from equilens.export.tensor import export_tensor_model
 
     model = _untrained(target)
     frames = ase.io.read(DATA / "structures.extxyz", ":6")
@@ -340,18 +322,17 @@ def _first_systems(tensor, count):
 def test_cli_trains_a_tensor_model_and_writes_its_latents(tmp_path, capsys):
     import yaml
 
+    from equilens.analysis.latents import load_latents
     from equilens.cli import main
-    from equilens.latents import load_latents
 
     config = tmp_path / "dipole.yaml"
     config.write_text(
         yaml.safe_dump(
             {
+                "task": "tensor",
                 "name": "dipole",
-                "target": {
-                    "structures": str(DATA / "structures.extxyz"),
-                    "target": str(DATA / "dipole.mts"),
-                },
+                "data": STRUCTURES,
+                "target": {"file": str(DATA / "dipole.mts")},
                 "model": {"hidden": [8], "n_components": 8},
                 "training": {"epochs": 2, "dtype": "float64"},
             }
@@ -387,7 +368,7 @@ def test_cli_trains_a_tensor_model_and_writes_its_latents(tmp_path, capsys):
         assert np.allclose(np.diag(matrix), 0, atol=1e-6)
     assert (folder / "block_1_1_8.png").stat().st_size > 0
     # and the chemiscope file with dipole arrows
-    from equilens.export import read_chemiscope
+    from equilens.export.chemiscope import read_chemiscope
 
     exported = tmp_path / "dipole.json.gz"
     args = ["export", str(model), str(DATA / "structures.extxyz"), "--output", str(exported)]

@@ -6,8 +6,8 @@ import pytest
 from equilens.data import Dataset
 from equilens.data.examples import iron_water_example
 from equilens.errors import EquilensError
-from equilens.export import export_chemiscope, validate_chemiscope
-from equilens.export_potential import export_potential
+from equilens.export.chemiscope import export_chemiscope, validate_chemiscope
+from equilens.export.potential import export_potential
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,8 @@ def exported(tmp_path_factory, potential, dataset):
 def test_export_contents(exported, potential, dataset):
     from sklearn.decomposition import PCA
 
-    from equilens.latents import latents
-    from equilens.tensors import stack_blocks
+    from equilens.analysis.latents import latents
+    from equilens.tensormaps import stack_blocks
 
     data = validate_chemiscope(exported)  # chemiscope's own checks pass
     n_atoms = dataset.n_atoms
@@ -47,13 +47,13 @@ def test_export_contents(exported, potential, dataset):
     structure = {k: v for k, v in data["properties"].items() if v["target"] == "structure"}
     assert all(len(v["values"]) == n_atoms for v in atom.values())
     assert all(len(v["values"]) == len(dataset) for v in structure.values())
-    for layer in ("descriptor", "hidden_1", "hidden_2"):
+    for layer in ("input", "hidden_1", "hidden_2"):
         for method in ("PCA", "PCOVR"):
             assert f"{layer} {method}[1]" in atom and f"{layer} {method}[2]" in atom
     assert {"species", "atomic energy", "force error", "predicted force"} <= set(atom)
     assert {"reference energy", "predicted energy", "energy error"} <= set(structure)
     assert set(data["shapes"]) == {"reference forces", "predicted forces"}
-    assert data["settings"]["map"]["x"]["property"] == "descriptor PCA[1]"
+    assert data["settings"]["map"]["x"]["property"] == "input PCA[1]"
     assert data["settings"]["map"]["color"]["property"] == "species"
     assert data["settings"]["structure"][0]["environments"]["activated"]
     assert "Hyper-parameters" in data["meta"]["description"]
@@ -179,7 +179,7 @@ def test_renders_in_headless_chromium(chromium, exported, dataset, tmp_path):
     """The exported file loads in chemiscope's own viewer, offline, with WebGL."""
     from matplotlib.image import imread
 
-    from equilens.chemiscope_page import standalone_html
+    from equilens.export.page import standalone_html
 
     page = standalone_html(exported, tmp_path / "page.html")
     screenshot = tmp_path / "screenshot.png"

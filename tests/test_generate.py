@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from ase.calculators.lj import LennardJones
 
+from equilens.data.generate import IronWaterConfig, generate_iron_water
+from equilens.data.io import check_geometry
 from equilens.errors import DataError, EquilensError
-from equilens.generate import IronWaterConfig, generate_iron_water
-from equilens.generate.common import check_geometry
 
 TINY = dict(size=(2, 1, 2), n_water=1, starts=2, steps=4, warmup=0, stride=2, vacuum=5.0)
 
@@ -88,7 +88,7 @@ def xtb_frames(tmp_path_factory):
 
 
 def test_xtb_frames_match_a_direct_call(xtb_frames):
-    from equilens.generate.iron_water import xtb_calculator
+    from equilens.data.generate.iron_water import xtb_calculator
 
     config, frames = xtb_frames
     assert len(frames) == config.n_frames
@@ -103,7 +103,7 @@ def test_xtb_frames_match_a_direct_call(xtb_frames):
 
 
 def test_xtb_forces_are_minus_the_energy_gradient(xtb_frames):
-    from equilens.generate.iron_water import xtb_calculator
+    from equilens.data.generate.iron_water import xtb_calculator
 
     config, frames = xtb_frames
     atoms = frames[1].copy()

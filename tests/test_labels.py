@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 from ase.build import bcc110
 
-from equilens.labels import LabelConfig, atom_labels, switching
+from equilens.analysis.labels import LabelConfig, atom_labels, switching
 
 
 def _slab_with(adsorbate_positions, symbols):

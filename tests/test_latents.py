@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from equilens.analysis.latents import latents, load_latents, save_latents
 from equilens.data.examples import iron_water_example
 from equilens.descriptors import PRESETS
 from equilens.errors import EquilensError
-from equilens.latents import latents, load_latents, save_latents
 
 SPECIES = (1, 8, 26)
 HYPERS = PRESETS["small"].to_featomic()
@@ -21,7 +21,7 @@ def setup(make_potential):
 def test_every_layer_in_order(setup):
     potential, frames = setup
     layers = latents(potential, frames, batch_size=2)
-    assert list(layers) == ["descriptor", "hidden_1", "hidden_2", "atomic_energy"]
+    assert list(layers) == ["input", "hidden_1", "hidden_2", "output"]
     n_atoms = sum(len(f) for f in frames)
     for name, width in zip(layers, (8, 6, 5, 1)):
         assert sum(b.values.shape[0] for b in layers[name].blocks()) == n_atoms
@@ -50,10 +50,8 @@ def test_single_block_keeps_the_species(setup):
 @pytest.mark.parametrize("pooling", ["mean", "sum"])
 def test_pooling(setup, pooling):
     potential, frames = setup
-    atoms = latents(potential, frames, per_species=False)["atomic_energy"].block(0)
-    pooled = latents(potential, frames, per_species=False, pooling=pooling)["atomic_energy"].block(
-        0
-    )
+    atoms = latents(potential, frames, per_species=False)["output"].block(0)
+    pooled = latents(potential, frames, per_species=False, pooling=pooling)["output"].block(0)
     assert pooled.samples.names == ["system"]
     assert pooled.values.shape == (len(frames), 1)
     for index in range(len(frames)):
@@ -62,7 +60,7 @@ def test_pooling(setup, pooling):
         np.testing.assert_allclose(pooled.values[index], expected, rtol=1e-6)
     # the summed atomic energies are the energies
     if pooling == "sum":
-        energies, _ = potential.predict(frames, forces=False)
+        energies, _ = potential.energies_and_forces(frames, forces=False)
         np.testing.assert_allclose(pooled.values[:, 0], energies, rtol=1e-5)
 
 
@@ -84,7 +82,7 @@ def test_bad_arguments(setup):
     potential, frames = setup
     with pytest.raises(EquilensError, match="pooling must be"):
         latents(potential, frames, pooling="max")
-    with pytest.raises(EquilensError, match="has no layer_activations"):
+    with pytest.raises(EquilensError, match="does not implement the equilens model protocol"):
         latents(object(), frames)
 
 
@@ -108,7 +106,7 @@ def test_latents_command_line(setup, tmp_path, capsys):
     )
     assert code == 0
     loaded = load_latents(tmp_path / "out")
-    assert list(loaded) == ["descriptor", "hidden_1", "hidden_2", "atomic_energy"]
+    assert list(loaded) == ["input", "hidden_1", "hidden_2", "output"]
     assert loaded["hidden_2"].block(0).samples.names == ["system", "atom", "center_type"]
     assert "4 layers of 3 frames" in capsys.readouterr().out
 
@@ -134,7 +132,7 @@ def test_compare_layers_on_the_command_line(setup, tmp_path, capsys):
     assert code == 0
     matrices = json.loads((tmp_path / "cmp" / "matrices.json").read_text())
     names = matrices["names"]
-    assert names == ["lat/descriptor", "lat/hidden_1", "lat/hidden_2", "lat/atomic_energy"]
+    assert names == ["lat/input", "lat/hidden_1", "lat/hidden_2", "lat/output"]
     gfre = np.array(matrices["matrices"]["gfre"])
     assert np.allclose(np.diag(gfre), 0, atol=1e-6)
     assert "GFRE (row: source -> column: target)" in capsys.readouterr().out

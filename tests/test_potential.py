@@ -16,9 +16,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from equilens.config import from_mapping
 from equilens.data.examples import iron_water_example
 from equilens.descriptors import PRESETS, compute_soap
+from equilens.descriptors.compression import SpeciesPCA
 from equilens.errors import ConfigError
-from equilens.features import SpeciesPCA
-from equilens.train_potential import PotentialConfig, load_config, train_potential
+from equilens.training import load_run_config
+from equilens.training.potential import PotentialConfig, train_potential
 
 SPECIES = (1, 8, 26)
 HYPERS = PRESETS["small"].to_featomic()
@@ -40,7 +41,7 @@ def frame():
 
 
 def test_forces_are_minus_the_finite_difference_gradient(potential64, frame):
-    energy, forces = potential64.predict([frame])
+    energy, forces = potential64.energies_and_forces([frame])
     forces = forces[0]
     h = 1e-5
     # two atoms of each species
@@ -50,8 +51,8 @@ def test_forces_are_minus_the_finite_difference_gradient(potential64, frame):
             plus, minus = frame.copy(), frame.copy()
             plus.positions[i, c] += h
             minus.positions[i, c] -= h
-            (e_plus,), _ = potential64.predict([plus], forces=False)
-            (e_minus,), _ = potential64.predict([minus], forces=False)
+            (e_plus,), _ = potential64.energies_and_forces([plus], forces=False)
+            (e_minus,), _ = potential64.energies_and_forces([minus], forces=False)
             numeric = -(e_plus - e_minus) / (2 * h)
             assert abs(numeric - forces[i, c]) <= 1e-6 * max(1.0, abs(forces[i, c]))
     assert np.abs(forces).max() > 1e-3  # not trivially zero
@@ -60,7 +61,7 @@ def test_forces_are_minus_the_finite_difference_gradient(potential64, frame):
 def test_energy_invariances(potential64, frame):
     from equilens.so3 import random_rotation
 
-    (reference,), (forces,) = potential64.predict([frame])
+    (reference,), (forces,) = potential64.energies_and_forces([frame])
     rotation = random_rotation(3)
     rotated = frame.copy()
     rotated.positions = frame.positions @ rotation.T
@@ -69,7 +70,7 @@ def test_energy_invariances(potential64, frame):
     translated.positions += np.array([0.3, -1.7, 2.2])
     permutation = np.random.default_rng(1).permutation(len(frame))
     permuted = frame[permutation]
-    (e_rot, e_trans, e_perm), (f_rot, f_trans, f_perm) = potential64.predict(
+    (e_rot, e_trans, e_perm), (f_rot, f_trans, f_perm) = potential64.energies_and_forces(
         [rotated, translated, permuted]
     )
     assert abs(e_rot - reference) < 1e-9 * max(1, abs(reference))
@@ -80,10 +81,11 @@ def test_energy_invariances(potential64, frame):
     np.testing.assert_allclose(f_perm, forces[permutation], atol=1e-9)
 
 
-def test_layer_activations(potential64, frame):
-    layers = potential64.layer_activations([frame, frame])
-    assert list(layers) == ["descriptor", "hidden_1", "hidden_2", "bottleneck", "atomic_energy"]
-    widths = {"descriptor": 16, "hidden_1": 12, "hidden_2": 8, "bottleneck": 3, "atomic_energy": 1}
+def test_layers(potential64, frame):
+    layers = potential64.layers([frame, frame])
+    assert list(layers) == ["input", "hidden_1", "hidden_2", "bottleneck", "output"]
+    assert potential64.layer_names == list(layers)
+    widths = {"input": 16, "hidden_1": 12, "hidden_2": 8, "bottleneck": 3, "output": 1}
     for name, tensor in layers.items():
         assert tensor.keys.names == ["center_type"]
         assert [int(k["center_type"]) for k in tensor.keys] == list(SPECIES)
@@ -93,10 +95,8 @@ def test_layer_activations(potential64, frame):
             assert block.properties.names == ["feature"]
             assert block.values.shape[1] == widths[name]
     # the atomic energies add up to the energy
-    (energy,), _ = potential64.predict([frame], forces=False)
-    total = sum(
-        b.values[b.samples.column("system") == 0].sum() for b in layers["atomic_energy"].blocks()
-    )
+    (energy,), _ = potential64.energies_and_forces([frame], forces=False)
+    total = sum(b.values[b.samples.column("system") == 0].sum() for b in layers["output"].blocks())
     assert abs(total - energy) < 1e-9 * max(1, abs(energy))
     # the calculator gives the same numbers
     atoms = frame.copy()
@@ -108,17 +108,18 @@ def test_layer_activations(potential64, frame):
 def test_save_and_reload_in_a_fresh_process(potential64, frame, tmp_path):
     path = potential64.save(tmp_path / "model.pt")
     ase.io.write(tmp_path / "frame.traj", frame)
-    energy, forces = potential64.predict([frame])
+    energy, forces = potential64.energies_and_forces([frame])
     script = f"""
 import json, ase.io, numpy as np
-from equilens.potential import Potential
+from equilens.models.potential import Potential
 pot = Potential.load({str(path)!r})
 frame = ase.io.read({str(tmp_path / "frame.traj")!r})
-e, f = pot.predict([frame])
+e, f = pot.energies_and_forces([frame])
 h = 1e-5
 plus, minus = frame.copy(), frame.copy()
 plus.positions[0, 2] += h; minus.positions[0, 2] -= h
-fd = -(pot.predict([plus], forces=False)[0][0] - pot.predict([minus], forces=False)[0][0]) / (2 * h)
+energy = lambda atoms: pot.energies_and_forces([atoms], forces=False)[0][0]
+fd = -(energy(plus) - energy(minus)) / (2 * h)
 print(json.dumps({{"energy": float(e[0]), "forces": f[0].tolist(), "fd": fd}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -221,18 +222,23 @@ def test_same_seed_same_result_other_seed_differs(lj_files, tmp_path):
 
 def test_unknown_config_key_is_named(tmp_path):
     path = tmp_path / "train.yaml"
-    path.write_text("data: {train: x.traj}\ntraining: {epochs: 3, learnig_rate: 0.1}\n")
+    path.write_text(
+        "task: potential\ndata: {train: x.traj}\ntraining: {epochs: 3, learnig_rate: 0.1}\n"
+    )
     with pytest.raises(ConfigError, match=r"training: unknown key 'learnig_rate' in TrainConfig"):
-        load_config(path)
-    path.write_text("data: {train: x.traj}\nmodle: {}\n")
+        load_run_config(path)
+    path.write_text("task: potential\ndata: {train: x.traj}\nmodle: {}\n")
     with pytest.raises(ConfigError, match=r"unknown key 'modle' in PotentialConfig"):
-        load_config(path)
+        load_run_config(path)
 
 
 def test_shipped_configs_are_valid():
     for name in ("water", "iron_water"):
-        config = load_config(f"workflows/configs/{name}.yaml")
-        assert config.descriptor.kind == "soap"
+        config = load_run_config(name)
+        assert config.task == "potential" and config.descriptor.kind == "soap"
+    for name in ("tensor_dipole", "tensor_polarizability", "tensor_density"):
+        config = load_run_config(name)
+        assert config.task == "tensor" and config.data.stratify
 
 
 FEATURE_FIELDS = (
@@ -252,7 +258,7 @@ def _assert_same_features(a, b):
 
 
 def test_features_do_not_depend_on_batching(potential64):
-    from equilens.features import featurize
+    from equilens.descriptors.projected import featurize
 
     frames = iron_water_example(n_frames=5, seed=2)
     a = featurize(frames, HYPERS, potential64.pca, batch_size=5, dtype=torch.float64)
@@ -271,7 +277,7 @@ def test_features_do_not_depend_on_batching(potential64):
 
 @pytest.mark.parametrize("batching", ["frames", "blocks"])
 def test_batches_cover_every_frame_once_and_depend_on_the_epoch(batching):
-    from equilens.training import TrainConfig, _batches
+    from equilens.training.loop import TrainConfig, _batches
 
     config = TrainConfig(batch_size=4, batching=batching, seed=3)
     first = _batches(23, config, epoch=1)
@@ -311,6 +317,7 @@ def test_train_command_line(lj_files, tmp_path, capsys):
     from equilens.cli import main
 
     config = {
+        "task": "potential",
         "name": "lj_cli",
         "data": {"train": str(lj_files["train"]), "validation": str(lj_files["validation"])},
         "descriptor": {"preset": "small", "species": [1, 8, 26]},
@@ -336,20 +343,18 @@ def test_gfre_between_layers_of_a_trained_model(lj_files, tmp_path):
     while the (narrower) hidden layer cannot give the descriptor back: the
     GFRE is asymmetric the right way. (On the trained iron/water model, per
     species: 0.43-0.45 forward, 0.82-0.90 backward.)"""
-    from equilens.compare import compare
-    from equilens.latents import latents
+    from equilens.analysis.compare import compare
+    from equilens.analysis.latents import latents
 
     potential, _ = train_potential(_config(lj_files, tmp_path), progress=False)
     frames = ase.io.read(lj_files["train"], ":")
     # one species: every species has its own network and its own PCA
     # coordinates, so layers are compared species by species
     layers = latents(potential, frames)
-    iron = {
-        name: layers[name].block({"center_type": 26}).values for name in ("descriptor", "hidden_1")
-    }
+    iron = {name: layers[name].block({"center_type": 26}).values for name in ("input", "hidden_1")}
     result = compare(iron, measures=("gfre",), n_samples=2000)
     forward = result.matrices["gfre"][0, 1]
     backward = result.matrices["gfre"][1, 0]
     assert forward < 0.7
     assert backward > forward + 0.1
-    print(f"GFRE descriptor -> hidden_1 {forward:.3f}, hidden_1 -> descriptor {backward:.3f}")
+    print(f"GFRE input -> hidden_1 {forward:.3f}, hidden_1 -> input {backward:.3f}")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from equilens.analysis.projection import Projector
 from equilens.errors import ConfigError, EquilensError
-from equilens.projection import Projector
 
 
 @pytest.fixture(scope="module")

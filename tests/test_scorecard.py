@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from equilens.scorecard import Scorecard
+from equilens.analysis.scorecard import Scorecard
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,18 @@
 """End-to-end smoke run of the study on a few frames of the embedded dataset."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from equilens.config import from_mapping
 from equilens.errors import ConfigError
-from equilens.study import EMBEDDED_DATA, StudyConfig, StudyError, run_study
-
-ROOT = Path(__file__).resolve().parents[1]
+from equilens.study import StudyConfig, StudyError, run_study
+from equilens.study.config import EMBEDDED_DATA
 
 
 def _tiny(tmp_path, **overrides):
     mapping = {
         "name": "smoke",
-        "data": {"train": str(ROOT / EMBEDDED_DATA), "validation_fraction": 0.25},
+        "data": {"train": EMBEDDED_DATA, "validation_fraction": 0.25},
         "read": {"index": "0:12", "require_forces": True},
         "compression": {"n_components": 12},
         "training": {"epochs": 2, "learning_rate": 0.001, "scheduler": "cosine"},
@@ -36,11 +33,9 @@ def _tiny(tmp_path, **overrides):
 
 
 def test_study_smoke_run(tmp_path):
-    if not (ROOT / EMBEDDED_DATA).is_file():
-        pytest.skip(f"embedded dataset {EMBEDDED_DATA} not generated yet")
     import csv
 
-    from equilens.export import validate_chemiscope
+    from equilens.export.chemiscope import validate_chemiscope
 
     folder = run_study(_tiny(tmp_path), progress=False)
     rows = list(csv.DictReader(open(folder / "scorecard.csv")))
@@ -70,6 +65,4 @@ def test_study_errors_name_the_stage_or_key(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'sweeps'"):
         _tiny(tmp_path, sweeps=[])
     with pytest.raises(StudyError, match="stage 'data'.*missing.extxyz"):
-        run_study(
-            _tiny(tmp_path, data={"train": str(tmp_path / "missing.extxyz")}), progress=False
-        )
+        run_study(_tiny(tmp_path, data={"train": str(tmp_path / "missing.extxyz")}), progress=False)

@@ -7,13 +7,13 @@ pytest.importorskip("pyscf", reason="PySCF not installed (pip install equilens[p
 
 from ase.build import molecule  # noqa: E402
 
-from equilens.errors import DataError  # noqa: E402
-from equilens.generate.water_tensors import (  # noqa: E402
+from equilens.data.basis import pyscf_to_featomic  # noqa: E402
+from equilens.data.generate.water_tensors import (  # noqa: E402
     WaterTensorsConfig,
     compute_targets,
     density_tensor,
-    pyscf_to_featomic,
 )
+from equilens.errors import DataError  # noqa: E402
 from equilens.so3 import (  # noqa: E402
     random_rotation,
     symmetric_tensor_to_spherical,
@@ -79,7 +79,7 @@ def test_density_coefficients_transform_with_wigner_d(rotated_pair):
     # the fitted density integrates to the 10 electrons of water
     from pyscf import dft
 
-    from equilens.generate.water_tensors import _auxiliary_layout, _conversion, _pyscf, molecule
+    from equilens.data.basis import _auxiliary_layout, _conversion, _pyscf, molecule
 
     _, _, df = _pyscf()
     auxmol = df.addons.make_auxmol(molecule(water, CONFIG.basis), CONFIG.auxbasis)

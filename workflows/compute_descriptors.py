@@ -1,7 +1,7 @@
 """Compute SOAP and lambda-SOAP for a dataset (default: the iron/water
 reference training set) and write them next to a summary and PCA plots.
 
-    python workflows/compute_descriptors.py [FILE] [--config workflows/descriptors.yaml]
+    python workflows/compute_descriptors.py [FILE] [--config descriptors]
 """
 
 import argparse
@@ -10,13 +10,13 @@ import dataclasses
 from equilens.config import from_yaml
 from equilens.data import ReadOptions, read_dataset, reference_path
 from equilens.descriptors import DescriptorConfig
-from equilens.jobs import descriptor_job
+from equilens.export.descriptors import descriptor_job
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", help="dataset (default: iron_water/train)")
-    parser.add_argument("--config", default="workflows/descriptors.yaml")
+    parser.add_argument("--config", default="descriptors", help="YAML file or built-in name")
     parser.add_argument("--output", default="results/descriptors")
     args = parser.parse_args()
 

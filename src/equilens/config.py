@@ -22,7 +22,7 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, Mapping, Type, TypeVar, Union
+from typing import Any, Dict, Mapping, Type, TypeVar, Union
 
 import yaml
 
@@ -31,14 +31,41 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
-def load_yaml(path: Union[str, "os.PathLike[str]"]) -> dict:
-    """Read a YAML file that must contain a mapping at the top level."""
-    path = Path(path)
+def builtin_configs() -> Dict[str, Path]:
+    """The configurations that ship with equilens: ``{name: path}``
+    (``equilens train tensor_dipole``, ``equilens study study_iron_water``)."""
+    from importlib import resources
+
+    root = Path(str(resources.files("equilens").joinpath("configs")))
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+def resolve_config(path: Union[str, os.PathLike[str]]) -> Path:
+    """The file ``path``, or the built-in configuration of that name when no
+    such file exists (``tensor_dipole`` or ``tensor_dipole.yaml``)."""
+    candidate = Path(path)
+    if candidate.exists() or len(candidate.parts) > 1:
+        return candidate
+    name = candidate.stem if candidate.suffix in (".yaml", ".yml") else candidate.name
+    return builtin_configs().get(name, candidate)
+
+
+def load_yaml(path: Union[str, os.PathLike[str]]) -> dict:
+    """Read a YAML file (or a built-in configuration, see :func:`resolve_config`)
+    that must contain a mapping at the top level."""
+    path = resolve_config(path)
     try:
         with open(path, encoding="utf-8") as fd:
             content = yaml.safe_load(fd)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file does not exist") from None
+        raise ConfigError(
+            f"{path}: configuration file does not exist (built-in configurations: "
+            f"{', '.join(builtin_configs())})"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (YAML) file") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from None
     if content is None:
@@ -50,7 +77,7 @@ def load_yaml(path: Union[str, "os.PathLike[str]"]) -> dict:
     return dict(content)
 
 
-def from_yaml(cls: Type[T], path: Union[str, "os.PathLike[str]"]) -> T:
+def from_yaml(cls: Type[T], path: Union[str, os.PathLike[str]]) -> T:
     """Build the dataclass ``cls`` from a YAML file, validating every key."""
     return from_mapping(cls, load_yaml(path), where=str(path))
 

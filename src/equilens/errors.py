@@ -55,6 +55,16 @@ class DescriptorError(EquilensError):
     """Descriptor hyper-parameters are invalid or the calculation failed."""
 
 
+class FileFormatError(EquilensError):
+    """A file equilens should read (model, checkpoint, cache, TensorMap) is
+    missing, corrupt, of another kind, or would need unsafe unpickling."""
+
+
+class ModelError(EquilensError):
+    """A model cannot be loaded or used: unknown spec, missing extra, unknown
+    element, a layer that does not exist."""
+
+
 def format_location(path: Optional[str], frame: Optional[int]) -> str:
     """The ``"file: frame N: "`` prefix of data error messages."""
     parts = []

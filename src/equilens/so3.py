@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from scipy.special import sph_harm_y
 from scipy.spatial.transform import Rotation
+from scipy.special import sph_harm_y
 
 
 def real_spherical_harmonics(o3_lambda: int, xyz: np.ndarray) -> np.ndarray:

@@ -30,15 +30,23 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[Any]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    encoding = None if "b" in mode else "utf-8"
     try:
-        with os.fdopen(fd, mode) as handle:
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 -> the user's default
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_tensormap(path: PathLike, tensor: metatensor.TensorMap) -> Path:
@@ -49,22 +57,104 @@ def save_tensormap(path: PathLike, tensor: metatensor.TensorMap) -> Path:
     return path
 
 
-def load_tensormap(path: PathLike) -> metatensor.TensorMap:
-    """Load a TensorMap saved by :func:`save_tensormap` or ``metatensor.save``."""
-    return metatensor.load(os.fspath(path))
+def load_tensormap(path: PathLike, what: str = "TensorMap file") -> metatensor.TensorMap:
+    """Load a TensorMap saved by :func:`save_tensormap` or ``metatensor.save``.
+
+    :raises FileFormatError: naming the file when it is missing or not a
+        readable TensorMap
+    """
+    from .errors import FileFormatError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such {what}")
+    try:
+        return metatensor.load(os.fspath(path))
+    except Exception as error:  # metatensor raises its own error types
+        raise FileFormatError(f"{path}: not a readable {what} ({_first_line(error)})") from None
 
 
-def load_model_state(path: PathLike) -> Any:
-    """The object ``torch.save`` wrote to the model file ``path`` (on the CPU);
-    a missing file is an :class:`~equilens.errors.EquilensError` naming it."""
+def save_torch(path: PathLike, payload: Any) -> Path:
+    """Write ``payload`` with ``torch.save``, atomically.
+
+    ``payload`` must be plain data (dicts, lists, tuples, strings, numbers,
+    ``None``) and torch tensors, so that :func:`load_torch` can read it back
+    without unpickling arbitrary objects.
+    """
     import torch
 
-    from .errors import EquilensError
+    path = Path(path)
+    with atomic_write(path) as handle:
+        torch.save(payload, handle)
+    return path
 
+
+def load_torch(path: PathLike, what: str = "file") -> Any:
+    """Read a file written by :func:`save_torch`, never running code from it.
+
+    ``torch.load(weights_only=True)`` only rebuilds tensors and plain data; a
+    file that needs anything else (a pickled object, which could run code
+    when loaded) is refused. Every failure is one
+    :class:`~equilens.errors.FileFormatError` that names the file.
+
+    :param what: what the file should be, for messages (``"model file"``)
+    """
+    import pickle
+
+    import torch
+
+    from .errors import FileFormatError
+
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such {what}")
+    if path.is_dir():
+        raise FileFormatError(f"{path}: is a directory, not a {what}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise EquilensError(f"{path}: no such model file") from None
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights_only" in str(error) or "Unsupported global" in str(error):
+            raise FileFormatError(
+                f"{path}: refused: this {what} contains pickled Python objects, and "
+                "loading them could run arbitrary code; equilens only reads tensors and "
+                "plain data (re-create the file with this version of equilens)"
+            ) from None
+        raise FileFormatError(f"{path}: not a readable {what} ({_first_line(error)})") from None
+    except Exception as error:  # torch raises many types for corrupt files
+        raise FileFormatError(f"{path}: not a readable {what} ({_first_line(error)})") from None
+
+
+def arrays_to_torch(value: Any) -> Any:
+    """``value`` with every numpy array (and numpy scalar) replaced by a torch
+    tensor (a Python number), recursively, so that it can be saved with
+    :func:`save_torch` and read back without unpickling."""
+    import torch
+
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {key: arrays_to_torch(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(arrays_to_torch(item) for item in value)
+    return value
+
+
+def arrays_from_torch(value: Any) -> Any:
+    """The inverse of :func:`arrays_to_torch`: tensors become numpy arrays."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        return value.detach().cpu().numpy()
+    if isinstance(value, dict):
+        return {key: arrays_from_torch(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(arrays_from_torch(item) for item in value)
+    return value
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
 
 
 def save_json(path: PathLike, data: Any) -> Path:

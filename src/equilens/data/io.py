@@ -117,7 +117,7 @@ class Dataset:
             numbers.update(int(z) for z in np.unique(frame.numbers))
         return tuple(sorted(numbers))
 
-    def subset(self, indices: Sequence[int]) -> "Dataset":
+    def subset(self, indices: Sequence[int]) -> Dataset:
         """The frames at positions ``indices`` (positions in this dataset)."""
         indices = np.asarray(indices, dtype=int)
         return dataclasses.replace(
@@ -235,6 +235,27 @@ def validate_frames(
         frame_indices=np.array([index for _, index in kept], dtype=int),
         skipped=tuple(skipped),
     )
+
+
+def check_geometry(atoms: ase.Atoms, where: str, min_distance: float = 0.5) -> None:
+    """Fail with a clear error when two atoms overlap (closer than ``min_distance`` Å).
+
+    Quantum-chemistry codes can spin for minutes on such geometries before
+    failing, or return nonsense; descriptors get NaN gradients. The check is
+    cheap (minimum-image distances).
+
+    :param where: names the file and frame in the error message
+    """
+    if len(atoms) < 2:
+        return
+    distances = atoms.get_all_distances(mic=bool(np.any(atoms.pbc)))
+    np.fill_diagonal(distances, np.inf)
+    i, j = np.unravel_index(np.argmin(distances), distances.shape)
+    if distances[i, j] < min_distance:
+        raise DataError(
+            f"{where}: atoms {i} ({atoms[i].symbol}) and {j} ({atoms[j].symbol}) are "
+            f"{distances[i, j]:.3f} Å apart (less than {min_distance} Å): broken geometry"
+        )
 
 
 def _select(n_frames: int, index: str, path: Path) -> np.ndarray:

@@ -9,8 +9,9 @@ Two ways to split: seeded random fractions of one dataset
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Sequence
 
+import ase
 import numpy as np
 
 from ..errors import ConfigError, DataError
@@ -79,6 +80,10 @@ class SplitConfig:
     :param test_fraction: fraction of ``train`` used for testing when ``test``
         is ``None``
     :param seed: the seed of the random hold-out
+    :param stratify: hold out the fractions within each group of frames with
+        the same number of atoms (e.g. monomers, dimers, trimers), so that
+        every split has the same mix of sizes; the test frames are drawn
+        first, then the validation frames, at least one of each
     """
 
     train: str
@@ -87,6 +92,7 @@ class SplitConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.0
     seed: int = 0
+    stratify: bool = False
 
     def __post_init__(self):
         for name in ("validation_fraction", "test_fraction"):
@@ -95,11 +101,70 @@ class SplitConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
+def stratified_split_indices(
+    sizes: Sequence[int], test: float, validation: float, seed: int
+) -> Dict[str, np.ndarray]:
+    """Train / validation / test indices with each size group split alike.
+
+    Within each group of equal ``sizes`` (in increasing size), a seeded
+    permutation gives ``round(test * n)`` test items, then
+    ``round(validation * n)`` validation items, the rest for training.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = np.asarray(sizes)
+    parts: Dict[str, list] = {"train": [], "validation": [], "test": []}
+    for size in np.unique(sizes):
+        members = rng.permutation(np.flatnonzero(sizes == size))
+        n_test = int(round(test * len(members)))
+        n_val = int(round(validation * len(members)))
+        parts["test"].extend(members[:n_test])
+        parts["validation"].extend(members[n_test : n_test + n_val])
+        parts["train"].extend(members[n_test + n_val :])
+    result = {name: np.sort(np.array(idx, dtype=np.int64)) for name, idx in parts.items()}
+    empty = [
+        name for name, fraction in (("test", test), ("validation", validation)) if fraction > 0
+    ]
+    empty = [name for name in ["train", *empty] if len(result[name]) == 0]
+    if empty:
+        raise ConfigError(
+            f"the stratified split left an empty {empty[0]} set "
+            f"({ {k: len(v) for k, v in result.items()} }); use larger fractions or more frames"
+        )
+    return {name: idx for name, idx in result.items() if len(idx) or name == "train"}
+
+
+def split_indices(config: SplitConfig, frames: Sequence[ase.Atoms]) -> Dict[str, np.ndarray]:
+    """Positions in ``frames`` (those of the ``train`` file) of each split held out of it.
+
+    Returns ``{"train": ..., "validation": ..., "test": ...}`` for the splits
+    taken from this file (a split given as its own file is not included).
+    """
+    held_out = {}
+    if config.validation is None and config.validation_fraction > 0:
+        held_out["validation"] = config.validation_fraction
+    if config.test is None and config.test_fraction > 0:
+        held_out["test"] = config.test_fraction
+    if not held_out:
+        return {"train": np.arange(len(frames))}
+    if config.stratify:
+        sizes = [len(frame) for frame in frames]
+        return stratified_split_indices(
+            sizes, held_out.get("test", 0.0), held_out.get("validation", 0.0), config.seed
+        )
+    fractions = {"train": 1.0 - sum(held_out.values()), **held_out}
+    return random_split_indices(len(frames), fractions, config.seed)
+
+
 def resolve_path(path: str):
-    """A file path, or the local copy of ``reference:NAME``."""
-    prefix = "reference:"
-    if str(path).startswith(prefix):
-        return reference_path(str(path)[len(prefix) :])
+    """A file path, the local copy of ``reference:NAME`` or the packaged
+    ``embedded:NAME`` (see :mod:`equilens.data.embedded`)."""
+    from .embedded import EMBEDDED_PREFIX, embedded_path
+
+    text = str(path)
+    if text.startswith("reference:"):
+        return reference_path(text[len("reference:") :])
+    if text.startswith(EMBEDDED_PREFIX):
+        return embedded_path(text[len(EMBEDDED_PREFIX) :])
     return path
 
 
@@ -110,18 +175,9 @@ def load_splits(config: SplitConfig, options: Optional[ReadOptions] = None) -> D
     result.
     """
     train = read_dataset(resolve_path(config.train), options)
-    held_out = {}
-    if config.validation is None and config.validation_fraction > 0:
-        held_out["validation"] = config.validation_fraction
-    if config.test is None and config.test_fraction > 0:
-        held_out["test"] = config.test_fraction
-
-    result: Dict[str, Dataset] = {}
-    if held_out:
-        fractions = {"train": 1.0 - sum(held_out.values()), **held_out}
-        result.update(random_split(train, fractions, config.seed))
-    else:
-        result["train"] = train
+    result: Dict[str, Dataset] = {
+        name: train.subset(indices) for name, indices in split_indices(config, train.frames).items()
+    }
     for name in ("validation", "test"):
         path = getattr(config, name)
         if path is not None:

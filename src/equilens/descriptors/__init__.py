@@ -20,6 +20,11 @@ the neighbor types in the keys by default (every key of the species list,
 empty blocks where absent), which avoids zero-padded dense gradients.
 :func:`compute_descriptor` adds a
 cache keyed by a hash of the hypers, the species list and the structures.
+
+Compressions fitted once on training data (:class:`SpeciesPCA`,
+:class:`EquivariantPCA`) and the projected SOAP with exact position
+gradients that force training uses (:func:`featurize`, :class:`FeatureSet`)
+live here too.
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from metatensor import TensorMap
 
 from ..storage import TensorMapCache, hash_frames, hash_json
 from ._batches import frames_species
-from .config import PRESETS, DescriptorConfig, SoapHypers  # noqa: F401
+from .compression import EquivariantPCA, SpeciesPCA
+from .config import PRESETS, DescriptorConfig, SoapHypers
 from .lambda_soap import compute_lambda_soap
+from .projected import FeatureSet, featurize
 from .soap import compute_soap
 
 #: bump when the layout of computed descriptors changes, to invalidate caches
@@ -42,7 +49,11 @@ CACHE_FORMAT = 2
 __all__ = [
     "PRESETS",
     "DescriptorConfig",
+    "EquivariantPCA",
+    "FeatureSet",
     "SoapHypers",
+    "SpeciesPCA",
+    "featurize",
     "compute_descriptor",
     "compute_lambda_soap",
     "compute_soap",

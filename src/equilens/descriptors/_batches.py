@@ -7,9 +7,8 @@ from typing import Callable, Iterator, List, Sequence, Tuple
 
 import ase
 import featomic
-import metatensor
 import numpy as np
-from metatensor import Labels, TensorBlock, TensorMap
+from metatensor import TensorMap
 from tqdm.auto import tqdm
 
 from ..errors import DescriptorError
@@ -44,41 +43,6 @@ def iterate_batches(
                 ) from None
             yield start, tensor
             bar.update(len(batch))
-
-
-def join_batches(parts: List[Tuple[int, TensorMap]]) -> TensorMap:
-    """Join batch results along samples, renumbering ``system`` globally."""
-    if len(parts) == 1:
-        return parts[0][1]
-    shifted = [offset_systems(t, start) if start else t for start, t in parts]
-    return metatensor.join(shifted, axis="samples", different_keys="union")
-
-
-def offset_systems(tensor: TensorMap, offset: int) -> TensorMap:
-    """Shift the ``system`` sample index (values and gradients) by ``offset``."""
-    blocks = []
-    for block in tensor.blocks():
-        new = TensorBlock(
-            block.values, _shift(block.samples, offset), block.components, block.properties
-        )
-        for parameter, gradient in block.gradients():
-            new.add_gradient(
-                parameter,
-                TensorBlock(
-                    gradient.values,
-                    _shift(gradient.samples, offset),
-                    gradient.components,
-                    gradient.properties,
-                ),
-            )
-        blocks.append(new)
-    return TensorMap(tensor.keys, blocks)
-
-
-def _shift(labels: Labels, offset: int) -> Labels:
-    values = labels.values.copy()
-    values[:, labels.names.index("system")] += offset
-    return Labels(labels.names, values)
 
 
 def check_species(frames: Sequence[ase.Atoms], species: Sequence[int]) -> List[int]:

@@ -16,7 +16,8 @@ import numpy as np
 from featomic.clebsch_gordan import EquivariantPowerSpectrum
 from metatensor import Labels, TensorBlock, TensorMap
 
-from ._batches import check_species, iterate_batches, join_batches, make_calculator
+from ..tensormaps import join_by_system
+from ._batches import check_species, iterate_batches, make_calculator
 
 
 def compute_lambda_soap(
@@ -53,7 +54,7 @@ def compute_lambda_soap(
         return calculator.compute(batch, selected_keys=selected, neighbors_to_properties=True)
 
     parts = list(iterate_batches(compute, frames, batch_size, progress, "lambda-SOAP"))
-    return _complete_center_types(join_batches(parts), species)
+    return _complete_center_types(join_by_system(parts), species)
 
 
 def _complete_center_types(tensor: TensorMap, species: Sequence[int]) -> TensorMap:

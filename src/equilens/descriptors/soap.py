@@ -28,7 +28,8 @@ import featomic
 import numpy as np
 from metatensor import Labels, TensorBlock, TensorMap
 
-from ._batches import check_species, iterate_batches, join_batches, make_calculator
+from ..tensormaps import join_by_system
+from ._batches import check_species, iterate_batches, make_calculator
 
 
 def compute_soap(
@@ -73,7 +74,7 @@ def compute_soap(
 
     batches = iterate_batches(compute, frames, batch_size, progress, "SOAP")
     if neighbors == "keys":
-        return join_batches(list(batches))
+        return join_by_system(list(batches))
     assembler = _DenseAssembler(frames, species, pairs, gradients)
     for start, tensor in batches:
         assembler.add(start, tensor)

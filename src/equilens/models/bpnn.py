@@ -8,7 +8,8 @@ is its energy contribution. The total energy of a frame is
 with ``baseline`` the per-species energies of a least-squares composition
 fit and ``scale`` the spread of what is left, so the networks learn an
 O(1) target. :meth:`BPNN.layer_activations` returns every layer for every
-atom (the input, each hidden layer after its activation, the atomic energy):
+atom (the input, each hidden layer after its activation, the atomic energy
+``output``):
 the latent spaces that equilens compares.
 """
 
@@ -105,7 +106,7 @@ class BPNN(nn.Module):
 
     def layer_names(self) -> List[str]:
         """All layers, in order: the input, the hidden layers, the output."""
-        return ["descriptor"] + self.config.layer_names() + ["atomic_energy"]
+        return ["input"] + self.config.layer_names() + ["output"]
 
     def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """Energy of every atom (eV): ``x`` is ``(n_atoms, n_features)``,
@@ -119,17 +120,17 @@ class BPNN(nn.Module):
 
     def layer_activations(
         self, x: torch.Tensor, species: torch.Tensor
-    ) -> "OrderedDict[str, torch.Tensor]":
+    ) -> OrderedDict[str, torch.Tensor]:
         """Every layer of every atom: ``{name: (n_atoms, width)}``.
 
-        ``descriptor`` is the input, hidden layers are taken after their
-        activation (and layer norm), ``atomic_energy`` is the atom's energy in
+        ``input`` is the (compressed) descriptor, hidden layers are taken after
+        their activation (and layer norm), ``output`` is the atom's energy in
         eV (baseline included). All species share widths, so each layer is
         one tensor over all atoms in input order.
         """
         names = self.layer_names()
         result = OrderedDict((name, None) for name in names)
-        result["descriptor"] = x
+        result["input"] = x
         outputs = {name: x.new_zeros((len(x), 0)) for name in names[1:]}
         for index, net in enumerate(self.nets):
             atoms = torch.nonzero(species == index).squeeze(1)

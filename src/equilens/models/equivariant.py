@@ -43,9 +43,9 @@ from metatensor.learn.nn import (
     ModuleMap,
 )
 
+from ..descriptors.compression import EquivariantPCA
 from ..errors import ConfigError, EquilensError
-
-Key = Tuple[int, ...]
+from ..tensormaps import Key, is_invariant, key_tuple, select_blocks
 
 
 @dataclass(frozen=True)
@@ -74,44 +74,6 @@ class EquivariantConfig:
             raise ConfigError(f"activation must be 'silu' or 'tanh', got {self.activation!r}")
         if self.n_components < 0:
             raise ConfigError("n_components must be >= 0")
-
-
-def key_tuple(key) -> Key:
-    return tuple(int(v) for v in key.values)
-
-
-def is_invariant(key: Key) -> bool:
-    """``o3_lambda = 0`` and ``o3_sigma = 1`` (the first two key entries)."""
-    return key[0] == 0 and key[1] == 1
-
-
-class EquivariantPCA:
-    """Per-block principal axes of the feature space, shared by the components.
-
-    For a block of shape ``(samples, 2l+1, p)`` the rows ``(sample, m)`` are
-    stacked and the top right singular vectors of that ``(n (2l+1), p)``
-    matrix are kept, without centering (a mean over ``m`` is not equivariant),
-    so the projection acts on the feature axis only and commutes with
-    rotations. Each block is also divided by its root-mean-square row norm
-    after projection, so every block enters the network at unit scale.
-    """
-
-    def __init__(self, n_components: int):
-        self.n_components = n_components
-        self.projections: Dict[Key, np.ndarray] = {}
-
-    def fit(self, tensor: TensorMap) -> "EquivariantPCA":
-        for key, block in tensor.items():
-            values = np.asarray(block.values, dtype=np.float64)
-            rows = values.reshape(-1, values.shape[-1])
-            k = min(self.n_components, *rows.shape) if self.n_components else rows.shape[1]
-            if len(rows) == 0:
-                raise EquilensError(f"block {key_tuple(key)} has no samples to fit the projection")
-            _, _, vt = np.linalg.svd(rows, full_matrices=False)
-            projection = vt[:k].T
-            scale = np.sqrt(np.mean(np.sum((rows @ projection) ** 2, axis=1)))
-            self.projections[key_tuple(key)] = projection / max(scale, 1e-12)
-        return self
 
 
 class _Projection(torch.nn.Module):
@@ -263,7 +225,7 @@ class EquivariantNetwork(torch.nn.Module):
     def layers(self, tensor: TensorMap) -> Dict[str, TensorMap]:
         """Every layer: ``input`` (after the projection), ``hidden_1`` ...,
         ``output``; each a TensorMap with the input's keys and samples."""
-        tensor = self._select(tensor, self.in_keys)
+        tensor = select_blocks(tensor, self.in_keys)
         if self.projection is not None:
             tensor = self.projection(tensor)
         out = {"input": tensor}
@@ -275,70 +237,8 @@ class EquivariantNetwork(torch.nn.Module):
             if self.config.invariant_gate:
                 tensor = self.gates[i](tensor)
             out[f"hidden_{i + 1}"] = tensor
-        out["output"] = self.output(self._select(tensor, self.out_keys))
+        out["output"] = self.output(select_blocks(tensor, self.out_keys))
         return out
 
     def forward(self, tensor: TensorMap) -> TensorMap:
         return self.layers(tensor)["output"]
-
-    @staticmethod
-    def _select(tensor: TensorMap, keys: Labels) -> TensorMap:
-        blocks = []
-        for key in keys:
-            try:
-                block = tensor.block(key)
-            except Exception as error:  # metatensor raises its own error type
-                raise EquilensError(
-                    f"the input has no block {key_tuple(key)} (keys {tensor.keys.names})"
-                ) from error
-            blocks.append(
-                TensorBlock(block.values, block.samples, block.components, block.properties)
-            )
-        return TensorMap(keys, blocks)
-
-
-def invariant_summary(tensor: TensorMap) -> TensorMap:
-    """Invariant per-atom features of an equivariant layer.
-
-    For each center type: the ``(0, 1)`` block's features and, for every
-    other block, the norm of each channel over its components (invariant under
-    rotations and inversion). Keys ``center_type``, samples ``(system, atom)``,
-    properties ``(o3_lambda, o3_sigma, feature)``.
-    """
-    names = tensor.keys.names
-    if names[:2] != ["o3_lambda", "o3_sigma"] or "center_type" not in names:
-        raise EquilensError(f"expected keys (o3_lambda, o3_sigma, center_type), got {names}")
-    center = names.index("center_type")
-    parts: Dict[int, list] = {}
-    for key, block in tensor.items():
-        values = block.values
-        norms = values[:, 0, :] if is_invariant(key_tuple(key)) else _norm(values)
-        parts.setdefault(int(key.values[center]), []).append((key_tuple(key), block, norms))
-    blocks, species = [], []
-    for z, entries in sorted(parts.items()):
-        samples = entries[0][1].samples
-        for key, block, _ in entries:
-            if block.samples != samples:
-                raise EquilensError(f"block {key} does not have the atoms of the other blocks")
-        values = (
-            torch.cat([e[2] for e in entries], dim=1)
-            if isinstance(entries[0][2], torch.Tensor)
-            else np.concatenate([e[2] for e in entries], axis=1)
-        )
-        properties = np.array(
-            [[k[0], k[1], f] for k, b, _ in entries for f in range(len(b.properties))],
-            dtype=np.int32,
-        )
-        blocks.append(
-            TensorBlock(
-                values, samples, [], Labels(["o3_lambda", "o3_sigma", "feature"], properties)
-            )
-        )
-        species.append([z])
-    return TensorMap(Labels(["center_type"], np.array(species, dtype=np.int32)), blocks)
-
-
-def _norm(values):
-    if isinstance(values, torch.Tensor):
-        return torch.linalg.vector_norm(values, dim=1)
-    return np.linalg.norm(values, axis=1)

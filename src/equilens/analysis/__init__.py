@@ -1,0 +1,56 @@
+"""Analysis of latent spaces: layers as TensorMaps, measures, projections, labels.
+
+- :mod:`~equilens.analysis.latents`: every layer of any model (per atom,
+  per species or pooled per structure), saved with a fingerprint of the
+  structures;
+- :mod:`~equilens.analysis.compare`: GFRE, GFRD, LFRE between feature sets
+  (scikit-matter's measures with a factorising estimator,
+  :mod:`~equilens.analysis.estimators`);
+- :mod:`~equilens.analysis.equivariant`: the equivariant reconstruction error
+  between covariant blocks;
+- :mod:`~equilens.analysis.projection`: PCA, PCovR, UMAP maps;
+- :mod:`~equilens.analysis.labels`: physical per-atom labels;
+- :mod:`~equilens.analysis.scorecard`: how well each layer exposes them.
+
+Submodules are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "Comparison",
+    "LabelConfig",
+    "Projector",
+    "Scorecard",
+    "atom_labels",
+    "compare",
+    "compare_by_species",
+    "equivariant_gfre_matrix",
+    "equivariant_reconstruction_error",
+    "latents",
+    "load_latents",
+    "save_latents",
+]
+
+_LAZY = {
+    "Comparison": "compare",
+    "compare": "compare",
+    "compare_by_species": "compare",
+    "LabelConfig": "labels",
+    "atom_labels": "labels",
+    "Projector": "projection",
+    "Scorecard": "scorecard",
+    "equivariant_gfre_matrix": "equivariant",
+    "equivariant_reconstruction_error": "equivariant",
+    "latents": "latents",
+    "load_latents": "latents",
+    "save_latents": "latents",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,111 @@
+"""``equilens compare INPUT...``: reconstruction measures between feature sets."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "compare",
+        help="GFRE / GFRD / LFRE between feature sets (layers, models, descriptors)",
+        description=(
+            "Reconstruction measures for every ordered pair of feature sets on the same "
+            "samples. Each INPUT is a .mts file (name: file stem, or NAME=FILE) or a latents "
+            "folder from `equilens latents` (all its layers, named FOLDER/LAYER). Writes "
+            "table.csv, matrices.json and one heatmap per measure to --output."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", help=".mts files, NAME=FILE, or latents folders")
+    parser.add_argument(
+        "--measures", nargs="+", default=["gfre", "gfrd", "lfre"], choices=["gfre", "gfrd", "lfre"]
+    )
+    parser.add_argument("--n-samples", type=int, default=10000, help="GFRE/GFRD sample budget")
+    parser.add_argument("--lfre-samples", type=int, default=1000, help="LFRE sample budget")
+    parser.add_argument("--lfre-neighbors", type=int, default=100)
+    parser.add_argument("--selection", choices=["random", "fps"], default="random")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, help="LFRE worker processes (default: one per core)")
+    parser.add_argument(
+        "--per-species",
+        action="store_true",
+        help="compare each center species separately (for per-species networks); "
+        "writes one subfolder center_type_Z per species",
+    )
+    parser.add_argument(
+        "--equivariant",
+        action="store_true",
+        help="equivariant reconstruction error per (o3_lambda, o3_sigma, center_type) block "
+        "(inputs: the equivariant/ latents of a tensor model); writes block_*.png",
+    )
+    parser.add_argument(
+        "--output", default="results/compare", help="output folder (default: %(default)s)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..analysis.compare import compare, compare_by_species
+    from ..analysis.latents import load_latents
+    from ..errors import EquilensError
+    from ..export.comparisons import save_comparison
+    from ..storage import load_tensormap
+
+    features = {}
+    for item in args.inputs:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        path = Path(path)
+        if path.is_dir():
+            for layer, tensor in load_latents(path).items():
+                features[f"{name or path.name}/{layer}"] = tensor
+        elif path.is_file():
+            features[name or path.stem] = load_tensormap(path)
+        else:
+            raise EquilensError(f"{path}: no such file or latents folder")
+    if args.equivariant:
+        return _print_equivariant(features, args)
+    options = dict(
+        measures=args.measures,
+        n_samples=args.n_samples,
+        selection=args.selection,
+        lfre_samples=args.lfre_samples,
+        lfre_neighbors=args.lfre_neighbors,
+        seed=args.seed,
+        progress=True,
+        n_jobs=args.jobs,
+    )
+    if args.per_species:
+        results = {
+            f"center_type_{z}": result
+            for z, result in compare_by_species(features, **options).items()
+        }
+    else:
+        results = {"": compare(features, **options)}
+    for label, result in results.items():
+        files = save_comparison(result, Path(args.output) / label)
+        width = max(len(n) for n in result.names)
+        for measure, matrix in result.matrices.items():
+            title = f"{measure.upper()} {label}".strip()
+            print(f"{title} (row: source -> column: target), {result.n_samples} samples")
+            print(" " * (width + 2) + " ".join(f"{n[-8:]:>8s}" for n in result.names))
+            for name, row in zip(result.names, matrix):
+                print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
+        print(f"-> {', '.join(files.values())}")
+    return 0
+
+
+def _print_equivariant(features, args: argparse.Namespace) -> int:
+    from ..analysis.equivariant import equivariant_gfre_matrix
+    from ..export.comparisons import save_equivariant_comparison
+
+    matrices = equivariant_gfre_matrix(features, seed=args.seed)
+    files = save_equivariant_comparison(matrices, list(features), args.output)
+    width = max(len(n) for n in features)
+    for key, matrix in matrices.items():
+        print(f"equivariant GFRE, block {key} (row: source -> column: target)")
+        for name, row in zip(features, matrix):
+            print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
+    print(f"-> {files['matrices']}")
+    return 0

@@ -1,0 +1,92 @@
+"""``equilens export MODEL FILE``: a chemiscope file of a model on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_read_arguments, parse_species
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="chemiscope file of a trained model on a dataset (layer maps, errors, forces)",
+        description=(
+            "Write a chemiscope .json.gz (chemiscope.org) with the structures of FILE, a map "
+            "of each layer of MODEL, atomic energies, energy and force errors and force "
+            "arrows; --html also writes an offline page showing it. For a tensor model: "
+            "maps of the invariant summaries of its layers and the predicted (and, with "
+            "--reference, reference) dipoles as arrows or polarizabilities as ellipsoids."
+        ),
+    )
+    parser.add_argument("model", help="model file written by `equilens train`")
+    parser.add_argument("file", help="dataset file (any ASE-readable format)")
+    add_read_arguments(parser)
+    parser.add_argument(
+        "--layers", nargs="+", help="layers to map (default: all but the output layer)"
+    )
+    parser.add_argument(
+        "--projections", nargs="+", default=["pca"], choices=["pca", "pcovr", "umap"]
+    )
+    parser.add_argument("--species", help="only atoms of these species, e.g. 8,26")
+    parser.add_argument("--cutoff", type=float, default=3.5, help="environment radius in Å")
+    parser.add_argument("--no-forces", action="store_true", help="skip force predictions")
+    parser.add_argument("--color", help="atom property to colour the map by (default: species)")
+    parser.add_argument("--no-lod", action="store_true", help="draw every point of big maps")
+    parser.add_argument("--html", action="store_true", help="also write an offline viewer page")
+    parser.add_argument(
+        "--reference", help="tensor models: the target .mts of FILE's frames (rows in file order)"
+    )
+    parser.add_argument(
+        "--output", help="output file (default: chemiscope_out/<FILE stem>.json.gz)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..export.page import standalone_html
+    from ..models import load
+    from .common import read_frames
+
+    model = load(args.model)
+    dataset = read_frames(args, species=model.species)
+    stem = Path(str(args.file).split(":")[-1]).stem
+    output = args.output or f"chemiscope_out/{stem}.json.gz"
+    options = dict(
+        projections=args.projections,
+        species=parse_species(args.species),
+        cutoff=args.cutoff,
+        color=args.color,
+        lod=not args.no_lod,
+    )
+    if model.kind == "equilens.potential":
+        from ..export.potential import export_potential
+
+        path = export_potential(
+            output,
+            model,
+            dataset,
+            layers=args.layers,
+            forces=not args.no_forces,
+            **options,
+        )
+    elif model.kind == "equilens.tensor_model":
+        from ..data.splits import resolve_path
+        from ..export.tensor import export_tensor_model
+        from ..storage import load_tensormap
+
+        reference = None
+        if args.reference:
+            reference = load_tensormap(resolve_path(args.reference), "reference TensorMap")
+        path = export_tensor_model(output, model, dataset.frames, reference, **options)
+    else:
+        from ..errors import ModelError
+
+        raise ModelError(f"{args.model}: equilens export does not handle {model.kind} models")
+    size = path.stat().st_size / 1e6
+    print(f"{len(dataset)} frames, {dataset.n_atoms} atoms -> {path} ({size:.2f} MB)")
+    if args.html:
+        print(f"offline viewer -> {standalone_html(path)}")
+    return 0

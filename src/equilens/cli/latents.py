@@ -1,0 +1,72 @@
+"""``equilens latents MODEL FILE``: every layer of a model as TensorMaps."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_read_arguments
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "latents",
+        help="every layer of a model as TensorMaps",
+        description=(
+            "Evaluate every layer of MODEL (a model.pt from `equilens train`) on the "
+            "frames of FILE and write one .mts per layer plus layers.json (layer order, "
+            "fingerprint of the structures) to --output. Equivariant layers are written "
+            "as they are to OUTPUT/equivariant and as invariant summaries to "
+            "OUTPUT/invariant."
+        ),
+    )
+    parser.add_argument("model", help="model file written by `equilens train`")
+    parser.add_argument("file", help="dataset file (any ASE-readable format)")
+    add_read_arguments(parser)
+    parser.add_argument(
+        "--single-block",
+        action="store_true",
+        help="one block over all atoms (center_type in the samples) instead of one per species",
+    )
+    parser.add_argument("--pooling", choices=["mean", "sum"], help="one row per structure")
+    parser.add_argument("--batch-size", type=int, default=50, help="frames per forward pass")
+    parser.add_argument(
+        "--output", default="results/latents", help="output folder (default: %(default)s)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..analysis.latents import arrange_layers, save_latents
+    from ..errors import ConfigError
+    from ..models import load
+    from .common import read_frames
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = load(args.model)
+    dataset = read_frames(args, species=model.species)
+    frames = dataset.frames
+    source = {"model": str(args.model), "file": str(args.file), "index": args.index}
+    options = dict(per_species=not args.single_block, pooling=args.pooling)
+    layers = model.layers(frames, batch_size=args.batch_size)
+    output = Path(args.output)
+    if any("o3_lambda" in t.keys.names for t in layers.values()):
+        folder = save_latents(output / "equivariant", layers, frames, source)
+        for name, tensor in layers.items():
+            lambdas = sorted({int(k.values[0]) for k in tensor.keys})
+            print(f"  {name:16s} {len(tensor.keys)} blocks, o3_lambda {lambdas}")
+        invariant = arrange_layers(layers, **options)
+        save_latents(output / "invariant", invariant, frames, source)
+        print(
+            f"{len(layers)} layers of {len(frames)} frames -> {folder} and {output / 'invariant'}"
+        )
+        return 0
+    layers = arrange_layers(layers, **options)
+    folder = save_latents(output, layers, frames, source)
+    for name, tensor in layers.items():
+        block = tensor.block(0)
+        print(f"  {name:16s} {len(tensor.keys)} block(s), {block.values.shape[1]} features")
+    print(f"{len(layers)} layers of {len(dataset)} frames -> {folder}")
+    return 0

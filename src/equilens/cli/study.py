@@ -1,0 +1,34 @@
+"""``equilens study [CONFIG]``: the latent-space study."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "study",
+        help="the latent-space study: architectures x layers, scorecard, GFRE, chemiscope",
+        description=(
+            "Train a sweep of BPNN architectures over several seeds, read every layer, score "
+            "how well each exposes physical labels, compare layers with GFRE and write "
+            "results/<name>/ (scorecard.csv, report.md, plots) and chemiscope_out/<name>.json.gz. "
+            "Without CONFIG it runs on the embedded GFN1-xTB iron/water set; CONFIG is a "
+            "YAML file or a built-in name (study_iron_water)."
+        ),
+    )
+    parser.add_argument("config", nargs="?", help="study YAML (default: the built-in study)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from ..study import load_study_config, run_study
+
+    config = load_study_config(args.config)
+    start = time.perf_counter()
+    folder = run_study(config, progress=not args.quiet)
+    print(f"study '{config.name}' done in {time.perf_counter() - start:.0f} s -> {folder}")
+    return 0

@@ -1,0 +1,48 @@
+"""``equilens train CONFIG``: train a potential or a tensor model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train a BPNN potential, or an equivariant model of a tensor",
+        description=(
+            "Train the task named by CONFIG (a YAML file, or a built-in configuration "
+            "such as 'water', 'iron_water', 'tensor_dipole'): 'task: potential' trains "
+            "per-species BPNNs on compressed SOAP with energies and forces; 'task: tensor' "
+            "an equivariant network on lambda-SOAP for a tensorial target (dipole, "
+            "polarizability, density coefficients) next to a per-block ridge baseline. "
+            "Writes model.pt, metrics.json, log.csv, checkpoint.pt, run.json and plots; "
+            "running the same command again resumes from the checkpoint."
+        ),
+    )
+    parser.add_argument("config", help="YAML training configuration or built-in name")
+    parser.add_argument("--output", help="output folder (overrides output_dir)")
+    parser.add_argument("--epochs", type=int, help="override training.epochs")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of a different run in the output folder",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training import headline, load_run_config, train, with_overrides
+
+    config = with_overrides(load_run_config(args.config), args.output, args.epochs)
+    _, summary = train(config, progress=not args.no_progress, overwrite=args.overwrite)
+    print(
+        f"{config.name} ({config.task}): best epoch {summary['best_epoch']} of "
+        f"{summary['epochs_run']} ({summary['seconds_per_epoch']:.2f} s/epoch) -> "
+        f"{config.output}"
+    )
+    models = {"model": summary["metrics"], **summary.get("baselines", {})}
+    for label, metrics in models.items():
+        for split, values in metrics.items():
+            print(f"  {label:11s} {split:10s} {headline(values)}")
+    return 0

@@ -1,0 +1,12 @@
+"""Labelled reference data from quantum-chemistry codes, run offline.
+
+- :mod:`equilens.data.generate.iron_water`: Fe(110)/water frames from
+  GFN1-xTB Langevin dynamics (tblite, ``equilens[xtb]``);
+- :mod:`equilens.data.generate.water_tensors`: dipoles, polarizabilities and
+  density-fitting coefficients of water monomers and clusters (PySCF,
+  ``equilens[pyscf]``).
+"""
+
+from .iron_water import IronWaterConfig, generate_iron_water
+
+__all__ = ["IronWaterConfig", "generate_iron_water"]

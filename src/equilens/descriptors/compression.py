@@ -1,0 +1,236 @@
+"""Fixed linear compressions of descriptors, fitted once on training data.
+
+- :class:`SpeciesPCA`: per-species principal components of the (dense) SOAP
+  power spectrum, applied to the values and, exactly, to their position
+  gradients (:mod:`equilens.descriptors.projected`);
+- :class:`EquivariantPCA`: per-block principal axes of the feature axis of
+  lambda-SOAP, shared by the ``2 lambda + 1`` components so that the
+  projection commutes with rotations.
+
+Both follow scikit-learn's conventions (parameters in ``__init__``, ``fit``
+returns ``self``, learned attributes end with ``_``) and save to plain arrays
+(:meth:`state` / :meth:`from_state`).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import numpy as np
+from metatensor import Labels, TensorMap
+
+from ..errors import EquilensError
+from ..tensormaps import key_tuple
+
+Key = Tuple[int, ...]
+
+
+class SpeciesPCA:
+    """Per-species principal-component projection of the dense SOAP.
+
+    :param n_components: features kept per species (``k``); species with
+        fewer atoms or features get zero-padded components, so every atom has
+        ``k`` features
+    :param whiten: divide each component by its standard deviation (floored
+        at ``1e-4`` of the largest one); otherwise divide all components by
+        the standard deviation of the first
+    :param max_samples: atoms per species used for the fit (a seeded random
+        subset when there are more)
+    :param gradient_weight: weight of the position-gradient covariance next
+        to the value covariance (both normalised by their trace) when
+        :meth:`fit` is given gradients. Plain PCA keeps the directions in which
+        SOAP varies *between* environments; forces need the directions in
+        which it varies when atoms *move*, which the gradient covariance
+        ranks. 0 (default) gives plain PCA. Measured on the water data
+        (k = 128, 40 epochs): weight 1 gave 0.21 eV/Å validation force RMSE
+        against 0.15 for plain PCA, so it stays off by default.
+    :param seed: seed of that subset
+    """
+
+    def __init__(
+        self,
+        n_components: int = 128,
+        whiten: bool = True,
+        max_samples: int = 20000,
+        gradient_weight: float = 0.0,
+        seed: int = 0,
+    ):
+        self.n_components = n_components
+        self.whiten = whiten
+        self.max_samples = max_samples
+        self.gradient_weight = gradient_weight
+        self.seed = seed
+
+    def fit(self, soap: TensorMap, gradients: Optional[Iterable[TensorMap]] = None) -> SpeciesPCA:
+        """Learn the projection.
+
+        :param soap: dense SOAP values (keys ``center_type``) of the training
+            environments
+        :param gradients: optionally, dense SOAP TensorMaps with ``positions``
+            gradients of some training frames (same properties; an iterable,
+            e.g. one frame at a time, to bound the memory), whose covariance
+            is mixed in with ``gradient_weight``
+        """
+        if soap.keys.names != ["center_type"]:
+            raise EquilensError(
+                "SpeciesPCA.fit needs the dense SOAP layout (keys 'center_type'); "
+                f"got keys {soap.keys.names}"
+            )
+        gradient_covariance = (
+            _gradient_covariances(gradients)
+            if gradients is not None and self.gradient_weight > 0
+            else {}
+        )
+        rng = np.random.default_rng(self.seed)
+        self.species_: List[int] = [int(k["center_type"]) for k in soap.keys]
+        self.properties_ = soap.block(0).properties
+        self.mean_: Dict[int, np.ndarray] = {}
+        self.components_: Dict[int, np.ndarray] = {}
+        self.scale_: Dict[int, np.ndarray] = {}
+        self.explained_variance_ratio_: Dict[int, np.ndarray] = {}
+        k = self.n_components
+        for key, block in soap.items():
+            z = int(key["center_type"])
+            values = block.values.view(np.ndarray)
+            n, p = values.shape
+            if n > self.max_samples:
+                values = values[np.sort(rng.choice(n, self.max_samples, replace=False))]
+            mean = values.mean(axis=0) if len(values) else np.zeros(p)
+            components = np.zeros((p, k))
+            variance = np.zeros(k)
+            if len(values) > 1:
+                centered = values - mean
+                covariance = centered.T @ centered / (len(values) - 1)
+                target = covariance / max(np.trace(covariance), 1e-300)
+                if z in gradient_covariance:
+                    target = target + self.gradient_weight * gradient_covariance[z]
+                eigenvalues, eigenvectors = np.linalg.eigh(target)
+                order = np.argsort(eigenvalues)[::-1][: min(k, len(values) - 1, p)]
+                # fix the sign of each component (largest entry positive) so
+                # that the projection does not depend on the eigen-solver
+                vectors = eigenvectors[:, order]
+                signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(len(order))])
+                components[:, : len(order)] = vectors * signs
+                # the scale of each kept direction: its eigenvalue of the mixed
+                # target in value units (the variance itself for plain PCA);
+                # directions that barely vary between environments but move
+                # with the atoms are not blown up by whitening
+                total = np.trace(covariance)
+                variance[: len(order)] = np.clip(eigenvalues[order], 0, None) * total
+                explained = np.einsum(
+                    "pa,pq,qa->a",
+                    components[:, : len(order)],
+                    covariance,
+                    components[:, : len(order)],
+                )
+                self.explained_variance_ratio_[z] = explained / total if total > 0 else explained
+            std = np.sqrt(variance)
+            top = std.max() if len(std) and std.max() > 0 else 1.0
+            if self.whiten:
+                scale = np.maximum(std, 1e-4 * top)
+            else:
+                scale = np.full(k, top)
+            self.mean_[z] = mean
+            self.components_[z] = components
+            self.scale_[z] = scale
+        return self
+
+    def projection(self, z: int) -> np.ndarray:
+        """``W_z / scale_z``: the matrix applied to (centered) SOAP and gradients."""
+        return self.components_[z] / self.scale_[z]
+
+    def offset(self, z: int) -> np.ndarray:
+        """``mean_z @ W_z / scale_z``, subtracted after the projection."""
+        return self.mean_[z] @ self.projection(z)
+
+    def state(self) -> dict:
+        """Plain arrays, for saving."""
+        return {
+            "params": {
+                "n_components": self.n_components,
+                "whiten": self.whiten,
+                "max_samples": self.max_samples,
+                "gradient_weight": self.gradient_weight,
+                "seed": self.seed,
+            },
+            "species": self.species_,
+            "properties_names": self.properties_.names,
+            "properties": self.properties_.values.copy(),
+            "mean": {z: v.copy() for z, v in self.mean_.items()},
+            "components": {z: v.copy() for z, v in self.components_.items()},
+            "scale": {z: v.copy() for z, v in self.scale_.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> SpeciesPCA:
+        """Rebuild a fitted projection from :meth:`state`."""
+
+        pca = cls(**state["params"])
+        pca.species_ = [int(z) for z in state["species"]]
+        pca.properties_ = Labels(state["properties_names"], np.asarray(state["properties"]))
+        pca.mean_ = {int(z): np.asarray(v) for z, v in state["mean"].items()}
+        pca.components_ = {int(z): np.asarray(v) for z, v in state["components"].items()}
+        pca.scale_ = {int(z): np.asarray(v) for z, v in state["scale"].items()}
+        pca.explained_variance_ratio_ = {}
+        return pca
+
+
+def _gradient_covariances(tensors: Iterable[TensorMap]) -> Dict[int, np.ndarray]:
+    """Per species, the covariance of the SOAP position gradients (summed
+    over tensors, normalised to unit trace)."""
+    sums: Dict[int, np.ndarray] = {}
+    for tensor in tensors:
+        if tensor.keys.names != ["center_type"]:
+            raise EquilensError("gradient SOAP for SpeciesPCA.fit must use the dense layout")
+        for key, block in tensor.items():
+            values = block.gradient("positions").values.view(np.ndarray)
+            rows = values.reshape(-1, values.shape[-1])
+            z = int(key["center_type"])
+            sums[z] = sums.get(z, 0.0) + rows.T @ rows
+    return {
+        z: total / np.trace(total)
+        for z, total in sums.items()
+        if np.ndim(total) == 2 and np.trace(total) > 0
+    }
+
+
+class EquivariantPCA:
+    """Per-block principal axes of the feature space, shared by the components.
+
+    For a block of shape ``(samples, 2l+1, p)`` the rows ``(sample, m)`` are
+    stacked and the top right singular vectors of that ``(n (2l+1), p)``
+    matrix are kept, without centering (a mean over ``m`` is not equivariant),
+    so the projection acts on the feature axis only and commutes with
+    rotations. Each block is also divided by its root-mean-square row norm
+    after projection, so every block enters the network at unit scale.
+    """
+
+    def __init__(self, n_components: int):
+        self.n_components = n_components
+        self.projections: Dict[Key, np.ndarray] = {}
+
+    def state(self) -> List[Tuple[Key, np.ndarray]]:
+        """The fitted projections as ``[(key, matrix)]``, for saving."""
+        return [(key, matrix.copy()) for key, matrix in self.projections.items()]
+
+    @classmethod
+    def from_state(cls, state) -> EquivariantPCA:
+        """Rebuild a fitted projection from :meth:`state`."""
+        pca = cls(0)
+        pca.projections = {tuple(int(v) for v in key): np.asarray(m) for key, m in state}
+        if pca.projections:
+            pca.n_components = max(m.shape[1] for m in pca.projections.values())
+        return pca
+
+    def fit(self, tensor: TensorMap) -> EquivariantPCA:
+        for key, block in tensor.items():
+            values = np.asarray(block.values, dtype=np.float64)
+            rows = values.reshape(-1, values.shape[-1])
+            k = min(self.n_components, *rows.shape) if self.n_components else rows.shape[1]
+            if len(rows) == 0:
+                raise EquilensError(f"block {key_tuple(key)} has no samples to fit the projection")
+            _, _, vt = np.linalg.svd(rows, full_matrices=False)
+            projection = vt[:k].T
+            scale = np.sqrt(np.mean(np.sum((rows @ projection) ** 2, axis=1)))
+            self.projections[key_tuple(key)] = projection / max(scale, 1e-12)
+        return self

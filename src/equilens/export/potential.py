@@ -1,0 +1,114 @@
+"""chemiscope export of a trained potential on a dataset.
+
+:func:`export_potential` gathers what a reader wants to look at for an
+energy model (its layer maps, atomic energies, energy and force errors, the
+reference and predicted forces as arrows, its hypers) and hands it to
+:func:`equilens.export.export_chemiscope`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..analysis.latents import latents
+from ..data import Dataset
+from ..errors import EquilensError
+from ..models.potential import Potential
+from ..tensormaps import stack_blocks
+from .chemiscope import export_chemiscope
+
+
+def export_potential(
+    path,
+    potential: Potential,
+    dataset: Dataset,
+    *,
+    layers: Optional[Sequence[str]] = None,
+    projections: Sequence[str] = ("pca",),
+    forces: bool = True,
+    labels: Optional[Mapping[str, np.ndarray]] = None,
+    species: Optional[Sequence[int]] = None,
+    cutoff: float = 3.5,
+    name: Optional[str] = None,
+    description: str = "",
+    references: Sequence[str] = (),
+    color: Optional[str] = None,
+    lod: bool = True,
+) -> Path:
+    """Export ``dataset`` with the layers and predictions of ``potential``.
+
+    :param layers: layer names to map (default: every layer but the atomic
+        energy, which is in the file as a property: the compressed descriptor
+        input, each hidden layer, the bottleneck)
+    :param projections: map methods (``"pca"``, ``"pcovr"``, ``"umap"``);
+        PCovR regresses on the model's atomic energies
+    :param forces: predict forces (needs descriptor gradients: slower) and
+        add force errors and force arrows
+    :param labels: extra per-atom labels (e.g. coordination numbers)
+    :param species, cutoff, name, description, references, color, lod: as in
+        :func:`~equilens.export.export_chemiscope`
+    """
+    frames = dataset.frames
+    all_layers = latents(potential, frames, per_species=False)
+    output = potential.layer_names[-1]
+    chosen = list(layers) if layers is not None else [n for n in all_layers if n != output]
+    unknown = [n for n in chosen if n not in all_layers]
+    if unknown:
+        raise EquilensError(f"unknown layers {unknown}; the model has {list(all_layers)}")
+    atomic_energy, _ = stack_blocks(all_layers[output], output)
+    atomic_energy = atomic_energy[:, 0]
+
+    energies, predicted_forces = potential.energies_and_forces(frames, forces=forces)
+    n_atoms = np.array([len(f) for f in frames])
+    structure_properties = {"predicted energy": energies / n_atoms}
+    units = {"predicted energy": "eV/atom", "atomic energy": "eV"}
+    if dataset.energies is not None:
+        reference = np.asarray(dataset.energies) / n_atoms
+        structure_properties["reference energy"] = reference
+        structure_properties["energy error"] = energies / n_atoms - reference
+        units.update({"reference energy": "eV/atom", "energy error": "eV/atom"})
+    atom_properties = {"atomic energy": atomic_energy, **dict(labels or {})}
+    atom_arrows = {}
+    if forces:
+        atom_properties["predicted force"] = [np.linalg.norm(f, axis=1) for f in predicted_forces]
+        units["predicted force"] = "eV/Å"
+        atom_arrows["predicted forces"] = predicted_forces
+        if dataset.forces is not None:
+            atom_properties["force error"] = [
+                np.linalg.norm(p - r, axis=1) for p, r in zip(predicted_forces, dataset.forces)
+            ]
+            units["force error"] = "eV/Å"
+            atom_arrows = {"reference forces": dataset.forces, **atom_arrows}
+
+    hypers = {
+        "descriptor": potential.hypers,
+        "pca_components": potential.model.n_features,
+        "model": dataclasses.asdict(potential.model.config),
+        **({"metadata": potential.metadata} if potential.metadata else {}),
+    }
+    return export_chemiscope(
+        path,
+        frames,
+        layers={n: all_layers[n] for n in chosen},
+        projections=projections,
+        projection_target=atomic_energy,
+        atom_properties=atom_properties,
+        structure_properties=structure_properties,
+        atom_arrows=atom_arrows,
+        units=units,
+        species=species,
+        cutoff=cutoff,
+        name=name or (Path(dataset.path).stem if dataset.path else "equilens"),
+        description=description
+        or "Latent maps of an equilens BPNN potential: one map per layer, atomic energies, "
+        "energy and force errors against the reference.",
+        hypers=hypers,
+        references=references,
+        color=color,
+        lod=lod,
+    )

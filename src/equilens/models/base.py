@@ -1,0 +1,211 @@
+"""The model protocol: what every equilens model family and every adapter provides.
+
+A model says which layers it has, in order from input to output
+(:attr:`Model.layer_names`), returns them as TensorMaps for any frames
+(:meth:`Model.layers`), predicts its targets as TensorMaps
+(:meth:`Model.predict`) and, for equilens's own families, saves to and loads
+from one file behind a common header (:func:`write_model_file`,
+:func:`read_model_file`; :func:`equilens.models.load` dispatches on it).
+
+Layer TensorMaps follow metatensor's conventions, with numpy float64 values:
+
+- invariant layers: keys ``center_type``, samples ``(system, atom)``, no
+  components, properties ``feature``;
+- equivariant layers: keys ``(o3_lambda, o3_sigma, center_type)``,
+  components ``[o3_mu]`` (featomic's real spherical harmonics, see
+  :mod:`equilens.so3`), properties ``feature``.
+
+Predictions are ``{name: TensorMap}``: potentials give ``energy`` (samples
+``system``, properties ``energy``, eV) and, when asked, ``forces`` (samples
+``(system, atom)``, components ``xyz``, properties ``forces``, eV/Å); tensor
+models give their target under its name, laid out like the training target.
+
+Model files are ``torch.save`` archives of tensors and plain data only, read
+with ``torch.load(weights_only=True)``: opening one can never run code.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
+
+import ase
+import numpy as np
+from metatensor import Labels, TensorBlock, TensorMap
+
+from ..errors import FileFormatError, ModelError
+from ..provenance import package_versions
+from ..storage import load_torch, save_torch
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: version of the model file layout written by :func:`write_model_file`;
+#: version 1 files (equilens 0.1) were pickled and are refused
+FORMAT_VERSION = 2
+HEADER_KEY = "equilens"
+
+
+class Model(abc.ABC):
+    """The interface shared by equilens models and adapters of external models.
+
+    Subclasses set :attr:`kind` (the name written in file headers, e.g.
+    ``"equilens.potential"``) and implement the abstract members; a concrete
+    subclass without ``kind`` cannot be instantiated, and one that misses an
+    abstract member fails with Python's own message naming it.
+    """
+
+    #: the family's name in file headers and messages
+    kind: ClassVar[str] = ""
+
+    def __new__(cls, *args, **kwargs):
+        if not cls.kind:
+            raise TypeError(f"model class {cls.__name__} must set the class attribute 'kind'")
+        return super().__new__(cls)
+
+    @property
+    @abc.abstractmethod
+    def layer_names(self) -> List[str]:
+        """The names of the layers, in order from input to output."""
+
+    @property
+    @abc.abstractmethod
+    def species(self) -> Tuple[int, ...]:
+        """The atomic numbers the model can handle."""
+
+    @abc.abstractmethod
+    def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 50) -> Dict[str, TensorMap]:
+        """Every layer for every atom of ``frames``: ``{name: TensorMap}`` in
+        :attr:`layer_names` order, with the metadata conventions of this module."""
+
+    @abc.abstractmethod
+    def predict(self, frames: Sequence[ase.Atoms], batch_size: int = 8) -> Dict[str, TensorMap]:
+        """The model's predictions for ``frames``: ``{name: TensorMap}``."""
+
+    def save(self, path: PathLike) -> Path:
+        """Write the model to one file (equilens families only)."""
+        raise ModelError(f"{self.kind} models are not saved by equilens")
+
+    @classmethod
+    def from_file(cls, payload: Dict[str, Any], path: Path) -> Model:
+        """Rebuild a model from the payload of its file (see :func:`read_model_file`)."""
+        raise ModelError(f"{cls.kind} models are not read from equilens files")
+
+    def check_species(self, frames: Sequence[ase.Atoms], where: str = "frames") -> None:
+        """Raise :class:`ModelError` naming the first frame with an element the
+        model does not know."""
+        known = set(self.species)
+        for index, atoms in enumerate(frames):
+            unknown = sorted({int(z) for z in atoms.numbers} - known)
+            if unknown:
+                from ase.data import chemical_symbols
+
+                names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in unknown)
+                raise ModelError(
+                    f"{where}: frame {index} contains {names}, which this {self.kind} model "
+                    f"does not know (it knows Z = {list(self.species)})"
+                )
+
+
+# ---------------------------------------------------------------------------
+# files
+
+
+def write_model_file(path: PathLike, kind: str, payload: Dict[str, Any]) -> Path:
+    """Write ``payload`` (tensors and plain data) behind the common header.
+
+    The header holds ``kind``, ``format_version`` and the versions of
+    equilens, torch, featomic, metatensor and numpy.
+    """
+    if HEADER_KEY in payload:
+        raise ValueError(f"'{HEADER_KEY}' is reserved for the header")
+    header = {"kind": kind, "format_version": FORMAT_VERSION, "versions": package_versions()}
+    return save_torch(path, {HEADER_KEY: header, **payload})
+
+
+def read_model_file(path: PathLike) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """``(header, payload)`` of a file written by :func:`write_model_file`.
+
+    :raises FileFormatError: (one line, naming the file) for a missing,
+        corrupt, foreign or unsafe file, or an unsupported format version
+    """
+    path = Path(path)
+    content = load_torch(path, "model file")
+    header = content.get(HEADER_KEY) if isinstance(content, dict) else None
+    if not isinstance(header, dict) or "kind" not in header:
+        raise FileFormatError(
+            f"{path}: not an equilens model file (no '{HEADER_KEY}' header); "
+            "give a model.pt written by `equilens train`"
+        )
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise FileFormatError(
+            f"{path}: model file format {version} is not supported (this equilens reads "
+            f"format {FORMAT_VERSION}); re-create the model with this version"
+        )
+    payload = {key: value for key, value in content.items() if key != HEADER_KEY}
+    return header, payload
+
+
+def to_plain(value: Any) -> Any:
+    """JSON-able plain data (numpy scalars and arrays become Python numbers and
+    lists), as stored in model files."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a model file")
+
+
+# ---------------------------------------------------------------------------
+# predictions
+
+
+def energy_map(energies: np.ndarray) -> TensorMap:
+    """Total energies (eV) as a TensorMap: samples ``system``, property ``energy``."""
+    energies = np.asarray(energies, dtype=np.float64).reshape(-1, 1)
+    block = TensorBlock(
+        energies,
+        Labels.range("system", len(energies)),
+        [],
+        Labels.range("energy", 1),
+    )
+    return TensorMap(Labels.single(), [block])
+
+
+def forces_map(forces: Sequence[np.ndarray]) -> TensorMap:
+    """Per-atom forces (eV/Å) as a TensorMap: samples ``(system, atom)``,
+    components ``xyz``, property ``forces``."""
+    samples = np.array(
+        [[s, a] for s, f in enumerate(forces) for a in range(len(f))], dtype=np.int32
+    ).reshape(-1, 2)
+    values = np.concatenate([np.asarray(f, dtype=np.float64) for f in forces]).reshape(-1, 3, 1)
+    block = TensorBlock(
+        values,
+        Labels(["system", "atom"], samples),
+        [Labels.range("xyz", 3)],
+        Labels.range("forces", 1),
+    )
+    return TensorMap(Labels.single(), [block])
+
+
+def energies_and_forces(
+    prediction: Dict[str, TensorMap],
+) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:
+    """``(energies, forces per frame or None)`` as numpy arrays from a prediction."""
+    energies = np.asarray(prediction["energy"].block().values)[:, 0]
+    if "forces" not in prediction:
+        return energies, None
+    block = prediction["forces"].block()
+    systems = np.asarray(block.samples.column("system"))
+    values = np.asarray(block.values)[:, :, 0]
+    bounds = np.searchsorted(systems, np.arange(len(energies) + 1))
+    return energies, [values[a:b] for a, b in zip(bounds[:-1], bounds[1:])]

@@ -1,0 +1,96 @@
+"""Configuration of ``equilens study``: the data, the sweep, the analysis.
+
+:class:`StudyConfig` is the single source of the defaults (the embedded
+GFN1-xTB iron/water set, four BPNN architectures, three seeds);
+:func:`load_study_config` reads a YAML file or a built-in configuration name
+and names any unknown or invalid key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+from ..analysis.labels import LabelConfig
+from ..config import from_mapping, load_yaml
+from ..data.io import ReadOptions
+from ..data.splits import SplitConfig
+from ..descriptors import DescriptorConfig
+from ..errors import ConfigError, EquilensError
+from ..models.bpnn import BPNNConfig
+from ..training.loop import TrainConfig
+from ..training.potential import CompressionConfig
+
+EMBEDDED_DATA = "embedded:iron_water_xtb.extxyz"
+# feature sets that are references, not layers of the trained models
+REFERENCES = ("autoencoder/latent", "pcovr/latent", "soap-pca/descriptor")
+
+
+class StudyError(EquilensError):
+    """A stage of the study failed; the message names the stage and input."""
+
+
+@dataclass(frozen=True)
+class ArchitectureConfig:
+    """One point of the sweep: a name and a BPNN."""
+
+    name: str
+    model: BPNNConfig = field(default_factory=BPNNConfig)
+
+
+def _default_sweep() -> Tuple[ArchitectureConfig, ...]:
+    return (
+        ArchitectureConfig("silu-2x32", BPNNConfig(hidden=(32, 32), activation="silu")),
+        ArchitectureConfig("silu-2x64", BPNNConfig(hidden=(64, 64), activation="silu")),
+        ArchitectureConfig("silu-3x64", BPNNConfig(hidden=(64, 64, 64), activation="silu")),
+        ArchitectureConfig(
+            "tanh-2x64-bottleneck8",
+            BPNNConfig(hidden=(64, 64), activation="tanh", bottleneck=8, layer_norm=True),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything ``equilens study`` reads from its YAML file."""
+
+    name: str = "default"
+    data: SplitConfig = field(
+        default_factory=lambda: SplitConfig(train=EMBEDDED_DATA, validation_fraction=0.15)
+    )
+    read: ReadOptions = field(default_factory=lambda: ReadOptions(require_forces=True))
+    descriptor: DescriptorConfig = field(
+        default_factory=lambda: DescriptorConfig(preset="small", species=(1, 8, 26))
+    )
+    compression: CompressionConfig = field(default_factory=lambda: CompressionConfig(64))
+    training: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=40, learning_rate=1e-3, scheduler="cosine", batch_size=8
+        )
+    )
+    sweep: Tuple[ArchitectureConfig, ...] = field(default_factory=_default_sweep)
+    seeds: Tuple[int, ...] = (0, 1, 2)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    analysis_frames: int = 200
+    autoencoder_width: int = 8
+    autoencoder_epochs: int = 200
+    max_samples: int = 4000
+    output_dir: str = "results"
+    chemiscope_dir: str = "chemiscope_out"
+
+    def __post_init__(self):
+        if len(self.seeds) < 1:
+            raise ConfigError("the study needs at least one seed")
+        for key in ("analysis_frames", "autoencoder_width", "autoencoder_epochs", "max_samples"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        names = [a.name for a in self.sweep]
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"sweep architectures need unique names, got {names}")
+
+
+def load_study_config(path: Optional[str]) -> StudyConfig:
+    """The default configuration, or one read from YAML (unknown keys named)."""
+    if path is None:
+        return StudyConfig()
+    return from_mapping(StudyConfig, load_yaml(path), where=str(path))

@@ -1,0 +1,200 @@
+"""The latent-space study: architectures x layers x seeds, scored and mapped.
+
+``equilens study [CONFIG]`` runs, stage by stage:
+
+1. **data**: read the labelled frames (default: the embedded GFN1-xTB
+   iron/water set, ``embedded:iron_water_xtb.extxyz``);
+2. **train**: every architecture of the sweep with every seed
+   (:func:`equilens.training.potential.train_potential`; a finished run is
+   reloaded from its folder, descriptors and features come from the cache);
+3. **layers**: every layer of every model on the analysis frames, plus two
+   references on the same atoms (:mod:`equilens.study.references`);
+4. **labels**: physical labels per atom (:mod:`equilens.analysis.labels`),
+   the model's atomic energy and the reference force magnitude;
+5. **scorecard**: decodability of each label, GFRE from SOAP and towards the
+   atomic energy, trustworthiness and 2D variance of the map
+   (:class:`~equilens.analysis.scorecard.Scorecard`), for every (model,
+   layer, seed); ranks averaged over seeds, with their spread;
+6. **compare**: GFRE between the layers of the first seed's models and SOAP,
+   species by species;
+7. **outputs**: ``results/<name>/`` (``scorecard.csv``,
+   ``scorecard_seeds.csv``, ``gfre/``, ``metrics.json``, plots, ``report.md``)
+   and ``chemiscope_out/<name>.json.gz`` (:mod:`equilens.study.report`).
+
+A failure names the stage (``StudyError: stage 'train' (model deep, seed
+1): ...``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Dict, Tuple
+
+import numpy as np
+
+from ..analysis.labels import CATEGORICAL, atom_labels
+from ..analysis.latents import latents
+from ..data.splits import load_splits
+from ..descriptors import compute_soap
+from ..errors import EquilensError
+from ..tensormaps import atom_tensormap, frame_atoms, stack_blocks
+from ..training.potential import PotentialConfig, train_potential
+from .config import StudyConfig, StudyError
+from .references import reference_sets
+from .report import aggregate, export_study, plot_layer_maps, write_report, write_tables
+
+Layers = Dict[str, Dict[str, np.ndarray]]
+
+
+def run_study(config: StudyConfig, progress: bool = True) -> Path:
+    """Run every stage; returns the results folder."""
+    folder = Path(config.output_dir) / config.name
+    folder.mkdir(parents=True, exist_ok=True)
+    timings: Dict[str, float] = {}
+
+    def stage(name: str):
+        print(f"[study {config.name}] {name}", flush=True)
+        timings[name] = time.perf_counter()
+
+    def done(name: str):
+        timings[name] = time.perf_counter() - timings[name]
+
+    stage("data")
+    try:
+        splits = load_splits(config.data, config.read)
+    except EquilensError as error:
+        raise StudyError(f"stage 'data' ({config.data.train}): {error}") from error
+    analysis = splits["train"].subset(range(min(config.analysis_frames, len(splits["train"]))))
+    frames = analysis.frames
+    done("data")
+
+    stage("train")
+    potentials, metrics = train_sweep(config, folder, progress)
+    done("train")
+
+    stage("layers")
+    species = tuple(config.descriptor.species or next(iter(potentials.values())).species)
+    soap_tensor = compute_soap(frames, species, config.descriptor.featomic_dict())
+    soap, _ = stack_blocks(soap_tensor.keys_to_samples("center_type"), "soap")
+    layers, atomic_energy = read_layers(potentials, frames)
+    first = f"{config.sweep[0].name}/seed{config.seeds[0]}"
+    references = reference_sets(soap, atomic_energy[first], config)
+    done("layers")
+
+    stage("labels")
+    labels = atom_labels(frames, config.labels)
+    labels["force"] = np.concatenate([np.linalg.norm(f, axis=1) for f in analysis.forces])
+    done("labels")
+
+    stage("scorecard")
+    rows_per_seed = score_layers(config, layers, references, labels, soap, atomic_energy[first])
+    aggregated = aggregate(rows_per_seed)
+    done("scorecard")
+
+    stage("compare")
+    gfre = compare_layers(config, frames, soap, layers, folder)
+    done("compare")
+
+    stage("outputs")
+    plot_layer_maps(folder, layers[first], references, labels)
+    chemiscope = export_study(config, frames, layers, references, labels, atomic_energy, first)
+    done("outputs")
+    write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timings)
+    report = write_report(folder, config, aggregated, metrics, gfre, chemiscope, timings)
+    print(f"[study {config.name}] report -> {report}; chemiscope -> {chemiscope}")
+    return folder
+
+
+def train_sweep(config: StudyConfig, folder: Path, progress: bool) -> Tuple[dict, dict]:
+    """Train (or reload) every architecture with every seed."""
+    potentials, metrics = {}, {}
+    for architecture in config.sweep:
+        for seed in config.seeds:
+            key = f"{architecture.name}/seed{seed}"
+            potential_config = PotentialConfig(
+                data=config.data,
+                name=key,
+                read=config.read,
+                descriptor=config.descriptor,
+                compression=config.compression,
+                model=architecture.model,
+                training=dataclasses.replace(config.training, seed=seed),
+                output_dir=str(folder / "models" / architecture.name / f"seed{seed}"),
+            )
+            try:
+                potentials[key], summary = train_potential(potential_config, progress=progress)
+            except EquilensError as error:
+                raise StudyError(
+                    f"stage 'train' (model {architecture.name}, seed {seed}): {error}"
+                ) from error
+            metrics[key] = summary["metrics"]
+    return potentials, metrics
+
+
+def read_layers(potentials: dict, frames) -> Tuple[Layers, Dict[str, np.ndarray]]:
+    """Every layer of every model on ``frames`` (all atoms stacked in order),
+    and each model's atomic energies (its output layer)."""
+    layers: Layers = {}
+    atomic_energy: Dict[str, np.ndarray] = {}
+    for key, potential in potentials.items():
+        output = potential.layer_names[-1]
+        model_layers = latents(potential, frames, per_species=False)
+        values = {n: stack_blocks(t, n)[0] for n, t in model_layers.items()}
+        atomic_energy[key] = values[output][:, 0]
+        layers[key] = {n: v for n, v in values.items() if n != output}
+    return layers, atomic_energy
+
+
+def score_layers(config: StudyConfig, layers: Layers, references, labels, soap, target) -> list:
+    """The scorecard of every layer and reference, one row per (seed, feature set)."""
+    from ..analysis.scorecard import Scorecard
+
+    rows = []
+    for seed in config.seeds:
+        feature_sets = {}
+        for index, architecture in enumerate(config.sweep):
+            for layer, values in layers[f"{architecture.name}/seed{seed}"].items():
+                if layer == "input":
+                    # the same PCA of SOAP for every architecture of a seed
+                    if index == 0:
+                        feature_sets["soap-pca/descriptor"] = values
+                    continue
+                feature_sets[f"{architecture.name}/{layer}"] = values
+        feature_sets.update(references)
+        seed_labels = {**labels, "atomic_energy": target}
+        card = Scorecard(
+            seed_labels,
+            categorical=[c for c in CATEGORICAL if c in seed_labels],
+            max_samples=config.max_samples,
+            seed=seed,
+        ).fit(feature_sets, descriptor=soap, target=target)
+        rows.extend({"seed": seed, **row} for row in card.table())
+    return rows
+
+
+def compare_layers(config: StudyConfig, frames, soap, layers: Layers, folder: Path) -> dict:
+    """GFRE between SOAP and the first seed's layers, species by species."""
+    from ..analysis.compare import compare_by_species
+    from ..export.comparisons import save_comparison
+
+    system, atom, numbers = frame_atoms(frames)
+
+    def as_tensor(values):
+        return atom_tensormap(values, system, atom, numbers, per_species=False)
+
+    compared = {"soap": as_tensor(soap)}
+    for architecture in config.sweep:
+        for layer, values in layers[f"{architecture.name}/seed{config.seeds[0]}"].items():
+            if layer != "input":
+                compared[f"{architecture.name}/{layer}"] = as_tensor(values)
+    gfre = compare_by_species(
+        compared,
+        measures=("gfre",),
+        n_samples=min(config.max_samples, len(numbers)),
+        seed=config.seeds[0],
+    )
+    for z, result in gfre.items():
+        save_comparison(result, folder / "gfre" / f"center_type_{z}")
+    return gfre

@@ -1,0 +1,231 @@
+"""Small helpers over metatensor TensorMaps shared by the whole package.
+
+- building per-atom TensorMaps from arrays (:func:`atom_tensormap`);
+- stacking invariant blocks into one array (:func:`stack_blocks`);
+- moving values between numpy and torch (:func:`to_numpy`, :func:`to_torch`);
+- choosing blocks (:func:`select_blocks`), joining per-batch results
+  (:func:`join_by_system`);
+- the invariant summary of an equivariant layer (:func:`invariant_summary`).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from metatensor import Labels, TensorBlock, TensorMap
+
+from .errors import EquilensError
+
+Key = Tuple[int, ...]
+
+
+def key_tuple(key) -> Key:
+    """A TensorMap key (a ``LabelsEntry``) as a tuple of ints."""
+    return tuple(int(v) for v in key.values)
+
+
+def is_invariant(key: Key) -> bool:
+    """``o3_lambda = 0`` and ``o3_sigma = 1`` (the first two key entries)."""
+    return key[0] == 0 and key[1] == 1
+
+
+def atom_tensormap(
+    values: np.ndarray,
+    system: np.ndarray,
+    atom: np.ndarray,
+    center_type: np.ndarray,
+    per_species: bool = True,
+    species: Optional[Sequence[int]] = None,
+) -> TensorMap:
+    """Per-atom ``values`` (rows: atoms) as a TensorMap with properties ``feature``.
+
+    :param per_species: one block per center type (keys ``center_type``,
+        samples ``(system, atom)``); otherwise one block (key ``_``) with
+        samples ``(system, atom, center_type)``
+    :param species: the center types to make blocks for (default: those
+        present); absent ones get empty blocks
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    properties = Labels.range("feature", values.shape[1])
+    if not per_species:
+        samples = np.column_stack([system, atom, center_type]).astype(np.int32)
+        block = TensorBlock(
+            values, Labels(["system", "atom", "center_type"], samples), [], properties
+        )
+        return TensorMap(Labels.single(), [block])
+    types = sorted({int(z) for z in center_type}) if species is None else list(species)
+    blocks = []
+    for z in types:
+        mask = np.asarray(center_type) == z
+        samples = np.column_stack([system[mask], atom[mask]]).astype(np.int32).reshape(-1, 2)
+        blocks.append(
+            TensorBlock(values[mask], Labels(["system", "atom"], samples), [], properties)
+        )
+    return TensorMap(Labels(["center_type"], np.array(types, dtype=np.int32)[:, None]), blocks)
+
+
+def frame_atoms(frames) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(system, atom, center_type)`` of every atom of ``frames``, in order."""
+    system = np.concatenate([np.full(len(f), s) for s, f in enumerate(frames)]).astype(np.int64)
+    atom = np.concatenate([np.arange(len(f)) for f in frames]).astype(np.int64)
+    numbers = np.concatenate([np.asarray(f.numbers) for f in frames]).astype(np.int64)
+    return system, atom, numbers
+
+
+def stack_blocks(tensor: TensorMap, name: str) -> Tuple[np.ndarray, Labels]:
+    """Values of all blocks of an invariant ``tensor`` stacked in sample order.
+
+    Blocks (e.g. one per species) must have the same properties count and
+    no components; rows are sorted by their sample values (``system``,
+    ``atom``, ...). ``name`` is used in error messages.
+
+    :returns: ``(values, samples)``
+    """
+    values, samples = [], []
+    for block in tensor.blocks():
+        if len(block.components) != 0:
+            raise EquilensError(
+                f"feature set '{name}' has components {block.components[0].names}; use the "
+                "invariant blocks (or the equivariant measure) here"
+            )
+        values.append(np.asarray(block.values))
+        samples.append(block.samples.values)
+    if len({len(b.properties) for b in tensor.blocks()}) > 1:
+        raise EquilensError(f"feature set '{name}': blocks have different numbers of properties")
+    array, rows = np.concatenate(values), np.concatenate(samples)
+    order = np.lexsort(rows.T[::-1])
+    names = tensor.block(0).samples.names
+    return array[order], Labels(names, rows[order].astype(np.int32))
+
+
+def to_torch(tensor: TensorMap, dtype=None) -> TensorMap:
+    """The same TensorMap with torch values (float64 unless ``dtype``)."""
+    import torch
+
+    dtype = dtype or torch.float64
+    return _map_values(tensor, lambda v: torch.as_tensor(np.asarray(v), dtype=dtype))
+
+
+def to_numpy(tensor: TensorMap) -> TensorMap:
+    """The same TensorMap with numpy values (detached from any graph)."""
+    return _map_values(
+        tensor, lambda v: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+    )
+
+
+def _map_values(tensor: TensorMap, function) -> TensorMap:
+    return TensorMap(
+        tensor.keys,
+        [
+            TensorBlock(function(b.values), b.samples, b.components, b.properties)
+            for b in tensor.blocks()
+        ],
+    )
+
+
+def select_blocks(tensor: TensorMap, keys: Labels) -> TensorMap:
+    """The blocks of ``tensor`` with ``keys``, in that order (copies of the
+    references, so the result owns its blocks)."""
+    blocks = []
+    for key in keys:
+        selection = dict(zip(keys.names, (int(v) for v in key.values)))
+        try:
+            block = tensor.block(selection)
+        except Exception as error:  # metatensor raises its own error type
+            raise EquilensError(f"no block {key_tuple(key)} (keys {tensor.keys.names})") from error
+        blocks.append(TensorBlock(block.values, block.samples, block.components, block.properties))
+    return TensorMap(keys, blocks)
+
+
+def join_by_system(parts: List[Tuple[int, TensorMap]]) -> TensorMap:
+    """Join per-batch TensorMaps along samples, adding each batch's first
+    frame index ``start`` to its ``system`` samples (and gradient samples)."""
+    import metatensor
+
+    if len(parts) == 1 and parts[0][0] == 0:
+        return parts[0][1]
+    shifted = [_offset_systems(t, start) if start else t for start, t in parts]
+    return metatensor.join(shifted, axis="samples", different_keys="union")
+
+
+def _offset_systems(tensor: TensorMap, offset: int) -> TensorMap:
+    blocks = []
+    for block in tensor.blocks():
+        new = TensorBlock(
+            block.values, _shift(block.samples, offset), block.components, block.properties
+        )
+        for parameter, gradient in block.gradients():
+            new.add_gradient(
+                parameter,
+                TensorBlock(
+                    gradient.values,
+                    _shift(gradient.samples, offset),
+                    gradient.components,
+                    gradient.properties,
+                ),
+            )
+        blocks.append(new)
+    return TensorMap(tensor.keys, blocks)
+
+
+def _shift(labels: Labels, offset: int) -> Labels:
+    values = labels.values.copy()
+    values[:, labels.names.index("system")] += offset
+    return Labels(labels.names, values)
+
+
+def invariant_summary(tensor: TensorMap) -> TensorMap:
+    """Invariant per-atom features of an equivariant layer.
+
+    For each center type: the ``(0, 1)`` block's features and, for every
+    other block, the norm of each channel over its components (invariant under
+    rotations and inversion). Keys ``center_type``, samples ``(system, atom)``,
+    properties ``(o3_lambda, o3_sigma, feature)``. Works on numpy or torch
+    values.
+    """
+    names = tensor.keys.names
+    if names[:2] != ["o3_lambda", "o3_sigma"] or "center_type" not in names:
+        raise EquilensError(f"expected keys (o3_lambda, o3_sigma, center_type), got {names}")
+    center = names.index("center_type")
+    parts: Dict[int, list] = {}
+    for key, block in tensor.items():
+        values = block.values
+        norms = values[:, 0, :] if is_invariant(key_tuple(key)) else _norm(values)
+        parts.setdefault(int(key.values[center]), []).append((key_tuple(key), block, norms))
+    blocks, species = [], []
+    for z, entries in sorted(parts.items()):
+        samples = entries[0][1].samples
+        for key, block, _ in entries:
+            if block.samples != samples:
+                raise EquilensError(f"block {key} does not have the atoms of the other blocks")
+        values = _concatenate([e[2] for e in entries])
+        properties = np.array(
+            [[k[0], k[1], f] for k, b, _ in entries for f in range(len(b.properties))],
+            dtype=np.int32,
+        )
+        blocks.append(
+            TensorBlock(
+                values, samples, [], Labels(["o3_lambda", "o3_sigma", "feature"], properties)
+            )
+        )
+        species.append([z])
+    return TensorMap(Labels(["center_type"], np.array(species, dtype=np.int32)), blocks)
+
+
+def _norm(values):
+    if hasattr(values, "detach"):
+        import torch
+
+        return torch.linalg.vector_norm(values, dim=1)
+    return np.linalg.norm(values, axis=1)
+
+
+def _concatenate(arrays):
+    if hasattr(arrays[0], "detach"):
+        import torch
+
+        return torch.cat(arrays, dim=1)
+    return np.concatenate(arrays, axis=1)
