@@ -19,6 +19,22 @@ def test_help_lists_subcommands():
     assert "descriptors" in result.stdout and "data" in result.stdout
 
 
+def test_help_imports_nothing_heavy():
+    """``equilens --help`` (and every verb's help) only needs argparse: the
+    heavy libraries are imported inside the handlers (benchmarks/cli_startup.py
+    times it)."""
+    script = (
+        "import sys\n"
+        "from equilens.cli import build_parser\n"
+        "build_parser()\n"
+        "heavy = ['torch', 'featomic', 'metatensor', 'matplotlib', 'sklearn', 'ase', 'numpy']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"imported at --help: {result.stdout}"
+
+
 def test_descriptors_on_a_file(tmp_path, capsys):
     frames = iron_water_example(n_frames=3)
     path = tmp_path / "slab.extxyz"

@@ -163,7 +163,7 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
         if value is None:
             return None
         raise ConfigError(f"{where}: expected null, got {value!r}")
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if isinstance(value, annotation):
             return value
         return from_mapping(annotation, value, where=where)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from metatensor import Labels, TensorBlock, TensorMap
@@ -111,16 +111,12 @@ def compare(
 
     rng = np.random.default_rng(seed)
     chosen = _select(arrays[names[0]], min(n_samples, n_total), selection, rng)
-    if split is not None:
-        train_idx, test_idx = (np.asarray(s, dtype=int) for s in split)
-    else:
-        order = rng.permutation(len(chosen))
-        n_train = int(round(train_fraction * len(chosen)))
-        if n_train < 2 or len(chosen) - n_train < 1:
-            raise EquilensError(f"too few samples ({len(chosen)}) for a train/test split")
-        train_idx, test_idx = np.sort(order[:n_train]), np.sort(order[n_train:])
-    data = {name: array[chosen] for name, array in arrays.items()}
-
+    train_idx, test_idx = _split(len(chosen), train_fraction, split, rng)
+    data = [arrays[name][chosen] for name in names]
+    seconds: Dict[str, float] = {}
+    values = _global_values(
+        data, [m for m in measures if m != "lfre"], train_idx, test_idx, seconds, progress
+    )
     lfre_train = lfre_test = None
     if "lfre" in measures:
         fraction = min(1.0, lfre_samples / len(chosen))
@@ -135,72 +131,20 @@ def compare(
                 f"lfre_neighbors={lfre_neighbors} is larger than the {len(lfre_train)} LFRE "
                 "training points; raise lfre_samples or lower lfre_neighbors"
             )
+        started = time.perf_counter()
+        values.update(_lfre_values(data, lfre_train, lfre_test, lfre_neighbors, n_jobs, progress))
+        seconds["lfre"] = time.perf_counter() - started
 
     matrices = {m: np.zeros((len(names), len(names))) for m in measures}
     table = []
-    # one estimator for all pairs: it factorises each source once (sources are
-    # the outer loop) and computes the same fit as skmatter's default
-    estimator = default_estimator()
-    seconds: Dict[str, float] = {}
-    global_measures = [m for m in measures if m != "lfre"]
-    pairs = [(i, j) for i in range(len(names)) for j in range(len(names))]
-    values: Dict[tuple, float] = {}
-    for i, j in tqdm(
-        pairs, desc="GFRE/GFRD", unit="pair", disable=not progress or not global_measures
-    ):
-        x, y = data[names[i]], data[names[j]]
-        for measure in global_measures:
-            started = time.perf_counter()
-            if measure == "gfre":
-                value = global_reconstruction_error(
-                    x, y, train_idx=train_idx, test_idx=test_idx, estimator=estimator
+    for i in range(len(names)):
+        for j in range(len(names)):
+            for measure in measures:
+                value = values[(measure, i, j)]
+                matrices[measure][i, j] = value
+                table.append(
+                    {"measure": measure, "source": names[i], "target": names[j], "value": value}
                 )
-            else:
-                value = global_reconstruction_distortion_thin(
-                    x, y, train_idx=train_idx, test_idx=test_idx, estimator=estimator
-                )
-            seconds[measure] = seconds.get(measure, 0.0) + time.perf_counter() - started
-            values[(measure, i, j)] = float(value)
-    if "lfre" in measures:
-        started = time.perf_counter()
-        # only the LFRE rows travel to the workers, re-indexed
-        rows = np.concatenate([lfre_train, lfre_test])
-        subset = [data[name][rows] for name in names]
-        local_train = np.arange(len(lfre_train))
-        local_test = np.arange(len(lfre_train), len(rows))
-        tasks = [(i, subset, local_train, local_test, lfre_neighbors) for i in range(len(names))]
-        jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(names)))
-        if jobs == 1:
-            results = [
-                _lfre_row(task)
-                for task in tqdm(tasks, desc="LFRE", unit="source", disable=not progress)
-            ]
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-                results = list(
-                    tqdm(
-                        pool.map(_lfre_row, tasks),
-                        total=len(tasks),
-                        desc="LFRE",
-                        unit="source",
-                        disable=not progress,
-                    )
-                )
-        for i, row in enumerate(results):
-            for j, value in enumerate(row):
-                values[("lfre", i, j)] = value
-        seconds["lfre"] = time.perf_counter() - started
-    for i, j in pairs:
-        for measure in measures:
-            value = values[(measure, i, j)]
-            matrices[measure][i, j] = value
-            table.append(
-                {"measure": measure, "source": names[i], "target": names[j], "value": value}
-            )
     return Comparison(
         names=names,
         matrices=matrices,
@@ -211,6 +155,64 @@ def compare(
         table=table,
         seconds=seconds,
     )
+
+
+def _split(n_chosen: int, train_fraction: float, split, rng) -> Tuple[np.ndarray, np.ndarray]:
+    """``(train_idx, test_idx)`` into the chosen samples: ``split`` or seeded."""
+    if split is not None:
+        train_idx, test_idx = (np.asarray(s, dtype=int) for s in split)
+        return train_idx, test_idx
+    order = rng.permutation(n_chosen)
+    n_train = int(round(train_fraction * n_chosen))
+    if n_train < 2 or n_chosen - n_train < 1:
+        raise EquilensError(f"too few samples ({n_chosen}) for a train/test split")
+    return np.sort(order[:n_train]), np.sort(order[n_train:])
+
+
+def _global_values(data, measures, train_idx, test_idx, seconds, progress) -> Dict[tuple, float]:
+    """GFRE / GFRD of every ordered pair: ``{(measure, i, j): value}``.
+
+    One estimator for all pairs: it factorises each source once (sources are
+    the outer loop) and computes the same fit as skmatter's default.
+    """
+    estimator = default_estimator()
+    functions = {
+        "gfre": global_reconstruction_error,
+        "gfrd": global_reconstruction_distortion_thin,
+    }
+    pairs = [(i, j) for i in range(len(data)) for j in range(len(data))]
+    values: Dict[tuple, float] = {}
+    for i, j in tqdm(pairs, desc="GFRE/GFRD", unit="pair", disable=not progress or not measures):
+        for measure in measures:
+            started = time.perf_counter()
+            value = functions[measure](
+                data[i], data[j], train_idx=train_idx, test_idx=test_idx, estimator=estimator
+            )
+            seconds[measure] = seconds.get(measure, 0.0) + time.perf_counter() - started
+            values[(measure, i, j)] = float(value)
+    return values
+
+
+def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, float]:
+    """LFRE of every ordered pair, one source per task (in worker processes
+    when ``n_jobs`` allows); only the LFRE rows travel, re-indexed."""
+    rows = np.concatenate([train, test])
+    subset = [array[rows] for array in data]
+    local_train = np.arange(len(train))
+    local_test = np.arange(len(train), len(rows))
+    tasks = [(i, subset, local_train, local_test, neighbors) for i in range(len(data))]
+    jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(data)))
+    bar = dict(total=len(tasks), desc="LFRE", unit="source", disable=not progress)
+    if jobs == 1:
+        results = [_lfre_row(task) for task in tqdm(tasks, **bar)]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            results = list(tqdm(pool.map(_lfre_row, tasks), **bar))
+    return {("lfre", i, j): value for i, row in enumerate(results) for j, value in enumerate(row)}
 
 
 def _lfre_row(task) -> List[float]:

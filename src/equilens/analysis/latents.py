@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, Literal, Optional, Sequence, Union
+from typing import Any, Dict, Literal, Optional, Sequence, Union
 
 import ase
 import metatensor
@@ -142,7 +142,7 @@ def save_latents(
     directory.mkdir(parents=True, exist_ok=True)
     for name, tensor in layers.items():
         save_tensormap(directory / f"{name}.mts", tensor)
-    index = {"layers": list(layers), "source": source or {}}
+    index: Dict[str, Any] = {"layers": list(layers), "source": source or {}}
     if frames is not None:
         index["structures"] = hash_frames(frames)
         index["n_frames"] = len(frames)

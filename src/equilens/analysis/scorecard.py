@@ -139,7 +139,7 @@ class Scorecard:
         """One row per feature set with every score, its mean rank and its place."""
         names = list(self.scores_)
         metrics = sorted({m for s in self.scores_.values() for m in s})
-        ranks = {name: [] for name in names}
+        ranks: Dict[str, List[int]] = {name: [] for name in names}
         for metric in metrics:
             values = np.array([self.scores_[n].get(metric, np.nan) for n in names])
             if np.all(np.isnan(values)):
@@ -152,7 +152,7 @@ class Scorecard:
             {"feature_set": n, **self.scores_[n], "mean_rank": float(np.mean(ranks[n]))}
             for n in names
         ]
-        rows.sort(key=lambda row: row["mean_rank"])
+        rows.sort(key=lambda row: float(row["mean_rank"]))  # type: ignore[arg-type]
         for place, row in enumerate(rows):
             row["place"] = place + 1
         return rows

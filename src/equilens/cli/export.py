@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         color=args.color,
         lod=not args.no_lod,
     )
-    if model.kind == "equilens.potential":
+    from ..models.potential import Potential
+    from ..models.tensor_model import TensorModel
+
+    if isinstance(model, Potential):
         from ..export.potential import export_potential
 
         path = export_potential(
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             forces=not args.no_forces,
             **options,
         )
-    elif model.kind == "equilens.tensor_model":
+    elif isinstance(model, TensorModel):
         from ..data.splits import resolve_path
         from ..export.tensor import export_tensor_model
         from ..storage import load_tensormap

@@ -65,7 +65,7 @@ def pyscf_to_featomic(o3_lambda: int) -> np.ndarray:
         m @ m.T, np.eye(2 * o3_lambda + 1), atol=1e-8
     ):
         raise EquilensError(f"PySCF's l={o3_lambda} harmonics are not a signed permutation of ours")
-    return np.round(m)
+    return np.asarray(np.round(m))
 
 
 def _auxiliary_layout(auxmol):

@@ -21,6 +21,7 @@ import ase
 import ase.io
 import numpy as np
 from ase.data import chemical_symbols
+from numpy.typing import ArrayLike
 
 from ..errors import DataError
 
@@ -112,20 +113,20 @@ class Dataset:
     @property
     def species(self) -> Tuple[int, ...]:
         """Sorted atomic numbers present in the frames."""
-        numbers = set()
+        numbers: set = set()
         for frame in self.frames:
             numbers.update(int(z) for z in np.unique(frame.numbers))
         return tuple(sorted(numbers))
 
-    def subset(self, indices: Sequence[int]) -> Dataset:
+    def subset(self, indices: ArrayLike) -> Dataset:
         """The frames at positions ``indices`` (positions in this dataset)."""
-        indices = np.asarray(indices, dtype=int)
+        positions = np.asarray(indices, dtype=int)
         return dataclasses.replace(
             self,
-            frames=[self.frames[i] for i in indices],
-            energies=None if self.energies is None else self.energies[indices],
-            forces=None if self.forces is None else [self.forces[i] for i in indices],
-            frame_indices=self.frame_indices[indices],
+            frames=[self.frames[i] for i in positions],
+            energies=None if self.energies is None else self.energies[positions],
+            forces=None if self.forces is None else [self.forces[i] for i in positions],
+            frame_indices=self.frame_indices[positions],
             skipped=(),
         )
 
@@ -178,7 +179,7 @@ def validate_frames(
     options: Optional[ReadOptions] = None,
     *,
     path: Optional[PathLike] = None,
-    frame_indices: Optional[Sequence[int]] = None,
+    frame_indices: Optional[ArrayLike] = None,
 ) -> Dataset:
     """Validate in-memory frames and extract their energies and forces.
 
@@ -190,9 +191,9 @@ def validate_frames(
     """
     options = options or ReadOptions()
     path_str = None if path is None else os.fspath(path)
-    if frame_indices is None:
-        frame_indices = np.arange(len(frames))
-    frame_indices = np.asarray(frame_indices, dtype=int)
+    frame_indices = np.asarray(
+        np.arange(len(frames)) if frame_indices is None else frame_indices, dtype=int
+    )
     if len(frames) == 0:
         raise DataError(f"the selection index={options.index!r} contains no frames", path=path_str)
 

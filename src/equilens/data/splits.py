@@ -111,10 +111,10 @@ def stratified_split_indices(
     ``round(validation * n)`` validation items, the rest for training.
     """
     rng = np.random.default_rng(seed)
-    sizes = np.asarray(sizes)
+    size_of = np.asarray(sizes)
     parts: Dict[str, list] = {"train": [], "validation": [], "test": []}
-    for size in np.unique(sizes):
-        members = rng.permutation(np.flatnonzero(sizes == size))
+    for size in np.unique(size_of):
+        members = rng.permutation(np.flatnonzero(size_of == size))
         n_test = int(round(test * len(members)))
         n_val = int(round(validation * len(members)))
         parts["test"].extend(members[:n_test])

@@ -65,7 +65,7 @@ def check_species(frames: Sequence[ase.Atoms], species: Sequence[int]) -> List[i
 
 def frames_species(frames: Sequence[ase.Atoms]) -> Tuple[int, ...]:
     """Sorted atomic numbers present in ``frames``."""
-    numbers = set()
+    numbers: set = set()
     for atoms in frames:
         numbers.update(int(z) for z in np.unique(atoms.numbers))
     return tuple(sorted(numbers))

@@ -66,11 +66,12 @@ def _complete_center_types(tensor: TensorMap, species: Sequence[int]) -> TensorM
     """
     names = tensor.keys.names
     center = names.index("center_type")
-    templates, present = {}, {}
+    templates: Dict[tuple, TensorBlock] = {}
+    present: Dict[tuple, TensorBlock] = {}
     for key, block in tensor.items():
-        values = tuple(int(v) for v in key.values)
-        templates.setdefault(values[:center] + values[center + 1 :], block)
-        present[values] = block
+        entry = tuple(int(v) for v in key.values)
+        templates.setdefault(entry[:center] + entry[center + 1 :], block)
+        present[entry] = block
     order = sorted(templates, key=lambda sym: (sym[0], -sym[1]) + tuple(sym[2:]))
     keys, blocks = [], []
     for symmetry in order:

@@ -70,9 +70,9 @@ class FeatureSet:
     def has_gradients(self) -> bool:
         return self.grad_values is not None
 
-    def select(self, frames: Sequence[int]) -> FeatureSet:
-        """The frames at positions ``frames``, renumbered from zero."""
-        frames = torch.as_tensor(frames, dtype=torch.long)
+    def select(self, positions: Sequence[int]) -> FeatureSet:
+        """The frames at ``positions``, renumbered from zero."""
+        frames = torch.as_tensor(positions, dtype=torch.long)
         if len(frames) and bool(torch.all(frames[1:] - frames[:-1] == 1)):
             return self._slice(int(frames[0]), int(frames[-1]) + 1)
         starts, stops = self.atom_offsets[frames], self.atom_offsets[frames + 1]
@@ -280,13 +280,13 @@ def _featurize_batch(
     if gradients:
         center = np.concatenate([p[0] for p in grad_parts])
         neighbor = np.concatenate([p[1] for p in grad_parts])
-        values = np.concatenate([p[2] for p in grad_parts])
+        gradient_values = np.concatenate([p[2] for p in grad_parts])
         # order the entries frame by frame
         frame = np.searchsorted(offsets, center, side="right") - 1
         order = np.argsort(frame, kind="stable")
         result.grad_center = torch.as_tensor(center[order], dtype=torch.long)
         result.grad_neighbor = torch.as_tensor(neighbor[order], dtype=torch.long)
-        result.grad_values = torch.as_tensor(values[order], dtype=gradient_dtype)
+        result.grad_values = torch.as_tensor(gradient_values[order], dtype=gradient_dtype)
         result.pair_offsets = torch.as_tensor(
             np.concatenate([[0], np.cumsum(np.bincount(frame, minlength=len(frames)))]),
             dtype=torch.long,

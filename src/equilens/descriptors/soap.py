@@ -21,7 +21,7 @@ final arrays:
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import ase
 import featomic
@@ -103,7 +103,7 @@ class _DenseAssembler:
         self.properties = None
         self.values: Dict[int, np.ndarray] = {}
         self.gradient_parts: Dict[int, list] = {z: [] for z in species}
-        self._prefault = None
+        self._prefault: Optional[threading.Thread] = None
 
     def _allocate(self, template: TensorBlock) -> None:
         names = template.properties.names
@@ -134,6 +134,7 @@ class _DenseAssembler:
         if self.properties is None:
             self._allocate(tensor.block(0))
             # the first batch is computed; wait until the pages are ready
+            assert self._prefault is not None
             self._prefault.join()
         names = tensor.keys.names
         for center in self.species:

@@ -139,20 +139,12 @@ def export_chemiscope(
         target = _per_atom(projection_target, n_atoms, "projection_target")[mask]
     for layer, tensor in (layers or {}).items():
         values = _layer_values(tensor, layer, system, atom)[mask]
-        for method in projections:
-            projector = Projector(method=method, n_components=n_components, seed=seed)
-            coordinates = projector.fit_transform(values, target if method == "pcovr" else None)
-            properties[f"{layer} {method.upper()}"] = {
-                "target": "atom",
-                "values": coordinates,
-                "description": f"{method.upper()} map of layer '{layer}' "
-                f"({values.shape[1]} features)",
-            }
+        properties.update(_layer_maps(layer, values, projections, n_components, target, seed))
     for key, values in (atom_properties or {}).items():
         values = _per_atom(values, n_atoms, key)[mask]
         properties[key] = _property("atom", values, key, units)
-    for key, values in (structure_properties or {}).items():
-        values = np.asarray(values)
+    for key, given in (structure_properties or {}).items():
+        values = np.asarray(given)
         if len(values) != len(frames):
             raise EquilensError(
                 f"structure property '{key}' has {len(values)} values for {len(frames)} frames"
@@ -162,30 +154,12 @@ def export_chemiscope(
     shapes = {}
     for key, vectors in (atom_arrows or {}).items():
         shapes[key] = _atom_arrows(frames, vectors, key)
-    for key, vectors in (structure_arrows or {}).items():
-        shapes[key] = _structure_arrows(frames, vectors, key)
+    for key, arrows in (structure_arrows or {}).items():
+        shapes[key] = _structure_arrows(frames, arrows, key)
     for key, tensors in (structure_ellipsoids or {}).items():
         shapes[key] = _structure_ellipsoids(frames, tensors, key)
 
-    layer_maps = [k for k in properties if k.endswith(tuple(f" {m.upper()}" for m in projections))]
-    x_axis = f"{layer_maps[0]}[1]" if layer_maps else "species"
-    y_axis = f"{layer_maps[0]}[2]" if layer_maps else "species"
-    colour = color or "species"
-    known = colour in properties or any(k.startswith(f"{colour}[") for k in properties)
-    if not known and colour != "species":
-        raise EquilensError(f"cannot colour by '{colour}': no such atom property")
-    settings = chemiscope.quick_settings(
-        x=x_axis,
-        y=y_axis,
-        map_color=colour,
-        target="atom",
-        periodic=bool(np.any(frames[0].pbc)),
-        map_settings={"useLOD": bool(lod)},
-        structure_settings={
-            "environments": {"activated": True, "cutoff": cutoff},
-            "supercell": [1, 1, 1],
-        },
-    )
+    settings = _settings(properties, projections, color, frames, lod, cutoff)
     if shapes:
         settings["structure"][0]["shape"] = [next(iter(shapes))]
 
@@ -203,8 +177,50 @@ def export_chemiscope(
         settings=settings,
     )
     _round_dataset(data, digits)
+    return _write(path, data)
+
+
+def _layer_maps(layer, values, projections, n_components, target, seed) -> dict:
+    """One map property per projection method of a layer's per-atom values."""
+    maps = {}
+    for method in projections:
+        projector = Projector(method=method, n_components=n_components, seed=seed)
+        coordinates = projector.fit_transform(values, target if method == "pcovr" else None)
+        maps[f"{layer} {method.upper()}"] = {
+            "target": "atom",
+            "values": coordinates,
+            "description": f"{method.upper()} map of layer '{layer}' ({values.shape[1]} features)",
+        }
+    return maps
+
+
+def _settings(properties, projections, color, frames, lod: bool, cutoff: float) -> dict:
+    """Open on the first layer's map, coloured by ``color`` (default: species)."""
+    suffixes = tuple(f" {m.upper()}" for m in projections)
+    layer_maps = [k for k in properties if k.endswith(suffixes)]
+    x_axis = f"{layer_maps[0]}[1]" if layer_maps else "species"
+    y_axis = f"{layer_maps[0]}[2]" if layer_maps else "species"
+    colour = color or "species"
+    known = colour in properties or any(k.startswith(f"{colour}[") for k in properties)
+    if not known and colour != "species":
+        raise EquilensError(f"cannot colour by '{colour}': no such atom property")
+    return chemiscope.quick_settings(
+        x=x_axis,
+        y=y_axis,
+        map_color=colour,
+        target="atom",
+        periodic=bool(np.any(frames[0].pbc)),
+        map_settings={"useLOD": bool(lod)},
+        structure_settings={
+            "environments": {"activated": True, "cutoff": cutoff},
+            "supercell": [1, 1, 1],
+        },
+    )
+
+
+def _write(path: Path, data: dict) -> Path:
+    """Strict JSON (no NaN), gzipped when the name ends in ``.gz``, atomically."""
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf8")
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as handle:
         if path.name.endswith(".gz"):
             with gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=9, mtime=0) as stream:

@@ -11,7 +11,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import ase
 
@@ -31,7 +31,7 @@ def descriptor_job(
     cache_dir: Optional[PathLike] = None,
     progress: bool = True,
     source: Optional[str] = None,
-) -> Dict[str, object]:
+) -> Dict[str, Any]:
     """Compute each descriptor of ``configs`` for ``frames`` and save it.
 
     Writes ``<output_dir>/<name>-<kind>.mts`` for each descriptor, a PCA plot
@@ -40,7 +40,7 @@ def descriptor_job(
     """
     output_dir = Path(output_dir)
     species = sorted({int(z) for atoms in frames for z in atoms.numbers})
-    summary: Dict[str, object] = {
+    summary: Dict[str, Any] = {
         "name": name,
         "source": source,
         "n_frames": len(frames),
@@ -51,7 +51,8 @@ def descriptor_job(
         if config.species is None:
             config = dataclasses.replace(config, species=tuple(species))
         start = time.perf_counter()
-        tensor = compute_descriptor(frames, config, cache_dir=cache_dir, progress=progress)
+        cache = None if cache_dir is None else str(cache_dir)
+        tensor = compute_descriptor(frames, config, cache_dir=cache, progress=progress)
         elapsed = time.perf_counter() - start
         path = save_tensormap(output_dir / f"{name}-{config.kind}.mts", tensor)
         plot = plot_invariant_pca(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def export_potential(
         structure_properties["reference energy"] = reference
         structure_properties["energy error"] = energies / n_atoms - reference
         units.update({"reference energy": "eV/atom", "energy error": "eV/atom"})
-    atom_properties = {"atomic energy": atomic_energy, **dict(labels or {})}
+    atom_properties: Dict[str, Any] = {"atomic energy": atomic_energy, **dict(labels or {})}
     atom_arrows = {}
     if forces:
         atom_properties["predicted force"] = [np.linalg.norm(f, axis=1) for f in predicted_forces]

@@ -40,7 +40,7 @@ def _blocks(tensor: TensorMap) -> Dict[tuple, np.ndarray]:
 
 
 def export_tensor_model(
-    path: PathLike,
+    path: Union[str, Path],
     model: TensorModel,
     frames: Sequence[ase.Atoms],
     reference: Optional[TensorMap] = None,

@@ -101,6 +101,8 @@ class BPNN(nn.Module):
         self.n_features = n_features
         self.config = config
         self.nets = nn.ModuleList([_SpeciesNet(n_features, config) for _ in self.species])
+        self.baseline: torch.Tensor
+        self.scale: torch.Tensor
         self.register_buffer("baseline", torch.zeros(len(self.species)))
         self.register_buffer("scale", torch.ones(()))
 
@@ -129,14 +131,13 @@ class BPNN(nn.Module):
         one tensor over all atoms in input order.
         """
         names = self.layer_names()
-        result = OrderedDict((name, None) for name in names)
-        result["input"] = x
+        result: OrderedDict[str, torch.Tensor] = OrderedDict((name, x) for name in names)
         outputs = {name: x.new_zeros((len(x), 0)) for name in names[1:]}
         for index, net in enumerate(self.nets):
             atoms = torch.nonzero(species == index).squeeze(1)
             if not len(atoms):
                 continue
-            values = net.activations(x[atoms])
+            values = net.activations(x[atoms])  # type: ignore[operator]
             values[-1] = self.scale * values[-1] + self.baseline[index]
             for name, value in zip(names[1:], values):
                 if outputs[name].shape[1] == 0:

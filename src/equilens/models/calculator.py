@@ -29,9 +29,10 @@ class EquilensCalculator(Calculator):
         energy, forces = energy_and_forces(
             self.potential.model, features, forces=True, atomic=atomic
         )
+        total = float(energy.detach()[0])
         self.results = {
-            "energy": float(energy[0]),
-            "free_energy": float(energy[0]),
+            "energy": total,
+            "free_energy": total,
             "forces": forces.detach().numpy().astype(np.float64),
             "energies": atomic[0].detach().numpy().astype(np.float64),
         }

@@ -81,6 +81,7 @@ class _Projection(torch.nn.Module):
 
     def __init__(self, matrix: np.ndarray, dtype: torch.dtype):
         super().__init__()
+        self.matrix: torch.Tensor
         self.register_buffer("matrix", torch.tensor(matrix, dtype=dtype))
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:

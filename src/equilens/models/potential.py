@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import ase
 import numpy as np
@@ -119,17 +119,18 @@ class Potential(Model):
     ) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:
         """Energies (eV) and forces (eV/Å, one array per frame) as numpy arrays."""
         self.check_species(frames)
-        energies, all_forces = [], []
+        energies: List[np.ndarray] = []
+        all_forces: List[np.ndarray] = []
         self.model.eval()
         for start in range(0, len(frames), batch_size):
             batch = list(frames[start : start + batch_size])
             features = self.featurize(batch, gradients=forces)
             energy, force = energy_and_forces(self.model, features, forces=forces)
             energies.append(energy.detach().numpy().astype(np.float64))
-            if forces:
-                force = force.detach().numpy().astype(np.float64)
+            if force is not None:
+                array = force.detach().numpy().astype(np.float64)
                 offsets = features.atom_offsets.numpy()
-                all_forces.extend(force[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
+                all_forces.extend(array[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
         return np.concatenate(energies), (all_forces if forces else None)
 
     def predict(
@@ -204,4 +205,4 @@ class Potential(Model):
         """Read a potential written by :meth:`save`."""
         from .loading import load
 
-        return load(path, expect=cls)
+        return cast(Potential, load(path, expect=cls))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import ase
 import numpy as np
@@ -205,9 +205,9 @@ class TensorModel(Model, torch.nn.Module):
             {
                 "config": to_mapping(self.network.config),
                 "state_dict": dict(self.network.state_dict()),
-                "in_keys": torch.as_tensor(np.asarray(self.network.in_keys.values)),
+                "in_keys": torch.tensor(np.array(self.network.in_keys.values)),
                 "in_features": self.in_features,
-                "out_keys": torch.as_tensor(np.asarray(self.network.out_keys.values)),
+                "out_keys": torch.tensor(np.array(self.network.out_keys.values)),
                 "hypers": to_plain(self.hypers),
                 "species": list(self.species),
                 "layout": arrays_to_torch(self.layout.state()),
@@ -251,7 +251,7 @@ class TensorModel(Model, torch.nn.Module):
         """Read a model written by :meth:`save`."""
         from .loading import load
 
-        return load(path, expect=cls)
+        return cast(TensorModel, load(path, expect=cls))
 
 
 def output_properties(layout: TargetLayout, out_keys: Labels) -> List[Labels]:

@@ -19,7 +19,7 @@ def aggregate(rows: List[dict]) -> List[dict]:
     """Mean and spread over seeds of each feature set's scores and rank;
     ``top1_fraction``: how often it is the best model layer (references
     excluded) of a seed."""
-    best_of_seed = {}
+    best_of_seed: Dict[int, str] = {}
     for row in sorted(rows, key=lambda r: r["place"]):
         if row["feature_set"] not in REFERENCES:
             best_of_seed.setdefault(row["seed"], row["feature_set"])
@@ -40,7 +40,7 @@ def aggregate(rows: List[dict]) -> List[dict]:
             np.mean([best_of_seed.get(g["seed"]) == name for g in group])
         )
         aggregated.append(entry)
-    aggregated.sort(key=lambda e: e["mean_rank"])
+    aggregated.sort(key=lambda e: float(e["mean_rank"]))  # type: ignore[arg-type]
     return aggregated
 
 

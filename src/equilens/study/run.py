@@ -151,7 +151,7 @@ def score_layers(config: StudyConfig, layers: Layers, references, labels, soap, 
     """The scorecard of every layer and reference, one row per (seed, feature set)."""
     from ..analysis.scorecard import Scorecard
 
-    rows = []
+    rows: list = []
     for seed in config.seeds:
         feature_sets = {}
         for index, architecture in enumerate(config.sweep):

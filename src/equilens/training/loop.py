@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Literal, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, Union
 
 import torch
 from tqdm.auto import tqdm
@@ -130,14 +130,12 @@ def fit(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = output_dir / "checkpoint.pt"
-    log_path = output_dir / "log.csv"
     run_id = hash_json({"train": to_mapping(config), "run": fingerprint or {}})
-
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = _scheduler(optimizer, config)
-    state = {
+    state = _restore(checkpoint_path, run_id, model, optimizer, scheduler) or {
         "epoch": 0,
         "best_loss": math.inf,
         "best_epoch": 0,
@@ -146,23 +144,6 @@ def fit(
         "history": [],
         "seconds": 0.0,
     }
-    if checkpoint_path.is_file():
-        checkpoint = load_torch(checkpoint_path, "training checkpoint")
-        if not isinstance(checkpoint, dict):
-            raise EquilensError(f"{checkpoint_path}: not an equilens training checkpoint")
-        if checkpoint.get("version") == CHECKPOINT_VERSION and checkpoint.get("run_id") == run_id:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            if scheduler is not None:
-                scheduler.load_state_dict(checkpoint["scheduler"])
-            state = checkpoint["state"]
-        else:
-            raise EquilensError(
-                f"{checkpoint_path} belongs to another run (different configuration or "
-                "data); delete it or choose another output folder"
-            )
-
-    stopped_early = state.get("stopped", False)
     bar = tqdm(
         total=config.epochs,
         initial=state["epoch"],
@@ -172,34 +153,19 @@ def fit(
         leave=False,
     )
     with bar:
-        while state["epoch"] < config.epochs and not stopped_early:
+        while state["epoch"] < config.epochs and not state.get("stopped", False):
             epoch = state["epoch"] + 1
             start = time.perf_counter()
-            model.train()
-            total, count = 0.0, 0
-            for batch in _batches(n_train, config, epoch):
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model, batch)
-                if not torch.isfinite(loss):
-                    raise EquilensError(
-                        f"the training loss became {float(loss)} at epoch {epoch}; "
-                        "lower the learning rate or check the data"
-                    )
-                loss.backward()
-                if config.gradient_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
-                optimizer.step()
-                total += float(loss.detach()) * len(batch)
-                count += len(batch)
+            train_loss = _train_epoch(model, loss_fn, optimizer, n_train, config, epoch)
             model.eval()
             validation_loss, metrics = validate_fn(model)
+            _check_finite(epoch, {"validation_loss": validation_loss, **metrics})
             if scheduler is not None:
                 if config.scheduler == "plateau":
                     scheduler.step(validation_loss)
                 else:
                     scheduler.step()
-            improved = validation_loss < state["best_loss"]
-            if improved:
+            if validation_loss < state["best_loss"]:
                 state.update(
                     best_loss=validation_loss,
                     best_epoch=epoch,
@@ -210,22 +176,22 @@ def fit(
                 state["bad_epochs"] += 1
             elapsed = time.perf_counter() - start
             state["seconds"] += elapsed
-            row = {
-                "epoch": epoch,
-                "train_loss": total / count,
-                "validation_loss": validation_loss,
-                "learning_rate": optimizer.param_groups[0]["lr"],
-                "seconds": elapsed,
-                **metrics,
-            }
-            state["history"].append(row)
+            state["history"].append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "validation_loss": validation_loss,
+                    "learning_rate": optimizer.param_groups[0]["lr"],
+                    "seconds": elapsed,
+                    **metrics,
+                }
+            )
             state["epoch"] = epoch
-            _write_log(log_path, state["history"])
+            state["stopped"] = state["bad_epochs"] >= config.early_stopping_patience
+            _write_log(output_dir / "log.csv", state["history"])
             bar.update(1)
             bar.set_postfix(val=f"{validation_loss:.4g}", best=state["best_epoch"])
-            stopped_early = state["bad_epochs"] >= config.early_stopping_patience
-            state["stopped"] = stopped_early
-            finished = stopped_early or epoch == config.epochs
+            finished = state["stopped"] or epoch == config.epochs
             if epoch % config.checkpoint_every == 0 or finished or epoch == stop_after:
                 _save_checkpoint(checkpoint_path, run_id, model, optimizer, scheduler, state)
             if stop_after is not None and epoch >= stop_after and not finished:
@@ -236,9 +202,57 @@ def fit(
         best_epoch=state["best_epoch"],
         best_validation_loss=state["best_loss"],
         history=state["history"],
-        stopped_early=stopped_early,
+        stopped_early=bool(state.get("stopped", False)),
         seconds=state["seconds"],
     )
+
+
+def _restore(path: Path, run_id: str, model, optimizer, scheduler) -> Optional[Dict[str, Any]]:
+    """The loop state of the checkpoint at ``path`` (weights, optimizer and
+    scheduler restored in place), or ``None`` when there is none."""
+    if not path.is_file():
+        return None
+    checkpoint = load_torch(path, "training checkpoint")
+    if not isinstance(checkpoint, dict) or "state" not in checkpoint:
+        raise EquilensError(f"{path}: not an equilens training checkpoint")
+    if checkpoint.get("version") != CHECKPOINT_VERSION or checkpoint.get("run_id") != run_id:
+        raise EquilensError(
+            f"{path} belongs to another run (different configuration or data); "
+            "delete it or choose another output folder"
+        )
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    return checkpoint["state"]
+
+
+def _train_epoch(model, loss_fn, optimizer, n_train: int, config: TrainConfig, epoch: int) -> float:
+    """One pass over the training batches; returns the mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    for batch in _batches(n_train, config, epoch):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model, batch)
+        _check_finite(epoch, {"training loss": float(loss.detach())})
+        loss.backward()
+        if config.gradient_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
+        optimizer.step()
+        total += float(loss.detach()) * len(batch)
+        count += len(batch)
+    return total / count
+
+
+def _check_finite(epoch: int, values: Dict[str, float]) -> None:
+    """Stop with an error naming the epoch and the first non-finite term."""
+    for name, value in values.items():
+        if not math.isfinite(float(value)):
+            raise EquilensError(
+                f"the {name.replace('_', ' ')} became {value} at epoch {epoch}; training "
+                "stopped (check the data for overlapping atoms or bad targets, or lower the "
+                "learning rate)"
+            )
 
 
 def _batches(n_train: int, config: TrainConfig, epoch: int) -> List[torch.Tensor]:

@@ -112,17 +112,7 @@ def train_potential(
     """
     timings = {}
     start = time.perf_counter()
-    splits = load_splits(config.data, config.read)
-    if "train" in splits:
-        # store the training frames in a seeded random order, so that the
-        # consecutive-block batches of the trainer mix the whole trajectory
-        order = np.random.default_rng(config.training.seed).permutation(len(splits["train"]))
-        splits["train"] = splits["train"].subset(order)
-    if "validation" not in splits:
-        raise ConfigError("training needs a validation set (file or validation_fraction)")
-    for name, dataset in splits.items():
-        if dataset.energies is None or dataset.forces is None:
-            raise EquilensError(f"the {name} set needs energies and forces")
+    splits = read_splits(config)
     species = config.descriptor.species or tuple(
         sorted(set().union(*(set(d.species) for d in splits.values())))
     )
@@ -143,14 +133,7 @@ def train_potential(
     timings["compression_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    features, by_content = {}, {}
-    for name, dataset in splits.items():
-        # a split given twice (e.g. validation and test from one file) is
-        # featurized and held in memory once
-        content = hash_frames(dataset.frames)
-        if content not in by_content:
-            by_content[content] = _cached_features(dataset, hypers, pca, dtype, config, progress)
-        features[name] = by_content[content]
+    features = _split_features(splits, hypers, pca, dtype, config, progress)
     timings["features_s"] = time.perf_counter() - start
 
     with torch.random.fork_rng():
@@ -179,7 +162,9 @@ def train_potential(
 
     metadata = {"config": to_mapping(config), "species": list(species)}
     potential = Potential(hypers, pca, model, metadata)
-    metrics, baselines, predictions = {}, {"composition": {}}, {}
+    metrics: Dict[str, Dict[str, float]] = {}
+    baselines: Dict[str, Dict[str, Dict[str, float]]] = {"composition": {}}
+    predictions: Dict[str, tuple] = {}
     for name, feats in features.items():
         metrics[name], predictions[name] = evaluate(model, feats, species)
         baselines["composition"][name] = _baseline_metrics(splits[name], species, baseline)
@@ -188,17 +173,38 @@ def train_potential(
     potential.save(output / "model.pt")
     save_json(output / "metrics.json", summary)
     for name, (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers) in predictions.items():
-        plot_parity(
-            e_pred / n_atoms,
-            e_ref / n_atoms,
-            f_pred,
-            f_ref,
-            numbers,
-            output / f"parity_{name}.png",
-            title=f"{config.name}: {name}",
-        )
+        title = f"{config.name}: {name}"
+        path = output / f"parity_{name}.png"
+        plot_parity(e_pred / n_atoms, e_ref / n_atoms, f_pred, f_ref, numbers, path, title)
     plot_learning_curve(result.history, output / "learning_curve.png")
     return potential, summary
+
+
+def read_splits(config: PotentialConfig) -> Dict[str, Dataset]:
+    """The validated splits of ``config``, each with energies and forces; the
+    training frames in a seeded random order, so that the consecutive-block
+    batches of the trainer mix the whole trajectory."""
+    splits = load_splits(config.data, config.read)
+    order = np.random.default_rng(config.training.seed).permutation(len(splits["train"]))
+    splits["train"] = splits["train"].subset(order)
+    if "validation" not in splits:
+        raise ConfigError("training needs a validation set (file or validation_fraction)")
+    for name, dataset in splits.items():
+        if dataset.energies is None or dataset.forces is None:
+            raise EquilensError(f"the {name} set needs energies and forces")
+    return splits
+
+
+def _split_features(splits, hypers, pca, dtype, config, progress) -> Dict[str, FeatureSet]:
+    """Projected features of every split; a split given twice (e.g. validation
+    and test from one file) is featurized and held in memory once."""
+    features, by_content = {}, {}
+    for name, dataset in splits.items():
+        content = hash_frames(dataset.frames)
+        if content not in by_content:
+            by_content[content] = _cached_features(dataset, hypers, pca, dtype, config, progress)
+        features[name] = by_content[content]
+    return features
 
 
 def _baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[str, float]:
