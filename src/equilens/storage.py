@@ -161,7 +161,7 @@ def save_json(path: PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     path = Path(path)
     with atomic_write(path, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=_json_default)
+        json.dump(data, handle, indent=2, sort_keys=True, default=json_default)
         handle.write("\n")
     return path
 
@@ -190,7 +190,7 @@ def hash_arrays(arrays: Iterable[np.ndarray]) -> str:
 
 def hash_json(data: Any) -> str:
     """A SHA-256 of the canonical JSON form of ``data``."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=_json_default)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=json_default)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -234,7 +234,8 @@ class TensorMapCache:
         return tensor
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """JSON form of numpy numbers and arrays and of paths (``json.dumps(default=...)``)."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -17,7 +17,7 @@ Submodules are imported on first use.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_getattr
 
 __all__ = [
     "Comparison",
@@ -49,8 +49,4 @@ _LAZY = {
     "save_latents": "latents",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

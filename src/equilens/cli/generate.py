@@ -49,14 +49,9 @@ def register(commands) -> None:
 def run_iron_water(args: argparse.Namespace) -> int:
     import time
 
-    from ..config import from_mapping, load_yaml
     from ..data.generate import IronWaterConfig, generate_iron_water
 
-    values = load_yaml(args.config) if args.config else {}
-    for name in ("starts", "seed"):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    config = from_mapping(IronWaterConfig, values, where=args.config or "command line")
+    config = _config(IronWaterConfig, args, ("starts", "seed"))
     print(
         f"{config.starts} trajectories x {config.steps} steps of {config.method}, "
         f"{config.n_frames} frames -> {args.output}"
@@ -70,14 +65,9 @@ def run_iron_water(args: argparse.Namespace) -> int:
 def run_water_tensors(args: argparse.Namespace) -> int:
     import time
 
-    from ..config import from_mapping, load_yaml
     from ..data.generate.water_tensors import WaterTensorsConfig, generate_water_tensors
 
-    values = load_yaml(args.config) if args.config else {}
-    for name in ("monomers", "dimers", "trimers", "basis"):
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    config = from_mapping(WaterTensorsConfig, values, where=args.config or "command line")
+    config = _config(WaterTensorsConfig, args, ("monomers", "dimers", "trimers", "basis"))
     print(
         f"{config.monomers} monomers, {config.dimers} dimers, {config.trimers} trimers at "
         f"{config.xc}/{config.basis} -> {args.output}"
@@ -86,3 +76,15 @@ def run_water_tensors(args: argparse.Namespace) -> int:
     path = generate_water_tensors(args.output, config, progress=not args.quiet)
     print(f"done in {time.perf_counter() - start:.0f} s -> {path}")
     return 0
+
+
+def _config(cls, args: argparse.Namespace, options):
+    """The generator's configuration: ``--config`` (YAML) with the command-line
+    ``options`` that were given on top."""
+    from ..config import from_mapping, load_yaml
+
+    values = load_yaml(args.config) if args.config else {}
+    values.update(
+        {name: getattr(args, name) for name in options if getattr(args, name) is not None}
+    )
+    return from_mapping(cls, values, where=args.config or "command line")

@@ -14,7 +14,7 @@ Submodules are imported on first use.
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_getattr
 
 __all__ = [
     "descriptor_job",
@@ -40,8 +40,4 @@ _LAZY = {
     "save_equivariant_comparison": "comparisons",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy_getattr
 from .base import Model, energies_and_forces, read_model_file, write_model_file
 from .loading import load
 
@@ -36,16 +37,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "BPNN": ".bpnn",
-    "BPNNConfig": ".bpnn",
-    "Potential": ".potential",
-    "TensorModel": ".tensor_model",
+    "BPNN": "bpnn",
+    "BPNNConfig": "bpnn",
+    "Potential": "potential",
+    "TensorModel": "tensor_model",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -38,7 +38,7 @@ from metatensor import Labels, TensorBlock, TensorMap
 
 from ..errors import FileFormatError, ModelError
 from ..provenance import package_versions
-from ..storage import load_torch, save_torch
+from ..storage import json_default, load_torch, save_torch
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -152,17 +152,7 @@ def read_model_file(path: PathLike) -> Tuple[Dict[str, Any], Dict[str, Any]]:
 def to_plain(value: Any) -> Any:
     """JSON-able plain data (numpy scalars and arrays become Python numbers and
     lists), as stored in model files."""
-    return json.loads(json.dumps(value, default=_json_default))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot store {type(value).__name__} in a model file")
+    return json.loads(json.dumps(value, default=json_default))
 
 
 # ---------------------------------------------------------------------------
