@@ -1,6 +1,6 @@
 """Wall time of ``equilens --help`` (goal: under 0.5 s), the median of repeated runs.
 
-    python benchmarks/cli_startup.py [--repeats 10]
+python benchmarks/cli_startup.py [--repeats 10]
 """
 
 import argparse

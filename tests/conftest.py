@@ -105,3 +105,26 @@ def chromium():
             return {"error": f"page status is not JSON: {text[:500]}"}
 
     return render
+
+
+@pytest.fixture(scope="session")
+def lj_files(tmp_path_factory):
+    """Small labelled datasets: the built-in slabs with Lennard-Jones labels."""
+    import ase.io
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from equilens.data.examples import iron_water_example
+
+    folder = tmp_path_factory.mktemp("lj")
+    paths = {}
+    for name, seed, n in (("train", 10, 24), ("validation", 11, 8)):
+        frames = iron_water_example(n_frames=n, seed=seed, rattle=0.05)
+        for atoms in frames:
+            # smooth, O(1 eV/A) forces: a well-conditioned toy target
+            atoms.calc = LennardJones(sigma=0.8, epsilon=0.05, rc=3.0, smooth=True)
+            energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+            atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        paths[name] = folder / f"{name}.extxyz"
+        ase.io.write(paths[name], frames)
+    return paths

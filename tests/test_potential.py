@@ -10,8 +10,6 @@ import ase.io
 import numpy as np
 import pytest
 import torch
-from ase.calculators.lj import LennardJones
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from equilens.config import from_mapping
 from equilens.data.examples import iron_water_example
@@ -130,23 +128,6 @@ print(json.dumps({{"energy": float(e[0]), "forces": f[0].tolist(), "fd": fd}}))
 
 
 # --- training -------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def lj_files(tmp_path_factory):
-    """Small labelled datasets: the built-in slabs with Lennard-Jones labels."""
-    folder = tmp_path_factory.mktemp("lj")
-    paths = {}
-    for name, seed, n in (("train", 10, 24), ("validation", 11, 8)):
-        frames = iron_water_example(n_frames=n, seed=seed, rattle=0.05)
-        for atoms in frames:
-            # smooth, O(1 eV/A) forces: a well-conditioned toy target
-            atoms.calc = LennardJones(sigma=0.8, epsilon=0.05, rc=3.0, smooth=True)
-            energy, forces = atoms.get_potential_energy(), atoms.get_forces()
-            atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
-        paths[name] = folder / f"{name}.extxyz"
-        ase.io.write(paths[name], frames)
-    return paths
 
 
 def _config(lj_files, tmp_path, **training):

@@ -22,7 +22,7 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, Dict, Mapping, Type, TypeVar, Union
+from typing import Any, Dict, Mapping, Tuple, Type, TypeVar, Union
 
 import yaml
 
@@ -117,9 +117,29 @@ def from_mapping(cls: Type[T], mapping: Mapping[str, Any], where: str = "config"
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as error:
-        if isinstance(error, ConfigError):
-            raise
-        raise ConfigError(f"{where}: {error}") from None
+        message = str(error)
+        if message.startswith(where):
+            raise ConfigError(message) from None
+        raise ConfigError(f"{where}: {message}") from None
+
+
+def validate_species(species, where: str = "species") -> Tuple[int, ...]:
+    """A sorted tuple of distinct atomic numbers; an empty list or a number
+    that is not an element is an error naming ``where``."""
+    from ase.data import chemical_symbols
+
+    try:
+        values = sorted({int(z) for z in species})
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a list of atomic numbers, got {species!r}") from None
+    if not values:
+        raise ConfigError(f"{where}: the species list is empty")
+    bad = [z for z in values if not 0 < z < len(chemical_symbols)]
+    if bad:
+        raise ConfigError(
+            f"{where}: {bad} are not atomic numbers (1 to {len(chemical_symbols) - 1})"
+        )
+    return tuple(values)
 
 
 def to_mapping(instance: Any) -> dict:

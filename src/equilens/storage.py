@@ -14,14 +14,18 @@ import hashlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar, Union
 
 import ase
 import metatensor
 import numpy as np
 
+from .errors import FileFormatError
+
 PathLike = Union[str, "os.PathLike[str]"]
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -29,6 +33,8 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file that replaces ``path`` when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)  # left by a writer that was killed
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     encoding = None if "b" in mode else "utf-8"
     try:
@@ -41,6 +47,13 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[Any]:
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters escaped."""
+    import glob
+
+    return glob.escape(name)
 
 
 def _umask() -> int:
@@ -63,8 +76,6 @@ def load_tensormap(path: PathLike, what: str = "TensorMap file") -> metatensor.T
     :raises FileFormatError: naming the file when it is missing or not a
         readable TensorMap
     """
-    from .errors import FileFormatError
-
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such {what}")
@@ -103,8 +114,6 @@ def load_torch(path: PathLike, what: str = "file") -> Any:
 
     import torch
 
-    from .errors import FileFormatError
-
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"{path}: no such {what}")
@@ -113,7 +122,8 @@ def load_torch(path: PathLike, what: str = "file") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
+        text = str(error)
+        if "GLOBAL" in text or "Unsupported global" in text or "Unsupported class" in text:
             raise FileFormatError(
                 f"{path}: refused: this {what} contains pickled Python objects, and "
                 "loading them could run arbitrary code; equilens only reads tensors and "
@@ -158,12 +168,25 @@ def _first_line(error: BaseException) -> str:
 
 
 def save_json(path: PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented, strict JSON, atomically: NaN and infinities
+    (not JSON) are written as ``null``."""
     path = Path(path)
+    plain = finite_or_none(json.loads(json.dumps(data, default=json_default)))
     with atomic_write(path, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, default=json_default)
+        json.dump(plain, handle, indent=2, sort_keys=True, allow_nan=False)
         handle.write("\n")
     return path
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None``, recursively."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_or_none(item) for item in value]
+    return value
 
 
 def hash_frames(frames: Sequence[ase.Atoms]) -> str:
@@ -224,14 +247,54 @@ class TensorMapCache:
         :param metadata: written next to the entry as JSON, for humans
         """
         path = self.path(prefix, key)
-        if path is not None and path.is_file():
-            return load_tensormap(path)
-        tensor = compute()
-        if path is not None:
-            save_tensormap(path, tensor)
+
+        def save(target: Path, tensor: metatensor.TensorMap) -> None:
+            save_tensormap(target, tensor)
             if metadata is not None:
-                save_json(path.with_suffix(".json"), {"key": key, **metadata})
-        return tensor
+                save_json(target.with_suffix(".json"), {"key": key, **metadata})
+
+        return cached(path, load_tensormap, compute, save, f"{prefix} cache entry")
+
+
+def cached(
+    path: Optional[Path],
+    load: Callable[[Path], T],
+    compute: Callable[[], T],
+    save: Callable[[Path, T], Any],
+    what: str = "cache entry",
+) -> T:
+    """The value cached at ``path``, or ``compute()`` saved there.
+
+    Each entry has a ``.sha256`` file beside it, written after the entry: an
+    entry without it (a crash between the two writes), with another digest
+    (a truncated or damaged file) or that fails to load is reported with a
+    warning and computed again. ``path=None`` disables the cache.
+    """
+    if path is None:
+        return compute()
+    digest_path = path.with_name(path.name + ".sha256")
+    if path.is_file():
+        try:
+            expected = digest_path.read_text().strip() if digest_path.is_file() else None
+            if expected != file_sha256(path):
+                raise FileFormatError(f"{path}: checksum mismatch (truncated or damaged)")
+            return load(path)
+        except FileFormatError as error:
+            warnings.warn(f"{error}; computing the {what} again", stacklevel=2)
+    value = compute()
+    save(path, value)
+    with atomic_write(digest_path, "w") as handle:
+        handle.write(file_sha256(path) + "\n")
+    return value
+
+
+def file_sha256(path: PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def json_default(value: Any) -> Any:
@@ -243,3 +306,66 @@ def json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialize {type(value).__name__} to JSON")
+
+
+def claim_outputs(
+    marker: Path,
+    fingerprint: Any,
+    outputs: Sequence[Path],
+    overwrite: bool = False,
+    what: Optional[str] = None,
+) -> None:
+    """Make ``outputs`` belong to the run ``fingerprint`` now: for runs that
+    write as they go (training checkpoints). See :func:`check_outputs`."""
+    check_outputs(marker, fingerprint, outputs, overwrite, what)()
+
+
+def check_outputs(
+    marker: Path,
+    fingerprint: Any,
+    outputs: Sequence[Path],
+    overwrite: bool = False,
+    what: Optional[str] = None,
+) -> Callable[[], None]:
+    """Check that ``outputs`` may be written by the run ``fingerprint`` (plain
+    data); returns the function that records the claim, to call just before
+    writing them, so that a run that fails first leaves no trace.
+
+    The owner is recorded in ``marker`` (JSON). Outputs of another run (another
+    configuration, model or data), or outputs with no record of their run, are
+    refused unless ``overwrite``, which deletes them (now); a rerun of the same
+    run passes (it resumes or reuses).
+
+    :raises EquilensError: naming ``what`` (default: the marker's folder) and
+        the outputs found
+    """
+    import shutil
+
+    from .errors import EquilensError
+
+    digest = hash_json(fingerprint)
+    owner = None
+    if marker.is_file():
+        try:
+            owner = json.loads(marker.read_text()).get("fingerprint")
+        except (ValueError, AttributeError, OSError, UnicodeDecodeError):
+            owner = "unreadable"
+    if owner == digest:
+        return lambda: None
+    existing = [path for path in outputs if path.exists()]
+    if (owner is not None or existing) and not overwrite:
+        why = "another run (other settings or data)" if owner else "a run with no record"
+        names = ", ".join(p.name for p in existing[:6]) or marker.name
+        raise EquilensError(
+            f"{what or marker.parent}: holds the outputs of {why} ({names}); choose another "
+            "output (--output) or pass --overwrite to replace them"
+        )
+
+    for path in existing:  # --overwrite: the other run's outputs go first
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    marker.unlink(missing_ok=True)
+
+    def record() -> None:
+        save_json(marker, {"fingerprint": digest, "run": fingerprint})
+
+    return record

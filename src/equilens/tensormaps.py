@@ -20,6 +20,38 @@ from .errors import EquilensError
 Key = Tuple[int, ...]
 
 
+#: TensorMap info key holding the SHA-256 of the structures a tensor describes
+STRUCTURES_INFO = "equilens.structures"
+
+
+def tag_structures(tensor: TensorMap, frames) -> TensorMap:
+    """Record in ``tensor`` (its metatensor info, saved in ``.mts`` files) a
+    fingerprint of the structures it describes; returns ``tensor``."""
+    from .storage import hash_frames
+
+    tensor.set_info(STRUCTURES_INFO, hash_frames(frames))
+    tensor.set_info("equilens.n_frames", str(len(frames)))
+    return tensor
+
+
+def check_same_structures(features) -> None:
+    """Refuse feature sets (``{name: TensorMap or array}``) that record
+    fingerprints of different structures, naming two of them."""
+    seen: Dict[str, str] = {}
+    for name, tensor in features.items():
+        tag = tensor.info().get(STRUCTURES_INFO) if isinstance(tensor, TensorMap) else None
+        if tag is None:
+            continue
+        for other, other_tag in seen.items():
+            if other_tag != tag:
+                raise EquilensError(
+                    f"feature sets '{other}' and '{name}' were computed on different structures "
+                    f"(fingerprints {other_tag[:12]} and {tag[:12]}): compare layers of the same "
+                    "frames"
+                )
+        seen[name] = tag
+
+
 def key_tuple(key) -> Key:
     """A TensorMap key (a ``LabelsEntry``) as a tuple of ints."""
     return tuple(int(v) for v in key.values)

@@ -43,7 +43,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..errors import EquilensError
-from ..tensormaps import stack_blocks
+from ..tensormaps import check_same_structures, stack_blocks
 from .estimators import FactorizedRidge2FoldCV, default_estimator
 
 MEASURES = ("gfre", "gfrd", "lfre")
@@ -246,6 +246,7 @@ def compare_by_species(features: Mapping[str, TensorMap], **options) -> Dict[int
 
     :returns: ``{center_type: Comparison}`` in increasing species order
     """
+    check_same_structures(features)
     split = {name: _split_species(tensor, name) for name, tensor in features.items()}
     species = [set(parts) for parts in split.values()]
     common = set.intersection(*species)
@@ -290,6 +291,7 @@ def _split_species(tensor: TensorMap, name: str) -> Dict[int, np.ndarray]:
 
 
 def _aligned_arrays(features: Mapping[str, FeatureSet]) -> Dict[str, np.ndarray]:
+    check_same_structures(features)
     arrays, reference = {}, None
     for name, value in features.items():
         if isinstance(value, TensorMap):

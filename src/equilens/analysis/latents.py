@@ -33,7 +33,7 @@ from metatensor import Labels, TensorBlock, TensorMap
 
 from ..errors import EquilensError
 from ..storage import atomic_write, hash_frames, load_tensormap, save_tensormap
-from ..tensormaps import invariant_summary
+from ..tensormaps import invariant_summary, tag_structures
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -65,9 +65,9 @@ def latents(
             f"{type(model).__name__} does not implement the equilens model protocol "
             "(equilens.models.Model: layer_names, layers, predict)"
         )
-    return arrange_layers(
-        model.layers(frames, batch_size=batch_size), per_species, pooling, invariant
-    )
+    layers = model.layers(frames, batch_size=batch_size)
+    arranged = arrange_layers(layers, per_species, pooling, invariant)
+    return {name: tag_structures(tensor, frames) for name, tensor in arranged.items()}
 
 
 def arrange_layers(
@@ -141,6 +141,8 @@ def save_latents(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for name, tensor in layers.items():
+        if frames is not None:
+            tag_structures(tensor, frames)
         save_tensormap(directory / f"{name}.mts", tensor)
     index: Dict[str, Any] = {"layers": list(layers), "source": source or {}}
     if frames is not None:

@@ -19,22 +19,18 @@ def add_read_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_species(text: Optional[str], option: str = "--species") -> Optional[Tuple[int, ...]]:
     """Comma-separated atomic numbers (``"1,8,26"``), or ``None``."""
+    from ..config import validate_species
     from ..errors import ConfigError
 
     if text is None:
         return None
     try:
-        species = tuple(int(part) for part in text.split(",") if part.strip())
+        species = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ConfigError(
             f"{option} expects comma-separated atomic numbers, got {text!r}"
         ) from None
-    from ase.data import chemical_symbols
-
-    bad = [z for z in species if not 0 < z < len(chemical_symbols)]
-    if bad or not species:
-        raise ConfigError(f"{option}: {bad or 'no'} valid atomic numbers in {text!r}")
-    return species
+    return validate_species(species, option)
 
 
 def read_frames(args: argparse.Namespace, species=None, require_forces: bool = False):
@@ -51,3 +47,35 @@ def read_frames(args: argparse.Namespace, species=None, require_forces: bool = F
         species=None if species is None else tuple(species),
     )
     return read_dataset(resolve_path(args.file), options)
+
+
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: replace outputs written by another run."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace outputs written by a run with other settings, model or data "
+        "(refused otherwise)",
+    )
+
+
+def fingerprint_of_inputs(args: argparse.Namespace, names, files=()) -> dict:
+    """What identifies a run of a verb: the given options ``names`` and the
+    contents (SHA-256) of the input ``files``."""
+    from pathlib import Path
+
+    from ..storage import file_sha256
+
+    options = {name: getattr(args, name, None) for name in names}
+    contents: dict = {}
+    for item in files:
+        path = Path(str(item))
+        if path.is_file():
+            contents[str(item)] = file_sha256(path)
+        elif path.is_dir():
+            contents[str(item)] = {
+                p.name: file_sha256(p) for p in sorted(path.glob("*")) if p.is_file()
+            }
+        else:
+            contents[str(item)] = str(item)
+    return {"options": options, "inputs": contents}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_overwrite_argument
+
 
 def register(commands) -> None:
     parser = commands.add_parser(
@@ -41,6 +43,7 @@ def register(commands) -> None:
     parser.add_argument(
         "--output", default="results/compare", help="output folder (default: %(default)s)"
     )
+    add_overwrite_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.latents import load_latents
     from ..errors import EquilensError
     from ..export.comparisons import save_comparison
-    from ..storage import load_tensormap
+    from ..storage import check_outputs, load_tensormap
+    from .common import fingerprint_of_inputs
 
     features = {}
     for item in args.inputs:
@@ -64,8 +68,17 @@ def run(args: argparse.Namespace) -> int:
             features[name or path.stem] = load_tensormap(path)
         else:
             raise EquilensError(f"{path}: no such file or latents folder")
+    output = Path(args.output)
+    fingerprint = fingerprint_of_inputs(
+        args,
+        ("measures", "n_samples", "lfre_samples", "lfre_neighbors", "selection", "seed",
+         "per_species", "equivariant"),
+        [item.rpartition("=")[2] for item in args.inputs],
+    )  # fmt: skip
+    outputs = [p for p in output.glob("*") if p.name != "run.json"] if output.is_dir() else []
+    record = check_outputs(output / "run.json", fingerprint, outputs, args.overwrite)
     if args.equivariant:
-        return _print_equivariant(features, args)
+        return _print_equivariant(features, args, record)
     options = dict(
         measures=args.measures,
         n_samples=args.n_samples,
@@ -83,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         }
     else:
         results = {"": compare(features, **options)}
+    record()
     for label, result in results.items():
         files = save_comparison(result, Path(args.output) / label)
         width = max(len(n) for n in result.names)
@@ -96,11 +110,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_equivariant(features, args: argparse.Namespace) -> int:
+def _print_equivariant(features, args: argparse.Namespace, record) -> int:
     from ..analysis.equivariant import equivariant_gfre_matrix
     from ..export.comparisons import save_equivariant_comparison
 
     matrices = equivariant_gfre_matrix(features, seed=args.seed)
+    record()
     files = save_equivariant_comparison(matrices, list(features), args.output)
     width = max(len(n) for n in features)
     for key, matrix in matrices.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_read_arguments, parse_species
+from .common import add_overwrite_argument, add_read_arguments, parse_species
 
 
 def register(commands) -> None:
@@ -60,17 +60,19 @@ def register(commands) -> None:
         help="descriptor cache folder; 'none' disables the cache (default: %(default)s)",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_overwrite_argument(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..config import from_mapping, load_yaml
+    from ..config import from_mapping, load_yaml, to_mapping
     from ..data.examples import iron_water_example
     from ..descriptors import DescriptorConfig
     from ..export.descriptors import descriptor_job
-    from .common import read_frames
+    from ..storage import check_outputs, glob_escape, hash_frames
+    from .common import fingerprint_of_inputs, read_frames
 
     if args.file is None:
         frames = iron_water_example()
@@ -101,6 +103,14 @@ def run(args: argparse.Namespace) -> int:
             from_mapping(DescriptorConfig, {**mapping, "kind": kind}, args.config or "cli")
         )
 
+    output = Path(args.output)
+    fingerprint = {
+        **fingerprint_of_inputs(args, ("index", "energy_key", "forces_key")),
+        "structures": hash_frames(frames),
+        "configs": [to_mapping(c) for c in configs],
+    }
+    outputs = [output / f"{name}.json", *output.glob(f"{glob_escape(name)}-*")]
+    check_outputs(output / f".{name}.run.json", fingerprint, outputs, args.overwrite)()
     cache = None if args.cache_dir.lower() == "none" else args.cache_dir
     summary = descriptor_job(
         frames,

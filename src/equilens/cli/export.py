@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_read_arguments, parse_species
+from .common import add_overwrite_argument, add_read_arguments, parse_species
 
 
 def register(commands) -> None:
@@ -40,6 +40,7 @@ def register(commands) -> None:
     parser.add_argument(
         "--output", help="output file (default: chemiscope_out/<FILE stem>.json.gz)"
     )
+    add_overwrite_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -48,12 +49,24 @@ def run(args: argparse.Namespace) -> int:
 
     from ..export.page import standalone_html
     from ..models import load
-    from .common import read_frames
+    from ..storage import check_outputs
+    from .common import fingerprint_of_inputs, read_frames
 
     model = load(args.model)
     dataset = read_frames(args, species=model.species)
     stem = Path(str(args.file).split(":")[-1]).stem
     output = args.output or f"chemiscope_out/{stem}.json.gz"
+    output_path = Path(output)
+    fingerprint = fingerprint_of_inputs(
+        args,
+        ("index", "layers", "projections", "species", "cutoff", "no_forces", "color", "no_lod"),
+        [args.model, args.file, *([args.reference] if args.reference else [])],
+    )
+    page = output_path.with_name(output_path.name.split(".json")[0] + ".html")
+    marker = output_path.with_name(f".{output_path.name}.run.json")
+    record = check_outputs(
+        marker, fingerprint, [output_path, page], args.overwrite, str(output_path)
+    )
     options = dict(
         projections=args.projections,
         species=parse_species(args.species),
@@ -88,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import ModelError
 
         raise ModelError(f"{args.model}: equilens export does not handle {model.kind} models")
+    record()
     size = path.stat().st_size / 1e6
     print(f"{len(dataset)} frames, {dataset.n_atoms} atoms -> {path} ({size:.2f} MB)")
     if args.html:

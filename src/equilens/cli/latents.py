@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_read_arguments
+from .common import add_overwrite_argument, add_read_arguments
 
 
 def register(commands) -> None:
@@ -32,6 +32,7 @@ def register(commands) -> None:
     parser.add_argument(
         "--output", default="results/latents", help="output folder (default: %(default)s)"
     )
+    add_overwrite_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -41,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.latents import arrange_layers, save_latents
     from ..errors import ConfigError
     from ..models import load
-    from .common import read_frames
+    from ..storage import check_outputs
+    from .common import fingerprint_of_inputs, read_frames
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -50,8 +52,15 @@ def run(args: argparse.Namespace) -> int:
     frames = dataset.frames
     source = {"model": str(args.model), "file": str(args.file), "index": args.index}
     options = dict(per_species=not args.single_block, pooling=args.pooling)
-    layers = model.layers(frames, batch_size=args.batch_size)
     output = Path(args.output)
+    fingerprint = fingerprint_of_inputs(
+        args, ("index", "single_block", "pooling"), [args.model, args.file]
+    )
+    outputs = [output / "layers.json", output / "equivariant", output / "invariant"]
+    outputs += sorted(output.glob("*.mts"))
+    record = check_outputs(output / "run.json", fingerprint, outputs, args.overwrite)
+    layers = model.layers(frames, batch_size=args.batch_size)
+    record()
     if any("o3_lambda" in t.keys.names for t in layers.values()):
         folder = save_latents(output / "equivariant", layers, frames, source)
         for name, tensor in layers.items():

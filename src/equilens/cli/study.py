@@ -19,6 +19,11 @@ def register(commands) -> None:
     )
     parser.add_argument("config", nargs="?", help="study YAML (default: the built-in study)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of a study with another configuration of the same name",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -29,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_study_config(args.config)
     start = time.perf_counter()
-    folder = run_study(config, progress=not args.quiet)
+    folder = run_study(config, progress=not args.quiet, overwrite=args.overwrite)
     print(f"study '{config.name}' done in {time.perf_counter() - start:.0f} s -> {folder}")
     return 0

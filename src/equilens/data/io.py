@@ -23,6 +23,7 @@ import numpy as np
 from ase.data import chemical_symbols
 from numpy.typing import ArrayLike
 
+from ..config import validate_species
 from ..errors import DataError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -45,6 +46,9 @@ class ReadOptions:
     :param species: the atomic numbers allowed in the data; ``None`` allows all
     :param on_error: ``"raise"`` stops at the first bad frame; ``"skip"``
         leaves bad frames out and reports them in :attr:`Dataset.skipped`
+    :param min_distance: atoms closer than this (Å, minimum image) make the
+        frame invalid (overlapping atoms give NaN descriptor gradients); well
+        under any bond length
     :param format: ASE file format, when it cannot be guessed from the name
     """
 
@@ -56,16 +60,15 @@ class ReadOptions:
     species: Optional[Tuple[int, ...]] = None
     on_error: Literal["raise", "skip"] = "raise"
     format: Optional[str] = None
+    min_distance: float = 0.1
 
     def __post_init__(self):
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
         if self.species is not None:
-            species = tuple(int(s) for s in self.species)
-            bad = [s for s in species if not 0 < s < len(chemical_symbols)]
-            if bad:
-                raise ValueError(f"invalid atomic numbers in species: {bad}")
-            object.__setattr__(self, "species", tuple(sorted(set(species))))
+            object.__setattr__(self, "species", validate_species(self.species, "species"))
+        if not 0 <= self.min_distance < 1.0:
+            raise ValueError(f"min_distance must be in [0, 1) Å, got {self.min_distance}")
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,15 @@ class Dataset:
         if self.forces is not None and len(self) > 0:
             out["max_force_eV_per_A"] = float(max(np.abs(f).max() for f in self.forces))
         return out
+
+
+def with_species(options: ReadOptions, species) -> ReadOptions:
+    """``options`` that also reject frames with elements outside ``species``
+    (when given and when ``options`` has no list of its own), so that such a
+    frame is named by its index in the file."""
+    if species is None or options.species is not None:
+        return options
+    return dataclasses.replace(options, species=tuple(species))
 
 
 def read_dataset(path: PathLike, options: Optional[ReadOptions] = None) -> Dataset:
@@ -320,6 +332,15 @@ def _validate_frame(
                 "are zero or linearly dependent"
             )
 
+    if options.min_distance > 0 and n_atoms > 1:
+        pair = _closest_pair(atoms, options.min_distance)
+        if pair is not None:
+            i, j, d = pair
+            raise fail(
+                f"atoms {i} ({atoms[i].symbol}) and {j} ({atoms[j].symbol}) are {d:.3f} Å "
+                f"apart (less than min_distance {options.min_distance} Å): overlapping atoms"
+            )
+
     if options.species is not None:
         unknown = sorted(set(int(z) for z in atoms.numbers) - set(options.species))
         if unknown:
@@ -333,6 +354,22 @@ def _validate_frame(
     energy = _energy(atoms, options, fail)
     forces = _forces(atoms, options, fail)
     return energy, forces
+
+
+def _closest_pair(atoms: ase.Atoms, cutoff: float):
+    """``(i, j, distance)`` of the closest pair of atoms under ``cutoff`` (Å,
+    minimum image), or ``None``."""
+    from ase.neighborlist import neighbor_list
+
+    probe = atoms
+    if not np.any(atoms.pbc):  # no cell needed for an isolated structure
+        probe = ase.Atoms(atoms.numbers, atoms.positions)
+    i, j, d = neighbor_list("ijd", probe, cutoff, self_interaction=False)
+    mask = i != j
+    if not np.any(mask):
+        return None
+    k = int(np.argmin(np.where(mask, d, np.inf)))
+    return int(i[k]), int(j[k]), float(d[k])
 
 
 def _lookup(atoms: ase.Atoms, name: str, key: Optional[str], per_atom: bool):

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, Literal, Optional, Tuple
 
-from ..config import from_mapping
+from ..config import from_mapping, validate_species
 from ..errors import ConfigError
 
 
@@ -137,7 +137,7 @@ class DescriptorConfig:
         if self.gradients and self.kind == "lambda_soap":
             raise ConfigError("position gradients are only available for kind 'soap'")
         if self.species is not None:
-            object.__setattr__(self, "species", tuple(sorted(set(self.species))))
+            object.__setattr__(self, "species", validate_species(self.species, "species"))
         if self.kind == "lambda_soap":
             max_angular = self.featomic_dict()["basis"]["max_angular"]
             if self.lambda_max > 2 * max_angular:

@@ -18,6 +18,7 @@ import ase
 from ..config import to_mapping
 from ..descriptors import DescriptorConfig, compute_descriptor
 from ..storage import save_json, save_tensormap
+from ..tensormaps import tag_structures
 from .plots import plot_invariant_pca
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -54,6 +55,7 @@ def descriptor_job(
         cache = None if cache_dir is None else str(cache_dir)
         tensor = compute_descriptor(frames, config, cache_dir=cache, progress=progress)
         elapsed = time.perf_counter() - start
+        tag_structures(tensor, frames)
         path = save_tensormap(output_dir / f"{name}-{config.kind}.mts", tensor)
         plot = plot_invariant_pca(
             tensor, output_dir / f"{name}-{config.kind}-pca.png", f"{name}: {config.kind}"

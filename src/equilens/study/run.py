@@ -36,9 +36,12 @@ import numpy as np
 
 from ..analysis.labels import CATEGORICAL, atom_labels
 from ..analysis.latents import latents
+from ..config import to_mapping
+from ..data.io import with_species
 from ..data.splits import load_splits
 from ..descriptors import compute_soap
 from ..errors import EquilensError
+from ..storage import claim_outputs
 from ..tensormaps import atom_tensormap, frame_atoms, stack_blocks
 from ..training.potential import PotentialConfig, train_potential
 from .config import StudyConfig, StudyError
@@ -48,10 +51,29 @@ from .report import aggregate, export_study, plot_layer_maps, write_report, writ
 Layers = Dict[str, Dict[str, np.ndarray]]
 
 
-def run_study(config: StudyConfig, progress: bool = True) -> Path:
-    """Run every stage; returns the results folder."""
+STUDY_OUTPUTS = (
+    "report.md",
+    "scorecard.csv",
+    "scorecard_seeds.csv",
+    "scorecard.png",
+    "layer_maps.png",
+    "metrics.json",
+    "config.json",
+    "gfre",
+)
+
+
+def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = False) -> Path:
+    """Run every stage; returns the results folder.
+
+    :param overwrite: replace the outputs of a study with another
+        configuration in the same folder (otherwise refused)
+    """
     folder = Path(config.output_dir) / config.name
-    folder.mkdir(parents=True, exist_ok=True)
+    chemiscope_file = Path(config.chemiscope_dir) / f"{config.name}.json.gz"
+    settings = {k: v for k, v in to_mapping(config).items() if not k.endswith("_dir")}
+    outputs = [folder / name for name in STUDY_OUTPUTS] + [chemiscope_file]
+    claim_outputs(folder / "study.json", settings, outputs, overwrite, f"study folder {folder}")
     timings: Dict[str, float] = {}
 
     def stage(name: str):
@@ -63,7 +85,7 @@ def run_study(config: StudyConfig, progress: bool = True) -> Path:
 
     stage("data")
     try:
-        splits = load_splits(config.data, config.read)
+        splits = load_splits(config.data, with_species(config.read, config.descriptor.species))
     except EquilensError as error:
         raise StudyError(f"stage 'data' ({config.data.train}): {error}") from error
     analysis = splits["train"].subset(range(min(config.analysis_frames, len(splits["train"]))))
@@ -71,7 +93,7 @@ def run_study(config: StudyConfig, progress: bool = True) -> Path:
     done("data")
 
     stage("train")
-    potentials, metrics = train_sweep(config, folder, progress)
+    potentials, metrics = train_sweep(config, folder, progress, overwrite)
     done("train")
 
     stage("layers")
@@ -107,7 +129,9 @@ def run_study(config: StudyConfig, progress: bool = True) -> Path:
     return folder
 
 
-def train_sweep(config: StudyConfig, folder: Path, progress: bool) -> Tuple[dict, dict]:
+def train_sweep(
+    config: StudyConfig, folder: Path, progress: bool, overwrite: bool = False
+) -> Tuple[dict, dict]:
     """Train (or reload) every architecture with every seed."""
     potentials, metrics = {}, {}
     for architecture in config.sweep:
@@ -124,7 +148,9 @@ def train_sweep(config: StudyConfig, folder: Path, progress: bool) -> Tuple[dict
                 output_dir=str(folder / "models" / architecture.name / f"seed{seed}"),
             )
             try:
-                potentials[key], summary = train_potential(potential_config, progress=progress)
+                potentials[key], summary = train_potential(
+                    potential_config, progress=progress, overwrite=overwrite
+                )
             except EquilensError as error:
                 raise StudyError(
                     f"stage 'train' (model {architecture.name}, seed {seed}): {error}"

@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from ..config import from_mapping, load_yaml, to_mapping
-from ..errors import ConfigError, EquilensError
-from ..storage import hash_json, save_json
+from ..errors import ConfigError
+from ..storage import claim_outputs
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -93,32 +91,8 @@ def run_fingerprint(config, data: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def claim_output(folder: Path, fingerprint: Dict[str, Any], overwrite: bool = False) -> None:
-    """Make ``folder`` the output folder of the run ``fingerprint``.
-
-    A folder that holds the outputs of another run (another configuration or
-    other data), or outputs without a record of their run, is refused unless
-    ``overwrite``, which deletes those outputs first. The claim is recorded in
-    ``run.json``.
-    """
+    """Make ``folder`` the output folder of the run ``fingerprint``
+    (:func:`equilens.storage.claim_outputs`, recorded in ``run.json``)."""
     folder = Path(folder)
-    marker = folder / RUN_MARKER
-    digest = hash_json(fingerprint)
-    existing = [name for name in RUN_OUTPUTS if (folder / name).exists()]
-    owner = None
-    if marker.is_file():
-        try:
-            owner = json.loads(marker.read_text()).get("fingerprint")
-        except (ValueError, AttributeError, OSError):
-            owner = "unreadable"
-    if owner == digest:
-        return
-    if (owner is not None or existing) and not overwrite:
-        why = "another configuration or other data" if owner else "a run with no record"
-        raise EquilensError(
-            f"{folder}: holds the outputs of {why} ({', '.join(existing) or RUN_MARKER}); "
-            "choose another output folder (--output) or pass --overwrite to replace them"
-        )
-    for name in existing:
-        target = folder / name
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    save_json(marker, {"fingerprint": digest, "run": fingerprint})
+    outputs = [folder / name for name in RUN_OUTPUTS]
+    claim_outputs(folder / RUN_MARKER, fingerprint, outputs, overwrite, str(folder))

@@ -20,6 +20,7 @@ import csv
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, Union
@@ -28,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import to_mapping
-from ..errors import ConfigError, EquilensError
+from ..errors import ConfigError, EquilensError, FileFormatError
 from ..storage import atomic_write, hash_json, load_torch, save_torch
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -212,9 +213,13 @@ def _restore(path: Path, run_id: str, model, optimizer, scheduler) -> Optional[D
     scheduler restored in place), or ``None`` when there is none."""
     if not path.is_file():
         return None
-    checkpoint = load_torch(path, "training checkpoint")
-    if not isinstance(checkpoint, dict) or "state" not in checkpoint:
-        raise EquilensError(f"{path}: not an equilens training checkpoint")
+    try:
+        checkpoint = load_torch(path, "training checkpoint")
+        if not isinstance(checkpoint, dict) or "state" not in checkpoint:
+            raise FileFormatError(f"{path}: not an equilens training checkpoint")
+    except FileFormatError as error:
+        warnings.warn(f"{error}; training starts again from epoch 0", stacklevel=3)
+        return None
     if checkpoint.get("version") != CHECKPOINT_VERSION or checkpoint.get("run_id") != run_id:
         raise EquilensError(
             f"{path} belongs to another run (different configuration or data); "

@@ -25,15 +25,23 @@ import numpy as np
 import torch
 
 from ..config import to_mapping
-from ..data.io import Dataset, ReadOptions
+from ..data.io import Dataset, ReadOptions, with_species
 from ..data.splits import SplitConfig, load_splits
 from ..descriptors import DescriptorConfig, compute_soap
 from ..descriptors.compression import SpeciesPCA
 from ..descriptors.projected import FeatureSet, featurize
-from ..errors import ConfigError, EquilensError
+from ..errors import ConfigError, EquilensError, FileFormatError
 from ..models.bpnn import BPNN, BPNNConfig
 from ..models.potential import Potential, energy_and_forces
-from ..storage import hash_arrays, hash_frames, hash_json, load_torch, save_json, save_torch
+from ..storage import (
+    cached,
+    hash_arrays,
+    hash_frames,
+    hash_json,
+    load_torch,
+    save_json,
+    save_torch,
+)
 from .config import claim_output, output_folder, run_fingerprint
 from .loop import TrainConfig, fit
 from .metrics import composition_matrix, energy_force_metrics
@@ -184,7 +192,7 @@ def read_splits(config: PotentialConfig) -> Dict[str, Dataset]:
     """The validated splits of ``config``, each with energies and forces; the
     training frames in a seeded random order, so that the consecutive-block
     batches of the trainer mix the whole trajectory."""
-    splits = load_splits(config.data, config.read)
+    splits = load_splits(config.data, with_species(config.read, config.descriptor.species))
     order = np.random.default_rng(config.training.seed).permutation(len(splits["train"]))
     splits["train"] = splits["train"].subset(order)
     if "validation" not in splits:
@@ -337,19 +345,27 @@ def _cached_features(
     path = None
     if config.cache_dir is not None:
         path = Path(config.cache_dir) / "features" / f"features-{key[:24]}.pt"
-        if path.is_file():
-            return FeatureSet(**load_torch(path, "feature cache"))
-    features = featurize(
-        dataset.frames,
-        hypers,
-        pca,
-        gradients=True,
-        energies=dataset.energies,
-        forces=dataset.forces,
-        dtype=dtype,
-        progress=progress,
-        gradient_dtype=getattr(torch, config.compression.gradient_storage),
-    )
-    if path is not None:
-        save_torch(path, dataclasses.asdict(features))
-    return features
+
+    def compute() -> FeatureSet:
+        return featurize(
+            dataset.frames,
+            hypers,
+            pca,
+            gradients=True,
+            energies=dataset.energies,
+            forces=dataset.forces,
+            dtype=dtype,
+            progress=progress,
+            gradient_dtype=getattr(torch, config.compression.gradient_storage),
+        )
+
+    def load(target: Path) -> FeatureSet:
+        content = load_torch(target, "feature cache")
+        if not isinstance(content, dict) or "x" not in content:
+            raise FileFormatError(f"{target}: not a feature cache")
+        return FeatureSet(**content)
+
+    def save(target: Path, features: FeatureSet) -> None:
+        save_torch(target, dataclasses.asdict(features))
+
+    return cached(path, load, compute, save, "projected features")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from metatensor import Labels, TensorBlock, TensorMap
 
-from ..data.io import Dataset, read_dataset
+from ..data.io import Dataset, read_dataset, with_species
 from ..data.splits import resolve_path
 from ..descriptors.lambda_soap import compute_lambda_soap
 from ..errors import ConfigError, DataError, EquilensError
@@ -43,7 +43,8 @@ def read_tensor_data(config, progress: bool = False) -> TensorData:
     """Read, validate and align the structures (``config.data.train``) and the
     target (``config.target``) of a :class:`~equilens.training.tensor.TensorConfig`."""
     structures_path = resolve_path(config.data.train)
-    dataset: Dataset = read_dataset(structures_path, config.read)
+    options = with_species(config.read, config.descriptor.species)
+    dataset: Dataset = read_dataset(structures_path, options)
     frames = dataset.frames
     target_path = resolve_path(config.target.file)
     target = load_tensormap(target_path, "target TensorMap")
@@ -52,14 +53,6 @@ def read_tensor_data(config, progress: bool = False) -> TensorData:
     except EquilensError as error:
         raise DataError(str(error), path=target_path) from None
     species = tuple(config.descriptor.species or dataset.species)
-    for index, frame in enumerate(frames):
-        unknown = sorted({int(z) for z in frame.numbers} - set(species))
-        if unknown:
-            raise DataError(
-                f"atomic numbers {unknown} are not in the descriptor species {list(species)}",
-                path=structures_path,
-                frame=index,
-            )
     lambda_max = max(k[0] for k in layout.keys)
     soap = compute_lambda_soap(
         frames,
