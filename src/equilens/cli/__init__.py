@@ -5,8 +5,8 @@ handler needs inside the handler, so ``equilens --help`` imports nothing
 heavy. Every error equilens raises on purpose ends as one line on stderr
 naming the file, frame, key or layer, with exit code 2.
 
-Verbs: ``descriptors``, ``train``, ``latents``, ``compare``, ``export``,
-``study``, ``generate``, ``data``.
+Verbs: ``study``, ``train``, ``latents``, ``compare``, ``export``,
+``export-metatomic``, ``descriptors``, ``generate``, ``data``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,17 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-VERBS = ("study", "train", "latents", "compare", "export", "descriptors", "generate", "data")
+VERBS = (
+    "study",
+    "train",
+    "latents",
+    "compare",
+    "export",
+    "export_metatomic",
+    "descriptors",
+    "generate",
+    "data",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -364,8 +364,11 @@ def _closest_pair(atoms: ase.Atoms, cutoff: float):
     probe = atoms
     if not np.any(atoms.pbc):  # no cell needed for an isolated structure
         probe = ase.Atoms(atoms.numbers, atoms.positions)
-    i, j, d = neighbor_list("ijd", probe, cutoff, self_interaction=False)
-    mask = i != j
+    # a search radius of at least 1 Å keeps ASE's cell list coarse: bins of
+    # the size of a tiny cutoff make ~1e6-bin arrays per frame (measured to
+    # slow the whole process down afterwards, through the allocator)
+    i, j, d = neighbor_list("ijd", probe, max(cutoff, 1.0), self_interaction=False)
+    mask = (i != j) & (d < cutoff)
     if not np.any(mask):
         return None
     k = int(np.argmin(np.where(mask, d, np.inf)))

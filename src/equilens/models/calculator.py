@@ -1,38 +1,119 @@
-"""ASE calculator of an equilens :class:`~equilens.models.potential.Potential`."""
+"""ASE calculator of an equilens :class:`~equilens.models.potential.Potential`.
+
+Energy, forces, stress and atomic energies come from one forward pass of the
+potential's :class:`~equilens.models.potential_module.PotentialModule` (SOAP
+with featomic-torch inside) and one backward pass: the forces are minus the
+gradient of the energy with respect to the positions, the stress the
+gradient with respect to a strain applied to positions and cell, divided by
+the volume. It is the code path of the exported metatomic model, in float64
+by default.
+"""
 
 from __future__ import annotations
 
-from typing import List
+from typing import Optional
 
 import numpy as np
 import torch
-from ase.calculators.calculator import Calculator, all_changes
-
-from .potential import Potential, energy_and_forces
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
 
 
 class EquilensCalculator(Calculator):
-    """ASE calculator for a :class:`Potential`: energy, forces and atomic energies."""
+    """ASE calculator of a :class:`Potential`: ``energy``, ``forces``,
+    ``stress`` (periodic cells) and ``energies`` (per atom).
 
-    implemented_properties = ["energy", "free_energy", "forces", "energies"]
+    :param potential: the potential
+    :param dtype: precision of the evaluation (``torch.float64`` by default,
+        whatever the training precision)
+    """
 
-    def __init__(self, potential: Potential, **kwargs):
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+
+    def __init__(self, potential, dtype: torch.dtype = torch.float64, **kwargs):
         super().__init__(**kwargs)
+        from .potential_module import potential_module
+
         self.potential = potential
+        self.dtype = dtype
+        self.module = potential_module(potential, dtype)
+        self._neighbors: Optional[list] = None
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         self.potential.check_species([self.atoms], where="ASE atoms")
-        features = self.potential.featurize([self.atoms], gradients=True)
-        self.potential.model.eval()
-        atomic: List[torch.Tensor] = []
-        energy, forces = energy_and_forces(
-            self.potential.model, features, forces=True, atomic=atomic
-        )
-        total = float(energy.detach()[0])
-        self.results = {
-            "energy": total,
-            "free_energy": total,
-            "forces": forces.detach().numpy().astype(np.float64),
-            "energies": atomic[0].detach().numpy().astype(np.float64),
-        }
+        periodic = bool(np.all(self.atoms.pbc))
+        if "stress" in properties and not periodic:
+            raise PropertyNotImplementedError(
+                "stress needs a cell periodic in all three directions"
+            )
+        results = evaluate(self.module, self.atoms, self.dtype, stress=periodic, cache=self)
+        self.results = results
+
+    def neighbor_calculators(self, system):
+        """vesin's neighbor-list calculators for the module (made once)."""
+        if self._neighbors is None:
+            from vesin.metatomic import neighbor_lists_for_model
+
+            self._neighbors = neighbor_lists_for_model(
+                "angstrom", self.module, model_length_unit="angstrom"
+            )
+        return self._neighbors
+
+
+def atoms_to_system(atoms, module, dtype: torch.dtype, positions=None, cell=None, cache=None):
+    """A metatomic ``System`` of ``atoms`` with the neighbor lists ``module``
+    asks for (``positions`` / ``cell``: tensors to use instead of the atoms',
+    e.g. strained ones that carry gradients)."""
+    from metatomic.torch import System
+
+    if positions is None:
+        positions = torch.tensor(np.asarray(atoms.positions), dtype=dtype)
+    if cell is None:
+        cell = torch.tensor(np.asarray(atoms.cell.array), dtype=dtype)
+    system = System(
+        types=torch.tensor(atoms.numbers, dtype=torch.int32),
+        positions=positions,
+        cell=cell,
+        pbc=torch.tensor(atoms.pbc, dtype=torch.bool),
+    )
+    if cache is not None:
+        calculators = cache.neighbor_calculators(system)
+    else:
+        from vesin.metatomic import neighbor_lists_for_model
+
+        calculators = neighbor_lists_for_model("angstrom", module, model_length_unit="angstrom")
+    for calculator in calculators:
+        calculator.add_neighbor_list([system])
+    return system
+
+
+def evaluate(module, atoms, dtype: torch.dtype, stress: bool = True, cache=None) -> dict:
+    """Energy, forces, atomic energies and (periodic cells) stress of ``atoms``
+    with a :class:`~equilens.models.potential_module.PotentialModule`, by autograd.
+
+    :param cache: an object whose ``neighbor_calculators(system)`` gives the
+        neighbor-list calculators (made here when ``None``)
+    """
+    from metatomic.torch import ModelOutput
+
+    positions = torch.tensor(np.asarray(atoms.positions), dtype=dtype, requires_grad=True)
+    cell = torch.tensor(np.asarray(atoms.cell.array), dtype=dtype)
+    strain = torch.eye(3, dtype=dtype, requires_grad=stress)
+    system = atoms_to_system(atoms, module, dtype, positions @ strain, cell @ strain, cache)
+    output = module([system], {"energy": ModelOutput(unit="eV", sample_kind="atom")}, None)
+    atomic = output["energy"].block().values.reshape(-1)
+    energy = atomic.sum()
+    inputs = [positions, strain] if stress else [positions]
+    gradients = torch.autograd.grad(energy, inputs)
+    total = float(energy.detach())
+    results = {
+        "energy": total,
+        "free_energy": total,
+        "forces": -gradients[0].detach().numpy().astype(np.float64),
+        "energies": atomic.detach().numpy().astype(np.float64),
+    }
+    if stress:
+        sigma = gradients[1].detach().numpy().astype(np.float64) / abs(atoms.get_volume())
+        results["stress"] = full_3x3_to_voigt_6_stress(sigma)
+    return results
