@@ -6,7 +6,7 @@ import pytest
 from ase.calculators.lj import LennardJones
 
 from equilens.data.generate import IronWaterConfig, generate_iron_water
-from equilens.data.io import check_geometry
+from equilens.data.geometry import check_geometry
 from equilens.errors import DataError, EquilensError
 
 TINY = dict(size=(2, 1, 2), n_water=1, starts=2, steps=4, warmup=0, stride=2, vacuum=5.0)

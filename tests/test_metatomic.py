@@ -155,3 +155,26 @@ def test_chemiscope_featurizer_reads_two_layers(potential, tmp_path):
         data = validate_chemiscope(output)
         assert len(data["structures"]) == len(frames)
         assert any(layer in name or "feature" in name for name in data["properties"])
+
+
+def test_exported_file_read_back_by_the_metatomic_adapter(potential, tmp_path):
+    """equilens's adapter for metatomic models reads the export: the same
+    layers as the native model, and the same energies and forces."""
+    from equilens.export.metatomic import export_metatomic
+    from equilens.models import energies_and_forces, load
+    from equilens.models.adapters.metatomic import MetatomicModel
+
+    path = export_metatomic(potential, tmp_path / "model.pt")
+    model = load(path)
+    assert isinstance(model, MetatomicModel) and model.species == potential.species
+    assert model.layer_names == potential.layer_names
+    frames = iron_water_example(n_frames=3, seed=8)
+    native, read = potential.layers(frames), model.layers(frames)
+    for name in potential.layer_names:
+        for key, block in native[name].items():
+            np.testing.assert_allclose(read[name].block(key).values, block.values, atol=1e-5)
+    energies, forces = energies_and_forces(model.predict(frames))
+    reference, reference_forces = potential.energies_and_forces(frames)
+    np.testing.assert_allclose(energies, reference, rtol=1e-8)
+    for a, b in zip(forces, reference_forces):
+        np.testing.assert_allclose(a, b, atol=1e-6)

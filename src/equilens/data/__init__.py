@@ -13,7 +13,8 @@
 
 from .embedded import embedded_names, embedded_path
 from .examples import iron_water_example
-from .io import Dataset, ReadOptions, SkippedFrame, check_geometry, read_dataset, validate_frames
+from .geometry import check_geometry
+from .io import Dataset, ReadOptions, SkippedFrame, read_dataset, validate_frames
 from .reference import ENV_VARIABLE, data_root, fetch_reference, manifest, reference_path
 from .splits import (
     SplitConfig,

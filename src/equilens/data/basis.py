@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import EquilensError
 from ..so3 import real_spherical_harmonics
-from .io import check_geometry
+from .geometry import check_geometry
 
 
 def _pyscf():

@@ -30,16 +30,35 @@ def _family(kind: str) -> Type[Model]:
     return getattr(importlib.import_module(module), name)
 
 
+#: spec prefix -> what it names
+PREFIXES = {"metatomic:": "a metatomic model file (.pt)"}
+
+
 def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
     """The model at ``spec``: an equilens model file (``model.pt`` from
-    ``equilens train``).
+    ``equilens train``), a metatomic model file (TorchScript ``.pt``, read by
+    :class:`~equilens.models.adapters.metatomic.MetatomicModel`), or a spec
+    ``metatomic:PATH``.
 
     :param expect: a model class; a file of another kind is an error naming
         both kinds
     :raises FileFormatError: for a missing, corrupt, foreign or unsafe file
     :raises ModelError: for a file of an unknown or unexpected kind
     """
-    path = Path(os.fspath(spec))
+    text = os.fspath(spec)
+    if text.startswith("metatomic:") or (text.endswith(".pt") and _is_torchscript(Path(text))):
+        from .adapters.metatomic import MetatomicModel
+
+        model: Model = MetatomicModel(text.removeprefix("metatomic:"))
+        return _expected(model, expect, text)
+    prefix = text.split(":", 1)[0] + ":"
+    if ":" in text and not Path(text).exists() and len(prefix) > 2:
+        raise ModelError(
+            f"{text}: unknown model spec '{prefix}'; known: "
+            + ", ".join(f"{p} ({what})" for p, what in PREFIXES.items())
+            + ", or a model file"
+        )
+    path = Path(text)
     header, payload = read_model_file(path)
     kind = header["kind"]
     if kind not in FAMILIES:
@@ -55,3 +74,15 @@ def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
             f"{path}: the {kind} model file is incomplete or inconsistent "
             f"({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
         ) from None
+
+
+def _is_torchscript(path: Path) -> bool:
+    from .adapters.metatomic import is_metatomic_file
+
+    return path.is_file() and is_metatomic_file(path)
+
+
+def _expected(model: Model, expect: Optional[Type[Model]], where: str) -> Model:
+    if expect is not None and not isinstance(model, expect):
+        raise ModelError(f"{where}: holds a {model.kind} model, not a {expect.kind} model")
+    return model

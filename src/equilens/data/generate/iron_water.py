@@ -40,7 +40,7 @@ from ...errors import ConfigError, DataError, EquilensError
 from ...provenance import package_versions
 from ...storage import atomic_write, hash_json, save_json
 from ..examples import iron_water_example
-from ..io import check_geometry
+from ..geometry import check_geometry
 
 
 @dataclass

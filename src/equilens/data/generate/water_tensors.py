@@ -44,7 +44,8 @@ from ...provenance import package_versions
 from ...so3 import symmetric_tensor_to_spherical, vector_to_spherical
 from ...storage import atomic_write, hash_json, save_json, save_tensormap
 from ..basis import _auxiliary_layout, _conversion, _pyscf, molecule
-from ..io import ReadOptions, check_geometry, read_dataset
+from ..geometry import check_geometry
+from ..io import ReadOptions, read_dataset
 from ..splits import resolve_path
 
 BOHR = 0.529177210903  # Å
