@@ -136,3 +136,22 @@ def test_compare_layers_on_the_command_line(setup, tmp_path, capsys):
     gfre = np.array(matrices["matrices"]["gfre"])
     assert np.allclose(np.diag(gfre), 0, atol=1e-6)
     assert "GFRE (row: source -> column: target)" in capsys.readouterr().out
+
+
+def test_cumulant_pooling(setup):
+    """Mean, variance and third cumulant of every feature over the atoms of
+    each structure (the structure features of arXiv:2512.05717)."""
+    from scipy.stats import moment
+
+    potential, frames = setup
+    atoms = latents(potential, frames, per_species=False)["hidden_1"].block(0)
+    pooled = latents(potential, frames, per_species=False, pooling="cumulants")["hidden_1"]
+    block = pooled.block(0)
+    width = atoms.values.shape[1]
+    assert block.properties.names == ["cumulant", "feature"]
+    assert block.values.shape == (len(frames), 3 * width)
+    for index in range(len(frames)):
+        rows = atoms.values[atoms.samples.column("system") == index]
+        expected = np.concatenate([rows.mean(0), moment(rows, 2, axis=0), moment(rows, 3, axis=0)])
+        np.testing.assert_allclose(block.values[index], expected, rtol=1e-6, atol=1e-10)
+    assert np.abs(block.values[:, 2 * width :]).max() > 1e-6  # the third cumulant is not zero

@@ -27,6 +27,7 @@ def _tiny(tmp_path, **overrides):
         "max_samples": 400,
         "output_dir": str(tmp_path / "results"),
         "chemiscope_dir": str(tmp_path / "chemiscope"),
+        "cache_dir": str(tmp_path / "cache"),
     }
     mapping.update(overrides)
     return from_mapping(StudyConfig, mapping, where="test")

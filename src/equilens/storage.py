@@ -275,8 +275,9 @@ def cached(
     digest_path = path.with_name(path.name + ".sha256")
     if path.is_file():
         try:
-            expected = digest_path.read_text().strip() if digest_path.is_file() else None
-            if expected != file_sha256(path):
+            if not digest_path.is_file():
+                raise FileFormatError(f"{path}: no checksum beside it (an interrupted write?)")
+            if digest_path.read_text().strip() != file_sha256(path):
                 raise FileFormatError(f"{path}: checksum mismatch (truncated or damaged)")
             return load(path)
         except FileFormatError as error:

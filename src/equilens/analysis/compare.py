@@ -1,4 +1,4 @@
-"""Reconstruction measures between feature sets: GFRE, GFRD and LFRE.
+"""Measures between feature sets: GFRE, GFRD, LFRE, CKA, information imbalance, ID.
 
 :func:`compare` takes any number of feature sets on the same samples (layers
 of one model, layers of two models, descriptors with other hypers) and
@@ -23,6 +23,13 @@ Choices made explicit here, since scikit-matter leaves them to the caller:
   for the padded problem without forming it (same number, checked by a test);
 - LFRE fits one ridge per test point on its ``lfre_neighbors`` nearest
   training points, so it runs on its own, smaller sample budget.
+
+Next to them, in the same call and on the same selection
+(:mod:`equilens.analysis.measures`): the debiased linear CKA (``"cka"``,
+symmetric), the information imbalance Δ(row → column) (``"ii"``), both on a
+seeded subsample of ``rank_samples`` of the selected samples (they need all
+pairwise distances), and the TwoNN intrinsic dimension of each set (``"id"``,
+in :attr:`Comparison.per_set`).
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ from ..tensormaps import check_same_structures, stack_blocks
 from .estimators import FactorizedRidge2FoldCV, default_estimator
 
 MEASURES = ("gfre", "gfrd", "lfre")
+#: measures on a subsample of the selection: pairwise (matrices) and per set
+RANK_MEASURES = ("cka", "ii")
+SET_MEASURES = ("id",)
+ALL_MEASURES = MEASURES + RANK_MEASURES + SET_MEASURES
 FeatureSet = Union[TensorMap, np.ndarray]
 
 
@@ -66,6 +77,9 @@ class Comparison:
     lfre_samples: Optional[int] = None
     table: List[dict] = field(default_factory=list)
     seconds: Dict[str, float] = field(default_factory=dict)
+    #: per-set measures (``{"id": {name: value}}``)
+    per_set: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    rank_samples: Optional[int] = None
 
 
 def compare(
@@ -80,6 +94,7 @@ def compare(
     split: Optional[tuple] = None,
     progress: bool = False,
     n_jobs: Optional[int] = 1,
+    rank_samples: int = 2000,
 ) -> Comparison:
     """Reconstruction measures for every ordered pair of ``features``.
 
@@ -99,10 +114,12 @@ def compare(
     :param progress: show progress bars
     :param n_jobs: worker processes for LFRE (one source per task; ``None``:
         one per CPU core); the values do not depend on it
+    :param rank_samples: subsample of the selection for CKA, information
+        imbalance and intrinsic dimension
     """
-    unknown = set(measures) - set(MEASURES)
+    unknown = set(measures) - set(ALL_MEASURES)
     if unknown:
-        raise EquilensError(f"unknown measures {sorted(unknown)}; choose from {MEASURES}")
+        raise EquilensError(f"unknown measures {sorted(unknown)}; choose from {ALL_MEASURES}")
     if len(features) < 2:
         raise EquilensError("compare needs at least two feature sets")
     names = list(features)
@@ -114,9 +131,8 @@ def compare(
     train_idx, test_idx = _split(len(chosen), train_fraction, split, rng)
     data = [arrays[name][chosen] for name in names]
     seconds: Dict[str, float] = {}
-    values = _global_values(
-        data, [m for m in measures if m != "lfre"], train_idx, test_idx, seconds, progress
-    )
+    global_measures = [m for m in measures if m in ("gfre", "gfrd")]
+    values = _global_values(data, global_measures, train_idx, test_idx, seconds, progress)
     lfre_train = lfre_test = None
     if "lfre" in measures:
         fraction = min(1.0, lfre_samples / len(chosen))
@@ -134,7 +150,23 @@ def compare(
         started = time.perf_counter()
         values.update(_lfre_values(data, lfre_train, lfre_test, lfre_neighbors, n_jobs, progress))
         seconds["lfre"] = time.perf_counter() - started
+    rank_rows = None
+    wanted = [m for m in measures if m in RANK_MEASURES + SET_MEASURES]
+    if wanted:  # drawn after the others, so their values do not depend on it
+        rank_rows = np.sort(rng.choice(len(chosen), min(rank_samples, len(chosen)), replace=False))
+        subset = [array[rank_rows] for array in data]
+        values.update(_rank_values(subset, [m for m in wanted if m in RANK_MEASURES], seconds))
+    per_set = {}
+    if "id" in measures:
+        from .measures import intrinsic_dimension
 
+        started = time.perf_counter()
+        per_set["id"] = {
+            name: intrinsic_dimension(data[i][rank_rows]) for i, name in enumerate(names)
+        }
+        seconds["id"] = time.perf_counter() - started
+
+    measures = [m for m in measures if m not in SET_MEASURES]
     matrices = {m: np.zeros((len(names), len(names))) for m in measures}
     table = []
     for i in range(len(names)):
@@ -154,6 +186,8 @@ def compare(
         lfre_samples=None if lfre_train is None else len(lfre_train) + len(lfre_test),
         table=table,
         seconds=seconds,
+        per_set=per_set,
+        rank_samples=None if rank_rows is None else len(rank_rows),
     )
 
 
@@ -190,6 +224,25 @@ def _global_values(data, measures, train_idx, test_idx, seconds, progress) -> Di
             )
             seconds[measure] = seconds.get(measure, 0.0) + time.perf_counter() - started
             values[(measure, i, j)] = float(value)
+    return values
+
+
+def _rank_values(data, measures, seconds) -> Dict[tuple, float]:
+    """CKA (symmetric: computed once per pair) and information imbalance."""
+    from .measures import information_imbalance, linear_cka
+
+    values: Dict[tuple, float] = {}
+    for measure in measures:
+        started = time.perf_counter()
+        for i in range(len(data)):
+            for j in range(len(data)):
+                if measure == "cka" and j < i:
+                    values[("cka", i, j)] = values[("cka", j, i)]
+                elif measure == "cka":
+                    values[("cka", i, j)] = 1.0 if i == j else linear_cka(data[i], data[j])
+                else:
+                    values[("ii", i, j)] = information_imbalance(data[i], data[j])
+        seconds[measure] = time.perf_counter() - started
     return values
 
 

@@ -12,7 +12,8 @@ the norm of every covariant channel) unless ``invariant=False``. Layouts:
   species, samples ``(system, atom)``, properties ``feature``;
 - ``per_species=False``: one block (key ``_``) over all atoms, samples
   ``(system, atom, center_type)`` so that the species stays recoverable;
-- ``pooling="mean"`` or ``"sum"``: one row per structure, samples
+- ``pooling="mean"``, ``"sum"`` or ``"cumulants"`` (mean, variance and third
+  cumulant of each feature, concatenated): one row per structure, samples
   ``system`` (per species when ``per_species=True``).
 
 :func:`save_latents` / :func:`load_latents` store them as one ``.mts`` file
@@ -42,7 +43,7 @@ def latents(
     model,
     frames: Sequence[ase.Atoms],
     per_species: bool = True,
-    pooling: Optional[Literal["mean", "sum"]] = None,
+    pooling: Optional[Literal["mean", "sum", "cumulants"]] = None,
     batch_size: int = 50,
     invariant: bool = True,
 ) -> Dict[str, TensorMap]:
@@ -51,8 +52,8 @@ def latents(
     :param model: any :class:`~equilens.models.base.Model`
     :param per_species: one block per center species, or one block over all
         atoms with ``center_type`` in the samples
-    :param pooling: ``None`` for per-atom features, ``"mean"`` or ``"sum"``
-        for one vector per structure
+    :param pooling: ``None`` for per-atom features; ``"mean"``, ``"sum"`` or
+        ``"cumulants"`` for one vector per structure
     :param batch_size: frames per forward pass
     :param invariant: replace equivariant layers by their invariant summaries
         (needed for per-species merging and pooling)
@@ -73,7 +74,7 @@ def latents(
 def arrange_layers(
     layers: Dict[str, TensorMap],
     per_species: bool = True,
-    pooling: Optional[Literal["mean", "sum"]] = None,
+    pooling: Optional[Literal["mean", "sum", "cumulants"]] = None,
     invariant: bool = True,
 ) -> Dict[str, TensorMap]:
     """The layouts of :func:`latents` applied to layers already computed with
@@ -99,9 +100,12 @@ def arrange_layers(
     return result
 
 
+POOLINGS = ("mean", "sum", "cumulants")
+
+
 def _check_pooling(pooling) -> None:
-    if pooling not in (None, "mean", "sum"):
-        raise EquilensError(f"pooling must be None, 'mean' or 'sum', got {pooling!r}")
+    if pooling is not None and pooling not in POOLINGS:
+        raise EquilensError(f"pooling must be None or one of {POOLINGS}, got {pooling!r}")
 
 
 def _merge_species(tensor: TensorMap) -> TensorMap:
@@ -121,11 +125,41 @@ def _merge_species(tensor: TensorMap) -> TensorMap:
 
 
 def _pool(tensor: TensorMap, pooling: str) -> TensorMap:
-    """Mean or sum over the atoms of each structure."""
+    """Mean, sum or the first three cumulants over the atoms of each structure."""
     others = [name for name in tensor.block(0).samples.names if name != "system"]
     if pooling == "mean":
         return metatensor.mean_over_samples(tensor, sample_names=others)
-    return metatensor.sum_over_samples(tensor, sample_names=others)
+    if pooling == "sum":
+        return metatensor.sum_over_samples(tensor, sample_names=others)
+    return TensorMap(tensor.keys, [_cumulants(block) for block in tensor.blocks()])
+
+
+def _cumulants(block: TensorBlock) -> TensorBlock:
+    """Per structure and feature: the mean, the variance and the third
+    cumulant (third central moment) over the atoms, as in Chorna et al.,
+    arXiv:2512.05717. Properties ``(cumulant, feature)`` with cumulant 1, 2, 3."""
+    values = np.asarray(block.values, dtype=np.float64)
+    systems, index = np.unique(np.asarray(block.samples.column("system")), return_inverse=True)
+    counts = np.bincount(index, minlength=len(systems)).astype(np.float64)[:, None]
+    mean = np.zeros((len(systems), values.shape[1]))
+    np.add.at(mean, index, values)
+    mean /= counts
+    centered = values - mean[index]
+    moments = []
+    for order in (2, 3):
+        moment = np.zeros_like(mean)
+        np.add.at(moment, index, centered**order)
+        moments.append(moment / counts)
+    features = np.arange(values.shape[1])
+    properties = np.array([[c, f] for c in (1, 2, 3) for f in features], dtype=np.int32).reshape(
+        -1, 2
+    )
+    return TensorBlock(
+        np.concatenate([mean, *moments], axis=1),
+        Labels(["system"], systems.reshape(-1, 1).astype(np.int32)),
+        [],
+        Labels(["cumulant", "feature"], properties),
+    )
 
 
 def save_latents(

@@ -20,7 +20,15 @@ def register(commands) -> None:
     )
     parser.add_argument("inputs", nargs="+", help=".mts files, NAME=FILE, or latents folders")
     parser.add_argument(
-        "--measures", nargs="+", default=["gfre", "gfrd", "lfre"], choices=["gfre", "gfrd", "lfre"]
+        "--measures",
+        nargs="+",
+        default=["gfre", "gfrd", "lfre"],
+        choices=["gfre", "gfrd", "lfre", "cka", "ii", "id"],
+        help="reconstruction errors (gfre, gfrd, lfre), debiased linear CKA (cka), "
+        "information imbalance (ii), TwoNN intrinsic dimension (id)",
+    )
+    parser.add_argument(
+        "--rank-samples", type=int, default=2000, help="sample budget of cka, ii and id"
     )
     parser.add_argument("--n-samples", type=int, default=10000, help="GFRE/GFRD sample budget")
     parser.add_argument("--lfre-samples", type=int, default=1000, help="LFRE sample budget")
@@ -72,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     fingerprint = fingerprint_of_inputs(
         args,
         ("measures", "n_samples", "lfre_samples", "lfre_neighbors", "selection", "seed",
-         "per_species", "equivariant"),
+         "per_species", "equivariant", "rank_samples"),
         [item.rpartition("=")[2] for item in args.inputs],
     )  # fmt: skip
     outputs = [p for p in output.glob("*") if p.name != "run.json"] if output.is_dir() else []
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         return _print_equivariant(features, args, record)
     options = dict(
         measures=args.measures,
+        rank_samples=args.rank_samples,
         n_samples=args.n_samples,
         selection=args.selection,
         lfre_samples=args.lfre_samples,
@@ -106,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
             print(" " * (width + 2) + " ".join(f"{n[-8:]:>8s}" for n in result.names))
             for name, row in zip(result.names, matrix):
                 print(f"{name:>{width}s}  " + " ".join(f"{v:8.3f}" for v in row))
+        for measure, per_set in result.per_set.items():
+            print(f"{measure.upper()} {label}".strip() + f", {result.rank_samples} samples")
+            for name, value in per_set.items():
+                print(f"{name:>{width}s}  {value:8.3f}")
         print(f"-> {', '.join(files.values())}")
     return 0
 

@@ -27,7 +27,11 @@ def register(commands) -> None:
         action="store_true",
         help="one block over all atoms (center_type in the samples) instead of one per species",
     )
-    parser.add_argument("--pooling", choices=["mean", "sum"], help="one row per structure")
+    parser.add_argument(
+        "--pooling",
+        choices=["mean", "sum", "cumulants"],
+        help="one row per structure: mean, sum, or mean + variance + third cumulant",
+    )
     parser.add_argument("--batch-size", type=int, default=50, help="frames per forward pass")
     parser.add_argument(
         "--output", default="results/latents", help="output folder (default: %(default)s)"

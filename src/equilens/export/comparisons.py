@@ -33,17 +33,23 @@ def save_comparison(result: Comparison, folder) -> Dict[str, str]:
             "n_train": result.n_train,
             "n_test": result.n_test,
             "lfre_samples": result.lfre_samples,
+            "rank_samples": result.rank_samples,
             "matrices": {m: v.tolist() for m, v in result.matrices.items()},
+            "per_set": result.per_set,
         },
     )
     files = {"table": str(folder / "table.csv"), "matrices": str(folder / "matrices.json")}
+    titles = {"cka": "debiased linear CKA", "ii": "information imbalance Δ(row → column)"}
     for measure, matrix in result.matrices.items():
+        title = titles.get(measure, f"{measure.upper()} (row: source, column: target)")
+        path = plot_matrix(matrix, result.names, folder / f"heatmap_{measure}.png", title=title)
+        files[measure] = str(path)
+    for measure, values in result.per_set.items():
+        column = np.array([[values[name]] for name in result.names])
         path = plot_matrix(
-            matrix,
-            result.names,
-            folder / f"heatmap_{measure}.png",
-            title=f"{measure.upper()} (row: source, column: target)",
-        )
+            column, result.names, folder / f"{measure}.png", title=measure.upper(),
+            columns=[measure], axis_labels=("feature set", ""),
+        )  # fmt: skip
         files[measure] = str(path)
     return files
 

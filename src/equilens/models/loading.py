@@ -31,7 +31,10 @@ def _family(kind: str) -> Type[Model]:
 
 
 #: spec prefix -> what it names
-PREFIXES = {"metatomic:": "a metatomic model file (.pt)"}
+PREFIXES = {
+    "metatomic:": "a metatomic model file (.pt)",
+    "sevenn:": "a SevenNet checkpoint or shipped model, e.g. sevenn:7net-0",
+}
 
 
 def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
@@ -51,6 +54,10 @@ def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
 
         model: Model = MetatomicModel(text.removeprefix("metatomic:"))
         return _expected(model, expect, text)
+    if text.startswith("sevenn:"):
+        from .adapters.sevenn import SevenNetModel
+
+        return _expected(SevenNetModel(text.removeprefix("sevenn:")), expect, text)
     prefix = text.split(":", 1)[0] + ":"
     if ":" in text and not Path(text).exists() and len(prefix) > 2:
         raise ModelError(

@@ -77,6 +77,7 @@ class StudyConfig:
     max_samples: int = 4000
     output_dir: str = "results"
     chemiscope_dir: str = "chemiscope_out"
+    cache_dir: Optional[str] = ".equilens_cache"
 
     def __post_init__(self):
         if len(self.seeds) < 1:

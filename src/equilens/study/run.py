@@ -146,6 +146,7 @@ def train_sweep(
                 model=architecture.model,
                 training=dataclasses.replace(config.training, seed=seed),
                 output_dir=str(folder / "models" / architecture.name / f"seed{seed}"),
+                cache_dir=config.cache_dir,
             )
             try:
                 potentials[key], summary = train_potential(

@@ -1,0 +1,126 @@
+"""Adapters of external models: every layer kept equivariant, proven by
+rotating the input; predictions equal the package's own; bad specs named."""
+
+import os
+import sys
+
+import ase.io
+import numpy as np
+import pytest
+import torch
+
+from equilens.data.embedded import embedded_path
+from equilens.errors import FileFormatError, ModelError
+from equilens.so3 import random_rotation, wigner_d_real
+
+
+def _require(module: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        message = f"{module} not installed (pip install -e '.[test]')"
+        if os.environ.get("EQUILENS_REQUIRE_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def sevennet():
+    _require("sevenn")
+    from equilens.models import load
+
+    return load("sevenn:7net-0")
+
+
+@pytest.fixture(scope="module")
+def slab():
+    """A 27-atom Fe(110)/water frame of the embedded xTB set."""
+    return ase.io.read(embedded_path("iron_water_xtb.extxyz"), "3")
+
+
+def _rotated(atoms, rotation):
+    moved = atoms.copy()
+    moved.positions = atoms.positions @ rotation.T
+    moved.cell = atoms.cell.array @ rotation.T
+    return moved
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sevennet_layers_rotate_with_wigner_d(sevennet, slab, seed):
+    """Every lambda > 0 block transforms with equilens.so3's Wigner-D matrix
+    (1e-4 relative, float32 model) and lambda = 0 blocks do not change."""
+    rotation = random_rotation(seed)
+    original = sevennet.layers([slab])
+    rotated = sevennet.layers([_rotated(slab, rotation)])
+    assert list(original) == sevennet.layer_names
+    covariant = 0
+    for name, tensor in original.items():
+        for key, block in tensor.items():
+            values = block.values
+            scale = np.abs(values).max()
+            ell = int(key["o3_lambda"]) if "o3_lambda" in tensor.keys.names else 0
+            expected = values
+            if ell > 0:
+                covariant += 1
+                assert block.components[0].names == ["o3_mu"]
+                expected = np.einsum("mn,snp->smp", wigner_d_real(ell, rotation), values)
+                # not vacuous: the block does change
+                assert np.abs(rotated[name].block(key).values - values).max() > 1e-2 * scale
+            np.testing.assert_allclose(
+                rotated[name].block(key).values, expected, atol=1e-4 * scale, rtol=0
+            )
+    assert covariant >= 2 * 4 * 3  # l = 1, 2 of four interactions, three species
+
+
+def test_sevennet_follows_the_protocol(sevennet, slab):
+    from equilens.analysis.latents import latents
+    from equilens.models import Model, energies_and_forces
+
+    assert isinstance(sevennet, Model) and sevennet.parity_equivariant is False
+    assert set(sevennet.species) >= {1, 8, 26} and len(sevennet.species) >= 80
+    layers = sevennet.layers([slab, slab], batch_size=1)
+    hidden = layers["interaction_2"]
+    assert hidden.keys.names == ["o3_lambda", "o3_sigma", "center_type"]
+    systems = np.concatenate([b.samples.column("system") for b in hidden.blocks()])
+    assert sorted(set(systems.tolist())) == [0, 1]
+    # the invariant summaries feed the scalar analyses
+    pooled = latents(sevennet, [slab], per_species=False, pooling="mean")
+    assert pooled["interaction_2"].block().values.shape == (1, 128 + 64 + 32)
+    energies, forces = energies_and_forces(sevennet.predict([slab]))
+    assert forces[0].shape == (len(slab), 3)
+    # the same numbers as sevenn's own calculator (its shipped, trusted file)
+    from sevenn.calculator import SevenNetCalculator
+
+    atoms = slab.copy()
+    atoms.calc = SevenNetCalculator("7net-0", device="cpu")
+    assert energies[0] == pytest.approx(atoms.get_potential_energy(), abs=1e-4)
+    np.testing.assert_allclose(forces[0], atoms.get_forces(), atol=1e-4)
+    # the summed atomic energies (output layer) are the energy
+    total = sum(b.values.sum() for b in layers["output"].blocks()) / 2
+    assert total == pytest.approx(energies[0], abs=1e-3)
+
+
+def test_sevennet_bad_input_is_named(sevennet, slab, tmp_path, monkeypatch):
+    from equilens.models import load
+
+    with pytest.raises(ModelError, match="7net-99: not a checkpoint file nor a shipped model"):
+        load("sevenn:7net-99")
+    strange = slab.copy()
+    strange.numbers[0] = 100  # Fm: not one of SevenNet-0's 89 elements
+    with pytest.raises(ModelError, match=r"frame 0 contains Fm \(Z=100\)"):
+        sevennet.layers([strange])
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "PWNED"), "w"))
+
+    evil = tmp_path / "evil.pth"
+    torch.save({"config": {}, "model_state_dict": {}, "x": Payload()}, evil)
+    with pytest.raises(FileFormatError, match="refused or unreadable SevenNet checkpoint"):
+        load(f"sevenn:{evil}")
+    assert not (tmp_path / "PWNED").exists()
+    monkeypatch.setitem(sys.modules, "sevenn", None)  # as if the extra were missing
+    with pytest.raises(ModelError, match=r"pip install 'equilens\[sevenn\]'"):
+        load("sevenn:7net-0")
+    with pytest.raises(ModelError, match="unknown model spec 'mace-mp:'"):
+        load("mace-mp:medium")
