@@ -36,10 +36,81 @@ def test_information_scores(synthetic):
     descriptor = features["encodes"]
     target = labels["height"]
     card = Scorecard(labels, categorical=("state",)).fit(
-        features, descriptor=descriptor, target=target
+        features, descriptor=descriptor, outputs={name: target for name in features}
     )
     assert card.scores_["encodes"]["gfre_from_descriptor"] < 1e-6
     assert card.scores_["noise"]["gfre_from_descriptor"] > 0.9
-    assert card.scores_["encodes"]["gfre_to_target"] < card.scores_["noise"]["gfre_to_target"]
+    assert card.scores_["encodes"]["gfre_to_output"] < card.scores_["noise"]["gfre_to_output"]
+    assert card.scores_["encodes"]["decode_output"] > 0.99
     for scores in card.scores_.values():
         assert 0 < scores["pca_variance_2d"] <= 1 and 0 < scores["trustworthiness"] <= 1
+
+
+def test_equal_dimension_scores_do_not_reward_width():
+    """A wide set that hides the label in a minor direction decodes it at full
+    width but not in its leading components; a narrow set that carries it in
+    its main direction does both."""
+    rng = np.random.default_rng(3)
+    n = 800
+    label = rng.normal(size=n)
+    wide = np.column_stack([10 * rng.normal(size=(n, 30)), 0.1 * label])
+    narrow = np.column_stack([label, 0.1 * rng.normal(size=(n, 3))])
+    card = Scorecard({"label": label}, n_components=4).fit({"wide": wide, "narrow": narrow})
+    assert card.scores_["wide"]["decode_label"] > 0.99
+    assert card.scores_["wide"]["decode_label@pc"] < 0.1
+    assert card.scores_["narrow"]["decode_label@pc"] > 0.99
+    assert card.table()[0]["feature_set"] == "narrow"
+
+
+def test_per_species_coordinates_are_decoded_within_each_species():
+    """Two species whose coordinates encode a label in different columns:
+    decoding over the stacked rows fails, within each species it succeeds."""
+    rng = np.random.default_rng(4)
+    n = 600
+    species = np.repeat([1, 8], n // 2)
+    label = rng.normal(size=n)
+    x = rng.normal(size=(n, 6))
+    x[species == 1, 0] = label[species == 1]
+    x[species == 8, 0] = -label[species == 8] + 3 * rng.normal(size=n // 2)
+    x[species == 8, 1] = label[species == 8]
+    labels = {"label": label, "species": species}
+    stacked = Scorecard(labels, categorical=("species",)).fit({"x": x})
+    split = Scorecard(labels, categorical=("species",)).fit(
+        {"x": x}, species=species, per_species=["x"]
+    )
+    assert stacked.scores_["x"]["decode_label"] < 0.5
+    assert split.scores_["x"]["decode_label"] > 0.99
+    assert "decode_species" not in split.scores_["x"]
+    assert split.table()[0]["decoding"] == "per species"
+
+
+def test_raw_soap_ranks_above_noise_for_coordination():
+    """The corrected scorecard on real data: a per-species PCA of SOAP (its
+    own coordinates per species) decodes the O-H coordination number when
+    decoded per species; noise of the same width does not."""
+    import ase.io
+
+    from equilens.analysis.labels import LabelConfig, atom_labels
+    from equilens.data.embedded import embedded_path
+    from equilens.descriptors import PRESETS, SpeciesPCA, compute_soap
+    from equilens.tensormaps import stack_blocks
+
+    frames = ase.io.read(embedded_path("iron_water_xtb.extxyz"), ":40")
+    soap = compute_soap(frames, (1, 8, 26), PRESETS["small"].to_featomic())
+    pca = SpeciesPCA(16).fit(soap)
+    numbers = np.concatenate([f.numbers for f in frames])
+    values, _ = stack_blocks(soap.keys_to_samples("center_type"), "soap")
+    projected = np.zeros((len(numbers), 16))
+    for z in (1, 8, 26):
+        mask = numbers == z
+        projected[mask] = values[mask] @ pca.projection(z) - pca.offset(z)
+    labels = atom_labels(frames, LabelConfig())
+    noise = np.random.default_rng(5).normal(size=projected.shape)
+    card = Scorecard({"cn_o_h": labels["cn_o_h"]}, seed=2).fit(
+        {"soap-pca": projected, "noise": noise},
+        species=numbers,
+        per_species=["soap-pca", "noise"],
+    )
+    assert card.scores_["soap-pca"]["decode_cn_o_h"] > 0.8
+    assert card.scores_["noise"]["decode_cn_o_h"] < 0.2
+    assert card.table()[0]["feature_set"] == "soap-pca"

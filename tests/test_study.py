@@ -47,11 +47,21 @@ def test_study_smoke_run(tmp_path):
     assert ranks == sorted(ranks)
     per_seed = list(csv.DictReader(open(folder / "scorecard_seeds.csv")))
     assert {row["seed"] for row in per_seed} == {"0", "1"}
+    decoding = {row["feature_set"]: row["decoding"] for row in rows}
+    assert decoding["a/hidden_1"] == "per species" and decoding["pcovr/latent"] == "shared"
     for row in rows:
-        assert 0.0 <= float(row["decode_species"]) <= 1.0
+        if row["decoding"] == "shared":  # per species, the species is constant
+            assert 0.0 <= float(row["decode_species"]) <= 1.0
         assert np.isfinite(float(row["gfre_from_descriptor"]))
+        assert np.isfinite(float(row["decode_cn_o_h@pc"]))
+    # each model layer is scored against its own model's output, apart
+    assert np.isfinite(
+        float(next(r for r in rows if r["feature_set"] == "a/hidden_1")["decode_output"])
+    )
+    assert next(r for r in rows if r["feature_set"] == "pcovr/latent")["decode_output"] == ""
     report = (folder / "report.md").read_text()
-    assert "Most interpretable layer" in report and "mean rank" in report
+    assert "Most interpretable layer (physical labels only)" in report and "mean rank" in report
+    assert "Which layer encodes which label" in report and "| cn_o_h |" in report
     for name in ("scorecard.png", "layer_maps.png", "metrics.json"):
         assert (folder / name).stat().st_size > 0
     assert list((folder / "gfre").glob("center_type_*/heatmap_gfre.png"))
@@ -67,3 +77,32 @@ def test_study_errors_name_the_stage_or_key(tmp_path):
         _tiny(tmp_path, sweeps=[])
     with pytest.raises(StudyError, match="stage 'data'.*missing.extxyz"):
         run_study(_tiny(tmp_path, data={"train": str(tmp_path / "missing.extxyz")}), progress=False)
+
+
+def test_study_reads_external_models(tmp_path, make_potential):
+    """A model given under `models:` (here a metatomic export; sevenn:7net-0
+    works alike) is scored, compared and mapped with the sweep."""
+    import csv
+
+    from equilens.export.chemiscope import read_chemiscope
+    from equilens.export.metatomic import export_metatomic
+
+    exported = export_metatomic(make_potential(8, (6,), seed=4), tmp_path / "ext" / "other.pt")
+    config = _tiny(
+        tmp_path,
+        sweep=[{"name": "a", "model": {"hidden": [8]}}],
+        seeds=[0],
+        models=[str(exported)],
+    )
+    folder = run_study(config, progress=False)
+    rows = {r["feature_set"]: r for r in csv.DictReader(open(folder / "scorecard.csv"))}
+    assert {"other/hidden_1", "other/input"} <= set(rows)
+    assert np.isfinite(float(rows["other/hidden_1"]["decode_output"]))
+    assert list((folder / "gfre").glob("center_type_*/heatmap_gfre.png"))
+    gfre = (folder / "gfre" / "center_type_8" / "matrices.json").read_text()
+    assert "other/hidden_1" in gfre
+    data = read_chemiscope(tmp_path / "chemiscope" / "smoke.json.gz")
+    assert "other/hidden_1 PCA[1]" in data["properties"]
+    references = ("autoencoder/latent", "pcovr/latent", "soap-pca/descriptor")
+    best = next(name for name in rows if name not in references)  # the most interpretable
+    assert data["settings"]["map"]["x"]["property"] == f"{best} PCA[1]"

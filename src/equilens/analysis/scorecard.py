@@ -6,21 +6,33 @@ descriptor) on the same atoms:
 - **decodability** of each physical label: cross-validated R² of a ridge
   regression for continuous labels, balanced accuracy of a logistic
   regression for categorical ones (folds seeded, features standardised
-  inside each fold);
-- **information**: GFRE from a reference descriptor to the set (how much of
-  the set is a linear function of the descriptor) and from the set to a
-  target (e.g. the atomic energy), through :func:`equilens.compare.compare`;
-- **map quality**: trustworthiness (scikit-learn) of the 2D PCA map of the
-  set and the variance the two components explain.
+  inside each fold). It is scored twice: on the full set (``decode_<label>``)
+  and on its ``n_components`` leading principal components
+  (``decode_<label>@pc``), so that a wide set does not win by width alone.
+- **per-species coordinates**: for sets whose coordinates differ between
+  species (per-species networks, per-species descriptor compressions: the
+  same column means different things for H and O), decoding runs within
+  each center type and the scores are averaged with atom-count weights;
+  ``decoding`` says which was done. Decoding the species itself is then
+  meaningless and left out.
+- **the model's own output** (e.g. its atomic energy), scored apart from the
+  physical labels: ``decode_output`` (R²) and ``gfre_to_output``. A last
+  hidden layer decodes its own output linearly by construction, so it does
+  not count towards the interpretability verdict.
+- **information**: GFRE from a reference descriptor to the set;
+- **map quality**: trustworthiness (scikit-learn) of the 2D PCA map and the
+  variance the two components explain.
 
-``rank`` combines them: each score is turned into a rank over the sets
-(best = 1), and the aggregate is the mean rank; lower is better.
+:meth:`Scorecard.table` ranks the sets (1 = best) per score and gives two
+mean ranks: ``mean_rank`` over the physical labels (decoded at full and
+equal dimension), the interpretability verdict, and ``output_rank`` over the
+own-output scores.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -34,15 +46,18 @@ from sklearn.preprocessing import StandardScaler
 from ..errors import EquilensError
 
 # scores where lower is better; every other score is better when higher
-LOWER_IS_BETTER = ("gfre_to_target",)
+LOWER_IS_BETTER = ("gfre_to_output",)
+OUTPUT_SCORES = ("decode_output", "gfre_to_output")
 
 
 @dataclass
 class Scorecard:
     """Score feature sets for how directly they expose physical labels.
 
-    :param labels: ``{name: per-sample values}``
+    :param labels: ``{name: per-sample values}`` of the physical labels
     :param categorical: names of the categorical labels
+    :param n_components: dimension of the equal-dimension scores (leading
+        principal components of each set)
     :param n_folds: cross-validation folds
     :param max_samples: score on at most this many (seeded) samples
     :param trust_samples: samples used for trustworthiness (O(n^2))
@@ -51,64 +66,101 @@ class Scorecard:
 
     labels: Mapping[str, np.ndarray]
     categorical: Sequence[str] = ()
+    n_components: int = 8
     n_folds: int = 5
     max_samples: int = 5000
     trust_samples: int = 1000
     seed: int = 0
     scores_: Dict[str, Dict[str, float]] = field(default_factory=dict, init=False)
+    decoding_: Dict[str, str] = field(default_factory=dict, init=False)
 
     def fit(
         self,
         features: Mapping[str, np.ndarray],
         descriptor: Optional[np.ndarray] = None,
-        target: Optional[np.ndarray] = None,
+        outputs: Optional[Mapping[str, np.ndarray]] = None,
+        species: Optional[np.ndarray] = None,
+        per_species: Iterable[str] = (),
     ) -> Scorecard:
-        """Score every set of ``features`` (rows aligned with the labels)."""
+        """Score every set of ``features`` (rows aligned with the labels).
+
+        :param descriptor: reference descriptor for ``gfre_from_descriptor``
+        :param outputs: ``{set name: its model's per-sample output}``
+        :param species: center type of each row (needed with ``per_species``)
+        :param per_species: names of the sets whose coordinates differ per species
+        """
         n = len(next(iter(self.labels.values())))
+        per_species = set(per_species)
+        if per_species and species is None:
+            raise EquilensError("per-species decoding needs the species of every row")
         rng = np.random.default_rng(self.seed)
         rows = np.sort(rng.choice(n, min(n, self.max_samples), replace=False))
+        groups = None if species is None else np.asarray(species)[rows]
         for name, x in features.items():
             x = np.asarray(x, dtype=np.float64)
             if len(x) != n:
                 raise EquilensError(f"feature set '{name}' has {len(x)} rows, labels {n}")
-            self.scores_[name] = self._score(x[rows], rows, descriptor, target)
+            split = groups if name in per_species else None
+            self.decoding_[name] = "per species" if split is not None else "shared"
+            output = None if outputs is None or name not in outputs else outputs[name]
+            output = None if output is None else np.asarray(output, dtype=np.float64)[rows]
+            self.scores_[name] = self._score(x[rows], rows, split, descriptor, output)
         return self
 
-    def _score(self, x, rows, descriptor, target) -> Dict[str, float]:
-        scores = {}
+    def _score(self, x, rows, groups, descriptor, output) -> Dict[str, float]:
+        scores: Dict[str, float] = {}
+        leading = _leading_components(x, self.n_components, groups)
         for label, values in self.labels.items():
             values = np.asarray(values)[rows]
-            if label in self.categorical:
-                scores[f"decode_{label}"] = self._classify(x, values)
-            else:
-                scores[f"decode_{label}"] = self._regress(x, values)
-        if descriptor is not None or target is not None:
+            if groups is not None and label == "species":
+                continue  # constant within each species
+            categorical = label in self.categorical
+            scores[f"decode_{label}"] = self._decode(x, values, categorical, groups)
+            scores[f"decode_{label}@pc"] = self._decode(leading, values, categorical, groups)
+        if output is not None:
+            scores["decode_output"] = self._decode(x, output, False, groups)
+        if descriptor is not None or output is not None:
             from .compare import compare
 
             sets = {"set": x}
             if descriptor is not None:
                 sets["descriptor"] = np.asarray(descriptor, dtype=np.float64)[rows]
-            if target is not None:
-                sets["target"] = np.asarray(target, dtype=np.float64).reshape(len(target), -1)[rows]
+            if output is not None:
+                sets["output"] = output.reshape(len(output), -1)
             gfre = compare(sets, measures=("gfre",), n_samples=len(x), seed=self.seed)
             index = {n: i for i, n in enumerate(gfre.names)}
+            matrix = gfre.matrices["gfre"]
             if descriptor is not None:
-                scores["gfre_from_descriptor"] = float(
-                    gfre.matrices["gfre"][index["descriptor"], index["set"]]
-                )
-            if target is not None:
-                scores["gfre_to_target"] = float(
-                    gfre.matrices["gfre"][index["set"], index["target"]]
-                )
+                scores["gfre_from_descriptor"] = float(matrix[index["descriptor"], index["set"]])
+            if output is not None:
+                scores["gfre_to_output"] = float(matrix[index["set"], index["output"]])
         subset = x[: self.trust_samples]
-        n_components = min(2, x.shape[1])
-        pca = PCA(n_components=n_components).fit(x)
+        pca = PCA(n_components=min(2, x.shape[1])).fit(x)
         scores["pca_variance_2d"] = float(pca.explained_variance_ratio_.sum())
-        embedded = pca.transform(subset)
         scores["trustworthiness"] = float(
-            trustworthiness(subset, embedded, n_neighbors=min(10, len(subset) // 2 - 1))
+            trustworthiness(
+                subset, pca.transform(subset), n_neighbors=min(10, len(subset) // 2 - 1)
+            )
         )
         return scores
+
+    def _decode(self, x, y, categorical: bool, groups) -> float:
+        """Decodability of ``y`` from ``x``, within each group when given
+        (averaged with the groups' sizes as weights, over the groups where it
+        is defined)."""
+        score = self._classify if categorical else self._regress
+        if groups is None:
+            return score(x, y)
+        values, weights = [], []
+        for group in np.unique(groups):
+            mask = groups == group
+            if mask.sum() < 2 * self.n_folds:
+                continue
+            value = score(x[mask], y[mask])
+            if np.isfinite(value):
+                values.append(value)
+                weights.append(mask.sum())
+        return float(np.average(values, weights=weights)) if values else float("nan")
 
     def _regress(self, x, y) -> float:
         y = np.asarray(y, dtype=np.float64)
@@ -136,23 +188,48 @@ class Scorecard:
         return float(balanced_accuracy_score(y, predictions))
 
     def table(self) -> List[dict]:
-        """One row per feature set with every score, its mean rank and its place."""
+        """One row per feature set: every score, ``mean_rank`` (physical labels:
+        the verdict), ``output_rank`` (own output), ``decoding`` and ``place``."""
         names = list(self.scores_)
         metrics = sorted({m for s in self.scores_.values() for m in s})
-        ranks: Dict[str, List[int]] = {name: [] for name in names}
+        physical: Dict[str, List[int]] = {name: [] for name in names}
+        output: Dict[str, List[int]] = {name: [] for name in names}
         for metric in metrics:
             values = np.array([self.scores_[n].get(metric, np.nan) for n in names])
-            if np.all(np.isnan(values)):
+            present = np.isfinite(values)
+            if not present.any():
                 continue
             sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
-            order = np.argsort(np.where(np.isnan(values), np.inf, sign * values), kind="stable")
-            for place, index in enumerate(order):
-                ranks[names[index]].append(place + 1)
-        rows = [
-            {"feature_set": n, **self.scores_[n], "mean_rank": float(np.mean(ranks[n]))}
-            for n in names
-        ]
-        rows.sort(key=lambda row: float(row["mean_rank"]))  # type: ignore[arg-type]
+            order = np.argsort(np.where(present, sign * values, np.inf), kind="stable")
+            target = output if metric in OUTPUT_SCORES else physical
+            if metric.startswith("decode_") or metric in OUTPUT_SCORES:
+                for place, index in enumerate(order):
+                    if present[index]:  # undefined scores (e.g. references' outputs) skip
+                        target[names[index]].append(place + 1)
+        rows = []
+        for n in names:
+            row: Dict[str, Any] = {"feature_set": n, "decoding": self.decoding_.get(n, "shared")}
+            row.update(self.scores_[n])
+            row["mean_rank"] = float(np.mean(physical[n])) if physical[n] else float("nan")
+            row["output_rank"] = float(np.mean(output[n])) if output[n] else float("nan")
+            rows.append(row)
+        rows.sort(key=lambda row: (np.isnan(row["mean_rank"]), row["mean_rank"]))
         for place, row in enumerate(rows):
             row["place"] = place + 1
         return rows
+
+
+def _leading_components(x: np.ndarray, k: int, groups) -> np.ndarray:
+    """The ``k`` leading principal components of ``x`` (within each group
+    when given, since the groups' coordinates differ); zero-padded to ``k``."""
+    result = np.zeros((len(x), k))
+    parts = (
+        [np.arange(len(x))]
+        if groups is None
+        else [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    )
+    for rows in parts:
+        width = min(k, x.shape[1], len(rows))
+        if width > 0:
+            result[rows, :width] = PCA(n_components=width).fit_transform(x[rows])
+    return result

@@ -74,6 +74,8 @@ def export_chemiscope(
     digits: int = 4,
     lod: bool = True,
     seed: int = 0,
+    initial_map: Optional[str] = None,
+    species_maps: Sequence[str] = (),
 ) -> Path:
     """Write a chemiscope ``.json.gz`` (or ``.json``) file and return its path.
 
@@ -105,6 +107,10 @@ def export_chemiscope(
     :param digits: significant digits kept in property values
     :param lod: let chemiscope subsample maps past 50,000 points while zoomed out
     :param seed: seeds the projections
+    :param initial_map: the layer whose map the file opens on (default: the
+        first layer)
+    :param species_maps: layers whose coordinates differ per species
+        (per-species networks): their maps are fitted species by species
     """
     path = Path(path)
     if not (path.name.endswith(".json.gz") or path.name.endswith(".json")):
@@ -137,9 +143,12 @@ def export_chemiscope(
     target = None
     if projection_target is not None:
         target = _per_atom(projection_target, n_atoms, "projection_target")[mask]
+    groups = numbers[mask]
     for layer, tensor in (layers or {}).items():
         values = _layer_values(tensor, layer, system, atom)[mask]
-        properties.update(_layer_maps(layer, values, projections, n_components, target, seed))
+        split = groups if layer in species_maps else None
+        maps = _layer_maps(layer, values, projections, n_components, target, seed, split)
+        properties.update(maps)
     for key, values in (atom_properties or {}).items():
         values = _per_atom(values, n_atoms, key)[mask]
         properties[key] = _property("atom", values, key, units)
@@ -159,7 +168,9 @@ def export_chemiscope(
     for key, tensors in (structure_ellipsoids or {}).items():
         shapes[key] = _structure_ellipsoids(frames, tensors, key)
 
-    settings = _settings(properties, projections, color, frames, lod, cutoff)
+    if initial_map is not None and initial_map not in (layers or {}):
+        raise EquilensError(f"initial_map '{initial_map}' is not one of the layers")
+    settings = _settings(properties, projections, color, frames, lod, cutoff, initial_map)
     if shapes:
         settings["structure"][0]["shape"] = [next(iter(shapes))]
 
@@ -180,24 +191,38 @@ def export_chemiscope(
     return _write(path, data)
 
 
-def _layer_maps(layer, values, projections, n_components, target, seed) -> dict:
-    """One map property per projection method of a layer's per-atom values."""
+def _layer_maps(layer, values, projections, n_components, target, seed, groups=None) -> dict:
+    """One map property per projection method of a layer's per-atom values
+    (fitted within each group of ``groups`` when given)."""
     maps = {}
+    parts = [np.arange(len(values))]
+    if groups is not None:
+        parts = [np.flatnonzero(groups == g) for g in np.unique(groups)]
     for method in projections:
-        projector = Projector(method=method, n_components=n_components, seed=seed)
-        coordinates = projector.fit_transform(values, target if method == "pcovr" else None)
+        coordinates = np.zeros((len(values), n_components))
+        for rows in parts:
+            if len(rows) <= n_components:  # too few atoms of this species to fit a map
+                continue
+            projector = Projector(method=method, n_components=n_components, seed=seed)
+            y = None if method != "pcovr" or target is None else target[rows]
+            coordinates[rows] = projector.fit_transform(values[rows], y)
+        where = " (fitted species by species)" if groups is not None else ""
         maps[f"{layer} {method.upper()}"] = {
             "target": "atom",
             "values": coordinates,
-            "description": f"{method.upper()} map of layer '{layer}' ({values.shape[1]} features)",
+            "description": f"{method.upper()} map of layer '{layer}' "
+            f"({values.shape[1]} features){where}",
         }
     return maps
 
 
-def _settings(properties, projections, color, frames, lod: bool, cutoff: float) -> dict:
-    """Open on the first layer's map, coloured by ``color`` (default: species)."""
+def _settings(properties, projections, color, frames, lod, cutoff, initial_map=None) -> dict:
+    """Open on ``initial_map``'s (default: the first layer's) map, coloured by
+    ``color`` (default: species)."""
     suffixes = tuple(f" {m.upper()}" for m in projections)
     layer_maps = [k for k in properties if k.endswith(suffixes)]
+    if initial_map is not None:
+        layer_maps = [f"{initial_map} {projections[0].upper()}"]
     x_axis = f"{layer_maps[0]}[1]" if layer_maps else "species"
     y_axis = f"{layer_maps[0]}[2]" if layer_maps else "species"
     colour = color or "species"

@@ -59,6 +59,12 @@ class Model(abc.ABC):
 
     #: the family's name in file headers and messages
     kind: ClassVar[str] = ""
+    #: whether each species has its own coordinates in the hidden layers
+    #: (per-species networks): analyses then work species by species
+    per_species_coordinates: ClassVar[bool] = False
+    #: whether the layers transform with a definite parity under inversion
+    #: (models built without parity are only rotation-covariant)
+    parity_equivariant: ClassVar[bool] = True
 
     def __new__(cls, *args, **kwargs):
         if not cls.kind:

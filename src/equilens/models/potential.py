@@ -119,6 +119,7 @@ class Potential(Model):
     """
 
     kind = "equilens.potential"
+    per_species_coordinates = True
 
     def __init__(self, hypers: dict, pca: SpeciesPCA, model: BPNN, metadata: Optional[dict] = None):
         self.hypers = hypers

@@ -135,6 +135,7 @@ class TensorModel(Model, torch.nn.Module):
     """
 
     kind = "equilens.tensor_model"
+    per_species_coordinates = True
 
     def __init__(
         self,

@@ -52,7 +52,11 @@ def _default_sweep() -> Tuple[ArchitectureConfig, ...]:
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Everything ``equilens study`` reads from its YAML file."""
+    """Everything ``equilens study`` reads from its YAML file.
+
+    ``models`` adds external models to the sweep: their layers are scored,
+    compared and mapped like the trained ones'.
+    """
 
     name: str = "default"
     data: SplitConfig = field(
@@ -69,6 +73,10 @@ class StudyConfig:
         )
     )
     sweep: Tuple[ArchitectureConfig, ...] = field(default_factory=_default_sweep)
+    #: models read, not trained, next to the sweep: specs of
+    #: :func:`equilens.models.load` (``sevenn:7net-0``, a metatomic ``.pt``,
+    #: an equilens ``model.pt``)
+    models: Tuple[str, ...] = ()
     seeds: Tuple[int, ...] = (0, 1, 2)
     labels: LabelConfig = field(default_factory=LabelConfig)
     analysis_frames: int = 200

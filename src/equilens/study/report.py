@@ -8,17 +8,16 @@ from typing import Dict, List
 
 import numpy as np
 
+from ..analysis.scorecard import Scorecard
 from ..config import to_mapping
-from ..figures import pyplot, save_figure
 from ..storage import atomic_write, save_json
-from ..tensormaps import atom_tensormap, frame_atoms
 from .config import REFERENCES
 
 
 def aggregate(rows: List[dict]) -> List[dict]:
-    """Mean and spread over seeds of each feature set's scores and rank;
+    """Mean and spread over seeds of each feature set's scores and ranks;
     ``top1_fraction``: how often it is the best model layer (references
-    excluded) of a seed."""
+    excluded) of a seed. Sorted by the mean rank over the physical labels."""
     best_of_seed: Dict[int, str] = {}
     for row in sorted(rows, key=lambda r: r["place"]):
         if row["feature_set"] not in REFERENCES:
@@ -28,20 +27,29 @@ def aggregate(rows: List[dict]) -> List[dict]:
         by_set.setdefault(row["feature_set"], []).append(row)
     aggregated = []
     for name, group in by_set.items():
-        entry = {"feature_set": name, "seeds": len(group)}
-        for metric in group[0]:
-            if metric in ("feature_set", "seed", "place"):
-                continue
-            values = np.array([g[metric] for g in group], dtype=np.float64)
+        entry: Dict[str, object] = {"feature_set": name, "seeds": len(group)}
+        entry["decoding"] = group[0].get("decoding", "shared")
+        for metric in score_columns(group):
+            values = np.array([g.get(metric, np.nan) for g in group], dtype=np.float64)
             entry[metric] = float(np.nanmean(values)) if np.any(np.isfinite(values)) else np.nan
             if metric == "mean_rank":
-                entry["mean_rank_std"] = float(np.std(values))
+                entry["mean_rank_std"] = float(np.nanstd(values))
         entry["top1_fraction"] = float(
             np.mean([best_of_seed.get(g["seed"]) == name for g in group])
         )
         aggregated.append(entry)
-    aggregated.sort(key=lambda e: float(e["mean_rank"]))  # type: ignore[arg-type]
+    aggregated.sort(key=lambda e: _sort_key(e["mean_rank"]))
     return aggregated
+
+
+def _sort_key(value) -> float:
+    return float(value) if np.isfinite(value) else float("inf")
+
+
+def score_columns(rows: List[dict]) -> List[str]:
+    """The numeric score columns of ``rows``, in first-seen order."""
+    skip = ("feature_set", "seed", "place", "decoding", "seeds")
+    return [k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip]
 
 
 def write_csv(path: Path, rows: List[dict]) -> None:
@@ -59,122 +67,98 @@ def write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timin
     write_csv(folder / "scorecard.csv", aggregated)
     save_json(folder / "metrics.json", {"models": metrics, "timings_s": timings})
     save_json(folder / "config.json", to_mapping(config))
-    metrics_names = [
-        m for m in aggregated[0] if m.startswith(("decode_", "gfre_", "trust", "pca_"))
-    ]
-    matrix = np.array([[row.get(m, np.nan) for m in metrics_names] for row in aggregated])
+    columns = [c for c in score_columns(aggregated) if c.startswith(("decode_", "gfre_"))]
+    matrix = np.array([[row.get(m, np.nan) for m in columns] for row in aggregated])
     plot_matrix(
         matrix,
-        [row["feature_set"] for row in aggregated],
+        [str(row["feature_set"]) for row in aggregated],
         folder / "scorecard.png",
         title="scorecard (mean over seeds)",
-        columns=metrics_names,
+        columns=columns,
     )
 
 
-def plot_layer_maps(folder: Path, layers: Dict[str, np.ndarray], references, labels) -> None:
-    from sklearn.decomposition import PCA
-
-    plt = pyplot()
-
-    sets = {**layers, **references}
-    shown = [n for n in ("height", "o_state", "cn_fe_o", "hbonds") if n in labels]
-    fig, axes = plt.subplots(
-        len(sets), len(shown), figsize=(3.2 * len(shown), 3.0 * len(sets)), squeeze=False
-    )
-    for row, (name, values) in enumerate(sets.items()):
-        coordinates = PCA(n_components=2).fit_transform(values - values.mean(0))
-        for column, label in enumerate(shown):
-            ax = axes[row, column]
-            points = ax.scatter(*coordinates.T, c=labels[label], s=2, cmap="viridis")
-            ax.set_title(f"{name}: {label}", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            fig.colorbar(points, ax=ax, shrink=0.7)
-    save_figure(fig, folder / "layer_maps.png", dpi=90)
-
-
-def export_study(config, frames, layers, references, labels, atomic_energy, first) -> Path:
-    """The study's chemiscope file: every compared layer's map and all labels."""
-    from ..export.chemiscope import export_chemiscope
-
-    system, atom, numbers = frame_atoms(frames)
-    tensors = {}
-    for name, values in {
-        **{
-            f"{k.split('/')[0]}/{n}": v
-            for k, ls in layers.items()
-            if k.endswith(f"/seed{config.seeds[0]}")
-            for n, v in ls.items()
-        },
-        **references,
-    }.items():
-        tensors[name] = atom_tensormap(values, system, atom, numbers, per_species=False)
-    properties = {k: v for k, v in labels.items() if k != "species"}
-    properties["atomic energy"] = atomic_energy[first]
-    return export_chemiscope(
-        Path(config.chemiscope_dir) / f"{config.name}.json.gz",
-        frames,
-        layers=tensors,
-        atom_properties=properties,
-        units={"height": "Å", "force": "eV/Å", "atomic energy": "eV"},
-        name=f"equilens study {config.name}",
-        description="Every compared layer of the study's models (first seed) and two "
-        "references, as PCA maps over the same atoms, with physical labels. Switch the map "
-        "axes to compare layers.",
-        hypers={
-            "descriptor": config.descriptor.featomic_dict(),
-            "sweep": [to_mapping(a) for a in config.sweep],
-        },
-        color="height",
-    )
+def label_champions(aggregated: List[dict]) -> List[tuple]:
+    """For each physical label: the feature set that decodes it best at equal
+    dimension (``decode_<label>@pc``), its value, and the best at full width."""
+    result = []
+    for column in score_columns(aggregated):
+        if not (column.startswith("decode_") and column.endswith("@pc")):
+            continue
+        label = column[len("decode_") : -len("@pc")]
+        scored = [r for r in aggregated if np.isfinite(r.get(column, np.nan))]
+        if not scored:
+            continue
+        best = max(scored, key=lambda r: r[column])
+        full = max(scored, key=lambda r: r.get(f"decode_{label}", -np.inf))
+        result.append((label, best, full))
+    return result
 
 
 def write_report(folder, config, aggregated, metrics, gfre, chemiscope, timings) -> Path:
-    # the optimal layer is chosen among the models; references are context
-    best = next(row for row in aggregated if row["feature_set"] not in REFERENCES)
-    reference_places = ", ".join(
-        f"{row['feature_set']} {place + 1}"
-        for place, row in enumerate(aggregated)
-        if row["feature_set"] in REFERENCES
-    )
-    decoded = sorted(
-        ((k[len("decode_") :], v) for k, v in best.items() if k.startswith("decode_")),
-        key=lambda item: -item[1] if np.isfinite(item[1]) else 0,
+    """``report.md``: the verdicts, who encodes what, the scorecard, the models."""
+    models = [row for row in aggregated if row["feature_set"] not in REFERENCES]
+    best = models[0]
+    places = {row["feature_set"]: place + 1 for place, row in enumerate(aggregated)}
+    references = ", ".join(f"{name} {places[name]}" for name in REFERENCES if name in places)
+    by_output = sorted(
+        (r for r in models if np.isfinite(r.get("output_rank", np.nan))),
+        key=lambda r: r["output_rank"],
     )
     lines = [
         f"# equilens study: {config.name}",
         "",
         f"Data: `{config.data.train}`; {len(config.sweep)} architectures x "
-        f"{len(config.seeds)} seeds; descriptor preset `{config.descriptor.preset}`.",
+        f"{len(config.seeds)} seeds; descriptor preset `{config.descriptor.preset}`"
+        + (f"; external models: {', '.join(config.models)}." if config.models else "."),
         "",
-        "## Most interpretable layer",
+        "## Most interpretable layer (physical labels only)",
         "",
-        f"**{best['feature_set']}**: mean rank {best['mean_rank']:.2f} "
-        f"(spread over seeds {best['mean_rank_std']:.2f}; first in "
-        f"{100 * best['top1_fraction']:.0f}% of the seeds), out of "
-        f"{len(aggregated)} feature sets; the references place {reference_places}.",
-        "Labels it decodes best: "
-        + ", ".join(f"{name} ({value:.2f})" for name, value in decoded[:4])
-        + ".",
-        "",
-        "## Scorecard (mean over seeds, best first)",
-        "",
+        f"**{best['feature_set']}**: mean rank {best['mean_rank']:.2f} over the physical "
+        f"labels decoded at full width and on {Scorecard.n_components} leading components "
+        "(spread over seeds "
+        f"{best['mean_rank_std']:.2f}; first in {100 * best['top1_fraction']:.0f}% of the "
+        f"seeds), out of {len(aggregated)} feature sets; the references place {references}. "
+        "Decoding is done species by species for sets whose coordinates are per species "
+        "(per-species networks and compressions), on the shared coordinates otherwise.",
     ]
-    columns = ["feature_set", "mean_rank", "mean_rank_std"] + [
-        k for k in aggregated[0] if k.startswith(("decode_", "gfre_", "trust", "pca_"))
+    if by_output:
+        lines += [
+            "",
+            f"Closest to its own model's output (its atomic energy; scored apart, since a last "
+            f"hidden layer decodes it linearly by construction): **{by_output[0]['feature_set']}** "
+            f"(output rank {by_output[0]['output_rank']:.2f}).",
+        ]
+    lines += ["", "## Which layer encodes which label", ""]
+    lines += ["| label | best at equal dimension | value | best at full width | value |"]
+    lines += ["|---|---|---:|---|---:|"]
+    for label, top, full in label_champions(aggregated):
+        lines.append(
+            f"| {label} | {top['feature_set']} | {top[f'decode_{label}@pc']:.3f} | "
+            f"{full['feature_set']} | {full[f'decode_{label}']:.3f} |"
+        )
+    lines += ["", "## Scorecard (mean over seeds, best first)", ""]
+    columns = ["feature_set", "decoding", "mean_rank", "mean_rank_std", "output_rank"] + [
+        c for c in score_columns(aggregated) if c.startswith(("decode_", "gfre_"))
     ]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     for row in aggregated:
-        lines.append(
-            "| "
-            + " | ".join(
-                str(row[c]) if isinstance(row[c], str) else f"{row[c]:.3f}" for c in columns
-            )
-            + " |"
-        )
-    lines += [
+        cells = [_cell(row.get(c, np.nan)) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += _models_section(metrics, gfre, chemiscope, timings)
+    path = folder / "report.md"
+    with atomic_write(path, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def _cell(value) -> str:
+    return value if isinstance(value, str) else f"{value:.3f}"
+
+
+def _models_section(metrics, gfre, chemiscope, timings) -> List[str]:
+    lines = [
         "",
         "## Models",
         "",
@@ -194,14 +178,12 @@ def write_report(folder, config, aggregated, metrics, gfre, chemiscope, timings)
         "",
         "## Files",
         "",
-        "`scorecard.csv`, `scorecard_seeds.csv`, `scorecard.png`, `layer_maps.png`, "
-        "`metrics.json`, `models/*/seed*/parity_*.png`, and the chemiscope file "
-        f"`{chemiscope}` (load it in chemiscope.org).",
+        "`scorecard.csv`, `scorecard_seeds.csv`, `scorecard.png`, `layer_maps.png` (the best "
+        "layers, per species for per-species layers), `metrics.json`, "
+        "`models/*/seed*/parity_*.png`, and the chemiscope file "
+        f"`{chemiscope}` (load it in chemiscope.org; it opens on the most interpretable layer).",
         "",
         "Stage timings (s): "
         + ", ".join(f"{k} {v:.0f}" for k, v in timings.items() if isinstance(v, float)),
     ]
-    path = folder / "report.md"
-    with atomic_write(path, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    return path
+    return lines

@@ -35,7 +35,6 @@ from typing import Dict, Tuple
 import numpy as np
 
 from ..analysis.labels import CATEGORICAL, atom_labels
-from ..analysis.latents import latents
 from ..config import to_mapping
 from ..data.io import with_species
 from ..data.splits import load_splits
@@ -44,9 +43,11 @@ from ..errors import EquilensError
 from ..storage import claim_outputs
 from ..tensormaps import atom_tensormap, frame_atoms, stack_blocks
 from ..training.potential import PotentialConfig, train_potential
-from .config import StudyConfig, StudyError
+from .config import REFERENCES, StudyConfig, StudyError
+from .layers import FeatureSets, external_models, model_layers
+from .maps import export_study, plot_layer_maps
 from .references import reference_sets
-from .report import aggregate, export_study, plot_layer_maps, write_report, write_tables
+from .report import aggregate, write_report, write_tables
 
 Layers = Dict[str, Dict[str, np.ndarray]]
 
@@ -72,8 +73,8 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     folder = Path(config.output_dir) / config.name
     chemiscope_file = Path(config.chemiscope_dir) / f"{config.name}.json.gz"
     settings = {k: v for k, v in to_mapping(config).items() if not k.endswith("_dir")}
-    outputs = [folder / name for name in STUDY_OUTPUTS] + [chemiscope_file]
-    claim_outputs(folder / "study.json", settings, outputs, overwrite, f"study folder {folder}")
+    owned = [folder / name for name in STUDY_OUTPUTS] + [chemiscope_file]
+    claim_outputs(folder / "study.json", settings, owned, overwrite, f"study folder {folder}")
     timings: Dict[str, float] = {}
 
     def stage(name: str):
@@ -100,28 +101,39 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     species = tuple(config.descriptor.species or next(iter(potentials.values())).species)
     soap_tensor = compute_soap(frames, species, config.descriptor.featomic_dict())
     soap, _ = stack_blocks(soap_tensor.keys_to_samples("center_type"), "soap")
-    layers, atomic_energy = read_layers(potentials, frames)
+    layers, outputs = read_layers(potentials, frames)
     first = f"{config.sweep[0].name}/seed{config.seeds[0]}"
-    references = reference_sets(soap, atomic_energy[first], config)
+    references = reference_sets(soap, outputs[first], config)
+    external = external_models(config.models, frames)
     done("layers")
 
     stage("labels")
     labels = atom_labels(frames, config.labels)
     labels["force"] = np.concatenate([np.linalg.norm(f, axis=1) for f in analysis.forces])
+    numbers = np.concatenate([f.numbers for f in frames])
     done("labels")
 
     stage("scorecard")
-    rows_per_seed = score_layers(config, layers, references, labels, soap, atomic_energy[first])
+    rows_per_seed = []
+    for seed in config.seeds:
+        sets = feature_sets(config, seed, layers, outputs, references, external)
+        rows_per_seed.extend(score(config, seed, sets, labels, soap, numbers))
     aggregated = aggregate(rows_per_seed)
     done("scorecard")
 
     stage("compare")
-    gfre = compare_layers(config, frames, soap, layers, folder)
+    compared = feature_sets(config, config.seeds[0], layers, outputs, references, external)
+    gfre = compare_layers(config, frames, soap, compared, folder)
     done("compare")
 
     stage("outputs")
-    plot_layer_maps(folder, layers[first], references, labels)
-    chemiscope = export_study(config, frames, layers, references, labels, atomic_energy, first)
+    best = [
+        row["feature_set"]
+        for row in aggregated
+        if row["feature_set"] in compared.values and row["feature_set"] not in REFERENCES
+    ]
+    plot_layer_maps(folder, compared, best[:4], labels, numbers)
+    chemiscope = export_study(config, frames, compared, labels, outputs[first], best[0])
     done("outputs")
     write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timings)
     report = write_report(folder, config, aggregated, metrics, gfre, chemiscope, timings)
@@ -161,48 +173,58 @@ def train_sweep(
 
 
 def read_layers(potentials: dict, frames) -> Tuple[Layers, Dict[str, np.ndarray]]:
-    """Every layer of every model on ``frames`` (all atoms stacked in order),
-    and each model's atomic energies (its output layer)."""
+    """Every layer of every trained model on ``frames`` (all atoms stacked in
+    order), and each model's atomic energies (its output layer)."""
     layers: Layers = {}
-    atomic_energy: Dict[str, np.ndarray] = {}
+    outputs: Dict[str, np.ndarray] = {}
     for key, potential in potentials.items():
-        output = potential.layer_names[-1]
-        model_layers = latents(potential, frames, per_species=False)
-        values = {n: stack_blocks(t, n)[0] for n, t in model_layers.items()}
-        atomic_energy[key] = values[output][:, 0]
-        layers[key] = {n: v for n, v in values.items() if n != output}
-    return layers, atomic_energy
+        layers[key], outputs[key] = model_layers(potential, frames)
+    return layers, outputs
 
 
-def score_layers(config: StudyConfig, layers: Layers, references, labels, soap, target) -> list:
-    """The scorecard of every layer and reference, one row per (seed, feature set)."""
+def feature_sets(config: StudyConfig, seed: int, layers, outputs, references, external):
+    """The sets scored for ``seed``: every layer of the sweep's models of that
+    seed (per-species coordinates), the references, the external models."""
+    sets = FeatureSets()
+    for index, architecture in enumerate(config.sweep):
+        key = f"{architecture.name}/seed{seed}"
+        for layer, values in layers[key].items():
+            if layer == "input":
+                # the same PCA of SOAP for every architecture of a seed
+                if index == 0:
+                    sets.add("soap-pca/descriptor", values, per_species=True)
+                continue
+            sets.add(f"{architecture.name}/{layer}", values, True, outputs[key])
+    for name, values in references.items():
+        sets.add(name, values)
+    for name, (model, model_layers_, output) in external.items():
+        for layer, values in model_layers_.items():
+            sets.add(f"{name}/{layer}", values, model.per_species_coordinates, output)
+    return sets
+
+
+def score(config: StudyConfig, seed: int, sets: FeatureSets, labels, soap, numbers) -> list:
+    """The scorecard rows of one seed: physical labels decoded per species
+    where coordinates are per species; each set against its model's output."""
     from ..analysis.scorecard import Scorecard
 
-    rows: list = []
-    for seed in config.seeds:
-        feature_sets = {}
-        for index, architecture in enumerate(config.sweep):
-            for layer, values in layers[f"{architecture.name}/seed{seed}"].items():
-                if layer == "input":
-                    # the same PCA of SOAP for every architecture of a seed
-                    if index == 0:
-                        feature_sets["soap-pca/descriptor"] = values
-                    continue
-                feature_sets[f"{architecture.name}/{layer}"] = values
-        feature_sets.update(references)
-        seed_labels = {**labels, "atomic_energy": target}
-        card = Scorecard(
-            seed_labels,
-            categorical=[c for c in CATEGORICAL if c in seed_labels],
-            max_samples=config.max_samples,
-            seed=seed,
-        ).fit(feature_sets, descriptor=soap, target=target)
-        rows.extend({"seed": seed, **row} for row in card.table())
-    return rows
+    card = Scorecard(
+        labels,
+        categorical=[c for c in CATEGORICAL if c in labels],
+        max_samples=config.max_samples,
+        seed=seed,
+    ).fit(
+        sets.values,
+        descriptor=soap,
+        outputs=sets.outputs,
+        species=numbers,
+        per_species=sets.per_species,
+    )
+    return [{"seed": seed, **row} for row in card.table()]
 
 
-def compare_layers(config: StudyConfig, frames, soap, layers: Layers, folder: Path) -> dict:
-    """GFRE between SOAP and the first seed's layers, species by species."""
+def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder: Path) -> dict:
+    """GFRE between SOAP and every layer of the first seed, species by species."""
     from ..analysis.compare import compare_by_species
     from ..export.comparisons import save_comparison
 
@@ -212,10 +234,9 @@ def compare_layers(config: StudyConfig, frames, soap, layers: Layers, folder: Pa
         return atom_tensormap(values, system, atom, numbers, per_species=False)
 
     compared = {"soap": as_tensor(soap)}
-    for architecture in config.sweep:
-        for layer, values in layers[f"{architecture.name}/seed{config.seeds[0]}"].items():
-            if layer != "input":
-                compared[f"{architecture.name}/{layer}"] = as_tensor(values)
+    for name, values in sets.values.items():
+        if name not in REFERENCES:
+            compared[name] = as_tensor(values)
     gfre = compare_by_species(
         compared,
         measures=("gfre",),
