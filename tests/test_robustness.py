@@ -405,3 +405,72 @@ def test_training_stops_at_the_first_non_finite_validation_metric(world, tmp_pat
     with pytest.raises(EquilensError, match=r"bad.extxyz: frame 2"):
         train(config, progress=False)
     assert not (Path(config.output) / "model.pt").exists()
+
+
+def test_no_reader_runs_a_pickled_payload(world, tmp_path):
+    """A crafted checkpoint, feature cache or generator state is refused or
+    ignored (and recomputed), and its payload never runs."""
+    import warnings
+
+    from equilens.training import load_run_config, train
+
+    marker = tmp_path / "PWNED"
+    config_path = _train_config(world, tmp_path / "c.yaml", **{"training.epochs": 2})
+    config = load_run_config(config_path)
+    output = tmp_path / "run"
+    import dataclasses
+
+    config = dataclasses.replace(config, output_dir=str(output), cache_dir=str(tmp_path / "cache"))
+    train(config, progress=False)
+    # every torch file equilens reads, replaced by a payload
+    targets = [output / "checkpoint.pt", *sorted((tmp_path / "cache").rglob("*.pt"))]
+    assert len(targets) >= 2
+    for target in targets:
+        torch.save({"payload": _Payload(str(marker))}, target)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, summary = train(config, progress=False)
+    assert not marker.exists()
+    messages = " ".join(str(w.message) for w in caught)
+    assert "checkpoint.pt" in messages and "features-" in messages
+    assert summary["epochs_run"] == 2  # started again from epoch 0
+    # the generator state is JSON: a pickle there is just unreadable
+    state = tmp_path / "gen.extxyz.state"
+    state.write_bytes(__import__("pickle").dumps(_Payload(str(marker))))
+    assert main(["generate", "iron-water", "--output", str(tmp_path / "gen.extxyz")]) == 2
+    assert not marker.exists()
+
+
+def test_a_damaged_cache_is_recomputed_with_a_warning(world, tmp_path):
+    import dataclasses
+
+    from equilens.training import load_run_config, train
+
+    config = load_run_config(_train_config(world, tmp_path / "c.yaml", **{"training.epochs": 1}))
+    config = dataclasses.replace(
+        config, output_dir=str(tmp_path / "a"), cache_dir=str(tmp_path / "cache")
+    )
+    _, first = train(config, progress=False)
+    cache = sorted((tmp_path / "cache").rglob("features-*.pt"))[0]
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])  # truncated
+    with pytest.warns(UserWarning, match="checksum mismatch"):
+        _, second = train(
+            dataclasses.replace(config, output_dir=str(tmp_path / "b")), progress=False
+        )
+    assert second["metrics"] == first["metrics"]
+
+
+def test_fit_names_the_epoch_and_the_non_finite_term(tmp_path):
+    from equilens.errors import EquilensError
+    from equilens.training.loop import TrainConfig, fit
+
+    model = torch.nn.Linear(2, 1)
+
+    def loss_fn(model, batch):
+        return model(torch.ones(len(batch), 2)).pow(2).mean()
+
+    def validate_fn(model):
+        return 1.0, {"validation_force_rmse": float("nan")}
+
+    with pytest.raises(EquilensError, match="validation force rmse became nan at epoch 1"):
+        fit(model, loss_fn, validate_fn, 8, TrainConfig(epochs=3), tmp_path, progress=False)

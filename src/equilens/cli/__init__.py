@@ -16,6 +16,8 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
+__all__ = ["VERBS", "build_parser", "main"]
+
 VERBS = (
     "study",
     "train",
