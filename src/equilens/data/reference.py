@@ -13,7 +13,6 @@ checksum); :func:`fetch_reference` downloads a missing one and verifies it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from ..errors import ChecksumError, DatasetNotFoundError
+from ..storage import file_sha256
 
 ENV_VARIABLE = "EQUILENS_DATA"
 _MANIFEST = Path(__file__).with_name("reference_manifest.json")
@@ -97,18 +97,9 @@ def reference_path(name: str, verify: bool = False) -> Path:
     return path
 
 
-def sha256sum(path: Path) -> str:
-    """The hexadecimal SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fd:
-        for chunk in iter(lambda: fd.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_checksum(path: Path, expected: str) -> None:
     """Raise :class:`ChecksumError` unless ``path`` hashes to ``expected``."""
-    actual = sha256sum(path)
+    actual = file_sha256(path)
     if actual != expected.lower():
         raise ChecksumError(
             f"SHA-256 mismatch: expected {expected}, got {actual}; the file is "
