@@ -2,6 +2,7 @@
 rotating the input; predictions equal the package's own; bad specs named."""
 
 import os
+import subprocess
 import sys
 
 import ase.io
@@ -124,3 +125,18 @@ def test_sevennet_bad_input_is_named(sevennet, slab, tmp_path, monkeypatch):
         load("sevenn:7net-0")
     with pytest.raises(ModelError, match="unknown model spec 'mace-mp:'"):
         load("mace-mp:medium")
+
+
+def test_sevennet_leaves_torchscript_working():
+    """Loading SevenNet (which imports torch_geometric, which patches
+    torch.index_select) must not break metatensor-torch imported afterwards in
+    the same process: the calculator and the metatomic export need it."""
+    _require("sevenn")
+    code = (
+        "from equilens.models import load\n"
+        "load('sevenn:7net-0')\n"
+        "import metatensor.torch\n"
+        "print(metatensor.torch.Labels.range('x', 2))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -3,10 +3,9 @@
 :func:`compare` takes any number of feature sets on the same samples (layers
 of one model, layers of two models, descriptors with other hypers) and
 computes scikit-matter's reconstruction measures for every ordered pair
-``source -> target`` (how well a linear map of the source reproduces the
-target), with one seeded sample selection and one train/test split shared by
-all pairs. The result holds asymmetric matrices (rows: source, columns:
-target) and a tidy table.
+``source -> target`` (a linear map of the source reproducing the target), on
+one seeded selection and split shared by all pairs: asymmetric matrices (rows:
+source, columns: target) and a tidy table.
 
 Choices made explicit here, since scikit-matter leaves them to the caller:
 

@@ -17,14 +17,18 @@ interaction's gate; 128x0e+64x1e+32x2e, the last one 128x0e),
 Forward hooks copy the node features as each module finishes (sevenn
 mutates its data dictionary in place).
 
-Conventions: e3nn stores each irrep multiplicity-major and uses y as the
-polar axis (l = 1 is (x, y, z)). A block becomes ``(atoms, 2l+1, mul)`` in
-featomic's real harmonics through ``D_l(Q)``, the real Wigner matrix of the
-fixed rotation ``Q r = (y, z, x)`` (:func:`equilens.so3.wigner_d_real`). This
-is a permutation for l = 1 and a real mixing of the m components for l >= 2.
-Every block has ``o3_sigma = 1``. SevenNet-0 is built without parity
-(``is_parity = False``), so its features are rotation-covariant but have no
-definite behaviour under inversion (``parity_equivariant = False``).
+Conventions: :mod:`equilens.models.adapters.e3nn` (featomic's real
+harmonics through a fixed Wigner rotation). Every block has ``o3_sigma = 1``.
+SevenNet-0 is built without parity (``is_parity = False``), so its features
+are rotation-covariant but have no definite behaviour under inversion
+(``parity_equivariant = False``).
+
+Importing sevenn imports torch_geometric, which replaces ``torch.index_select``
+and ``torch.select`` with Python wrappers that TorchScript cannot compile;
+metatensor-operations scripts its functions when first imported, so any later
+``import metatensor.torch`` (the metatomic export, the equilens calculator)
+would fail in the same process. :func:`_sevenn` puts torch's own functions
+back after the import (SevenNet never passes torch_geometric's HashTensor).
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import ase
 import numpy as np
 import torch
-from metatensor import Labels, TensorBlock, TensorMap
+from metatensor import TensorMap
 
 from ...errors import FileFormatError, ModelError
-from ...tensormaps import atom_tensormap
 from ..base import Model, energy_map, forces_map
+from .e3nn import irreps_blocks, layer_tensormap
 
 PathLike = Union[str, "os.PathLike[str]"]
 EXTRA = "pip install 'equilens[sevenn]'"
@@ -51,17 +55,18 @@ PRETRAINED = {
     "7net-l3i5": "SevenNet_l3i5/checkpoint_l3i5.pth",
     "7net-mf-0": "SevenNet_MF_0/checkpoint_sevennet_mf_0.pth",
 }
-#: e3nn's (x, y, z) -> featomic's (y, z, x)
-Q_E3NN_TO_FEATOMIC = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
 
 
 def _sevenn():
+    """The sevenn package, imported leaving torch's functions as they were."""
+    saved = (torch.index_select, torch.select)
     try:
-        import sevenn  # noqa: F401
+        import sevenn
+        import torch_geometric  # noqa: F401  (patches torch when first imported)
     except ImportError:
         raise ModelError(f"SevenNet models need the sevenn package: {EXTRA}") from None
-    import sevenn
-
+    finally:
+        torch.index_select, torch.select = saved
     return sevenn
 
 
@@ -126,15 +131,6 @@ def build_model(content: dict, where: str):
     return model.eval(), config
 
 
-def e3nn_to_featomic(ell: int) -> np.ndarray:
-    """``C_l`` with ``x_featomic = C_l @ x_e3nn`` (orthogonal, ``(2l+1, 2l+1)``)."""
-    from ...so3 import wigner_d_real
-
-    matrix = wigner_d_real(ell, Q_E3NN_TO_FEATOMIC)
-    matrix[np.abs(matrix) < 1e-12] = 0.0
-    return matrix
-
-
 class SevenNetModel(Model):
     """A SevenNet checkpoint: node features of every layer as TensorMaps.
 
@@ -171,7 +167,6 @@ class SevenNetModel(Model):
             irreps = child.gate.irreps_out if module.endswith("gate") else None
             irreps = irreps if irreps is not None else getattr(child, "irreps_out", None)
             self.irreps[name] = str(irreps) if irreps is not None else "1x0e"
-        self._matrices: Dict[int, np.ndarray] = {}
         # the same modules without the force output: features without autograd
         from sevenn.nn.sequential import AtomGraphSequential
 
@@ -230,45 +225,26 @@ class SevenNetModel(Model):
                 handle.remove()
         return output, captured
 
-    def _blocks(self, values: torch.Tensor, irreps: str) -> Dict[int, np.ndarray]:
-        """``{l: (atoms, 2l+1, mul)}`` in featomic's convention."""
-        from e3nn.o3 import Irreps
-
-        array = values.numpy().astype(np.float64)
-        result: Dict[int, List[np.ndarray]] = {}
-        parsed = Irreps(irreps)
-        for (mul, ir), part in zip(parsed, parsed.slices()):
-            ell = ir.l
-            block = array[:, part].reshape(len(array), mul, 2 * ell + 1).transpose(0, 2, 1)
-            if ell > 0:
-                if ell not in self._matrices:
-                    self._matrices[ell] = e3nn_to_featomic(ell)
-                block = np.einsum("mk,nkc->nmc", self._matrices[ell], block)
-            result.setdefault(ell, []).append(block)
-        return {ell: np.concatenate(parts, axis=2) for ell, parts in result.items()}
-
     def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 8) -> Dict[str, TensorMap]:
         """Every layer for every atom: invariant layers keyed ``center_type``,
         covariant ones ``(o3_lambda, o3_sigma, center_type)``."""
         self.check_species(frames)
         frames = list(frames)
-        pieces: Dict[str, List[Dict[int, np.ndarray]]] = {name: [] for name in self.modules}
+        from e3nn.o3 import Irreps
+
+        pieces: Dict[str, List[dict]] = {name: [] for name in self.modules}
         for start in range(0, len(frames), batch_size):
             _, captured = self._run(frames[start : start + batch_size], list(self.modules), False)
             for name, values in captured.items():
-                if values.ndim == 1:
-                    values = values.reshape(-1, 1)
-                pieces[name].append(self._blocks(values, self.irreps[name]))
+                values = values.reshape(len(values), -1).numpy()
+                pieces[name].append(irreps_blocks(values, Irreps(self.irreps[name]), parity=False))
         system = np.concatenate([np.full(len(f), s) for s, f in enumerate(frames)])
         atom = np.concatenate([np.arange(len(f)) for f in frames])
         numbers = np.concatenate([f.numbers for f in frames])
         result = {}
         for name, chunks in pieces.items():
-            blocks = {ell: np.concatenate([c[ell] for c in chunks]) for ell in chunks[0]}
-            if list(blocks) == [0]:
-                result[name] = atom_tensormap(blocks[0][:, 0, :], system, atom, numbers)
-            else:
-                result[name] = _equivariant_map(blocks, system, atom, numbers)
+            blocks = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+            result[name] = layer_tensormap(blocks, system, atom, numbers)
         return result
 
     def predict(self, frames: Sequence[ase.Atoms], batch_size: int = 1) -> Dict[str, TensorMap]:
@@ -287,17 +263,3 @@ class SevenNetModel(Model):
                 for f in torch.split(output["inferred_force"].detach(), counts)
             )
         return {"energy": energy_map(np.array(energies)), "forces": forces_map(forces)}
-
-
-def _equivariant_map(blocks: Dict[int, np.ndarray], system, atom, numbers) -> TensorMap:
-    """Blocks ``{l: (atoms, 2l+1, channels)}`` as keys ``(o3_lambda, 1, center_type)``."""
-    keys, tensors = [], []
-    for ell, values in sorted(blocks.items()):
-        components = [Labels(["o3_mu"], np.arange(-ell, ell + 1, dtype=np.int32)[:, None])]
-        properties = Labels.range("feature", values.shape[2])
-        for z in sorted({int(n) for n in numbers}):
-            mask = numbers == z
-            samples = Labels(["system", "atom"], np.column_stack([system[mask], atom[mask]]))
-            keys.append([ell, 1, z])
-            tensors.append(TensorBlock(values[mask], samples, components, properties))
-    return TensorMap(Labels(["o3_lambda", "o3_sigma", "center_type"], np.array(keys)), tensors)
