@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from equilens.data.reference import reference_path
@@ -128,3 +130,7 @@ def lj_files(tmp_path_factory):
         paths[name] = folder / f"{name}.extxyz"
         ase.io.write(paths[name], frames)
     return paths
+
+
+# tests/mace_env runs in the MACE environment only (tests/test_mace.py starts it there)
+collect_ignore = [] if os.environ.get("EQUILENS_MACE_ENV") == "1" else ["mace_env"]

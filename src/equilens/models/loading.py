@@ -34,14 +34,16 @@ def _family(kind: str) -> Type[Model]:
 PREFIXES = {
     "metatomic:": "a metatomic model file (.pt)",
     "sevenn:": "a SevenNet checkpoint or shipped model, e.g. sevenn:7net-0",
+    "mace:": "a MACE .model file",
 }
 
 
 def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
     """The model at ``spec``: an equilens model file (``model.pt`` from
     ``equilens train``), a metatomic model file (TorchScript ``.pt``, read by
-    :class:`~equilens.models.adapters.metatomic.MetatomicModel`), or a spec
-    ``metatomic:PATH``.
+    :class:`~equilens.models.adapters.metatomic.MetatomicModel`), a MACE
+    ``.model`` file, or a spec ``metatomic:PATH``, ``mace:PATH``,
+    ``sevenn:NAME_OR_PATH``.
 
     :param expect: a model class; a file of another kind is an error naming
         both kinds
@@ -54,6 +56,10 @@ def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
 
         model: Model = MetatomicModel(text.removeprefix("metatomic:"))
         return _expected(model, expect, text)
+    if text.startswith("mace:") or (text.endswith(".model") and not text.startswith("sevenn:")):
+        from .adapters.mace import MaceModel
+
+        return _expected(MaceModel(text.removeprefix("mace:")), expect, text)
     if text.startswith("sevenn:"):
         from .adapters.sevenn import SevenNetModel
 

@@ -16,12 +16,12 @@ irrep ``e`` without meaning it, so their blocks get ``o3_sigma = 1``.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 from metatensor import Labels, TensorBlock, TensorMap
 
-from ...tensormaps import atom_tensormap
+from ...tensormaps import atom_tensormap, frame_atoms
 
 #: e3nn's (x, y, z) -> featomic's (y, z, x)
 Q_E3NN_TO_FEATOMIC = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
@@ -84,3 +84,13 @@ def layer_tensormap(blocks: Blocks, system, atom, numbers) -> TensorMap:
             keys.append([ell, sigma, z])
             tensors.append(TensorBlock(values[mask], samples, components, properties))
     return TensorMap(Labels(["o3_lambda", "o3_sigma", "center_type"], np.array(keys)), tensors)
+
+
+def layers_tensormaps(pieces: Dict[str, List[Blocks]], frames: Sequence) -> Dict[str, TensorMap]:
+    """``{layer: TensorMap}`` from the blocks of consecutive batches of ``frames``."""
+    system, atom, numbers = frame_atoms(frames)
+    result = {}
+    for name, chunks in pieces.items():
+        blocks = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+        result[name] = layer_tensormap(blocks, system, atom, numbers)
+    return result

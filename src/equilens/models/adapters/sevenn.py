@@ -45,7 +45,7 @@ from metatensor import TensorMap
 
 from ...errors import FileFormatError, ModelError
 from ..base import Model, energy_map, forces_map
-from .e3nn import irreps_blocks, layer_tensormap
+from .e3nn import irreps_blocks, layers_tensormaps
 
 PathLike = Union[str, "os.PathLike[str]"]
 EXTRA = "pip install 'equilens[sevenn]'"
@@ -238,14 +238,7 @@ class SevenNetModel(Model):
             for name, values in captured.items():
                 values = values.reshape(len(values), -1).numpy()
                 pieces[name].append(irreps_blocks(values, Irreps(self.irreps[name]), parity=False))
-        system = np.concatenate([np.full(len(f), s) for s, f in enumerate(frames)])
-        atom = np.concatenate([np.arange(len(f)) for f in frames])
-        numbers = np.concatenate([f.numbers for f in frames])
-        result = {}
-        for name, chunks in pieces.items():
-            blocks = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
-            result[name] = layer_tensormap(blocks, system, atom, numbers)
-        return result
+        return layers_tensormaps(pieces, frames)
 
     def predict(self, frames: Sequence[ase.Atoms], batch_size: int = 1) -> Dict[str, TensorMap]:
         """``energy`` and ``forces`` from the full model (its own autograd)."""
