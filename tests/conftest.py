@@ -5,11 +5,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import List
 
 import pytest
 
 from equilens.data.reference import reference_path
 from equilens.errors import DatasetNotFoundError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +134,38 @@ def lj_files(tmp_path_factory):
         paths[name] = folder / f"{name}.extxyz"
         ase.io.write(paths[name], frames)
     return paths
+
+
+def side_environment(name: str, requirements: List[str]) -> Path:
+    """The interpreter of ``<checkout>/<name>``, a virtual environment over
+    this one (``--system-site-packages``) with ``requirements`` and this
+    torch installed, for packages whose pins conflict with the test extra
+    (made once, about a minute; skipped, or failed under
+    ``EQUILENS_REQUIRE_TOOLS=1``, when it cannot be made)."""
+    import subprocess
+    import sys
+
+    import torch
+
+    venv = ROOT / name
+    python = venv / "bin" / "python"
+    wanted = " ".join([f"torch=={torch.__version__.split('+')[0]}", *requirements])
+    ready = venv / ".equilens-ready"
+    if ready.is_file() and ready.read_text() == wanted and python.exists():
+        return python
+    steps = [
+        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+        [str(python), "-m", "pip", "install", "-q", *wanted.split()],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            message = f"cannot make {name} ({' '.join(step[2:5])}): {done.stderr.strip()[-300:]}"
+            if os.environ.get("EQUILENS_REQUIRE_TOOLS") == "1":
+                pytest.fail(message)
+            pytest.skip(message)
+    ready.write_text(wanted)
+    return python
 
 
 # tests/mace_env runs in the MACE environment only (tests/test_mace.py starts it there)

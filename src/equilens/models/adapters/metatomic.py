@@ -3,8 +3,10 @@
 The layers are the model's feature outputs, in the order it declares them:
 
 - ``feature/<variant>`` (metatomic's current names; ``features/<variant>``
-  in older models), one layer per variant; a bare ``feature`` is a layer of
-  its own only when there are no variants (it is an alias of one of them);
+  in older models), one layer per variant; a bare ``feature`` (or
+  ``features``) is a layer of its own only when there are no variants (else
+  it is an alias of one of them): for metatrain's PET, the node features of
+  its readout layers;
 - metatrain's ``mtt::aux::<target>_last_layer_features`` and, for PET
   checkpoints, ``mtt::feature::<module>`` hidden features;
 - equivariant layers exported by equilens, ``equilens::feature/<layer>``
@@ -61,9 +63,12 @@ def layer_outputs(outputs: Sequence[str]) -> Dict[str, str]:
                 layers.setdefault(name[len(prefix) :], name)
         if name.startswith("mtt::aux::") and name.endswith("_last_layer_features"):
             layers.setdefault(name[len("mtt::aux::") :], name)
-    for bare in ("feature", "features"):
-        if bare in outputs and not layers:
-            layers[bare] = bare
+    if not any(name.startswith(("feature/", "features/")) for name in outputs):
+        # a bare output is a layer of its own unless it aliases a variant;
+        # ``features`` (the older name) aliases ``feature`` when both exist
+        bare = next((name for name in ("feature", "features") if name in outputs), None)
+        if bare is not None:
+            layers = {bare: bare, **layers}
     return layers
 
 

@@ -1,0 +1,76 @@
+"""metatrain models through the metatomic adapter. metatrain pins
+metatensor-learn below the version equilens uses, so it lives in its own
+environment (``.venv-metatrain``, :func:`conftest.side_environment`): there a
+PET checkpoint shipped inside the metatrain wheel is exported with
+``mtt export``, and the exported file is read here, in equilens's own
+environment, as users would read PET-MAD."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+
+import ase
+import numpy as np
+import pytest
+from ase.build import molecule
+from conftest import side_environment
+
+from equilens.models import energies_and_forces, load
+
+METATRAIN = "metatrain==2026.4.1"
+FIND_CHECKPOINT = (
+    "import pathlib, metatrain\n"
+    "folder = pathlib.Path(metatrain.__file__).parent / 'pet' / 'tests' / 'checkpoints'\n"
+    "print(sorted(folder.glob('model-v*_trainer-v*.ckpt.gz'))[-1])\n"
+)
+
+
+@pytest.fixture(scope="module")
+def pet_file(tmp_path_factory):
+    python = side_environment(".venv-metatrain", [METATRAIN])
+    found = subprocess.run([python, "-c", FIND_CHECKPOINT], capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr[-1000:]
+    folder = tmp_path_factory.mktemp("pet")
+    checkpoint = folder / "pet.ckpt"
+    with gzip.open(found.stdout.strip(), "rb") as source, open(checkpoint, "wb") as target:
+        shutil.copyfileobj(source, target)
+    mtt = python.parent / "mtt"
+    done = subprocess.run(
+        [mtt, "export", checkpoint, "-o", "pet.pt"], capture_output=True, text=True, cwd=folder
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder / "pet.pt"
+
+
+def _ethanol() -> ase.Atoms:
+    atoms = molecule("CH3CH2OH")
+    atoms.center(vacuum=4.0)
+    atoms.rattle(0.05, seed=1)
+    return atoms
+
+
+def test_pet_export_layers(pet_file):
+    """The PET export's layers are its node features and the last-layer
+    features of its energy head, per atom, and follow the atoms when they are
+    permuted (PET is permutation-equivariant, not constrained under rotation)."""
+    model = load(pet_file)
+    assert model.kind == "metatomic"
+    assert model.layer_names == ["feature", "energy_last_layer_features"]
+    atoms = _ethanol()
+    order = np.random.default_rng(0).permutation(len(atoms))
+    layers = model.layers([atoms, atoms[order]])
+    for name in model.layer_names:
+        tensor = layers[name]
+        assert tensor.keys.names == ["center_type"]
+        for block in tensor.blocks():
+            samples = block.samples.values
+            first = {int(a): row for (s, a), row in zip(samples, block.values) if s == 0}
+            for (s, a), row in zip(samples, block.values):
+                if s == 1:
+                    np.testing.assert_allclose(row, first[int(order[a])], atol=1e-5)
+    energies, forces = energies_and_forces(model.predict([atoms, atoms[order]]))
+    assert np.isfinite(energies).all()
+    assert energies[1] == pytest.approx(energies[0], rel=1e-6)
+    np.testing.assert_allclose(forces[1], forces[0][order], atol=1e-4)
