@@ -140,3 +140,20 @@ def test_sevennet_leaves_torchscript_working():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_mace_without_its_extra_is_named(tmp_path):
+    """In an environment without mace-torch (the main one: mace pins e3nn 0.4),
+    a MACE file gives one line saying what to install."""
+    import importlib.util
+
+    from equilens.models import load
+
+    if importlib.util.find_spec("mace") is not None:
+        pytest.skip("mace-torch is installed here; tests/mace_env covers it")
+    path = tmp_path / "small.model"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(ModelError, match=r"pip install 'equilens\[mace\]'"):
+        load(path)
+    with pytest.raises(ModelError, match="missing.model: no such MACE model file"):
+        load(f"mace:{tmp_path / 'missing.model'}")
