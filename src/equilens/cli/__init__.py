@@ -5,7 +5,7 @@ handler needs inside the handler, so ``equilens --help`` imports nothing
 heavy. Every error equilens raises on purpose ends as one line on stderr
 naming the file, frame, key or layer, with exit code 2.
 
-Verbs: ``study``, ``train``, ``latents``, ``compare``, ``export``,
+Verbs: ``study``, ``train``, ``finetune``, ``latents``, ``compare``, ``export``,
 ``export-metatomic``, ``descriptors``, ``generate``, ``data``.
 """
 
@@ -21,6 +21,7 @@ __all__ = ["VERBS", "build_parser", "main"]
 VERBS = (
     "study",
     "train",
+    "finetune",
     "latents",
     "compare",
     "export",

@@ -20,6 +20,12 @@ def register(commands) -> None:
         ),
     )
     parser.add_argument("config", help="YAML training configuration or built-in name")
+    add_run_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def add_run_arguments(parser) -> None:
+    """The options every training verb takes."""
     parser.add_argument("--output", help="output folder (overrides output_dir)")
     parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument(
@@ -28,13 +34,18 @@ def register(commands) -> None:
         help="replace the outputs of a different run in the output folder",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, finetune: bool = False) -> int:
+    from ..errors import ConfigError
     from ..training import headline, load_run_config, train, with_overrides
 
     config = with_overrides(load_run_config(args.config), args.output, args.epochs)
+    if finetune and getattr(config, "finetune", None) is None:
+        raise ConfigError(
+            f"{args.config}: no 'finetune' section (task: potential with "
+            "finetune: {base_model: MODEL.pt, mode: full | frozen | last_layer})"
+        )
     _, summary = train(config, progress=not args.no_progress, overwrite=args.overwrite)
     print(
         f"{config.name} ({config.task}): best epoch {summary['best_epoch']} of "

@@ -42,6 +42,7 @@ from ..storage import (
     save_json,
     save_torch,
 )
+from . import finetune as _finetune
 from .config import claim_output, output_folder, run_fingerprint
 from .loop import TrainConfig, fit
 from .metrics import composition_matrix, energy_force_metrics
@@ -94,6 +95,8 @@ class PotentialConfig:
     training: TrainConfig = field(default_factory=TrainConfig)
     output_dir: Optional[str] = None
     cache_dir: Optional[str] = ".equilens_cache"
+    #: start from a trained potential (:mod:`equilens.training.finetune`)
+    finetune: Optional[_finetune.FinetuneConfig] = None
 
     def __post_init__(self):
         if self.descriptor.kind != "soap":
@@ -121,23 +124,24 @@ def train_potential(
     timings = {}
     start = time.perf_counter()
     splits = read_splits(config)
-    species = config.descriptor.species or tuple(
-        sorted(set().union(*(set(d.species) for d in splits.values())))
-    )
-    hypers = config.descriptor.featomic_dict()
+    base, config, hypers = _base_model(config)
+    found = set().union(*(set(d.species) for d in splits.values()))
+    species = config.descriptor.species or tuple(sorted(found | set(base.species if base else ())))
     dtype = config.training.torch_dtype
-    fingerprint = run_fingerprint(
-        config,
-        {
-            name: {"structures": hash_frames(d.frames), "targets": _target_hash(d)}
-            for name, d in splits.items()
-        },
-    )
+    data: Dict[str, Any] = {
+        name: {"structures": hash_frames(d.frames), "targets": _target_hash(d)}
+        for name, d in splits.items()
+    }
+    if config.finetune is not None:
+        data["base"] = _finetune.base_fingerprint(config.finetune)
+    fingerprint = run_fingerprint(config, data)
     claim_output(config.output, fingerprint, overwrite)
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     pca = _fit_compression(splits["train"], species, hypers, config)
+    if base is not None and config.finetune is not None:
+        pca = _finetune.compression(base, pca, config.finetune.compression)
     timings["compression_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -148,8 +152,11 @@ def train_potential(
         torch.manual_seed(config.training.seed)
         model = BPNN(species, config.compression.n_components, config.model).to(dtype)
     baseline, scale, energy_std, force_rms = _fit_baseline(splits["train"], species)
-    model.baseline.copy_(torch.as_tensor(baseline, dtype=dtype))
-    model.scale.fill_(scale)
+    if base is not None and config.finetune is not None:
+        _finetune.start_from_base(model, base, config.finetune, baseline)
+    else:
+        model.baseline.copy_(torch.as_tensor(baseline, dtype=dtype))
+        model.scale.fill_(scale)
 
     loss_fn, validate_fn = _objective(
         features, config.loss, energy_std, force_rms, config.training.batch_size
@@ -186,6 +193,19 @@ def train_potential(
         plot_parity(e_pred / n_atoms, e_ref / n_atoms, f_pred, f_ref, numbers, path, title)
     plot_learning_curve(result.history, output / "learning_curve.png")
     return potential, summary
+
+
+def _base_model(config: PotentialConfig) -> Tuple[Optional[Potential], PotentialConfig, dict]:
+    """The base potential of a fine-tuning run (else None), the configuration
+    with the base's compression width and architecture, and the SOAP hypers."""
+    hypers = config.descriptor.featomic_dict()
+    if config.finetune is None:
+        return None, config, hypers
+    base = _finetune.load_base(config.finetune)
+    _finetune.check_hypers(hypers, base, DescriptorConfig().featomic_dict())
+    compression = dataclasses.replace(config.compression, n_components=base.pca.n_components)
+    config = dataclasses.replace(config, compression=compression, model=base.model.config)
+    return base, config, base.hypers
 
 
 def read_splits(config: PotentialConfig) -> Dict[str, Dataset]:
