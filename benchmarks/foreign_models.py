@@ -107,6 +107,7 @@ def main():
             f"test {energy:.2f} meV/atom, {force:.3f} eV/A"
         )
     report["sevennet_offset_eV_per_atom"] = offset
+    report["constant_within_species"] = []
 
     soap_tensor = compute_soap(frames, (1, 8, 26), PRESETS["default"].to_featomic())
     soap, _ = stack_blocks(soap_tensor.keys_to_samples("center_type"), "soap")
@@ -119,14 +120,28 @@ def main():
     tensors = {
         n: atom_tensormap(v, system, atom, numbers, per_species=False) for n, v in sets.items()
     }
+    # a species embedding is one vector per species: nothing to compare within a species
+    constant = [
+        n
+        for n, v in sets.items()
+        if any(np.ptp(v[numbers == z], axis=0).max() == 0 for z in set(numbers.tolist()))
+    ]
+    print(f"  atom level, per species, without the sets constant within a species: {constant}")
+    report["constant_within_species"] = constant
     atom_level = compare_by_species(
-        tensors, measures=("gfre", "cka"), n_samples=4000, rank_samples=1500
+        {n: t for n, t in tensors.items() if n not in constant},
+        measures=("gfre", "cka"),
+        n_samples=4000,
+        rank_samples=1500,
     )
     report["atom_level"] = {
         int(z): {"names": r.names, **{m: v.tolist() for m, v in r.matrices.items()}}
         for z, r in atom_level.items()
     }
     pooled = arrange_layers(tensors, per_species=False, pooling="cumulants")
+    # every frame has the same composition: pooled species embeddings are all equal
+    pooled = {n: t for n, t in pooled.items() if np.ptp(stack_blocks(t, n)[0], axis=0).max() > 0}
+    report["structure_level_sets"] = list(pooled)
     structure = compare(pooled, measures=("gfre", "cka"), n_samples=len(frames), train_fraction=0.5)
     report["structure_level"] = {
         "names": structure.names,

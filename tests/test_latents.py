@@ -155,3 +155,25 @@ def test_cumulant_pooling(setup):
         expected = np.concatenate([rows.mean(0), moment(rows, 2, axis=0), moment(rows, 3, axis=0)])
         np.testing.assert_allclose(block.values[index], expected, rtol=1e-6, atol=1e-10)
     assert np.abs(block.values[:, 2 * width :]).max() > 1e-6  # the third cumulant is not zero
+
+
+def test_pooling_a_single_block_layer_equals_pooling_per_species_blocks():
+    """Layers already in one block (``per_species=False``) pool like the same
+    atoms split by species."""
+    from equilens.analysis.latents import arrange_layers
+    from equilens.tensormaps import atom_tensormap
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(10, 4))
+    system, atom = np.repeat([0, 1], 5), np.tile(np.arange(5), 2)
+    numbers = np.array([1, 8, 1, 8, 26] * 2)
+    for pooling in ("mean", "cumulants"):
+        single = arrange_layers(
+            {"x": atom_tensormap(values, system, atom, numbers, per_species=False)},
+            per_species=False,
+            pooling=pooling,
+        )["x"]
+        split = arrange_layers(
+            {"x": atom_tensormap(values, system, atom, numbers)}, per_species=False, pooling=pooling
+        )["x"]
+        np.testing.assert_allclose(single.block(0).values, split.block(0).values, atol=1e-12)

@@ -110,8 +110,8 @@ def _check_pooling(pooling) -> None:
 
 def _merge_species(tensor: TensorMap) -> TensorMap:
     """One block over all atoms, ``center_type`` moved to the samples and the
-    rows sorted by ``(system, atom)``."""
-    merged = tensor.keys_to_samples("center_type")
+    rows sorted by ``(system, atom)`` (a tensor already in one block stays one)."""
+    merged = tensor.keys_to_samples("center_type") if "center_type" in tensor.keys.names else tensor
     block = merged.block(0)
     samples = block.samples.values
     order = np.lexsort((samples[:, 1], samples[:, 0]))
