@@ -140,9 +140,8 @@ def main():
     }
     pooled = arrange_layers(tensors, per_species=False, pooling="cumulants")
     # every frame has the same composition: pooled species embeddings are all equal
-    spans = {n: np.ptp(stack_blocks(t, n)[0], axis=0).max() for n, t in pooled.items()}
-    scales = {n: np.abs(stack_blocks(t, n)[0]).max() for n, t in pooled.items()}
-    pooled = {n: t for n, t in pooled.items() if spans[n] > 1e-8 * max(scales[n], 1e-300)}
+    arrays = {n: stack_blocks(t, n)[0] for n, t in pooled.items()}
+    pooled = {n: t for n, t in pooled.items() if not np.allclose(arrays[n], arrays[n][:1])}
     report["structure_level_sets"] = list(pooled)
     structure = compare(pooled, measures=("gfre", "cka"), n_samples=len(frames), train_fraction=0.5)
     report["structure_level"] = {
