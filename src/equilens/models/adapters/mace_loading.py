@@ -2,8 +2,8 @@
 
 A MACE ``.model`` (what ``mace_run_train`` writes and what MACE-MP-0 and
 MACE-OFF are distributed as) is a pickled ``torch.nn.Module``. mace's own
-loaders call ``torch.load(weights_only=False)``, so a crafted file runs code
-as the user. Even ``weights_only=True`` with the classes such a file needs
+loaders unpickle it with weights-only loading switched off, so a crafted file
+runs code as the user. Even ``weights_only=True`` with the classes such a file needs
 allow-listed is not safe: MACE's symmetric contractions are torch.fx
 GraphModules, rebuilt by ``torch.fx.graph_module.reduce_graph_module``, which
 ``exec``-s Python source stored in the file; and e3nn's code-generated modules
