@@ -5,7 +5,10 @@ theory), fine-tune it on 10, 30, 100 and all 324 DFT training frames of the
 reference iron/water data, and train the same architecture from scratch on
 the same frames; report test energy and force RMSE on the 41 DFT test frames
 for every size, mode and seed, and plot them log-log (mean and spread over
-the seeds).
+the seeds). Then the latent drift: per layer, GFRE in both directions and
+debiased linear CKA between the fine-tuned model and its base, and between
+it and the from-scratch model trained on the same frames (largest size,
+first seed), species by species on DFT test frames.
 
 Every run gets about the same number of optimisation steps (``--steps``,
 epochs = steps / batches per epoch, between ``--min-epochs`` and
@@ -123,6 +126,71 @@ def plot(results, path: Path) -> None:
     plt.close(figure)
 
 
+def _mean(result, numbers, measure: str, source: str, target: str) -> float:
+    """A measure between two sets, averaged over species weighted by atoms."""
+    total = values = 0.0
+    for z, comparison in result.items():
+        i, j = comparison.names.index(source), comparison.names.index(target)
+        weight = float(np.sum(numbers == z))
+        values += weight * comparison.matrices[measure][i, j]
+        total += weight
+    return float(values / total)
+
+
+def drift(base_path: Path, finetuned: Path, scratch: Path, output: Path, n_frames: int = 20):
+    """Per layer, on DFT test frames: GFRE both ways and CKA between the
+    fine-tuned model and its base, and between it and the from-scratch model
+    (species by species, atom-weighted mean over species)."""
+    from equilens.analysis.compare import compare_by_species
+    from equilens.figures import pyplot
+    from equilens.models import load
+
+    frames = read_dataset(reference_path("iron_water/test")).frames[:n_frames]
+    models = {"base": load(base_path), "finetune": load(finetuned), "scratch": load(scratch)}
+    layers = {name: model.layers(frames) for name, model in models.items()}
+    numbers = np.concatenate([f.numbers for f in frames])
+    rows = []
+    for layer in models["base"].layer_names[1:]:
+        sets = {name: layers[name][layer] for name in models}
+        result = compare_by_species(sets, measures=("gfre", "cka"), n_samples=3000)
+        rows.append(
+            {
+                "layer": layer,
+                "gfre_base_to_finetune": _mean(result, numbers, "gfre", "base", "finetune"),
+                "gfre_finetune_to_base": _mean(result, numbers, "gfre", "finetune", "base"),
+                "gfre_scratch_to_finetune": _mean(result, numbers, "gfre", "scratch", "finetune"),
+                "gfre_finetune_to_scratch": _mean(result, numbers, "gfre", "finetune", "scratch"),
+                "cka_finetune_base": _mean(result, numbers, "cka", "finetune", "base"),
+                "cka_finetune_scratch": _mean(result, numbers, "cka", "finetune", "scratch"),
+            }
+        )
+        print(
+            "  "
+            + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else v for k, v in rows[-1].items())
+        )
+    plt = pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    names = [r["layer"] for r in rows]
+    for key, style in (
+        ("gfre_base_to_finetune", "o-"),
+        ("gfre_finetune_to_base", "o--"),
+        ("gfre_scratch_to_finetune", "s-"),
+        ("gfre_finetune_to_scratch", "s--"),
+    ):
+        axes[0].plot(names, [r[key] for r in rows], style, label=key[5:].replace("_", " "))
+    for key, style in (("cka_finetune_base", "o-"), ("cka_finetune_scratch", "s-")):
+        axes[1].plot(names, [r[key] for r in rows], style, label=key[4:].replace("_", " vs "))
+    axes[0].set(ylabel="GFRE (test atoms)", title="reconstruction error")
+    axes[1].set(ylabel="linear CKA (debiased)", title="similarity")
+    for axis in axes:
+        axis.legend(fontsize=7)
+    figure.suptitle("latent drift: fine-tuned model vs its xTB base and vs from scratch")
+    figure.tight_layout()
+    figure.savefig(output / "latent_drift.png", dpi=150)
+    plt.close(figure)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 30, 100, 324])
@@ -184,6 +252,16 @@ def main():
     )
     plot(results, output / "learning_curve.png")
     print(f"-> {output / 'learning_curve.png'}")
+    largest, seed = max(paths), args.seeds[0]
+    print(f"latent drift ({largest} frames, seed {seed}):")
+    rows = drift(
+        base,
+        output / f"finetune_{largest}_seed{seed}" / "model.pt",
+        output / f"scratch_{largest}_seed{seed}" / "model.pt",
+        output,
+    )
+    (output / "latent_drift.json").write_text(json.dumps(rows, indent=2))
+    print(f"-> {output / 'latent_drift.png'}")
 
 
 if __name__ == "__main__":
