@@ -114,3 +114,26 @@ def test_raw_soap_ranks_above_noise_for_coordination():
     assert card.scores_["soap-pca"]["decode_cn_o_h"] > 0.8
     assert card.scores_["noise"]["decode_cn_o_h"] < 0.2
     assert card.table()[0]["feature_set"] == "soap-pca"
+
+
+def test_mixed_sets_are_decoded_on_one_footing():
+    """A shared set that only knows the species decodes a label that differs
+    between species over all atoms, but not within species; ranked next to a
+    per-species set, it is decoded within species too."""
+    rng = np.random.default_rng(5)
+    n = 600
+    species = np.repeat([1, 8], n // 2)
+    label = 3.0 * (species == 8) + 0.3 * rng.normal(size=n)  # mostly between species
+    only_species = np.column_stack([species == 1, species == 8]).astype(float)
+    per_species = rng.normal(size=(n, 3))
+    per_species[:, 0] = label - 3.0 * (species == 8)  # the within-species variation
+    labels = {"label": label, "species": species}
+    alone = Scorecard(labels, categorical=("species",)).fit({"shared": only_species})
+    assert alone.scores_["shared"]["decode_label"] > 0.9  # between-species credit
+    mixed = Scorecard(labels, categorical=("species",)).fit(
+        {"shared": only_species, "split": per_species}, species=species, per_species=["split"]
+    )
+    assert mixed.scores_["shared"]["decode_label"] < 0.1
+    assert mixed.scores_["split"]["decode_label"] > 0.99
+    assert [row["decoding"] for row in mixed.table()] == ["per species", "per species"]
+    assert mixed.table()[0]["feature_set"] == "split"

@@ -48,10 +48,10 @@ def test_study_smoke_run(tmp_path):
     per_seed = list(csv.DictReader(open(folder / "scorecard_seeds.csv")))
     assert {row["seed"] for row in per_seed} == {"0", "1"}
     decoding = {row["feature_set"]: row["decoding"] for row in rows}
-    assert decoding["a/hidden_1"] == "per species" and decoding["pcovr/latent"] == "shared"
+    # per-species networks are in the ranking: every set is decoded within species
+    assert set(decoding.values()) == {"per species"}
     for row in rows:
-        if row["decoding"] == "shared":  # per species, the species is constant
-            assert 0.0 <= float(row["decode_species"]) <= 1.0
+        assert row.get("decode_species", "") == ""  # constant within a species
         assert np.isfinite(float(row["gfre_from_descriptor"]))
         assert np.isfinite(float(row["decode_cn_o_h@pc"]))
     # each model layer is scored against its own model's output, apart

@@ -12,7 +12,12 @@ descriptor) on the same atoms:
 - **per-species coordinates**: for sets whose coordinates differ between
   species (per-species networks, per-species descriptor compressions: the
   same column means different things for H and O), decoding runs within
-  each center type and the scores are averaged with atom-count weights;
+  each center type and the scores are averaged with atom-count weights.
+  When such sets are ranked together with shared-coordinate sets, every set
+  is decoded within species: decoding over all atoms also credits a set for
+  the differences *between* species (an O-H coordination that is simply 0
+  on Fe atoms), which within-species decoding cannot use, so mixing the two
+  would rank shared sets above per-species ones for the wrong reason.
   ``decoding`` says which was done. Decoding the species itself is then
   meaningless and left out.
 - **the model's own output** (e.g. its atomic energy), scored apart from the
@@ -87,7 +92,8 @@ class Scorecard:
         :param descriptor: reference descriptor for ``gfre_from_descriptor``
         :param outputs: ``{set name: its model's per-sample output}``
         :param species: center type of each row (needed with ``per_species``)
-        :param per_species: names of the sets whose coordinates differ per species
+        :param per_species: names of the sets whose coordinates differ per
+            species; when there are any, every set is decoded within species
         """
         n = len(next(iter(self.labels.values())))
         per_species = set(per_species)
@@ -100,7 +106,7 @@ class Scorecard:
             x = np.asarray(x, dtype=np.float64)
             if len(x) != n:
                 raise EquilensError(f"feature set '{name}' has {len(x)} rows, labels {n}")
-            split = groups if name in per_species else None
+            split = groups if per_species else None  # one footing for all sets
             self.decoding_[name] = "per species" if split is not None else "shared"
             output = None if outputs is None or name not in outputs else outputs[name]
             output = None if output is None else np.asarray(output, dtype=np.float64)[rows]
