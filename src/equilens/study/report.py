@@ -119,8 +119,9 @@ def write_report(folder, config, aggregated, metrics, gfre, chemiscope, timings)
         "(spread over seeds "
         f"{best['mean_rank_std']:.2f}; first in {100 * best['top1_fraction']:.0f}% of the "
         f"seeds), out of {len(aggregated)} feature sets; the references place {references}. "
-        "Decoding is done species by species for sets whose coordinates are per species "
-        "(per-species networks and compressions), on the shared coordinates otherwise.",
+        "Decoding is done species by species for every set whenever some sets have "
+        "per-species coordinates (per-species networks and compressions), so that no set "
+        "is credited for differences between species; over all atoms otherwise.",
     ]
     if by_output:
         lines += [
