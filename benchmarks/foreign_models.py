@@ -107,7 +107,6 @@ def main():
             f"test {energy:.2f} meV/atom, {force:.3f} eV/A"
         )
     report["sevennet_offset_eV_per_atom"] = offset
-    report["constant_within_species"] = []
 
     soap_tensor = compute_soap(frames, (1, 8, 26), PRESETS["default"].to_featomic())
     soap, _ = stack_blocks(soap_tensor.keys_to_samples("center_type"), "soap")
