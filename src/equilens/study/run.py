@@ -235,8 +235,13 @@ def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder:
 
     compared = {"soap": as_tensor(soap)}
     for name, values in sets.values.items():
-        if name not in REFERENCES:
-            compared[name] = as_tensor(values)
+        if name in REFERENCES:
+            continue
+        if any(np.allclose(values[numbers == z], values[numbers == z][:1]) for z in set(numbers)):
+            # e.g. a species embedding: nothing to reconstruct within a species
+            print(f"[study {config.name}] GFRE leaves out {name}: constant within a species")
+            continue
+        compared[name] = as_tensor(values)
     gfre = compare_by_species(
         compared,
         measures=("gfre",),
