@@ -115,7 +115,9 @@ def test_killed_generator_resumes_to_the_same_frames(tmp_path):
     assert len(a) == len(b) > 0
     for x, y in zip(a, b):
         np.testing.assert_allclose(x.positions, y.positions, atol=1e-7)
-        assert x.get_potential_energy() == pytest.approx(y.get_potential_energy(), abs=1e-7)
+        # a resumed run starts the SCF of its first frame from a fresh guess: the
+        # energy agrees to the SCF convergence (tblite: 1e-6 Eh), not to the last bit
+        assert x.get_potential_energy() == pytest.approx(y.get_potential_energy(), abs=1e-5)
     _no_temporaries(killed)
 
 
