@@ -30,6 +30,7 @@ import torch
 from equilens.analysis.compare import compare, compare_by_species
 from equilens.analysis.labels import CATEGORICAL, LabelConfig, atom_labels
 from equilens.analysis.latents import arrange_layers
+from equilens.analysis.measures import constant_within_species, is_constant
 from equilens.analysis.scorecard import Scorecard
 from equilens.data import ReadOptions, read_dataset, reference_path
 from equilens.descriptors import PRESETS, compute_soap
@@ -120,11 +121,7 @@ def main():
         n: atom_tensormap(v, system, atom, numbers, per_species=False) for n, v in sets.items()
     }
     # a species embedding is one vector per species: nothing to compare within a species
-    constant = [
-        n
-        for n, v in sets.items()
-        if any(np.ptp(v[numbers == z], axis=0).max() == 0 for z in set(numbers.tolist()))
-    ]
+    constant = [n for n, v in sets.items() if constant_within_species(v, numbers)]
     print(f"  atom level, per species, without the sets constant within a species: {constant}")
     report["constant_within_species"] = constant
     atom_level = compare_by_species(
@@ -139,8 +136,7 @@ def main():
     }
     pooled = arrange_layers(tensors, per_species=False, pooling="cumulants")
     # every frame has the same composition: pooled species embeddings are all equal
-    arrays = {n: stack_blocks(t, n)[0] for n, t in pooled.items()}
-    pooled = {n: t for n, t in pooled.items() if not np.allclose(arrays[n], arrays[n][:1])}
+    pooled = {n: t for n, t in pooled.items() if not is_constant(stack_blocks(t, n)[0])}
     report["structure_level_sets"] = list(pooled)
     structure = compare(pooled, measures=("gfre", "cka"), n_samples=len(frames), train_fraction=0.5)
     report["structure_level"] = {

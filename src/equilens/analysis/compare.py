@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from ..errors import EquilensError
 from ..tensormaps import check_same_structures, stack_blocks
 from .estimators import FactorizedRidge2FoldCV, default_estimator
+from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
 
 MEASURES = ("gfre", "gfrd", "lfre")
 #: measures on a subsample of the selection: pairwise (matrices) and per set
@@ -157,8 +158,6 @@ def compare(
         values.update(_rank_values(subset, [m for m in wanted if m in RANK_MEASURES], seconds))
     per_set = {}
     if "id" in measures:
-        from .measures import intrinsic_dimension
-
         started = time.perf_counter()
         per_set["id"] = {
             name: intrinsic_dimension(data[i][rank_rows]) for i, name in enumerate(names)
@@ -228,8 +227,6 @@ def _global_values(data, measures, train_idx, test_idx, seconds, progress) -> Di
 
 def _rank_values(data, measures, seconds) -> Dict[tuple, float]:
     """CKA (symmetric: computed once per pair) and information imbalance."""
-    from .measures import information_imbalance, linear_cka
-
     values: Dict[tuple, float] = {}
     for measure in measures:
         started = time.perf_counter()
@@ -362,7 +359,7 @@ def _aligned_arrays(features: Mapping[str, FeatureSet]) -> Dict[str, np.ndarray]
                 )
         if not np.all(np.isfinite(array)):
             raise EquilensError(f"feature set '{name}' contains NaN or inf")
-        if np.allclose(array, array[:1]):
+        if is_constant(array):
             raise EquilensError(f"feature set '{name}' is constant: nothing to reconstruct")
         arrays[name] = array
     lengths = {name: len(a) for name, a in arrays.items()}

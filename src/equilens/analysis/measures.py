@@ -99,3 +99,17 @@ def intrinsic_dimension(x: np.ndarray) -> float:
     if len(unique) < 10:
         raise EquilensError("the intrinsic dimension needs at least 10 distinct samples")
     return float(skdim.id.TwoNN().fit(unique).dimension_)
+
+
+def is_constant(values: np.ndarray) -> bool:
+    """Whether every row of ``values`` equals the first (to numpy's
+    ``allclose``): such a set has nothing to reconstruct or compare."""
+    values = np.asarray(values)
+    return bool(np.allclose(values, values[:1]))
+
+
+def constant_within_species(values: np.ndarray, numbers: np.ndarray) -> bool:
+    """Whether ``values`` is constant over the rows of some species (e.g. a
+    species embedding), which per-species comparisons cannot use."""
+    numbers = np.asarray(numbers)
+    return any(is_constant(np.asarray(values)[numbers == z]) for z in np.unique(numbers))

@@ -226,6 +226,7 @@ def score(config: StudyConfig, seed: int, sets: FeatureSets, labels, soap, numbe
 def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder: Path) -> dict:
     """GFRE between SOAP and every layer of the first seed, species by species."""
     from ..analysis.compare import compare_by_species
+    from ..analysis.measures import constant_within_species
     from ..export.comparisons import save_comparison
 
     system, atom, numbers = frame_atoms(frames)
@@ -237,7 +238,7 @@ def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder:
     for name, values in sets.values.items():
         if name in REFERENCES:
             continue
-        if any(np.allclose(values[numbers == z], values[numbers == z][:1]) for z in set(numbers)):
+        if constant_within_species(values, numbers):
             # e.g. a species embedding: nothing to reconstruct within a species
             print(f"[study {config.name}] GFRE leaves out {name}: constant within a species")
             continue
