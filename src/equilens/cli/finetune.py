@@ -17,10 +17,14 @@ def register(commands) -> None:
             "keeping the first frozen_layers hidden layers; last_layer), compression "
             "(keep the base projection or refit it), refit_offsets (per-species energies "
             "refitted on the new data; default true). Species the base model lacks get "
-            "new networks. Same outputs, checkpoints and resume as 'equilens train'."
+            "new networks. Same outputs, checkpoints and resume as 'equilens train'. "
+            "With 'task: sevenn', a SevenNet model (base_model: 7net-0 or a checkpoint) "
+            "is fine-tuned by sevenn's own trainer, energy offsets refitted first."
         ),
     )
-    parser.add_argument("config", help="YAML potential configuration with a finetune section")
+    parser.add_argument(
+        "config", help="YAML configuration: task potential with a finetune section, or task sevenn"
+    )
     add_run_arguments(parser)
     parser.set_defaults(handler=run)
 

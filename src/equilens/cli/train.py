@@ -41,11 +41,14 @@ def run(args: argparse.Namespace, finetune: bool = False) -> int:
     from ..training import headline, load_run_config, train, with_overrides
 
     config = with_overrides(load_run_config(args.config), args.output, args.epochs)
-    if finetune and getattr(config, "finetune", None) is None:
+    if finetune and config.task == "potential" and config.finetune is None:
         raise ConfigError(
             f"{args.config}: no 'finetune' section (task: potential with "
-            "finetune: {base_model: MODEL.pt, mode: full | frozen | last_layer})"
+            "finetune: {base_model: MODEL.pt, mode: full | frozen | last_layer}, "
+            "or task: sevenn with base_model: 7net-0)"
         )
+    if finetune and config.task == "tensor":
+        raise ConfigError(f"{args.config}: fine-tuning takes task: potential or task: sevenn")
     _, summary = train(config, progress=not args.no_progress, overwrite=args.overwrite)
     print(
         f"{config.name} ({config.task}): best epoch {summary['best_epoch']} of "

@@ -36,6 +36,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 TASKS = {
     "potential": "equilens.training.potential:PotentialConfig",
     "tensor": "equilens.training.tensor:TensorConfig",
+    "sevenn": "equilens.training.sevenn:SevennConfig",
 }
 #: files a run writes into its output folder
 RUN_MARKER = "run.json"

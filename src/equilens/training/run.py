@@ -67,6 +67,10 @@ def train(
         from .potential import train_potential
 
         return train_potential(config, progress, stop_after, overwrite)
+    if config.task == "sevenn":
+        from .sevenn import train_sevenn
+
+        return train_sevenn(config, progress, stop_after, overwrite)
     from .tensor import train_tensor_model
 
     return train_tensor_model(config, progress, stop_after, overwrite)

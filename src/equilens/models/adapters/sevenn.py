@@ -33,6 +33,7 @@ back after the import (SevenNet never passes torch_geometric's HashTensor).
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -113,14 +114,22 @@ def read_checkpoint(path: Path) -> dict:
     return content
 
 
+def model_config(content: dict) -> dict:
+    """The configuration of a checkpoint as sevenn completes and patches it
+    before building (defaults filled in, old keys updated)."""
+    _sevenn()
+    from sevenn.checkpoint import _config_cp_routine
+
+    return _config_cp_routine(copy.deepcopy(dict(content["config"])))
+
+
 def build_model(content: dict, where: str):
     """The ``AtomGraphSequential`` of a checkpoint, built by sevenn from its config."""
     _sevenn()
     import sevenn.scripts.backward_compatibility as compat
-    from sevenn.checkpoint import _config_cp_routine
     from sevenn.model_build import build_E3_equivariant_model
 
-    config = _config_cp_routine(dict(content["config"]))
+    config = model_config(content)
     config["_flash_lammps"] = False
     config["use_oeq"] = False
     if config.get("cuequivariance_config", {}).get("use", False) or config.get("use_flash_tp"):

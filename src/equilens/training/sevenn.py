@@ -1,0 +1,331 @@
+"""The ``sevenn`` task: fine-tune a SevenNet model with sevenn's own trainer.
+
+``equilens finetune CONFIG`` (or ``train``) with ``task: sevenn`` continues a
+SevenNet checkpoint (``base_model``: a shipped name such as ``7net-0``, or a
+checkpoint path) on the frames of ``data``, in the configuration shape of the
+other tasks::
+
+    task: sevenn
+    name: sevennet_iron_water
+    data: {train: reference:iron_water/train, validation_fraction: 0.1}
+    base_model: 7net-0
+    training: {epochs: 20, batch_size: 2, learning_rate: 0.002}
+
+What equilens does around sevenn's trainer (it does not reimplement it):
+
+1. reads and validates the splits like every task, and checks that the base
+   model knows every element (one line naming the element otherwise);
+2. refits the per-species energy offsets on the training frames (reference
+   minus the base model's zero-shot energies, least squares over the species
+   counts) and moves the base model's per-species energy shifts by them, in a
+   starting checkpoint (``refit_offsets``; two levels of theory differ by
+   large constants that the network should not have to learn);
+3. writes the frames as extxyz and sevenn's ``input.yaml`` (the model section
+   copied from the checkpoint), and runs ``sevenn`` in a subprocess in
+   ``<output>/sevenn/``, with a progress bar over its epochs; an interrupted
+   run resumes from sevenn's latest checkpoint when the command is rerun;
+4. writes ``model.pth`` (sevenn's best-validation checkpoint without the
+   optimizer state; ``equilens.models.load("sevenn:<output>/model.pth")``),
+   ``metrics.json`` in the schema of every task (with the zero-shot base
+   model, offsets refitted, as the baseline), ``log.csv``, the parity plots
+   and the learning curve.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional, Tuple
+
+import numpy as np
+
+from ..config import to_mapping
+from ..data.io import Dataset, ReadOptions
+from ..data.splits import SplitConfig, load_splits
+from ..errors import ConfigError, EquilensError
+from ..models.base import energies_and_forces
+from ..storage import (
+    atomic_write,
+    claim_outputs,
+    file_sha256,
+    hash_arrays,
+    hash_frames,
+    save_json,
+)
+from . import sevenn_files as files
+from .config import RUN_MARKER, output_folder, run_fingerprint
+from .loop import FitResult
+from .metrics import composition_matrix, energy_force_metrics
+from .plots import plot_learning_curve, plot_parity
+from .run import run_summary
+
+
+@dataclass(frozen=True)
+class SevennTraining:
+    """What sevenn's trainer is given (its fine-tuning preset's choices by default).
+
+    :param loss: ``huber`` (sevenn's fine-tuning preset) or ``mse``
+    :param stress_weight: weight of the stress term, used only when every
+        frame is periodic and has a reference stress
+    :param checkpoint_every: sevenn writes a checkpoint every this many epochs
+        (the granularity of resuming)
+    :param threads: torch threads of the trainer (default: torch's)
+    """
+
+    epochs: int = 20
+    batch_size: int = 2
+    learning_rate: float = 0.002
+    scheduler_gamma: float = 0.99
+    loss: Literal["huber", "mse"] = "huber"
+    huber_delta: float = 0.01
+    force_weight: float = 1.0
+    stress_weight: float = 0.01
+    checkpoint_every: int = 5
+    seed: int = 1
+    threads: Optional[int] = None
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"training.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"training.learning_rate: expected > 0, got {self.learning_rate}")
+
+
+@dataclass(frozen=True)
+class SevennConfig:
+    """The ``sevenn`` task: everything ``equilens finetune`` reads from its YAML file."""
+
+    data: SplitConfig
+    task: Literal["sevenn"] = "sevenn"
+    name: str = "sevenn"
+    read: ReadOptions = field(default_factory=lambda: ReadOptions(require_forces=True))
+    base_model: str = "7net-0"
+    refit_offsets: bool = True
+    training: SevennTraining = field(default_factory=SevennTraining)
+    output_dir: Optional[str] = None
+
+    @property
+    def output(self) -> Path:
+        return output_folder(self)
+
+    @property
+    def base_spec(self) -> str:
+        return self.base_model.removeprefix("sevenn:")
+
+
+def train_sevenn(
+    config: SevennConfig,
+    progress: bool = True,
+    stop_after: Optional[int] = None,
+    overwrite: bool = False,
+) -> Tuple[Any, Dict[str, Any]]:
+    """Fine-tune ``config.base_model`` with sevenn; returns the fine-tuned
+    :class:`~equilens.models.adapters.sevenn.SevenNetModel` and the summary
+    written to ``metrics.json`` (``None`` and ``{}`` after ``stop_after``).
+
+    :param stop_after: stop sevenn (as if interrupted) after this epoch
+    :param overwrite: replace the outputs of another run in the output folder
+    """
+    from ..models.adapters.sevenn import SevenNetModel, checkpoint_path, read_checkpoint
+
+    timings: Dict[str, float] = {}
+    start = time.perf_counter()
+    splits = load_splits(config.data, config.read)
+    if "validation" not in splits or not len(splits["validation"]):
+        raise ConfigError(
+            "data: sevenn needs validation frames (validation or validation_fraction)"
+        )
+    base_path = checkpoint_path(config.base_spec)
+    base = SevenNetModel(config.base_spec)
+    if base.modal is not None or base.model.modal_map:
+        raise ConfigError(f"base_model: {config.base_model} is multi-fidelity; not supported")
+    for name, dataset in splits.items():
+        base.check_species(dataset.frames, where=f"data.{name}")
+    fingerprint = run_fingerprint(
+        config,
+        {
+            **{
+                n: {"structures": hash_frames(d.frames), "targets": _targets(d)}
+                for n, d in splits.items()
+            },
+            "base_sha256": file_sha256(base_path),
+        },
+    )
+    output = config.output
+    work = output / "sevenn"
+    outputs = [output / n for n in ("model.pth", "metrics.json", "log.csv", "sevenn")]
+    claim_outputs(output / RUN_MARKER, fingerprint, outputs, overwrite, str(output))
+    timings["read_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    zero_shot = {name: _predict(base, d) for name, d in splits.items()}
+    offsets = {z: 0.0 for z in splits["train"].species}
+    if config.refit_offsets:
+        offsets = _offsets(splits["train"], zero_shot["train"][0])
+    timings["zero_shot_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    content = read_checkpoint(base_path)
+    best = _run_sevenn(config, content, splits, offsets, work, progress, stop_after)
+    timings["training_s"] = time.perf_counter() - start
+    if best is None:
+        return None, {}
+
+    content = read_checkpoint(best)
+    content.pop("optimizer_state_dict", None)
+    content.pop("scheduler_state_dict", None)
+    import torch
+
+    with atomic_write(output / "model.pth") as handle:
+        torch.save(content, handle)
+    model = SevenNetModel(str(output / "model.pth"))
+    return model, _finish(config, model, splits, zero_shot, offsets, work, timings, content)
+
+
+def _targets(dataset: Dataset) -> str:
+    return hash_arrays([np.asarray(dataset.energies), *(dataset.forces or [])])
+
+
+def _predict(model, dataset: Dataset) -> Tuple[np.ndarray, np.ndarray]:
+    energies, forces = energies_and_forces(model.predict(dataset.frames))
+    return np.asarray(energies), np.concatenate([np.asarray(f) for f in forces])
+
+
+def _offsets(train: Dataset, predicted: np.ndarray) -> Dict[int, float]:
+    species = list(train.species)
+    counts = composition_matrix([f.numbers for f in train.frames], species)
+    residuals = np.asarray(train.energies) - predicted
+    return files.fit_offsets(residuals, counts, species)
+
+
+def _run_sevenn(config, content, splits, offsets, work: Path, progress, stop_after):
+    """Run sevenn's trainer in ``work``; the best checkpoint, or ``None`` when
+    stopped early on purpose."""
+    from ..models.adapters.sevenn import model_config
+
+    paths = {name: files.write_frames(work / f"{name}.extxyz", d) for name, d in splits.items()}
+    stress = files.has_stress(splits["train"]) and files.has_stress(splits["validation"])
+    latest = files.latest_checkpoint(work)
+    if latest is None:
+        checkpoint = work / "start.pth"
+        if not checkpoint.is_file():
+            import torch
+
+            with atomic_write(checkpoint) as handle:
+                torch.save(files.shifted_checkpoint(content, offsets), handle)
+    else:
+        checkpoint = latest
+    epochs = config.training.epochs if stop_after is None else stop_after
+    done = int(latest.stem.split("_")[1]) if latest is not None else 0
+    if done < epochs:
+        yaml_path = files.input_yaml(
+            work / "input.yaml",
+            model_config(content),
+            config.training,
+            paths,
+            checkpoint,
+            resume=latest is not None,
+            stress=stress,
+            epochs=epochs,
+        )
+        _subprocess(yaml_path, work, config.training, epochs, done, progress)
+    best = work / "checkpoint_best.pth"
+    if stop_after is not None and stop_after < config.training.epochs:
+        return None
+    if not best.is_file():
+        raise EquilensError(
+            f"{work}: sevenn wrote no checkpoint_best.pth; see {work / 'log.sevenn'}"
+        )
+    return best
+
+
+def _subprocess(yaml_path: Path, work: Path, training: SevennTraining, epochs, done, progress):
+    """``sevenn input.yaml`` in ``work``, with a progress bar over the epochs."""
+    from tqdm.auto import tqdm
+
+    env = dict(os.environ)
+    if training.threads:
+        env["OMP_NUM_THREADS"] = str(training.threads)
+    command = [sys.executable, "-m", "sevenn.main.sevenn", yaml_path.name, "-w", "."]
+    with open(work / "sevenn.out", "ab") as log:
+        process = subprocess.Popen(command, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env)
+        bar = tqdm(total=epochs, initial=done, desc="sevenn", unit="epoch", disable=not progress)
+        with bar:
+            while process.poll() is None:
+                time.sleep(1.0)
+                rows = files.learning_curve(work)
+                now = int(rows[-1]["epoch"]) if rows else done
+                bar.update(max(0, now - bar.n))
+    if process.returncode != 0:
+        text = "\n".join(
+            (work / name).read_text(errors="replace") if (work / name).is_file() else ""
+            for name in ("log.sevenn", "sevenn.out")
+        )
+        tail = text.strip().splitlines()[-1:]
+        raise EquilensError(
+            f"{work}: sevenn's trainer failed (exit {process.returncode}): "
+            f"{tail[0][:200] if tail else ''}; see {work / 'sevenn.out'}"
+        )
+
+
+def _finish(config, model, splits, zero_shot, offsets, work: Path, timings, content):
+    """Metrics of the fine-tuned and zero-shot models, log, plots, ``metrics.json``."""
+    output = config.output
+    history = files.learning_curve(work)
+    best_epoch = int(content.get("epoch", 0))
+    best_row = next((r for r in history if int(r["epoch"]) == best_epoch), None)
+    result = FitResult(
+        best_epoch=best_epoch,
+        best_validation_loss=best_row["validation_loss"] if best_row else float("nan"),
+        history=history,
+        stopped_early=False,
+        seconds=timings["training_s"],
+    )
+    metrics: Dict[str, Dict[str, float]] = {}
+    baselines: Dict[str, Dict[str, Dict[str, float]]] = {"zero_shot": {}}
+    for name, dataset in splits.items():
+        n_atoms = np.array([len(f) for f in dataset.frames])
+        numbers = np.concatenate([f.numbers for f in dataset.frames])
+        reference = np.concatenate([np.asarray(f) for f in dataset.forces])
+        energies, forces = _predict(model, dataset)
+        metrics[name] = energy_force_metrics(
+            energies, dataset.energies, n_atoms, forces, reference, numbers
+        )
+        shift = composition_matrix([f.numbers for f in dataset.frames], list(offsets)) @ np.array(
+            list(offsets.values())
+        )
+        base_e, base_f = zero_shot[name]
+        baselines["zero_shot"][name] = energy_force_metrics(
+            base_e + shift, dataset.energies, n_atoms, base_f, reference, numbers
+        )
+        title = f"{config.name}: {name}"
+        plot_parity(
+            energies / n_atoms, dataset.energies / n_atoms, forces, reference, numbers,
+            output / f"parity_{name}.png", title,
+        )  # fmt: skip
+    summary = run_summary(
+        config, result, timings, splits, metrics, baselines,
+        base_model=config.base_model,
+        energy_offsets_eV={str(z): v for z, v in offsets.items()},
+        config_used=to_mapping(config),
+    )  # fmt: skip
+    _write_log(output / "log.csv", history)
+    plot_learning_curve(history, output / "learning_curve.png")
+    save_json(output / "metrics.json", summary)
+    return summary
+
+
+def _write_log(path: Path, history: List[Dict[str, float]]) -> None:
+    if not history:
+        return
+    names = list(history[0])
+    with atomic_write(path, "w") as handle:
+        handle.write(",".join(names) + "\n")
+        for row in history:
+            handle.write(",".join(f"{row[n]:.8g}" for n in names) + "\n")
