@@ -126,68 +126,27 @@ def plot(results, path: Path) -> None:
     plt.close(figure)
 
 
-def _mean(result, numbers, measure: str, source: str, target: str) -> float:
-    """A measure between two sets, averaged over species weighted by atoms."""
-    total = values = 0.0
-    for z, comparison in result.items():
-        i, j = comparison.names.index(source), comparison.names.index(target)
-        weight = float(np.sum(numbers == z))
-        values += weight * comparison.matrices[measure][i, j]
-        total += weight
-    return float(values / total)
+PAIRS = [("finetune", "base"), ("finetune", "scratch")]
 
 
-def drift(base_path: Path, finetuned: Path, scratch: Path, output: Path, n_frames: int = 20):
+def drift(base_path, finetuned, scratch, output: Path, figure: str, n_frames: int = 20):
     """Per layer, on DFT test frames: GFRE both ways and CKA between the
     fine-tuned model and its base, and between it and the from-scratch model
     (species by species, atom-weighted mean over species)."""
-    from equilens.analysis.compare import compare_by_species
-    from equilens.figures import pyplot
+    from equilens.analysis.drift import latent_drift
+    from equilens.export.plots import plot_drift
     from equilens.models import load
 
     frames = read_dataset(reference_path("iron_water/test")).frames[:n_frames]
     models = {"base": load(base_path), "finetune": load(finetuned), "scratch": load(scratch)}
-    layers = {name: model.layers(frames) for name, model in models.items()}
-    numbers = np.concatenate([f.numbers for f in frames])
-    rows = []
-    for layer in models["base"].layer_names[1:]:
-        sets = {name: layers[name][layer] for name in models}
-        result = compare_by_species(sets, measures=("gfre", "cka"), n_samples=3000)
-        rows.append(
-            {
-                "layer": layer,
-                "gfre_base_to_finetune": _mean(result, numbers, "gfre", "base", "finetune"),
-                "gfre_finetune_to_base": _mean(result, numbers, "gfre", "finetune", "base"),
-                "gfre_scratch_to_finetune": _mean(result, numbers, "gfre", "scratch", "finetune"),
-                "gfre_finetune_to_scratch": _mean(result, numbers, "gfre", "finetune", "scratch"),
-                "cka_finetune_base": _mean(result, numbers, "cka", "finetune", "base"),
-                "cka_finetune_scratch": _mean(result, numbers, "cka", "finetune", "scratch"),
-            }
-        )
+    rows = latent_drift(models, frames, PAIRS)
+    for row in rows:
         print(
             "  "
-            + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else v for k, v in rows[-1].items())
+            + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{v}" for k, v in row.items())
         )
-    plt = pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    names = [r["layer"] for r in rows]
-    for key, style in (
-        ("gfre_base_to_finetune", "o-"),
-        ("gfre_finetune_to_base", "o--"),
-        ("gfre_scratch_to_finetune", "s-"),
-        ("gfre_finetune_to_scratch", "s--"),
-    ):
-        axes[0].plot(names, [r[key] for r in rows], style, label=key[5:].replace("_", " "))
-    for key, style in (("cka_finetune_base", "o-"), ("cka_finetune_scratch", "s-")):
-        axes[1].plot(names, [r[key] for r in rows], style, label=key[4:].replace("_", " vs "))
-    axes[0].set(ylabel="GFRE (test atoms)", title="reconstruction error")
-    axes[1].set(ylabel="linear CKA (debiased)", title="similarity")
-    for axis in axes:
-        axis.legend(fontsize=7)
-    figure.suptitle("latent drift: fine-tuned model vs its xTB base and vs from scratch")
-    figure.tight_layout()
-    figure.savefig(output / "latent_drift.png", dpi=150)
-    plt.close(figure)
+    title = "latent drift: fine-tuned BPNN vs its xTB base and vs from scratch"
+    plot_drift(rows, PAIRS, output / figure, title)
     return rows
 
 
@@ -196,6 +155,7 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 30, 100, 324])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--mode", default="full", choices=["full", "frozen", "last_layer"])
+    parser.add_argument("--compression", default="keep", choices=["keep", "refit"])
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--min-epochs", type=int, default=20)
     parser.add_argument("--max-epochs", type=int, default=150)
@@ -208,15 +168,26 @@ def main():
     base = pretrain(output, args.base_epochs)
     print(f"base model on GFN1-xTB: {time.perf_counter() - start:.0f} s -> {base}")
     results = []
+    tag = (
+        ""
+        if (args.mode, args.compression) == ("full", "keep")
+        else f"-{args.mode}-{args.compression}"
+    )
     for size, train in paths.items():
         batches = math.ceil(size / 8)
         epochs = int(np.clip(math.ceil(args.steps / batches), args.min_epochs, args.max_epochs))
         for seed in args.seeds:
             for mode in ("scratch", "finetune"):
                 finetune = (
-                    None if mode == "scratch" else {"base_model": str(base), "mode": args.mode}
+                    None
+                    if mode == "scratch"
+                    else {
+                        "base_model": str(base),
+                        "mode": args.mode,
+                        "compression": args.compression,
+                    }
                 )
-                folder = output / f"{mode}_{size}_seed{seed}"
+                folder = output / f"{mode}{tag if mode == 'finetune' else ''}_{size}_seed{seed}"
                 run = config(
                     f"{mode}-{size}",
                     train,
@@ -247,21 +218,27 @@ def main():
                     f"{row['seconds']:.0f} s): {row['energy_rmse_meV_per_atom']:.2f} meV/atom, "
                     f"{row['force_rmse_eV_per_A']:.3f} eV/A"
                 )
-    (output / "learning_curve.json").write_text(
-        json.dumps({"sizes_available": available, "mode": args.mode, "results": results}, indent=2)
-    )
-    plot(results, output / "learning_curve.png")
-    print(f"-> {output / 'learning_curve.png'}")
+    summary = {
+        "sizes_available": available,
+        "mode": args.mode,
+        "compression": args.compression,
+        "steps": args.steps,
+        "results": results,
+    }
+    (output / f"learning_curve{tag}.json").write_text(json.dumps(summary, indent=2))
+    plot(results, output / f"learning_curve{tag}.png")
+    print(f"-> {output / f'learning_curve{tag}.png'}")
     largest, seed = max(paths), args.seeds[0]
     print(f"latent drift ({largest} frames, seed {seed}):")
     rows = drift(
         base,
-        output / f"finetune_{largest}_seed{seed}" / "model.pt",
+        output / f"finetune{tag}_{largest}_seed{seed}" / "model.pt",
         output / f"scratch_{largest}_seed{seed}" / "model.pt",
         output,
+        f"latent_drift{tag}.png",
     )
-    (output / "latent_drift.json").write_text(json.dumps(rows, indent=2))
-    print(f"-> {output / 'latent_drift.png'}")
+    (output / f"latent_drift{tag}.json").write_text(json.dumps(rows, indent=2))
+    print(f"-> {output / f'latent_drift{tag}.png'}")
 
 
 if __name__ == "__main__":

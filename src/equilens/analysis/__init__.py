@@ -10,7 +10,9 @@
   between covariant blocks;
 - :mod:`~equilens.analysis.projection`: PCA, PCovR, UMAP maps;
 - :mod:`~equilens.analysis.labels`: physical per-atom labels;
-- :mod:`~equilens.analysis.scorecard`: how well each layer exposes them.
+- :mod:`~equilens.analysis.scorecard`: how well each layer exposes them;
+- :mod:`~equilens.analysis.drift`: what fine-tuning does to each layer
+  (GFRE both ways and CKA between a model, its base and a from-scratch one).
 
 Submodules are imported on first use.
 """
@@ -29,6 +31,7 @@ __all__ = [
     "compare_by_species",
     "equivariant_gfre_matrix",
     "equivariant_reconstruction_error",
+    "latent_drift",
     "latents",
     "load_latents",
     "save_latents",
@@ -44,6 +47,7 @@ _LAZY = {
     "Scorecard": "scorecard",
     "equivariant_gfre_matrix": "equivariant",
     "equivariant_reconstruction_error": "equivariant",
+    "latent_drift": "drift",
     "latents": "latents",
     "load_latents": "latents",
     "save_latents": "latents",

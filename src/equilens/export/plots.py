@@ -1,4 +1,4 @@
-"""Figures of descriptors and comparisons: PCA maps and annotated heatmaps."""
+"""Figures of descriptors and comparisons: PCA maps, annotated heatmaps, latent drift."""
 
 from __future__ import annotations
 
@@ -102,4 +102,28 @@ def plot_matrix(
         ax.set_ylabel(axis_labels[0])
     ax.set_title(title)
     fig.colorbar(image, ax=ax, shrink=0.8)
+    return save_figure(fig, path)
+
+
+def plot_drift(rows, pairs, path: PathLike, title: str = "") -> Path:
+    """GFRE both ways (left) and CKA (right) per layer, for each pair of
+    models, from the rows of :func:`~equilens.analysis.drift.latent_drift`
+    (skipped layers are left out)."""
+    rows = [r for r in rows if not r.get("skipped")]
+    names = [r["layer"] for r in rows]
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (a, b), colour in zip(pairs, colours):
+        for source, target, style in ((a, b, "o-"), (b, a, "o--")):
+            values = [r[f"gfre_{source}_to_{target}"] for r in rows]
+            axes[0].plot(names, values, style, color=colour, label=f"{source} → {target}")
+        values = [r[f"cka_{a}_{b}"] for r in rows]
+        axes[1].plot(names, values, "o-", color=colour, label=f"{a} vs {b}")
+    axes[0].set(ylabel="GFRE (test atoms, per species)", title="reconstruction error")
+    axes[1].set(ylabel="linear CKA (debiased)", title="similarity", ylim=(None, 1.02))
+    for axis in axes:
+        axis.legend(fontsize=7)
+        axis.tick_params(axis="x", rotation=45)
+    fig.suptitle(title)
     return save_figure(fig, path)
