@@ -12,6 +12,7 @@ import shutil
 import subprocess
 
 import ase
+import ase.io
 import numpy as np
 import pytest
 from ase.build import molecule
@@ -74,3 +75,71 @@ def test_pet_export_layers(pet_file):
     assert np.isfinite(energies).all()
     assert energies[1] == pytest.approx(energies[0], rel=1e-6)
     np.testing.assert_allclose(forces[1], forces[0][order], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def pet_checkpoint(pet_file):
+    return pet_file.parent / "pet.ckpt"
+
+
+def _ethanol_frames(path, n_frames=8):
+    """Rattled ethanol molecules labelled with ASE's EMT (H, C, O)."""
+    from ase.calculators.emt import EMT
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for seed in range(n_frames):
+        atoms = molecule("CH3CH2OH")
+        atoms.center(vacuum=4.0)
+        atoms.rattle(0.08, seed=seed)
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        frames.append(atoms)
+    ase.io.write(path, frames)
+    return path
+
+
+def test_metatrain_finetune_is_driven_resumed_and_read_back(pet_file, pet_checkpoint, tmp_path):
+    """``task: metatrain`` runs ``mtt train`` with a finetune section on the
+    PET test checkpoint (equilens never opens the checkpoint), resumes an
+    interrupted run with ``--restart auto``, and reads the exported base and
+    fine-tuned models through the metatomic adapter."""
+    import json
+
+    from equilens.config import from_mapping
+    from equilens.training.metatrain import MetatrainConfig, train_metatrain
+
+    mtt = side_environment(".venv-metatrain", [METATRAIN]).parent / "mtt"
+    data = _ethanol_frames(tmp_path / "ethanol.extxyz")
+    config = from_mapping(
+        MetatrainConfig,
+        {
+            "task": "metatrain",
+            "name": "pet-ethanol",
+            "data": {"train": str(data), "validation_fraction": 0.25, "test_fraction": 0.25},
+            "base_checkpoint": str(pet_checkpoint),
+            "architecture": "pet",
+            "mtt": str(mtt),
+            "length_unit": "",  # the test checkpoint was trained without a length unit
+            "training": {"epochs": 3, "batch_size": 2, "learning_rate": 1e-4},
+            "output_dir": str(tmp_path / "run"),
+        },
+    )
+    assert train_metatrain(config, progress=False, stop_after=1) == (None, {})
+    model, summary = train_metatrain(config, progress=False)
+    log = (tmp_path / "run" / "mtt" / "mtt.log").read_text()
+    assert "--restart auto" in log and "finetun" in log.lower()
+    assert summary["epochs_run"] == 3  # epochs 0, 1 (first start) and 2 (resumed)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["task"] == "metatrain"
+    frames = ase.io.read(data, ":4")
+    base = load(tmp_path / "run" / "base.pt")  # exported here from the same checkpoint
+    e_base, _ = energies_and_forces(base.predict(frames))
+    e_fixture, _ = energies_and_forces(load(pet_file).predict(frames))
+    np.testing.assert_allclose(e_base, e_fixture, rtol=1e-6)
+    assert load(tmp_path / "run" / "model.pt").layer_names == base.layer_names
+    assert model.layer_names == base.layer_names
+    for split in ("train", "validation", "test"):
+        assert np.isfinite(summary["metrics"][split]["force_rmse_eV_per_A"])
+        assert split in summary["baselines"]["zero_shot"]
+    assert summary["task"] == "metatrain"

@@ -45,10 +45,10 @@ def run(args: argparse.Namespace, finetune: bool = False) -> int:
         raise ConfigError(
             f"{args.config}: no 'finetune' section (task: potential with "
             "finetune: {base_model: MODEL.pt, mode: full | frozen | last_layer}, "
-            "or task: sevenn with base_model: 7net-0)"
+            "task: sevenn with base_model: 7net-0, or task: metatrain with base_checkpoint)"
         )
     if finetune and config.task == "tensor":
-        raise ConfigError(f"{args.config}: fine-tuning takes task: potential or task: sevenn")
+        raise ConfigError(f"{args.config}: fine-tuning takes task: potential, sevenn or metatrain")
     _, summary = train(config, progress=not args.no_progress, overwrite=args.overwrite)
     print(
         f"{config.name} ({config.task}): best epoch {summary['best_epoch']} of "

@@ -37,6 +37,7 @@ TASKS = {
     "potential": "equilens.training.potential:PotentialConfig",
     "tensor": "equilens.training.tensor:TensorConfig",
     "sevenn": "equilens.training.sevenn:SevennConfig",
+    "metatrain": "equilens.training.metatrain:MetatrainConfig",
 }
 #: files a run writes into its output folder
 RUN_MARKER = "run.json"

@@ -71,6 +71,10 @@ def train(
         from .sevenn import train_sevenn
 
         return train_sevenn(config, progress, stop_after, overwrite)
+    if config.task == "metatrain":
+        from .metatrain import train_metatrain
+
+        return train_metatrain(config, progress, stop_after, overwrite)
     from .tensor import train_tensor_model
 
     return train_tensor_model(config, progress, stop_after, overwrite)

@@ -39,28 +39,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple
 
-import numpy as np
-
-from ..config import to_mapping
-from ..data.io import Dataset, ReadOptions
+from ..data.io import ReadOptions
 from ..data.splits import SplitConfig, load_splits
 from ..errors import ConfigError, EquilensError
-from ..models.base import energies_and_forces
 from ..storage import (
     atomic_write,
     claim_outputs,
     file_sha256,
-    hash_arrays,
     hash_frames,
     save_json,
 )
+from . import external
 from . import sevenn_files as files
 from .config import RUN_MARKER, output_folder, run_fingerprint
 from .loop import FitResult
-from .metrics import composition_matrix, energy_force_metrics
-from .plots import plot_learning_curve, plot_parity
 from .run import run_summary
 
 
@@ -150,7 +144,7 @@ def train_sevenn(
         config,
         {
             **{
-                n: {"structures": hash_frames(d.frames), "targets": _targets(d)}
+                n: {"structures": hash_frames(d.frames), "targets": external.targets_hash(d)}
                 for n, d in splits.items()
             },
             "base_sha256": file_sha256(base_path),
@@ -163,10 +157,10 @@ def train_sevenn(
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    zero_shot = {name: _predict(base, d) for name, d in splits.items()}
+    zero_shot = {name: external.predict(base, d) for name, d in splits.items()}
     offsets = {z: 0.0 for z in splits["train"].species}
     if config.refit_offsets:
-        offsets = _offsets(splits["train"], zero_shot["train"][0])
+        offsets = external.fit_offsets(splits["train"], zero_shot["train"][0])
     timings["zero_shot_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -188,29 +182,13 @@ def train_sevenn(
     return model, _finish(config, model, splits, zero_shot, offsets, work, timings, content)
 
 
-def _targets(dataset: Dataset) -> str:
-    return hash_arrays([np.asarray(dataset.energies), *(dataset.forces or [])])
-
-
-def _predict(model, dataset: Dataset) -> Tuple[np.ndarray, np.ndarray]:
-    energies, forces = energies_and_forces(model.predict(dataset.frames))
-    return np.asarray(energies), np.concatenate([np.asarray(f) for f in forces])
-
-
-def _offsets(train: Dataset, predicted: np.ndarray) -> Dict[int, float]:
-    species = list(train.species)
-    counts = composition_matrix([f.numbers for f in train.frames], species)
-    residuals = np.asarray(train.energies) - predicted
-    return files.fit_offsets(residuals, counts, species)
-
-
 def _run_sevenn(config, content, splits, offsets, work: Path, progress, stop_after):
     """Run sevenn's trainer in ``work``; the best checkpoint, or ``None`` when
     stopped early on purpose."""
     from ..models.adapters.sevenn import model_config
 
-    paths = {name: files.write_frames(work / f"{name}.extxyz", d) for name, d in splits.items()}
-    stress = files.has_stress(splits["train"]) and files.has_stress(splits["validation"])
+    paths = {n: external.write_frames(work / f"{n}.extxyz", d) for n, d in splits.items()}
+    stress = external.has_stress(splits["train"]) and external.has_stress(splits["validation"])
     latest = files.latest_checkpoint(work)
     if latest is None:
         checkpoint = work / "start.pth"
@@ -287,45 +265,14 @@ def _finish(config, model, splits, zero_shot, offsets, work: Path, timings, cont
         stopped_early=False,
         seconds=timings["training_s"],
     )
-    metrics: Dict[str, Dict[str, float]] = {}
-    baselines: Dict[str, Dict[str, Dict[str, float]]] = {"zero_shot": {}}
-    for name, dataset in splits.items():
-        n_atoms = np.array([len(f) for f in dataset.frames])
-        numbers = np.concatenate([f.numbers for f in dataset.frames])
-        reference = np.concatenate([np.asarray(f) for f in dataset.forces])
-        energies, forces = _predict(model, dataset)
-        metrics[name] = energy_force_metrics(
-            energies, dataset.energies, n_atoms, forces, reference, numbers
-        )
-        shift = composition_matrix([f.numbers for f in dataset.frames], list(offsets)) @ np.array(
-            list(offsets.values())
-        )
-        base_e, base_f = zero_shot[name]
-        baselines["zero_shot"][name] = energy_force_metrics(
-            base_e + shift, dataset.energies, n_atoms, base_f, reference, numbers
-        )
-        title = f"{config.name}: {name}"
-        plot_parity(
-            energies / n_atoms, dataset.energies / n_atoms, forces, reference, numbers,
-            output / f"parity_{name}.png", title,
-        )  # fmt: skip
+    metrics, baselines = external.evaluate_against_base(
+        model, splits, zero_shot, offsets, output, config.name
+    )
     summary = run_summary(
         config, result, timings, splits, metrics, baselines,
         base_model=config.base_model,
         energy_offsets_eV={str(z): v for z, v in offsets.items()},
-        config_used=to_mapping(config),
     )  # fmt: skip
-    _write_log(output / "log.csv", history)
-    plot_learning_curve(history, output / "learning_curve.png")
+    external.write_history(output, history)
     save_json(output / "metrics.json", summary)
     return summary
-
-
-def _write_log(path: Path, history: List[Dict[str, float]]) -> None:
-    if not history:
-        return
-    names = list(history[0])
-    with atomic_write(path, "w") as handle:
-        handle.write(",".join(names) + "\n")
-        for row in history:
-            handle.write(",".join(f"{row[n]:.8g}" for n in names) + "\n")

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
-import ase
 import numpy as np
 import yaml
-from ase.calculators.singlepoint import SinglePointCalculator
 
-from ..data.io import Dataset
 from ..storage import atomic_write
 
 #: the model keys of sevenn's configuration (``sevenn._const``); the input
@@ -65,35 +62,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
-
-
-def write_frames(path: Path, dataset: Dataset) -> Path:
-    """The frames of ``dataset`` with their energies and forces, as extxyz."""
-    assert dataset.energies is not None and dataset.forces is not None
-    frames: List[ase.Atoms] = []
-    for atoms, energy, forces in zip(dataset.frames, dataset.energies, dataset.forces):
-        copy = ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        results: Dict[str, Any] = {"energy": float(energy), "forces": np.asarray(forces)}
-        stress = _stress(atoms)
-        if stress is not None:
-            results["stress"] = stress
-        copy.calc = SinglePointCalculator(copy, **results)
-        frames.append(copy)
-    with atomic_write(path, "w") as handle:
-        ase.io.write(handle, frames, format="extxyz")
-    return path
-
-
-def _stress(atoms: ase.Atoms) -> Optional[np.ndarray]:
-    calc = atoms.calc
-    if calc is None or "stress" not in getattr(calc, "results", {}):
-        return None
-    return np.asarray(calc.results["stress"])
-
-
-def has_stress(dataset: Dataset) -> bool:
-    """Every frame is periodic and carries a reference stress."""
-    return all(a.pbc.all() and _stress(a) is not None for a in dataset.frames)
 
 
 def shifted_checkpoint(content: dict, offsets: Mapping[int, float]) -> dict:
@@ -206,13 +174,3 @@ def learning_curve(folder: Path) -> List[Dict[str, float]]:
 def _number(row: Mapping[str, str], key: str) -> float:
     matches = [v for k, v in row.items() if k and k.replace(" ", "") == key]
     return float(matches[0]) if matches and matches[0] not in ("", None) else float("nan")
-
-
-def fit_offsets(
-    residuals: np.ndarray, counts: np.ndarray, species: Sequence[int]
-) -> Dict[int, float]:
-    """Per-species energies (eV) that best explain ``residuals`` (reference
-    minus model, per frame) from the species ``counts`` of each frame; the
-    minimum-norm solution when compositions do not separate the species."""
-    solution, *_ = np.linalg.lstsq(counts, residuals, rcond=None)
-    return {int(z): float(v) for z, v in zip(species, solution)}
