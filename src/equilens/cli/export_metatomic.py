@@ -10,13 +10,16 @@ from .common import add_overwrite_argument
 def register(commands) -> None:
     parser = commands.add_parser(
         "export-metatomic",
-        help="save a potential as a metatomic model (ASE, LAMMPS, chemiscope's featurizer)",
+        help="save a potential or tensor model as a metatomic model (ASE, LAMMPS, chemiscope)",
         description=(
-            "Save MODEL (a potential from `equilens train`) as a metatomic TorchScript model "
-            "that computes SOAP with featomic-torch inside and gives energy (forces and stress "
-            "by autograd), 'feature' (the last hidden layer) and 'feature/<layer>' for every "
-            "layer. The compiled extensions it needs are collected into --extensions; load it "
-            "with metatomic_ase.MetatomicCalculator(OUT, extensions_directory=...)."
+            "Save MODEL (from `equilens train`) as a metatomic TorchScript model. A potential "
+            "computes SOAP with featomic-torch inside and gives energy (forces and stress by "
+            "autograd), 'feature' (the last hidden layer) and 'feature/<layer>' for every "
+            "layer. A tensor model computes lambda-SOAP inside and gives 'equilens::<target>' "
+            "(e.g. equilens::polarizability), 'equilens::feature/<layer>' (equivariant blocks) "
+            "and invariant summaries as 'feature' and 'feature/<layer>'. The compiled "
+            "extensions it needs are collected into --extensions; load it with "
+            "metatomic_ase.MetatomicCalculator(OUT, extensions_directory=...)."
         ),
     )
     parser.add_argument("model", help="model file written by `equilens train`")

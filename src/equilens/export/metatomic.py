@@ -40,15 +40,22 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def metatomic_model(model, dtype: str = "float64"):
-    """The ``AtomisticModel`` of an equilens potential."""
+    """The ``AtomisticModel`` of an equilens potential or tensor model
+    (:mod:`equilens.export.metatomic_tensor`)."""
     from metatomic.torch import AtomisticModel, ModelCapabilities, ModelMetadata, ModelOutput
 
     from ..models.potential import Potential
     from ..models.potential_module import potential_module
+    from ..models.tensor_model import TensorModel
 
+    if isinstance(model, TensorModel):
+        from .metatomic_tensor import tensor_metatomic_model
+
+        return tensor_metatomic_model(model, dtype)
     if not isinstance(model, Potential):
         raise ModelError(
-            f"metatomic export supports equilens potentials; this is a {model.kind} model"
+            f"metatomic export supports equilens potentials and tensor models; "
+            f"this is a {model.kind} model"
         )
     if dtype not in DTYPES:
         raise ModelError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")

@@ -32,10 +32,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import ase
 import numpy as np
 import torch
-from metatensor import TensorMap
+from metatensor import Labels, TensorBlock, TensorMap
 
 from ...errors import ModelError
-from ...tensormaps import atom_tensormap
+from ...tensormaps import atom_tensormap, join_by_system
 from ..base import Model, energy_map, forces_map
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -60,7 +60,10 @@ def layer_outputs(outputs: Sequence[str]) -> Dict[str, str]:
     for name in outputs:
         for prefix in FEATURE_PREFIXES:
             if name.startswith(prefix):
-                layers.setdefault(name[len(prefix) :], name)
+                if prefix == "equilens::feature/":  # equivariant: preferred to a summary
+                    layers[name[len(prefix) :]] = name
+                else:
+                    layers.setdefault(name[len(prefix) :], name)
         if name.startswith("mtt::aux::") and name.endswith("_last_layer_features"):
             layers.setdefault(name[len("mtt::aux::") :], name)
     if not any(name.startswith(("feature/", "features/")) for name in outputs):
@@ -142,22 +145,29 @@ class MetatomicModel(Model):
         """Every feature output per atom, in the conventions of :mod:`equilens.models.base`."""
         self.check_species(frames)
         frames = list(frames)
-        parts: Dict[str, List[np.ndarray]] = {name: [] for name in self._layers}
+        parts: Dict[str, List[Any]] = {name: [] for name in self._layers}
         for start in range(0, len(frames), batch_size):
             batch = frames[start : start + batch_size]
             with torch.no_grad():
                 outputs = self._run(self._systems(batch), list(self._layers.values()))
             for layer, output in self._layers.items():
-                parts[layer].append(_per_atom_values(outputs[output], batch, layer))
+                tensor = outputs[output]
+                if "o3_lambda" in tensor.keys.names:
+                    parts[layer].append((start, _equivariant(tensor, layer)))
+                else:
+                    parts[layer].append(_per_atom_values(tensor, batch, layer))
         system = np.concatenate([np.full(len(f), s) for s, f in enumerate(frames)])
         atom = np.concatenate([np.arange(len(f)) for f in frames])
         numbers = np.concatenate([f.numbers for f in frames])
-        return {
-            layer: atom_tensormap(
-                np.concatenate(values), system, atom, numbers, species=self.species
-            )
-            for layer, values in parts.items()
-        }
+        result: Dict[str, TensorMap] = {}
+        for layer, values in parts.items():
+            if values and isinstance(values[0], tuple):
+                result[layer] = join_by_system(values)
+            else:
+                result[layer] = atom_tensormap(
+                    np.concatenate(values), system, atom, numbers, species=self.species
+                )
+        return result
 
     def predict(self, frames: Sequence[ase.Atoms], batch_size: int = 8) -> Dict[str, TensorMap]:
         """``energy`` and ``forces`` (autograd) of models with an energy output."""
@@ -174,6 +184,26 @@ class MetatomicModel(Model):
             energies.append(float(energy.detach()))
             forces.append(-gradient.detach().numpy().astype(np.float64))
         return {"energy": energy_map(np.array(energies)), "forces": forces_map(forces)}
+
+
+def _equivariant(tensor, layer: str) -> TensorMap:
+    """A per-atom equivariant output (keys ``o3_lambda, o3_sigma,
+    center_type``, components ``o3_mu``) as a numpy TensorMap."""
+    names = list(tensor.keys.names)
+    if names != ["o3_lambda", "o3_sigma", "center_type"]:
+        raise ModelError(f"layer '{layer}': equivariant output with keys {names}")
+    blocks = []
+    for block in tensor.blocks():
+        components = [Labels(c.names, c.values.numpy().astype(np.int32)) for c in block.components]
+        blocks.append(
+            TensorBlock(
+                block.values.detach().numpy().astype(np.float64),
+                Labels(block.samples.names, block.samples.values.numpy().astype(np.int32)),
+                components,
+                Labels.range("feature", block.values.shape[-1]),
+            )
+        )
+    return TensorMap(Labels(names, tensor.keys.values.numpy().astype(np.int32)), blocks)
 
 
 def _per_atom_values(tensor, frames, layer: str) -> np.ndarray:
