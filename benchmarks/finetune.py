@@ -87,7 +87,7 @@ def config(name, train, validation, output, seed, epochs, finetune=None, cache=N
     return from_mapping(PotentialConfig, mapping)
 
 
-def pretrain(output: Path, epochs: int) -> Path:
+def pretrain(output: Path, epochs: int, cache: Path) -> Path:
     """The base model: the same architecture on the embedded xTB set."""
     mapping = {
         "task": "potential",
@@ -96,7 +96,7 @@ def pretrain(output: Path, epochs: int) -> Path:
         **ARCHITECTURE,
         "training": {"epochs": epochs, "batch_size": 8, "learning_rate": 0.002, "seed": 0},
         "output_dir": str(output / "base"),
-        "cache_dir": str(output / "cache"),
+        "cache_dir": str(cache),
     }
     train_potential(from_mapping(PotentialConfig, mapping), progress=False)
     return output / "base" / "model.pt"
@@ -161,11 +161,13 @@ def main():
     parser.add_argument("--max-epochs", type=int, default=150)
     parser.add_argument("--base-epochs", type=int, default=60)
     parser.add_argument("--output", default="results/finetune")
+    parser.add_argument("--cache", help="descriptor cache (default: <output>/cache)")
     args = parser.parse_args()
     output = Path(args.output)
+    cache = Path(args.cache) if args.cache else output / "cache"
     paths, validation, available = write_subsets(output, args.sizes)
     start = time.perf_counter()
-    base = pretrain(output, args.base_epochs)
+    base = pretrain(output, args.base_epochs, cache)
     print(f"base model on GFN1-xTB: {time.perf_counter() - start:.0f} s -> {base}")
     results = []
     tag = (
@@ -196,7 +198,7 @@ def main():
                     seed,
                     epochs,
                     finetune,
-                    output / "cache",
+                    cache,
                 )
                 start = time.perf_counter()
                 _, summary = train_potential(run, progress=False)
