@@ -155,3 +155,21 @@ print(json.dumps({{"keys": out.keys.values.tolist(),
         for key, block in native_layers[layer].items():
             got = layers[layer].block(key)
             np.testing.assert_allclose(got.values, block.values, atol=1e-5)
+
+
+def test_chemiscope_featurizer_reads_two_layers_of_a_tensor_model(tmp_path):
+    chemiscope = pytest.importorskip("chemiscope")
+    from equilens.export.chemiscope import validate_chemiscope
+    from equilens.export.metatomic import export_metatomic
+
+    path = export_metatomic(_model("polarizability"), tmp_path / "model.pt")
+    frames = ase.io.read(DATA / "structures.extxyz", ":4")
+    for layer in ("hidden_1", "hidden_2"):
+        output = tmp_path / f"{layer}.json.gz"
+        featurizer = chemiscope.metatomic_featurizer(
+            str(path), extensions_directory=str(tmp_path / "extensions"), variant=layer
+        )
+        with pytest.warns(Warning):  # chemiscope still asks for the plural 'features'
+            chemiscope.explore(frames, featurizer=featurizer, write_input=str(output))
+        data = validate_chemiscope(output)
+        assert len(data["structures"]) == len(frames)
