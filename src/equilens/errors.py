@@ -75,3 +75,8 @@ def format_location(path: Optional[str], frame: Optional[int]) -> str:
     if frame is not None:
         parts.append(f"frame {frame}")
     return ": ".join(parts) + ": "
+
+
+class ResourceError(EquilensError):
+    """A computation would need more memory than the machine has; the message
+    says how much, why, and which options reduce it."""

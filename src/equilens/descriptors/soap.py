@@ -30,6 +30,7 @@ from metatensor import Labels, TensorBlock, TensorMap
 
 from ..tensormaps import join_by_system
 from ._batches import check_species, iterate_batches, make_calculator
+from .budget import check_soap_memory
 
 
 def compute_soap(
@@ -60,6 +61,7 @@ def compute_soap(
     if neighbors not in ("properties", "keys"):
         raise ValueError(f"neighbors must be 'properties' or 'keys', got {neighbors!r}")
     species = check_species(frames, species)
+    check_soap_memory(frames, len(species), hypers, gradients)
     calculator = make_calculator(featomic.SoapPowerSpectrum, hypers)
     pairs = [(a, b) for i, a in enumerate(species) for b in species[i:]]
     selected = Labels(

@@ -1,0 +1,130 @@
+"""Memory estimates before the large descriptor allocations.
+
+The SOAP power spectrum over a fixed species list has, per atom, one block of
+``(max_angular + 1) (max_radial + 1)^2`` features for every unordered pair of
+neighbor types: ``S (S + 1) / 2`` pairs for ``S`` elements. Three elements
+give 6 pairs; 55 elements give 1,540, and the descriptor of a few hundred
+frames no longer fits in memory. Gradients multiply that by three times the
+number of neighbors of each atom. :func:`check_soap_memory` computes the size
+before featomic allocates it and stops with a
+:class:`~equilens.errors.ResourceError` that says how much memory the
+computation would need, why, and what reduces it.
+
+The memory available is ``MemAvailable`` of ``/proc/meminfo`` (else the
+physical memory); ``EQUILENS_MEMORY_LIMIT_GB`` sets another limit. A
+computation may use up to :data:`FRACTION` of it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Sequence
+
+import ase
+import numpy as np
+
+from ..errors import ResourceError
+
+#: the share of the available memory one descriptor computation may take
+FRACTION = 0.8
+BYTES = 8  # float64
+
+
+@dataclass(frozen=True)
+class SoapSize:
+    """The size of a SOAP computation, and why."""
+
+    n_atoms: int
+    n_species: int
+    n_pairs: int
+    per_pair: int
+    n_gradient_pairs: int
+
+    @property
+    def per_atom(self) -> int:
+        """Features per atom."""
+        return self.n_pairs * self.per_pair
+
+    @property
+    def values_bytes(self) -> int:
+        return self.n_atoms * self.per_atom * BYTES
+
+    @property
+    def gradient_bytes(self) -> int:
+        return 3 * self.n_gradient_pairs * self.per_atom * BYTES
+
+    @property
+    def total_bytes(self) -> int:
+        return self.values_bytes + self.gradient_bytes
+
+
+def soap_size(
+    frames: Sequence[ase.Atoms], n_species: int, hypers: Dict[str, Any], gradients: bool
+) -> SoapSize:
+    """The size of the SOAP power spectrum of ``frames`` over ``n_species``
+    elements (and of its position gradients: one row per atom and per
+    distinct neighbor within the cutoff, and the atom itself)."""
+    basis = hypers["basis"]
+    per_pair = (int(basis["max_angular"]) + 1) * (int(basis["radial"]["max_radial"]) + 1) ** 2
+    n_atoms = int(sum(len(f) for f in frames))
+    n_gradient = 0
+    if gradients:
+        from ase.neighborlist import neighbor_list
+
+        radius = float(hypers["cutoff"]["radius"])
+        for atoms in frames:  # distinct (atom, neighbor) pairs, periodic images merged
+            n = len(atoms)
+            first, second = neighbor_list("ij", atoms, radius)
+            pairs = np.concatenate([first * n + second, np.arange(n) * (n + 1)])
+            n_gradient += len(np.unique(pairs))
+    return SoapSize(n_atoms, n_species, n_species * (n_species + 1) // 2, per_pair, n_gradient)
+
+
+def available_memory() -> int:
+    """Bytes of memory a computation may count on (see the module docstring)."""
+    limit = os.environ.get("EQUILENS_MEMORY_LIMIT_GB")
+    if limit:
+        return int(float(limit) * 1024**3)
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_soap_memory(
+    frames: Sequence[ase.Atoms],
+    n_species: int,
+    hypers: Dict[str, Any],
+    gradients: bool = False,
+    what: str = "SOAP",
+    available: Optional[int] = None,
+) -> SoapSize:
+    """Raise :class:`~equilens.errors.ResourceError` when the SOAP of
+    ``frames`` would need more than :data:`FRACTION` of the available memory;
+    returns the size otherwise."""
+    size = soap_size(frames, n_species, hypers, gradients)
+    budget = FRACTION * (available if available is not None else available_memory())
+    if size.total_bytes <= budget:
+        return size
+    gib = 1024**3
+    gradient_text = (
+        f" + gradients {size.gradient_bytes / gib:.1f} GB ({size.n_gradient_pairs:,} "
+        "atom-neighbor pairs x 3)"
+        if gradients
+        else ""
+    )
+    raise ResourceError(
+        f"{what}: would need {size.total_bytes / gib:.1f} GB, more than "
+        f"{FRACTION:.0%} of the {budget / FRACTION / gib:.1f} GB available: "
+        f"{size.n_atoms:,} atoms x {size.per_atom:,} features "
+        f"({size.n_species} elements -> {size.n_pairs:,} neighbor-type pairs x "
+        f"{size.per_pair} features per pair) = {size.values_bytes / gib:.1f} GB"
+        f"{gradient_text}. Reduce it with fewer elements in descriptor.species, a smaller "
+        "basis (max_radial, max_angular, or preset: small), or fewer frames "
+        "(read.index, e.g. '::4')"
+    )

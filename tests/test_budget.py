@@ -1,0 +1,80 @@
+"""Memory estimates before large descriptor allocations: the estimate is the
+size featomic allocates, and a many-element dataset stops with a message
+instead of swallowing the machine."""
+
+from __future__ import annotations
+
+import ase
+import ase.io
+import numpy as np
+import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from equilens.cli import main
+from equilens.data.examples import iron_water_example
+from equilens.descriptors import PRESETS, compute_soap
+from equilens.descriptors.budget import check_soap_memory, soap_size
+from equilens.errors import ResourceError
+
+# 55 elements, as in the catalysis set of the issue
+ELEMENTS = [z for z in range(1, 84) if z not in (2, 10, 18, 36, 54)][:55]
+
+
+def test_estimate_is_what_featomic_allocates():
+    hypers = PRESETS["small"].to_featomic()
+    frames = iron_water_example(n_frames=2, seed=3)
+    size = soap_size(frames, 3, hypers, gradients=True)
+    soap = compute_soap(frames, [1, 8, 26], hypers, gradients=True)
+    assert size.per_atom == soap.block(0).values.shape[1]
+    assert size.values_bytes == sum(b.values.nbytes for b in soap.blocks())
+    gradients = [b.gradient("positions") for b in soap.blocks()]
+    assert size.n_gradient_pairs == sum(len(g.samples) for g in gradients)
+    assert size.gradient_bytes == sum(g.values.nbytes for g in gradients)
+
+
+def _many_elements(n_frames: int, n_atoms: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n_frames):
+        grid = np.stack(np.meshgrid(*(np.arange(5),) * 3, indexing="ij"), -1).reshape(-1, 3)
+        positions = 2.5 * grid[:n_atoms] + rng.uniform(-0.2, 0.2, (n_atoms, 3))
+        atoms = ase.Atoms(
+            numbers=rng.choice(ELEMENTS, n_atoms), positions=positions, cell=[12.5] * 3, pbc=True
+        )
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=-float(n_atoms), forces=np.zeros((n_atoms, 3))
+        )
+        frames.append(atoms)
+    return frames
+
+
+def test_many_elements_stop_with_the_reason(monkeypatch):
+    monkeypatch.setenv("EQUILENS_MEMORY_LIMIT_GB", "8")
+    frames = _many_elements(300, 100)
+    hypers = PRESETS["small"].to_featomic()
+    with pytest.raises(ResourceError) as error:
+        compute_soap(frames, ELEMENTS, hypers)
+    message = str(error.value)
+    assert "55 elements -> 1,540 neighbor-type pairs" in message
+    assert "30,000 atoms" in message and "descriptor.species" in message
+    size = check_soap_memory(frames[:2], 3, hypers)  # three elements fit
+    assert size.n_pairs == 6
+
+
+def test_train_on_many_elements_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    """The issue's case: `equilens train` with the small preset on a
+    55-element set: a one-line error (exit 2) before any large allocation."""
+    monkeypatch.setenv("EQUILENS_MEMORY_LIMIT_GB", "8")
+    path = tmp_path / "many.extxyz"
+    ase.io.write(path, _many_elements(300, 100))
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "task: potential\n"
+        f"data: {{train: {path}, validation_fraction: 0.1}}\n"
+        "descriptor: {preset: small}\n"
+        "compression: {n_components: 64}\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+    )
+    assert main(["train", str(config), "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "GB" in error[0] and "1,540 neighbor-type pairs" in error[0]
