@@ -1,0 +1,101 @@
+"""Composition filters (equilens data filter) on rock-salt oxides built here."""
+
+from __future__ import annotations
+
+import csv
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from equilens.cli import main
+from equilens.data.filters import FilterConfig, cation_entropy, filter_frames
+from equilens.errors import ConfigError
+
+HEO = {"Mg": 4, "Co": 4, "Ni": 4, "Cu": 4, "Zn": 4}
+
+
+def rocksalt(cations: dict, anion: str = "O", energy: bool = True) -> ase.Atoms:
+    """A 40-atom rock-salt cell with the given cation counts (20 sites)."""
+    atoms = bulk("MgO", "rocksalt", a=4.2, cubic=True).repeat((5, 1, 1))
+    sites = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == "Mg"]
+    symbols = [s for s, n in cations.items() for _ in range(n)]
+    assert len(symbols) == len(sites)
+    order = np.random.default_rng(0).permutation(len(sites))
+    numbers = atoms.get_chemical_symbols()
+    for site, symbol in zip(np.array(sites)[order], symbols):
+        numbers[site] = symbol
+    atoms.set_chemical_symbols([anion if s == "O" else s for s in numbers])
+    if energy:
+        atoms.calc = SinglePointCalculator(atoms, energy=-5.0 * len(atoms))
+    return atoms
+
+
+FRAMES = [
+    rocksalt(HEO),  # kept
+    rocksalt({"Mg": 5, "Co": 5, "Ni": 5, "Cu": 5}),  # 4 cations
+    rocksalt({"Mg": 10, "Co": 3, "Ni": 3, "Cu": 2, "Zn": 2}),  # uneven: 1.38 R
+    rocksalt({"Mg": 4, "Co": 4, "Ni": 4, "Cu": 4, "Pt": 4}),  # noble metal
+    rocksalt(HEO, anion="S"),  # a sulfide
+    rocksalt({"Mg": 4, "Co": 4, "Ni": 4, "Cu": 4, "Si": 4}),  # a non-metal cation
+    rocksalt(HEO, energy=False),  # no energy
+]
+CONFIG = FilterConfig(
+    contains=("O",),
+    min_elements=6,
+    others_metals=True,
+    require_energy=True,
+    min_cation_entropy=1.5,
+    equimolar_tolerance=0.05,
+    exclude=("Pt", "Au", "Ag"),
+)
+
+
+def test_each_filter_keeps_and_drops_what_it_should():
+    assert cation_entropy(FRAMES[0], ["O"]) == pytest.approx(np.log(5))
+    kept, dropped = filter_frames(FRAMES, CONFIG)
+    assert kept == [0]
+    reasons = dict(dropped)
+    assert reasons[1] == "5 elements < 6"
+    assert reasons[2].startswith("cation entropy 1.376 R < 1.5")
+    assert reasons[3] == "has excluded Pt"
+    assert reasons[4] == "lacks O"
+    assert reasons[5] == "non-metal Si besides O"
+    assert reasons[6] == "no energy"
+    # entropy alone: the 4-cation oxide (ln 4 = 1.39 R) fails 1.5 R, the uneven one too
+    _, dropped = filter_frames(FRAMES[:3], FilterConfig(contains=("O",), min_cation_entropy=1.5))
+    assert [i for i, _ in dropped] == [1, 2] and "1.386 R" in dropped[0][1]
+    # nearly ideal entropy (1.505 R) but not equimolar within 0.05
+    uneven = rocksalt({"Mg": 8, "Co": 3, "Ni": 3, "Cu": 3, "Zn": 3})
+    assert cation_entropy(uneven, ["O"]) > 1.5
+    _, dropped = filter_frames([uneven], FilterConfig(contains=("O",), equimolar_tolerance=0.05))
+    assert dropped[0][1].startswith("not equimolar: Mg 0.400 vs 1/5")
+
+
+def test_cli_writes_kept_frames_and_the_table(tmp_path, capsys):
+    source = tmp_path / "oxides.extxyz"
+    ase.io.write(source, FRAMES)
+    output = tmp_path / "heo.extxyz"
+    arguments = ["data", "filter", str(source), str(output), "--contains", "O", "--min-elements",
+                 "6", "--others-metals", "--require-energy", "--min-entropy", "1.5",
+                 "--equimolar", "0.05", "--exclude", "Pt,Au,Ag"]  # fmt: skip
+    assert main(arguments) == 0
+    kept = ase.io.read(output, ":")
+    assert len(kept) == 1 and kept[0].get_chemical_formula() == FRAMES[0].get_chemical_formula()
+    with open(tmp_path / "heo.extxyz.dropped.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["frame"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert "kept 1 of 7 frames" in capsys.readouterr().out
+    # other filters into the same output: refused, one line, exit 2
+    assert main(["data", "filter", str(source), str(output), "--contains", "O"]) == 2
+    assert main(["data", "filter", str(source), str(output), "--contains", "Xx"]) == 2
+    assert "unknown element 'Xx'" in capsys.readouterr().err
+
+
+def test_bad_filters_are_named():
+    with pytest.raises(ConfigError, match="both required and excluded"):
+        FilterConfig(contains=("O",), exclude=("O",))
+    with pytest.raises(ConfigError, match="equimolar_tolerance"):
+        FilterConfig(equimolar_tolerance=1.5)
