@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         frames = ase.io.read(path, args.index)
     except Exception as error:  # ASE raises many types for unreadable files
-        raise DataError(f"cannot read it: {type(error).__name__}: {error}", str(path)) from None
+        raise DataError(f"cannot read it: {type(error).__name__}: {error}", path=path) from None
     frames = frames if isinstance(frames, list) else [frames]
     dropped_path = output.with_name(output.name + ".dropped.csv")
     marker = output.with_name(f".{output.name}.run.json")
