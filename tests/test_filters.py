@@ -99,3 +99,51 @@ def test_bad_filters_are_named():
         FilterConfig(contains=("O",), exclude=("O",))
     with pytest.raises(ConfigError, match="equimolar_tolerance"):
         FilterConfig(equimolar_tolerance=1.5)
+
+
+def _lemat_row(atoms: ase.Atoms, index: int) -> dict:
+    """A row of the LeMat-Bulk schema (a subset of its columns)."""
+    symbols = atoms.get_chemical_symbols()
+    return {
+        "immutable_id": f"test-{index}",
+        "elements": sorted(set(symbols)),
+        "nsites": len(atoms),
+        "chemical_formula_reduced": atoms.get_chemical_formula(empirical=True),
+        "lattice_vectors": atoms.cell.tolist(),
+        "cartesian_site_positions": atoms.positions.tolist(),
+        "species_at_sites": symbols,
+        "dimension_types": [1, 1, 1],
+        "energy": -5.0 * len(atoms) - index,
+        "energy_corrected": -5.1 * len(atoms),
+        "forces": (0.01 * np.arange(3 * len(atoms)).reshape(-1, 3)).tolist(),
+        "stress_tensor": np.diag([1.0, 2.0, 3.0]).tolist(),
+        "functional": "pbe",
+    }
+
+
+def test_lemat_reader_on_a_local_file_then_filter(tmp_path, capsys):
+    """The real datasets loading code, on a JSON-lines file in LeMat-Bulk's
+    schema (no network here), then the HEO filter on what it read."""
+    import json
+
+    pytest.importorskip("datasets")
+    from equilens.data.lemat import read_lemat
+
+    path = tmp_path / "lemat.jsonl"
+    path.write_text("\n".join(json.dumps(_lemat_row(a, i)) for i, a in enumerate(FRAMES[:4])))
+    frames = read_lemat(str(path), stress_unit="kbar")
+    assert len(frames) == 4 and frames[0].info["immutable_id"] == "test-0"
+    np.testing.assert_allclose(frames[1].positions, FRAMES[1].positions)
+    assert frames[2].get_potential_energy() == pytest.approx(-5.0 * 40 - 2)
+    np.testing.assert_allclose(frames[0].get_forces()[1], [0.03, 0.04, 0.05])
+    kbar = 0.1 / 160.21766  # eV/Å^3 (1 eV/Å^3 = 160.21766 GPa)
+    np.testing.assert_allclose(frames[0].get_stress()[:3], [kbar, 2 * kbar, 3 * kbar], rtol=1e-5)
+    assert filter_frames(frames, CONFIG)[0] == [0]
+    output = tmp_path / "lemat.extxyz"
+    assert main(["data", "lemat", str(output), "--source", str(path), "--limit", "2"]) == 0
+    assert len(ase.io.read(output, ":")) == 2
+    bad = _lemat_row(FRAMES[0], 0)
+    bad["cartesian_site_positions"] = bad["cartesian_site_positions"][:-1]
+    path.write_text(json.dumps(_lemat_row(FRAMES[0], 0)) + "\n" + json.dumps(bad))
+    assert main(["data", "lemat", str(output), "--source", str(path)]) == 2
+    assert "frame 1" in capsys.readouterr().err
