@@ -147,3 +147,34 @@ def test_lemat_reader_on_a_local_file_then_filter(tmp_path, capsys):
     path.write_text(json.dumps(_lemat_row(FRAMES[0], 0)) + "\n" + json.dumps(bad))
     assert main(["data", "lemat", str(output), "--source", str(path)]) == 2
     assert "frame 1" in capsys.readouterr().err
+
+
+def test_overview_writes_figures_maps_and_a_chemiscope_file(tmp_path):
+    """``equilens data overview`` on oxides of many compositions."""
+    import json
+
+    from equilens.export.chemiscope import validate_chemiscope
+    from equilens.export.overview import table_position
+
+    assert table_position(1) == (0, 0) and table_position(2) == (0, 17)
+    assert table_position(30) == (3, 11) and table_position(57) == (8, 3)
+    assert table_position(72) == (5, 3) and table_position(104) == (6, 3)
+    rng = np.random.default_rng(1)
+    pool = ["Mg", "Co", "Ni", "Cu", "Zn", "Fe", "Mn", "Cr", "Li", "Al", "Ti", "Ca"]
+    frames = []
+    for _ in range(24):
+        chosen = rng.choice(pool, 5, replace=False)
+        frames.append(rocksalt({s: 4 for s in chosen}))
+        frames[-1].rattle(0.05, seed=len(frames))
+    source = tmp_path / "oxides.extxyz"
+    ase.io.write(source, frames)
+    output = tmp_path / "overview"
+    assert main(["data", "overview", str(source), "--output", str(output)]) == 0
+    for name in ("elements.png", "sizes.png", "maps.png", "exemplars.png", "exemplars.extxyz"):
+        assert (output / name).stat().st_size > 1000, name
+    summary = json.loads((output / "overview.json").read_text())
+    assert summary["frames"] == 24 and set(summary["elements"]) <= set(pool) | {"O"}
+    assert summary["elements"]["O"]["frames"] == 24 and len(summary["exemplars"]) == 6
+    data = validate_chemiscope(output / "overview.json.gz")
+    assert len(data["structures"]) == 24
+    assert any("composition" in name for name in data["properties"])

@@ -33,10 +33,11 @@ def register(commands) -> None:
     fetch.set_defaults(handler=_run_data_fetch)
     verify = data_commands.add_parser("verify", help="check SHA-256 of local copies")
     verify.set_defaults(handler=_run_data_verify)
-    from . import data_filter, data_lemat
+    from . import data_filter, data_lemat, data_overview
 
     data_filter.register(data_commands)
     data_lemat.register(data_commands)
+    data_overview.register(data_commands)
 
 
 def _run_data_list(args: argparse.Namespace) -> int:

@@ -1,0 +1,48 @@
+"""``equilens data overview FILE``: figures and a chemiscope map of a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(data_commands) -> None:
+    parser = data_commands.add_parser(
+        "overview",
+        help="element table, size/energy distributions, maps and exemplars of a dataset",
+        description=(
+            "Write into --output: elements.png (periodic table of element counts), sizes.png "
+            "(atoms and energy per atom), maps.png (UMAP, else PCA, of composition vectors and "
+            "of structure-pooled geometry-only SOAP), exemplars.extxyz/.png (farthest-point "
+            "sampling), overview.json.gz (chemiscope) and overview.json."
+        ),
+    )
+    parser.add_argument("file", help="dataset (any ASE-readable file)")
+    parser.add_argument("--output", help="folder (default: results/overview/<file stem>)")
+    parser.add_argument("--index", default=":", help="frames to read (ASE slice)")
+    parser.add_argument("--exemplars", type=int, default=6, help="exemplary structures")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import ase.io
+
+    from ..errors import DataError
+    from ..export.overview import dataset_overview
+
+    path = Path(args.file)
+    try:
+        frames = ase.io.read(path, args.index)
+    except Exception as error:  # ASE raises many types for unreadable files
+        raise DataError(f"cannot read it: {type(error).__name__}: {error}", path=path) from None
+    frames = frames if isinstance(frames, list) else [frames]
+    if len(frames) < 2:
+        raise DataError("an overview needs at least 2 frames", path=path)
+    output = Path(args.output or f"results/overview/{path.stem}")
+    summary = dataset_overview(frames, output, path.stem, args.exemplars)
+    print(
+        f"{summary['frames']} frames, {summary['atoms']} atoms, "
+        f"{len(summary['elements'])} elements -> {output}"  # type: ignore[arg-type]
+    )
+    return 0
