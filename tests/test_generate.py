@@ -122,3 +122,45 @@ def test_xtb_forces_are_minus_the_energy_gradient(xtb_frames):
             atoms.positions = positions
             numeric = -(energies[0] - energies[1]) / (2 * h)
             assert numeric == pytest.approx(forces[atom, axis], abs=3e-4)
+
+
+def _lj():
+    return LennardJones(sigma=2.0, epsilon=0.05, rc=4.5, smooth=True)
+
+
+def test_heo_generator_relaxes_rattles_and_resumes(tmp_path, monkeypatch):
+    """``generate heo`` with a cheap calculator: equimolar cations, relaxation
+    frames, the minimum and rattled frames with stress; a run interrupted
+    after its first start resumes to the same frames as an uninterrupted run."""
+    from equilens.data.generate import heo
+
+    config = heo.HeoConfig(starts=2, relax_steps=6, keep_every=2, rattled=2)
+    clean = heo.generate_heo(tmp_path / "clean.extxyz", config, False, _lj())
+    frames = ase.io.read(clean, ":")
+    kinds = [f.info["kind"] for f in frames]
+    assert kinds.count("minimum") == 2 and kinds.count("rattled") == 4
+    counts = {s: frames[0].get_chemical_symbols().count(s) for s in config.cations}
+    assert set(counts.values()) == {4} and frames[0].get_chemical_symbols().count("O") == 20
+    assert frames[0].get_chemical_symbols() != frames[-1].get_chemical_symbols()  # 2 starts
+    assert all(f.get_stress().shape == (6,) for f in frames)
+    minima = ase.io.read(tmp_path / "clean.minima.extxyz", ":")
+    assert len(minima) == 2 and minima[0].get_potential_energy() < frames[0].get_potential_energy()
+
+    original = heo._one_start
+
+    def interrupted(config, start, calc, provenance):
+        if start == 1:
+            raise KeyboardInterrupt
+        return original(config, start, calc, provenance)
+
+    monkeypatch.setattr(heo, "_one_start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _lj())
+    monkeypatch.setattr(heo, "_one_start", original)
+    resumed = ase.io.read(heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _lj()), ":")
+    assert len(resumed) == len(frames)
+    for a, b in zip(resumed, frames):
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)
+        assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), abs=1e-8)
+    with pytest.raises(EquilensError, match="other settings"):
+        heo.generate_heo(tmp_path / "resumed.extxyz", heo.HeoConfig(starts=3), False, _lj())

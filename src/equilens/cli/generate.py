@@ -44,6 +44,22 @@ def register(commands) -> None:
     wt.add_argument("--basis", help="orbital basis (overrides the config), e.g. aug-cc-pvdz")
     wt.add_argument("--quiet", action="store_true", help="no progress bar")
     wt.set_defaults(handler=run_water_tensors)
+    heo = generators.add_parser(
+        "heo",
+        help="rock-salt high-entropy oxides, relaxed and rattled with GFN1-xTB (tblite)",
+        description=(
+            "Random equimolar substitutions of the cation sublattice of a rock-salt supercell "
+            "(default (Mg,Co,Ni,Cu,Zn)O, 40 atoms), relaxed (positions and cell) with GFN1-xTB, "
+            "then rattled around the minimum: energies, forces and stress in OUTPUT, the "
+            "reference minima in OUTPUT's stem + .minima.extxyz. Resumes from OUTPUT.state."
+        ),
+    )
+    heo.add_argument("--config", help="YAML with HeoConfig fields (cations, repeat, ...)")
+    heo.add_argument("--output", default="data/heo_xtb.extxyz")
+    heo.add_argument("--starts", type=int, help="number of substitutions (overrides the config)")
+    heo.add_argument("--seed", type=int, help="seed (overrides the config)")
+    heo.add_argument("--quiet", action="store_true", help="no progress bar")
+    heo.set_defaults(handler=run_heo)
 
 
 def run_iron_water(args: argparse.Namespace) -> int:
@@ -74,6 +90,22 @@ def run_water_tensors(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     path = generate_water_tensors(args.output, config, progress=not args.quiet)
+    print(f"done in {time.perf_counter() - start:.0f} s -> {path}")
+    return 0
+
+
+def run_heo(args: argparse.Namespace) -> int:
+    import time
+
+    from ..data.generate.heo import HeoConfig, generate_heo
+
+    config = _config(HeoConfig, args, ("starts", "seed"))
+    print(
+        f"{config.starts} substitutions of {'/'.join(config.cations)} in a "
+        f"{'x'.join(map(str, config.repeat))} rock-salt supercell, {config.method} -> {args.output}"
+    )
+    start = time.perf_counter()
+    path = generate_heo(args.output, config, progress=not args.quiet)
     print(f"done in {time.perf_counter() - start:.0f} s -> {path}")
     return 0
 

@@ -1,0 +1,195 @@
+"""Rock-salt high-entropy oxides labelled with GFN1-xTB (tblite).
+
+The default set, ``equilens generate heo``: the cation sublattice of a
+rock-salt supercell (``repeat`` conventional cells, 4 cation sites each; 5 x
+1 x 1 gives 20 sites, 4 of each of Mg, Co, Ni, Cu, Zn) filled by a random
+permutation of an equimolar cation list, one per start. Each start is
+
+1. relaxed (positions and cell, BFGS on ASE's ``FrechetCellFilter``) to
+   ``fmax`` or ``relax_steps``; every ``keep_every``-th step is kept
+   (``kind = relax``) and the last one is the reference minimum
+   (``kind = minimum``, also written to ``OUTPUT.minima.extxyz``);
+2. rattled ``rattled`` times around its minimum (Gaussian displacements of
+   ``rattle`` Å and a random symmetric strain of up to ``strain``;
+   ``kind = rattled``).
+
+Every frame has energy, forces and stress (xTB with Ewald sums), and its
+provenance (method, start, kind, step, seed, package versions) in ``info``.
+After each finished start the frames are appended and a JSON checkpoint is
+written, so an interrupted run resumes at the next start (the relaxation of
+the start in progress is redone).
+
+What GFN1-xTB gets wrong here: it is a spin-restricted tight-binding method,
+so the open-shell Co(II) d7, Ni(II) d8 and Cu(II) d9 ions of (Mg,Co,Ni,Cu,Zn)O
+are treated as non-magnetic, with fractional occupations from the electronic
+temperature (1000 K) instead of their antiferromagnetic order; there is no
+Hubbard-like correction of d-electron self-interaction (the DFT+U that
+oxide studies use), the Jahn-Teller distortion around Cu(II) is not reliably
+reproduced, and its lattice constants and formation energies for transition-
+metal oxides are not those of DFT or experiment. It is a cheap, offline,
+deterministic level of theory for testing the workflow (curation, fine-
+tuning, relaxation), not a model of the real material.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import ase
+import ase.io
+import numpy as np
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS
+from tqdm.auto import tqdm
+
+from ...errors import ConfigError, EquilensError
+from ...provenance import package_versions
+from ...storage import atomic_write, hash_json, save_json
+from .iron_water import xtb_calculator
+
+
+@dataclass
+class HeoConfig:
+    """Settings of ``equilens generate heo`` (see the module docstring)."""
+
+    cations: Tuple[str, ...] = ("Mg", "Co", "Ni", "Cu", "Zn")
+    anion: str = "O"
+    repeat: Tuple[int, int, int] = (5, 1, 1)
+    lattice: float = 4.22
+    starts: int = 5
+    fmax: float = 0.05
+    relax_steps: int = 60
+    keep_every: int = 5
+    rattled: int = 6
+    rattle: float = 0.08
+    strain: float = 0.02
+    method: str = "GFN1-xTB"
+    electronic_temperature: float = 1000.0
+    seed: int = 0
+
+    def __post_init__(self):
+        sites = 4 * int(np.prod(self.repeat))
+        if sites % len(self.cations):
+            raise ConfigError(
+                f"{sites} cation sites (repeat {tuple(self.repeat)}) cannot hold "
+                f"{len(self.cations)} cations in equal numbers"
+            )
+        if self.starts < 1 or self.relax_steps < 1 or self.keep_every < 1:
+            raise ConfigError("starts, relax_steps and keep_every must be >= 1")
+
+
+def substituted(config: HeoConfig, start: int) -> ase.Atoms:
+    """The rock-salt supercell of ``start`` with its random equimolar cations."""
+    atoms = bulk("MgO", "rocksalt", a=config.lattice, cubic=True).repeat(tuple(config.repeat))
+    sites = np.nonzero(atoms.numbers == 12)[0]
+    cations = np.repeat(config.cations, len(sites) // len(config.cations))
+    order = np.random.default_rng([config.seed, start]).permutation(len(sites))
+    symbols = np.array(atoms.get_chemical_symbols(), dtype=object)
+    symbols[sites[order]] = cations
+    symbols[atoms.numbers == 8] = config.anion
+    atoms.set_chemical_symbols(list(symbols))
+    return atoms
+
+
+def generate_heo(
+    output, config: Optional[HeoConfig] = None, progress: bool = True, calculator=None
+) -> Path:
+    """Run (or resume) the relaxations and rattles; append frames to ``output``.
+
+    :param calculator: an ASE calculator instead of tblite (tests)
+    """
+    config = config or HeoConfig()
+    output = Path(output)
+    minima_path = output.with_name(output.stem + ".minima.extxyz")
+    state_path = output.with_name(output.name + ".state")
+    fingerprint = hash_json(dataclasses.asdict(config))
+    state = _load_state(state_path, fingerprint, output, minima_path)
+    calc = calculator or xtb_calculator(config.method, config.electronic_temperature)
+    provenance = {
+        "method": config.method if calculator is None else type(calculator).__name__,
+        "electronic_temperature_K": config.electronic_temperature,
+        "seed": config.seed,
+        **{f"version_{k}": v for k, v in package_versions(["equilens", "tblite", "ase"]).items()},
+    }
+    bar = tqdm(total=config.starts, initial=state["done"], desc="HEO starts", unit="start",
+               disable=not progress)  # fmt: skip
+    with bar:
+        for start in range(state["done"], config.starts):
+            frames, minimum = _one_start(config, start, calc, provenance)
+            with open(output, "a") as handle:
+                ase.io.write(handle, frames, format="extxyz")
+            with open(minima_path, "a") as handle:
+                ase.io.write(handle, minimum, format="extxyz")
+            state = {"fingerprint": fingerprint, "done": start + 1,
+                     "n_frames": state["n_frames"] + len(frames)}  # fmt: skip
+            save_json(state_path, state)
+            bar.update(1)
+    return output
+
+
+def _one_start(config: HeoConfig, start: int, calc, provenance):
+    """The kept frames of one start, and its minimum."""
+    atoms = substituted(config, start)
+    atoms.calc = calc
+    frames: List[ase.Atoms] = []
+    optimizer = BFGS(FrechetCellFilter(atoms), logfile=None)
+    step = 0
+    for step, _ in enumerate(optimizer.irun(fmax=config.fmax, steps=config.relax_steps)):
+        if step % config.keep_every == 0:
+            frames.append(_labelled(atoms, provenance, start, "relax", step))
+    minimum = _labelled(atoms, provenance, start, "minimum", step)
+    frames.append(minimum)
+    rng = np.random.default_rng([config.seed, start, 2])
+    for index in range(config.rattled):
+        moved = minimum.copy()
+        strain = rng.uniform(-config.strain, config.strain, (3, 3))
+        moved.set_cell(moved.cell @ (np.eye(3) + 0.5 * (strain + strain.T)), scale_atoms=True)
+        moved.positions += rng.normal(0.0, config.rattle, moved.positions.shape)
+        moved.calc = calc
+        frames.append(_labelled(moved, provenance, start, "rattled", index))
+    return frames, minimum
+
+
+def _labelled(atoms: ase.Atoms, provenance: dict, start: int, kind: str, step: int) -> ase.Atoms:
+    energy = float(atoms.get_potential_energy())
+    forces = atoms.get_forces()
+    stress = atoms.get_stress()
+    if not (np.isfinite(energy) and np.isfinite(forces).all() and np.isfinite(stress).all()):
+        raise EquilensError(f"HEO start {start}, {kind} {step}: non-finite xTB result")
+    frame = ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
+    frame.info.update(provenance, start=start, kind=kind, step=step)
+    frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces, stress=stress)
+    return frame
+
+
+def _load_state(path: Path, fingerprint: str, output: Path, minima: Path) -> dict:
+    """The checkpoint, with ``output`` cut back to its frames; a fresh state
+    when there is none (and no output of another run)."""
+    if not path.is_file():
+        if output.exists() or minima.exists():
+            raise EquilensError(
+                f"{output} exists without its checkpoint {path.name}: remove it (and "
+                f"{minima.name}) or choose another output"
+            )
+        return {"fingerprint": fingerprint, "done": 0, "n_frames": 0}
+    try:
+        state = json.loads(path.read_text())
+        done, n_frames = int(state["done"]), int(state["n_frames"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise EquilensError(f"{path}: unreadable checkpoint ({type(error).__name__})") from None
+    if state.get("fingerprint") != fingerprint:
+        raise EquilensError(f"{path} was written with other settings; remove it and {output.name}")
+    for file, count in ((output, n_frames), (minima, done)):
+        frames = ase.io.read(file, ":") if file.exists() else []
+        if len(frames) < count:
+            raise EquilensError(f"{file} has {len(frames)} frames, the checkpoint expects {count}")
+        if len(frames) > count:  # written after the last checkpoint
+            with atomic_write(file, "w") as handle:
+                ase.io.write(handle, frames[:count], format="extxyz")
+    return state
