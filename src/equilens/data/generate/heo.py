@@ -138,7 +138,7 @@ def _one_start(config: HeoConfig, start: int, calc, provenance):
     atoms = substituted(config, start)
     atoms.calc = calc
     frames: List[ase.Atoms] = []
-    optimizer = BFGS(FrechetCellFilter(atoms), logfile=None)
+    optimizer = BFGS(FrechetCellFilter(atoms), logfile=None)  # type: ignore[arg-type]
     step = 0
     for step, _ in enumerate(optimizer.irun(fmax=config.fmax, steps=config.relax_steps)):
         if step % config.keep_every == 0:
