@@ -130,3 +130,31 @@ def test_unknown_element_is_named(tmp_path):
     ase.io.write(path, [atoms] * 4)
     with pytest.raises(ModelError, match="Fm"):
         train_sevenn(_config(path, tmp_path / "run"), progress=False)
+
+
+def test_ase_calculator_stress_and_forces_are_derivatives(base):
+    """The SevenNet ASE calculator (used for relaxations): forces and stress
+    equal finite differences of its energy (float32 model: loose tolerances)."""
+    atoms = bulk("Cu", "fcc", a=3.5, cubic=True).repeat((2, 1, 1))
+    atoms.rattle(0.05, seed=4)
+    atoms.calc = base.calculator()
+    stress, forces = atoms.get_stress(voigt=False), atoms.get_forces()
+
+    def energy(cell_map=None, index=None, delta=0.0):
+        moved = atoms.copy()
+        if cell_map is not None:
+            moved.set_cell(atoms.cell @ cell_map, scale_atoms=True)
+        if index is not None:
+            moved.positions[index] += delta
+        moved.calc = base.calculator()
+        return moved.get_potential_energy()
+
+    step = 2e-3
+    strain = np.eye(3)
+    strain[0, 0] += step
+    squeeze = np.eye(3)
+    squeeze[0, 0] -= step
+    numeric = (energy(strain) - energy(squeeze)) / (2 * step) / atoms.get_volume()
+    assert numeric == pytest.approx(stress[0, 0], rel=0.05, abs=2e-3)
+    numeric_force = -(energy(index=(1, 2), delta=2e-3) - energy(index=(1, 2), delta=-2e-3)) / 4e-3
+    assert numeric_force == pytest.approx(forces[1, 2], rel=0.05, abs=0.02)

@@ -265,3 +265,29 @@ class SevenNetModel(Model):
                 for f in torch.split(output["inferred_force"].detach(), counts)
             )
         return {"energy": energy_map(np.array(energies)), "forces": forces_map(forces)}
+
+    def calculator(self):
+        """An ASE calculator: energy, forces and (periodic cells) stress from
+        one forward and backward pass of the model."""
+        from ase.calculators.calculator import Calculator, all_changes
+
+        model = self
+
+        class SevenNetASE(Calculator):
+            implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+                super().calculate(atoms, properties, system_changes)
+                model.check_species([self.atoms])
+                output, _ = model._run([self.atoms], [], True)
+                energy = float(output["inferred_total_energy"].detach().reshape(-1)[0])
+                self.results = {
+                    "energy": energy,
+                    "free_energy": energy,
+                    "forces": output["inferred_force"].detach().numpy().astype(np.float64),
+                }
+                if self.atoms.pbc.all():  # sevenn's stress: -(xx yy zz xy yz zx) -> Voigt
+                    stress = -output["inferred_stress"].detach().reshape(-1).numpy()
+                    self.results["stress"] = stress[[0, 1, 2, 4, 5, 3]].astype(np.float64)
+
+        return SevenNetASE()
