@@ -1,0 +1,105 @@
+"""The configuration of ``equilens relax`` and the calculators it names.
+
+::
+
+    name: heo
+    minima: data/heo_xtb.minima.extxyz      # reference minima (with reference energies)
+    parents: data/heo_xtb.parents.extxyz    # optional: unrelaxed parent crystals
+    select: "-2:"                           # which minima/parents (ASE slice)
+    calculators:                            # label -> spec
+      SevenNet-0: sevenn:7net-0
+      fine-tuned: sevenn:results/relax/finetune/model.pth
+      BPNN: results/train/heo/model.pt      # an equilens potential
+      xTB: xtb                              # the reference method, offline
+    reference: xTB                          # scores energies (optional)
+    rattle: {amplitude: 0.1, copies: 3, seed: 0}
+    optimizer: {fmax: 0.05, steps: 300, cell_in_distribution: false, cell_out_of_distribution: true}
+
+Calculator specs: ``xtb`` (GFN1-xTB, tblite), ``emt`` (ASE's EMT), an
+equilens potential file, ``sevenn:NAME_OR_PATH``, or a metatomic ``.pt`` file
+(through metatomic-ase).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Optional
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RattleConfig:
+    """Copies of each minimum with Gaussian displacements of ``amplitude`` Å."""
+
+    amplitude: float = 0.1
+    copies: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """BFGS to ``fmax`` (eV/Å) or ``steps``; cell relaxation (with stress) per task."""
+
+    fmax: float = 0.05
+    steps: int = 300
+    cell_in_distribution: bool = False
+    cell_out_of_distribution: bool = True
+
+
+@dataclass(frozen=True)
+class RelaxConfig:
+    """Everything ``equilens relax`` reads from its YAML file."""
+
+    minima: str
+    calculators: Dict[str, str]
+    name: str = "relax"
+    parents: Optional[str] = None
+    select: str = ":"
+    reference: Optional[str] = None
+    rattle: RattleConfig = field(default_factory=RattleConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    output_dir: Optional[str] = None
+
+    def __post_init__(self):
+        if not self.calculators:
+            raise ConfigError("calculators: give at least one (label: spec)")
+        if self.reference is not None and self.reference not in self.calculators:
+            raise ConfigError(
+                f"reference: '{self.reference}' is not one of the calculators "
+                f"({', '.join(self.calculators)})"
+            )
+
+    @property
+    def output(self) -> Path:
+        return Path(self.output_dir or f"results/relax/{self.name}")
+
+
+def make_calculator(spec: str, where: str):
+    """The ASE calculator named by ``spec`` (see the module docstring)."""
+    if spec == "xtb":
+        from ..data.generate.iron_water import xtb_calculator
+
+        return xtb_calculator()
+    if spec == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT()
+    if spec.endswith(".pt") and Path(spec).is_file():
+        from ..models.adapters.metatomic import is_metatomic_file
+
+        if is_metatomic_file(Path(spec)):
+            from metatomic_ase import MetatomicCalculator
+
+            extensions = Path(spec).parent / "extensions"
+            return MetatomicCalculator(
+                spec, extensions_directory=str(extensions) if extensions.is_dir() else None
+            )
+    from ..models import load
+
+    model = load(spec)
+    calculator = getattr(model, "calculator", None)
+    if calculator is None:
+        raise ConfigError(f"{where}: a {model.kind} model has no ASE calculator")
+    return calculator()

@@ -1,0 +1,81 @@
+"""The relaxation benchmark (equilens relax) with ASE's EMT as model and
+reference: rattled EMT minima relax back to them (known answer), parent
+crystals relax to the minima's cells, finished relaxations are not redone."""
+
+from __future__ import annotations
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.filters import FrechetCellFilter
+from ase.optimize import BFGS
+
+from equilens.cli import main
+
+
+@pytest.fixture(scope="module")
+def structures(tmp_path_factory):
+    """Two Cu/Ni fcc minima (EMT, positions and cell) and their parent crystals."""
+    folder = tmp_path_factory.mktemp("relax")
+    minima, parents = [], []
+    for seed in range(2):
+        atoms = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((2, 1, 1))
+        numbers = atoms.numbers.copy()
+        numbers[np.random.default_rng(seed).permutation(len(atoms))[:4]] = 28  # Ni
+        atoms.numbers = numbers
+        parents.append(atoms.copy())
+        atoms.calc = EMT()
+        BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=1e-4, steps=500)
+        energy = atoms.get_potential_energy()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=atoms.get_forces())
+        minima.append(atoms)
+    ase.io.write(folder / "minima.extxyz", minima)
+    ase.io.write(folder / "parents.extxyz", parents)
+    return folder
+
+
+def test_emt_relaxes_back_to_its_minima(structures, tmp_path, capsys):
+    config = tmp_path / "relax.yaml"
+    config.write_text(
+        f"name: cuni\nminima: {structures / 'minima.extxyz'}\n"
+        f"parents: {structures / 'parents.extxyz'}\n"
+        "calculators: {EMT: emt}\nreference: EMT\n"
+        "rattle: {amplitude: 0.05, copies: 2, seed: 1}\n"
+        "optimizer: {fmax: 0.001, steps: 500}\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+    )
+    assert main(["relax", str(config), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    inside = summary["EMT"]["in distribution"]
+    assert inside["relaxations"] == 4 and inside["converged_fraction"] == 1.0
+    assert inside["rmsd_p90_A"] < 1e-3
+    assert abs(inside["energy_above_minimum_median_meV_per_atom"]) < 0.01
+    outside = summary["EMT"]["out of distribution"]
+    assert outside["relaxations"] == 2 and outside["converged_fraction"] == 1.0
+    assert abs(outside["volume_change_median_percent"]) < 0.1  # the cell relaxes too
+    assert outside["energy_above_minimum_median_meV_per_atom"] > -0.01
+    for name in ("relaxation.png", "relaxed.json.gz", "relaxed.extxyz", "relaxations.csv"):
+        assert (tmp_path / "out" / name).is_file()
+    lines = (tmp_path / "out" / "relaxations.jsonl").read_text().splitlines()
+    assert main(["relax", str(config), "--no-progress"]) == 0  # nothing redone
+    assert (tmp_path / "out" / "relaxations.jsonl").read_text().splitlines() == lines
+    from equilens.export.chemiscope import validate_chemiscope
+
+    assert len(validate_chemiscope(tmp_path / "out" / "relaxed.json.gz")["structures"]) == 6
+
+
+def test_bad_relax_configs_are_named(structures, tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        f"minima: {structures / 'minima.extxyz'}\ncalculators: {{EMT: emt}}\nreference: xTB\n"
+    )
+    assert main(["relax", str(config)]) == 2
+    assert "reference: 'xTB' is not one of the calculators" in capsys.readouterr().err
+    config.write_text(f"minima: {tmp_path / 'none.extxyz'}\ncalculators: {{EMT: emt}}\n")
+    assert main(["relax", str(config)]) == 2
+    assert "none.extxyz" in capsys.readouterr().err
