@@ -44,7 +44,7 @@ def test_emt_relaxes_back_to_its_minima(structures, tmp_path, capsys):
     config.write_text(
         f"name: cuni\nminima: {structures / 'minima.extxyz'}\n"
         f"parents: {structures / 'parents.extxyz'}\n"
-        "calculators: {EMT: emt}\nreference: EMT\n"
+        "calculators: {EMT: emt}\nreference: emt\n"
         "rattle: {amplitude: 0.05, copies: 2, seed: 1}\n"
         "optimizer: {fmax: 0.001, steps: 500}\n"
         f"output_dir: {tmp_path / 'out'}\n"
@@ -72,10 +72,11 @@ def test_emt_relaxes_back_to_its_minima(structures, tmp_path, capsys):
 def test_bad_relax_configs_are_named(structures, tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text(
-        f"minima: {structures / 'minima.extxyz'}\ncalculators: {{EMT: emt}}\nreference: xTB\n"
+        f"minima: {structures / 'minima.extxyz'}\ncalculators: {{EMT: emt}}\nreference: nope\n"
+        f"output_dir: {tmp_path / 'bad'}\n"
     )
     assert main(["relax", str(config)]) == 2
-    assert "reference: 'xTB' is not one of the calculators" in capsys.readouterr().err
+    assert "nope" in capsys.readouterr().err
     config.write_text(f"minima: {tmp_path / 'none.extxyz'}\ncalculators: {{EMT: emt}}\n")
     assert main(["relax", str(config)]) == 2
     assert "none.extxyz" in capsys.readouterr().err

@@ -102,7 +102,7 @@ def run_relax(config: RelaxConfig, progress: bool = True, overwrite: bool = Fals
     check_outputs(output / "run.json", fingerprint, outputs, overwrite, str(output))()
     reference = None
     if config.reference is not None:
-        reference = make_calculator(config.calculators[config.reference], "reference")
+        reference = make_calculator(config.reference, "reference")
     e_min = [m.get_potential_energy() if reference is not None else np.nan for m in minima]
     done = _done(output / "relaxations.jsonl")
     jobs = tasks(config, minima, parents)
