@@ -164,3 +164,29 @@ def test_heo_generator_relaxes_rattles_and_resumes(tmp_path, monkeypatch):
         assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), abs=1e-8)
     with pytest.raises(EquilensError, match="other settings"):
         heo.generate_heo(tmp_path / "resumed.extxyz", heo.HeoConfig(starts=3), False, _lj())
+
+
+def test_heo_start_whose_calculation_fails_is_skipped_and_recorded(tmp_path):
+    import json
+
+    from ase.calculators.calculator import CalculationFailed
+
+    from equilens.data.generate import heo
+
+    config = heo.HeoConfig(starts=2, relax_steps=4, keep_every=2, rattled=1)
+    bad = heo.substituted(config, 1).numbers  # start 1's cations: its "SCF" fails
+
+    class Failing(LennardJones):
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            if atoms is not None and (atoms.numbers == bad).all():
+                raise CalculationFailed("SCF not converged in 250 cycles")
+            super().calculate(atoms, properties, system_changes)
+
+    calculator = Failing(sigma=2.0, epsilon=0.05, rc=4.5, smooth=True)
+    heo.generate_heo(tmp_path / "h.extxyz", config, False, calculator)
+    state = json.loads((tmp_path / "h.extxyz.state").read_text())
+    assert state["done"] == 2 and [f["start"] for f in state["failed"]] == [1]
+    assert "SCF not converged" in state["failed"][0]["reason"]
+    assert len(ase.io.read(tmp_path / "h.minima.extxyz", ":")) == 1
+    assert {f.info["start"] for f in ase.io.read(tmp_path / "h.extxyz", ":")} == {0}
+    heo.generate_heo(tmp_path / "h.extxyz", config, False, calculator)  # finished: nothing to do

@@ -17,7 +17,9 @@ Every frame has energy, forces and stress (xTB with Ewald sums), and its
 provenance (method, start, kind, step, seed, package versions) in ``info``.
 After each finished start the frames are appended and a JSON checkpoint is
 written, so an interrupted run resumes at the next start (the relaxation of
-the start in progress is redone).
+the start in progress is redone). A start whose xTB calculation fails (an SCF
+that does not converge) is skipped with a printed line and recorded in the
+checkpoint's ``failed`` list.
 
 What GFN1-xTB gets wrong here: it is a spin-restricted tight-binding method,
 so the open-shell Co(II) d7, Ni(II) d8 and Cu(II) d9 ions of (Mg,Co,Ni,Cu,Zn)O
@@ -43,6 +45,7 @@ import ase
 import ase.io
 import numpy as np
 from ase.build import bulk
+from ase.calculators.calculator import CalculationFailed
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
@@ -121,12 +124,21 @@ def generate_heo(
                disable=not progress)  # fmt: skip
     with bar:
         for start in range(state["done"], config.starts):
-            frames, minimum = _one_start(config, start, calc, provenance)
-            with open(output, "a") as handle:
-                ase.io.write(handle, frames, format="extxyz")
-            with open(minima_path, "a") as handle:
-                ase.io.write(handle, minimum, format="extxyz")
-            state = {"fingerprint": fingerprint, "done": start + 1,
+            failed = list(state.get("failed", []))
+            try:
+                frames, minimum = _one_start(config, start, calc, provenance)
+            except CalculationFailed as error:  # e.g. an SCF that does not converge
+                reason = str(error).strip().splitlines()[0][:200]
+                bar.write(f"HEO start {start} skipped: {reason}")
+                frames, minimum = [], None
+                failed.append({"start": start, "reason": reason})
+            if frames:
+                with open(output, "a") as handle:
+                    ase.io.write(handle, frames, format="extxyz")
+            if minimum is not None:
+                with open(minima_path, "a") as handle:
+                    ase.io.write(handle, minimum, format="extxyz")
+            state = {"fingerprint": fingerprint, "done": start + 1, "failed": failed,
                      "n_frames": state["n_frames"] + len(frames)}  # fmt: skip
             save_json(state_path, state)
             bar.update(1)
@@ -185,7 +197,8 @@ def _load_state(path: Path, fingerprint: str, output: Path, minima: Path) -> dic
         raise EquilensError(f"{path}: unreadable checkpoint ({type(error).__name__})") from None
     if state.get("fingerprint") != fingerprint:
         raise EquilensError(f"{path} was written with other settings; remove it and {output.name}")
-    for file, count in ((output, n_frames), (minima, done)):
+    n_minima = done - len(state.get("failed", []))
+    for file, count in ((output, n_frames), (minima, n_minima)):
         frames = ase.io.read(file, ":") if file.exists() else []
         if len(frames) < count:
             raise EquilensError(f"{file} has {len(frames)} frames, the checkpoint expects {count}")
