@@ -58,7 +58,7 @@ def test_many_elements_stop_with_the_reason(monkeypatch):
     assert "55 elements -> 1,540 neighbor-type pairs" in message
     assert "30,000 atoms" in message and "descriptor.species" in message
     size = check_soap_memory(frames[:2], 3, hypers)  # three elements fit
-    assert size.n_pairs == 6
+    assert size is not None and size.n_pairs == 6
 
 
 def test_train_on_many_elements_exits_2_with_one_line(tmp_path, monkeypatch, capsys):

@@ -103,11 +103,15 @@ def check_soap_memory(
     gradients: bool = False,
     what: str = "SOAP",
     available: Optional[int] = None,
-) -> SoapSize:
+) -> Optional[SoapSize]:
     """Raise :class:`~equilens.errors.ResourceError` when the SOAP of
     ``frames`` would need more than :data:`FRACTION` of the available memory;
-    returns the size otherwise."""
-    size = soap_size(frames, n_species, hypers, gradients)
+    returns the size otherwise (``None`` for hypers it cannot read: featomic
+    then reports what is wrong with them)."""
+    try:
+        size = soap_size(frames, n_species, hypers, gradients)
+    except (KeyError, TypeError, ValueError):
+        return None
     budget = FRACTION * (available if available is not None else available_memory())
     if size.total_bytes <= budget:
         return size
