@@ -49,12 +49,12 @@ def register(commands) -> None:
         help="rock-salt high-entropy oxides, relaxed and rattled with GFN1-xTB (tblite)",
         description=(
             "Random equimolar substitutions of the cation sublattice of a rock-salt supercell "
-            "(default (Mg,Co,Ni,Cu,Zn)O, 40 atoms), relaxed (positions and cell) with GFN1-xTB, "
-            "then rattled around the minimum: energies, forces and stress in OUTPUT, the "
+            "(default (Mg,Co,Ni,Cu,Zn)O, 20 formula units), relaxed (positions and cell) with "
+            "GFN1-xTB, then rattled around the minimum: energies, forces and stress in OUTPUT, the "
             "reference minima in OUTPUT's stem + .minima.extxyz. Resumes from OUTPUT.state."
         ),
     )
-    heo.add_argument("--config", help="YAML with HeoConfig fields (cations, repeat, ...)")
+    heo.add_argument("--config", help="YAML with HeoConfig fields (cations, formula_units, ...)")
     heo.add_argument("--output", default="data/heo_xtb.extxyz")
     heo.add_argument("--starts", type=int, help="number of substitutions (overrides the config)")
     heo.add_argument("--seed", type=int, help="seed (overrides the config)")
@@ -102,7 +102,7 @@ def run_heo(args: argparse.Namespace) -> int:
     config = _config(HeoConfig, args, ("starts", "seed"))
     print(
         f"{config.starts} substitutions of {'/'.join(config.cations)} in a "
-        f"{'x'.join(map(str, config.repeat))} rock-salt supercell, {config.method} -> {args.output}"
+        f"{config.formula_units}-formula-unit rock-salt supercell, {config.method} -> {args.output}"
     )
     start = time.perf_counter()
     path = generate_heo(args.output, config, progress=not args.quiet)

@@ -1,9 +1,13 @@
 """Rock-salt high-entropy oxides labelled with GFN1-xTB (tblite).
 
 The default set, ``equilens generate heo``: the cation sublattice of a
-rock-salt supercell (``repeat`` conventional cells, 4 cation sites each; 5 x
-1 x 1 gives 20 sites, 4 of each of Mg, Co, Ni, Cu, Zn) filled by a random
-permutation of an equimolar cation list, one per start. Each start is
+rock-salt supercell of ``formula_units`` primitive cells (20: 40 atoms, 4 of
+each of Mg, Co, Ni, Cu, Zn; the most cubic supercell of that size, from
+ASE's ``find_optimal_cell_shape``, so that the substitution is random in all
+three directions) filled by a random permutation of an equimolar cation list,
+one per start. The starting lattice constant, 4.47 Å, is GFN1-xTB's volume
+per formula unit found in a first attempt (about 22.4 Å^3; experiment 19.1).
+Each start is
 
 1. relaxed (positions and cell, BFGS on ASE's ``FrechetCellFilter``) to
    ``fmax`` or ``relax_steps``; every ``keep_every``-th step is kept
@@ -63,11 +67,11 @@ class HeoConfig:
 
     cations: Tuple[str, ...] = ("Mg", "Co", "Ni", "Cu", "Zn")
     anion: str = "O"
-    repeat: Tuple[int, int, int] = (5, 1, 1)
-    lattice: float = 4.22
+    formula_units: int = 20
+    lattice: float = 4.47
     starts: int = 5
     fmax: float = 0.05
-    relax_steps: int = 60
+    relax_steps: int = 200
     keep_every: int = 5
     rattled: int = 6
     rattle: float = 0.08
@@ -77,11 +81,10 @@ class HeoConfig:
     seed: int = 0
 
     def __post_init__(self):
-        sites = 4 * int(np.prod(self.repeat))
-        if sites % len(self.cations):
+        if self.formula_units % len(self.cations):
             raise ConfigError(
-                f"{sites} cation sites (repeat {tuple(self.repeat)}) cannot hold "
-                f"{len(self.cations)} cations in equal numbers"
+                f"{self.formula_units} cation sites cannot hold {len(self.cations)} cations "
+                "in equal numbers"
             )
         if self.starts < 1 or self.relax_steps < 1 or self.keep_every < 1:
             raise ConfigError("starts, relax_steps and keep_every must be >= 1")
@@ -89,7 +92,12 @@ class HeoConfig:
 
 def substituted(config: HeoConfig, start: int) -> ase.Atoms:
     """The rock-salt supercell of ``start`` with its random equimolar cations."""
-    atoms = bulk("MgO", "rocksalt", a=config.lattice, cubic=True).repeat(tuple(config.repeat))
+    from ase.build import make_supercell
+    from ase.build.supercells import find_optimal_cell_shape
+
+    primitive = bulk("MgO", "rocksalt", a=config.lattice)
+    shape = find_optimal_cell_shape(primitive.cell, config.formula_units, "sc", verbose=False)
+    atoms = make_supercell(primitive, shape)
     sites = np.nonzero(atoms.numbers == 12)[0]
     cations = np.repeat(config.cations, len(sites) // len(config.cations))
     order = np.random.default_rng([config.seed, start]).permutation(len(sites))
