@@ -124,7 +124,7 @@ def test_xtb_forces_are_minus_the_energy_gradient(xtb_frames):
             assert numeric == pytest.approx(forces[atom, axis], abs=3e-4)
 
 
-def _lj():
+def _heo_lj():
     return LennardJones(sigma=2.0, epsilon=0.05, rc=4.5, smooth=True)
 
 
@@ -135,7 +135,7 @@ def test_heo_generator_relaxes_rattles_and_resumes(tmp_path, monkeypatch):
     from equilens.data.generate import heo
 
     config = heo.HeoConfig(starts=2, relax_steps=6, keep_every=2, rattled=2)
-    clean = heo.generate_heo(tmp_path / "clean.extxyz", config, False, _lj())
+    clean = heo.generate_heo(tmp_path / "clean.extxyz", config, False, _heo_lj())
     frames = ase.io.read(clean, ":")
     kinds = [f.info["kind"] for f in frames]
     assert kinds.count("minimum") == 2 and kinds.count("rattled") == 4
@@ -155,15 +155,15 @@ def test_heo_generator_relaxes_rattles_and_resumes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(heo, "_one_start", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _lj())
+        heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _heo_lj())
     monkeypatch.setattr(heo, "_one_start", original)
-    resumed = ase.io.read(heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _lj()), ":")
+    resumed = ase.io.read(heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _heo_lj()), ":")
     assert len(resumed) == len(frames)
     for a, b in zip(resumed, frames):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)
         assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), abs=1e-8)
     with pytest.raises(EquilensError, match="other settings"):
-        heo.generate_heo(tmp_path / "resumed.extxyz", heo.HeoConfig(starts=3), False, _lj())
+        heo.generate_heo(tmp_path / "resumed.extxyz", heo.HeoConfig(starts=3), False, _heo_lj())
 
 
 def test_heo_start_whose_calculation_fails_is_skipped_and_recorded(tmp_path):
