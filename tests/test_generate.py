@@ -157,7 +157,9 @@ def test_heo_generator_relaxes_rattles_and_resumes(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _heo_lj())
     monkeypatch.setattr(heo, "_one_start", original)
-    resumed = ase.io.read(heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _heo_lj()), ":")
+    resumed = ase.io.read(
+        heo.generate_heo(tmp_path / "resumed.extxyz", config, False, _heo_lj()), ":"
+    )
     assert len(resumed) == len(frames)
     for a, b in zip(resumed, frames):
         np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)
