@@ -61,10 +61,12 @@ def plot_relaxations(rows: Sequence[Dict[str, Any]], path: PathLike, title: str 
         axis.boxplot(data, showfliers=True)
         axis.set_xticks(range(1, len(groups) + 1))
         axis.set_xticklabels(
-            [f"{c}\\n{'in' if t.startswith('in') else 'out of'} distr." for c, t in groups],
+            [f"{c}\n{'in' if t.startswith('in') else 'out of'} distr." for c, t in groups],
             rotation=45, ha="right", fontsize=7,
         )  # fmt: skip
         axis.set_ylabel(label)
+        if key == ENERGY:
+            axis.set_yscale("symlog", linthresh=10.0)
     fig.suptitle(title)
     return save_figure(fig, path)
 
