@@ -42,7 +42,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 def metatomic_model(model, dtype: str = "float64"):
     """The ``AtomisticModel`` of an equilens potential or tensor model
     (:mod:`equilens.export.metatomic_tensor`)."""
-    from metatomic.torch import AtomisticModel, ModelCapabilities, ModelMetadata, ModelOutput
+    from metatomic.torch import ModelOutput
 
     from ..models.potential import Potential
     from ..models.potential_module import potential_module
@@ -75,6 +75,20 @@ def metatomic_model(model, dtype: str = "float64"):
             sample_kind="atom",
             description=f"layer '{layer}' of the equilens potential; per structure: mean",
         )
+    description = (
+        "Behler-Parrinello network on SOAP (featomic-torch), one network per species, "
+        f"species {list(model.species)}; layers {model.layer_names}."
+    )
+    return atomistic_model(model, module, outputs, dtype, "equilens potential", description)
+
+
+def atomistic_model(model, module, outputs, dtype: str, kind: str, description: str):
+    """``module`` as a metatomic ``AtomisticModel`` with ``outputs``: the
+    capabilities (atomic types, cutoff, Å, CPU, ``dtype``) and metadata (name,
+    description, equilens/featomic/metatensor/torch versions, training
+    configuration and hypers) of the equilens ``model`` it was built from."""
+    from metatomic.torch import AtomisticModel, ModelCapabilities, ModelMetadata
+
     capabilities = ModelCapabilities(
         outputs=outputs,
         atomic_types=[int(z) for z in model.species],
@@ -86,11 +100,8 @@ def metatomic_model(model, dtype: str = "float64"):
     versions = package_versions(("equilens", "featomic-torch", "metatensor-torch", "torch"))
     config = model.metadata.get("config", {})
     metadata = ModelMetadata(
-        name=f"equilens potential {config.get('name', '')}".strip(),
-        description=(
-            "Behler-Parrinello network on SOAP (featomic-torch), one network per species, "
-            f"species {list(model.species)}; layers {model.layer_names}."
-        ),
+        name=f"{kind} {config.get('name', '')}".strip(),
+        description=description,
         authors=["equilens"],
         extra={
             "equilens_versions": json.dumps(versions),

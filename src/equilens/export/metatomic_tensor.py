@@ -15,7 +15,6 @@ torch versions and the training configuration.
 
 from __future__ import annotations
 
-import json
 from typing import Dict, List
 
 import numpy as np
@@ -23,7 +22,6 @@ import torch
 from metatensor.torch import Labels
 
 from ..errors import ModelError
-from ..provenance import package_versions
 from ..tensormaps import key_tuple
 
 
@@ -105,7 +103,9 @@ def _state(network, in_keys: List[List[int]], out_keys, dtype) -> Dict[str, torc
 
 def tensor_metatomic_model(model, dtype: str = "float64"):
     """The ``AtomisticModel`` of an equilens tensor model."""
-    from metatomic.torch import AtomisticModel, ModelCapabilities, ModelMetadata, ModelOutput
+    from metatomic.torch import ModelOutput
+
+    from .metatomic import atomistic_model
 
     dtypes = {"float64": torch.float64, "float32": torch.float32}
     if dtype not in dtypes:
@@ -133,30 +133,11 @@ def tensor_metatomic_model(model, dtype: str = "float64"):
                 sample_kind="atom",
                 description=f"invariant summary of layer '{layer}'; per structure: mean",
             )
-    capabilities = ModelCapabilities(
-        outputs=outputs,
-        atomic_types=[int(z) for z in model.species],
-        interaction_range=float(model.hypers["cutoff"]["radius"]),
-        length_unit="angstrom",
-        supported_devices=["cpu"],
-        dtype=dtype,
+    description = (
+        f"Equivariant network on lambda-SOAP (featomic-torch) for the {target}, "
+        f"species {list(model.species)}; layers {model.layer_names}."
     )
-    versions = package_versions(("equilens", "featomic-torch", "metatensor-torch", "torch"))
-    config = model.metadata.get("config", {})
-    metadata = ModelMetadata(
-        name=f"equilens tensor model {config.get('name', '')}".strip(),
-        description=(
-            f"Equivariant network on lambda-SOAP (featomic-torch) for the {target}, "
-            f"species {list(model.species)}; layers {model.layer_names}."
-        ),
-        authors=["equilens"],
-        extra={
-            "equilens_versions": json.dumps(versions),
-            "equilens_config": json.dumps(config),
-            "equilens_hypers": json.dumps(model.hypers),
-        },
-    )
-    return AtomisticModel(module.eval(), metadata, capabilities)
+    return atomistic_model(model, module, outputs, dtype, "equilens tensor model", description)
 
 
 def _summary_widths_agree(module, layer: str) -> bool:
