@@ -78,3 +78,18 @@ def test_train_on_many_elements_exits_2_with_one_line(tmp_path, monkeypatch, cap
     assert main(["train", str(config), "--no-progress"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "GB" in error[0] and "1,540 neighbor-type pairs" in error[0]
+
+
+def test_lambda_soap_estimate_is_what_featomic_allocates(monkeypatch):
+    from equilens.descriptors.budget import check_lambda_soap_memory
+    from equilens.descriptors.lambda_soap import compute_lambda_soap
+
+    hypers = PRESETS["small"].to_featomic()
+    frames = iron_water_example(n_frames=2, seed=3)
+    tensor = compute_lambda_soap(frames, [1, 8, 26], hypers, lambda_max=2)
+    symmetries = sorted({(int(k["o3_lambda"]), int(k["o3_sigma"])) for k in tensor.keys})
+    needed = check_lambda_soap_memory(frames, 3, hypers, symmetries)
+    assert needed == sum(b.values.nbytes for b in tensor.blocks())
+    monkeypatch.setenv("EQUILENS_MEMORY_LIMIT_GB", "8")
+    with pytest.raises(ResourceError, match=r"lambda-SOAP: would need .*\(55 elements"):
+        compute_lambda_soap(_many_elements(300, 100), ELEMENTS, hypers, lambda_max=2)

@@ -132,3 +132,44 @@ def check_soap_memory(
         "basis (max_radial, max_angular, or preset: small), or fewer frames "
         "(read.index, e.g. '::4')"
     )
+
+
+def lambda_soap_features(hypers: Dict[str, Any], n_species: int, symmetries) -> int:
+    """Values per atom of the lambda-SOAP blocks ``symmetries`` (``(o3_lambda,
+    o3_sigma)`` pairs) with neighbor types in properties: for each, ``2 lambda
+    + 1`` components x the ``l_1 <= l_2`` pairs that couple to it with that
+    parity x ``(max_radial + 1)^2`` x ``S^2`` ordered neighbor-type pairs."""
+    basis = hypers["basis"]
+    top, radial = int(basis["max_angular"]), int(basis["radial"]["max_radial"]) + 1
+    total = 0
+    for lam, sigma in symmetries:
+        pairs = sum(
+            1
+            for l1 in range(top + 1)
+            for l2 in range(l1, top + 1)
+            if abs(l1 - l2) <= lam <= l1 + l2 and ((l1 + l2 + lam) % 2 == 0) == (sigma == 1)
+        )
+        total += (2 * lam + 1) * pairs * radial**2 * n_species**2
+    return total
+
+
+def check_lambda_soap_memory(
+    frames: Sequence[ase.Atoms], n_species: int, hypers: Dict[str, Any], symmetries
+) -> Optional[int]:
+    """:func:`check_soap_memory` for lambda-SOAP; returns the bytes it needs."""
+    try:
+        per_atom = lambda_soap_features(hypers, n_species, symmetries)
+    except (KeyError, TypeError, ValueError):
+        return None
+    n_atoms = int(sum(len(f) for f in frames))
+    needed = n_atoms * per_atom * BYTES
+    budget = FRACTION * available_memory()
+    if needed > budget:
+        gib = 1024**3
+        raise ResourceError(
+            f"lambda-SOAP: would need {needed / gib:.1f} GB, more than {FRACTION:.0%} of the "
+            f"{budget / FRACTION / gib:.1f} GB available: {n_atoms:,} atoms x {per_atom:,} "
+            f"values ({n_species} elements -> {n_species**2:,} ordered neighbor-type pairs). "
+            "Reduce it with fewer elements, a smaller basis or lambda_max, or fewer frames"
+        )
+    return needed

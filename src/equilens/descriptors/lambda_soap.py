@@ -18,6 +18,7 @@ from metatensor import Labels, TensorBlock, TensorMap
 
 from ..tensormaps import join_by_system
 from ._batches import check_species, iterate_batches, make_calculator
+from .budget import check_lambda_soap_memory
 
 
 def compute_lambda_soap(
@@ -48,6 +49,7 @@ def compute_lambda_soap(
         for sigma in ((1, -1) if include_improper else (1,))
         if not (sigma == -1 and (lam == 0 or max_angular == 0))
     ]
+    check_lambda_soap_memory(frames, len(species), hypers, symmetries)
     selected = Labels(["o3_lambda", "o3_sigma"], np.array(symmetries, dtype=np.int32))
 
     def compute(batch):
