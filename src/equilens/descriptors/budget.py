@@ -17,6 +17,7 @@ computation may use up to :data:`FRACTION` of it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Sequence
@@ -107,12 +108,21 @@ def check_soap_memory(
     """Raise :class:`~equilens.errors.ResourceError` when the SOAP of
     ``frames`` would need more than :data:`FRACTION` of the available memory;
     returns the size otherwise (``None`` for hypers it cannot read: featomic
-    then reports what is wrong with them)."""
+    then reports what is wrong with them).
+
+    Counting neighbors costs a fifth of the SOAP gradients themselves, so it
+    is done only when the bound of every atom pair of each frame (periodic
+    images merged) does not fit; the size returned then holds that bound."""
     try:
-        size = soap_size(frames, n_species, hypers, gradients)
+        size = soap_size(frames, n_species, hypers, False)
     except (KeyError, TypeError, ValueError):
         return None
     budget = FRACTION * (available if available is not None else available_memory())
+    if gradients:
+        bound = int(sum(len(f) ** 2 for f in frames))
+        size = dataclasses.replace(size, n_gradient_pairs=bound)
+        if size.total_bytes > budget:
+            size = soap_size(frames, n_species, hypers, True)
     if size.total_bytes <= budget:
         return size
     gib = 1024**3
