@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import from_mapping, load_yaml, to_mapping
     from ..data.filters import FilterConfig, filter_frames
-    from ..errors import DataError
+    from ..data.io import read_frames
     from ..storage import atomic_write, check_outputs
 
     mapping = load_yaml(args.config) if args.config else {}
@@ -67,11 +67,7 @@ def run(args: argparse.Namespace) -> int:
     mapping.update({k: v for k, v in given.items() if v is not None})
     config = from_mapping(FilterConfig, mapping, where=args.config or "filters")
     path, output = Path(args.file), Path(args.output)
-    try:
-        frames = ase.io.read(path, args.index)
-    except Exception as error:  # ASE raises many types for unreadable files
-        raise DataError(f"cannot read it: {type(error).__name__}: {error}", path=path) from None
-    frames = frames if isinstance(frames, list) else [frames]
+    frames = read_frames(path, args.index)
     dropped_path = output.with_name(output.name + ".dropped.csv")
     marker = output.with_name(f".{output.name}.run.json")
     fingerprint = {"filters": to_mapping(config), "input": str(path.resolve()), "index": args.index}

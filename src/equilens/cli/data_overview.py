@@ -26,17 +26,12 @@ def register(data_commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import ase.io
-
+    from ..data.io import read_frames
     from ..errors import DataError
     from ..export.overview import dataset_overview
 
     path = Path(args.file)
-    try:
-        frames = ase.io.read(path, args.index)
-    except Exception as error:  # ASE raises many types for unreadable files
-        raise DataError(f"cannot read it: {type(error).__name__}: {error}", path=path) from None
-    frames = frames if isinstance(frames, list) else [frames]
+    frames = read_frames(path, args.index)
     if len(frames) < 2:
         raise DataError("an overview needs at least 2 frames", path=path)
     output = Path(args.output or f"results/overview/{path.stem}")

@@ -171,20 +171,31 @@ def read_dataset(path: PathLike, options: Optional[ReadOptions] = None) -> Datas
     """
     options = options or ReadOptions()
     path = Path(path)
+    all_frames = _read_all(path, options.format)
+    selection = _select(len(all_frames), options.index, path)
+    frames = [all_frames[i] for i in selection]
+    return validate_frames(frames, options, path=path, frame_indices=selection)
+
+
+def read_frames(path: PathLike, index: str = ":", format: Optional[str] = None) -> List[ase.Atoms]:
+    """The frames ``index`` (ASE slice syntax) of any ASE-readable file, as
+    they are (calculator results kept, nothing validated); a missing or
+    unreadable file or an empty selection is a :class:`DataError` naming it."""
+    path = Path(path)
+    all_frames = _read_all(path, format)
+    return [all_frames[i] for i in _select(len(all_frames), index, path)]
+
+
+def _read_all(path: Path, format: Optional[str]) -> List[ase.Atoms]:
     if not path.exists():
         raise DataError("file does not exist", path=path)
     try:
-        all_frames = ase.io.read(path, index=":", format=options.format)
+        all_frames = ase.io.read(path, index=":", format=format)
     except Exception as error:  # ASE raises many different types here
         raise DataError(
             f"ASE could not read the file ({type(error).__name__}: {error})", path=path
         ) from error
-    if isinstance(all_frames, ase.Atoms):
-        all_frames = [all_frames]
-
-    selection = _select(len(all_frames), options.index, path)
-    frames = [all_frames[i] for i in selection]
-    return validate_frames(frames, options, path=path, frame_indices=selection)
+    return [all_frames] if isinstance(all_frames, ase.Atoms) else list(all_frames)
 
 
 def validate_frames(

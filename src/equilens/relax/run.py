@@ -32,6 +32,7 @@ import ase.io
 import numpy as np
 
 from ..config import to_mapping
+from ..data.io import read_frames
 from ..errors import ConfigError, DataError
 from ..storage import atomic_write, check_outputs, hash_json, save_json
 from .config import RelaxConfig, make_calculator
@@ -78,21 +79,12 @@ def tasks(config: RelaxConfig, minima: List[ase.Atoms], parents: Optional[List[a
     return out
 
 
-def _read(path: str, select: str, what: str) -> List[ase.Atoms]:
-    try:
-        frames = ase.io.read(path, select)
-    except Exception as error:  # ASE raises many types
-        problem = f"cannot read the {what}: {type(error).__name__}: {error}"
-        raise DataError(problem, path=path) from None
-    return frames if isinstance(frames, list) else [frames]
-
-
 def run_relax(config: RelaxConfig, progress: bool = True, overwrite: bool = False) -> Dict:
     """Run every relaxation (resuming finished ones) and write the outputs."""
     from tqdm.auto import tqdm
 
-    minima = _read(config.minima, config.select, "minima")
-    parents = _read(config.parents, config.select, "parents") if config.parents else None
+    minima = read_frames(config.minima, config.select)
+    parents = read_frames(config.parents, config.select) if config.parents else None
     if parents is not None and len(parents) != len(minima):
         raise ConfigError(f"parents: {len(parents)} structures for {len(minima)} minima")
     output = config.output
