@@ -57,6 +57,30 @@ def targets_hash(dataset: Dataset) -> str:
     return hash_arrays([np.asarray(dataset.energies), *(dataset.forces or [])])
 
 
+def claim_run(config, splits: Mapping[str, Dataset], base_file: Path, outputs, overwrite: bool):
+    """Check that the splits have validation frames, and claim the run's
+    output folder for its fingerprint (configuration, structures and targets
+    of every split, content of the base model file); returns the fingerprint."""
+    from ..errors import ConfigError
+    from ..storage import claim_outputs, file_sha256, hash_frames
+    from .config import RUN_MARKER, run_fingerprint
+
+    if "validation" not in splits or not len(splits["validation"]):
+        raise ConfigError(
+            f"data: {config.task} needs validation frames (validation or validation_fraction)"
+        )
+    data: Dict[str, Any] = {
+        name: {"structures": hash_frames(d.frames), "targets": targets_hash(d)}
+        for name, d in splits.items()
+    }
+    data["base_sha256"] = file_sha256(base_file)
+    fingerprint = run_fingerprint(config, data)
+    output = config.output
+    claim_outputs(output / RUN_MARKER, fingerprint, [output / n for n in outputs], overwrite,
+                  str(output))  # fmt: skip
+    return fingerprint
+
+
 def predict(model, dataset: Dataset) -> Predictions:
     """Total energies and the stacked forces of ``model`` on ``dataset``."""
     energies, forces = energies_and_forces(model.predict(dataset.frames))

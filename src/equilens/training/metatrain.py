@@ -39,9 +39,9 @@ import yaml
 from ..data.io import ReadOptions
 from ..data.splits import SplitConfig, load_splits
 from ..errors import ConfigError, EquilensError
-from ..storage import atomic_write, claim_outputs, file_sha256, hash_frames, save_json
+from ..storage import atomic_write, save_json
 from . import external
-from .config import RUN_MARKER, output_folder, run_fingerprint
+from .config import output_folder
 from .loop import FitResult
 from .run import run_summary
 
@@ -123,22 +123,10 @@ def train_metatrain(
     if not base_checkpoint.is_file():
         raise ConfigError(f"base_checkpoint: no such file: {base_checkpoint}")
     splits = load_splits(config.data, config.read)
-    if "validation" not in splits or not len(splits["validation"]):
-        raise ConfigError("data: metatrain needs validation frames")
-    fingerprint = run_fingerprint(
-        config,
-        {
-            **{
-                n: {"structures": hash_frames(d.frames), "targets": external.targets_hash(d)}
-                for n, d in splits.items()
-            },
-            "base_sha256": file_sha256(base_checkpoint),
-        },
-    )
+    outputs = ("model.pt", "base.pt", "metrics.json", "mtt")
+    external.claim_run(config, splits, base_checkpoint, outputs, overwrite)
     output = config.output
     work = output / "mtt"
-    outputs = [output / n for n in ("model.pt", "base.pt", "metrics.json", "mtt")]
-    claim_outputs(output / RUN_MARKER, fingerprint, outputs, overwrite, str(output))
     work.mkdir(parents=True, exist_ok=True)
     paths = {n: external.write_frames(work / f"{n}.extxyz", d) for n, d in splits.items()}
     if not (output / "base.pt").is_file():

@@ -46,14 +46,11 @@ from ..data.splits import SplitConfig, load_splits
 from ..errors import ConfigError, EquilensError
 from ..storage import (
     atomic_write,
-    claim_outputs,
-    file_sha256,
-    hash_frames,
     save_json,
 )
 from . import external
 from . import sevenn_files as files
-from .config import RUN_MARKER, output_folder, run_fingerprint
+from .config import output_folder
 from .loop import FitResult
 from .run import run_summary
 
@@ -130,30 +127,16 @@ def train_sevenn(
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     splits = load_splits(config.data, config.read)
-    if "validation" not in splits or not len(splits["validation"]):
-        raise ConfigError(
-            "data: sevenn needs validation frames (validation or validation_fraction)"
-        )
     base_path = checkpoint_path(config.base_spec)
     base = SevenNetModel(config.base_spec)
     if base.modal is not None or base.model.modal_map:
         raise ConfigError(f"base_model: {config.base_model} is multi-fidelity; not supported")
     for name, dataset in splits.items():
         base.check_species(dataset.frames, where=f"data.{name}")
-    fingerprint = run_fingerprint(
-        config,
-        {
-            **{
-                n: {"structures": hash_frames(d.frames), "targets": external.targets_hash(d)}
-                for n, d in splits.items()
-            },
-            "base_sha256": file_sha256(base_path),
-        },
-    )
+    outputs = ("model.pth", "metrics.json", "log.csv", "sevenn")
+    external.claim_run(config, splits, base_path, outputs, overwrite)
     output = config.output
     work = output / "sevenn"
-    outputs = [output / n for n in ("model.pth", "metrics.json", "log.csv", "sevenn")]
-    claim_outputs(output / RUN_MARKER, fingerprint, outputs, overwrite, str(output))
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
