@@ -57,8 +57,8 @@ from tqdm.auto import tqdm
 
 from ...errors import ConfigError, EquilensError
 from ...provenance import package_versions
-from ...storage import atomic_write, hash_json, save_json
-from .iron_water import xtb_calculator
+from ...storage import hash_json, save_json
+from .iron_water import cut_back, xtb_calculator
 
 
 @dataclass
@@ -206,11 +206,6 @@ def _load_state(path: Path, fingerprint: str, output: Path, minima: Path) -> dic
     if state.get("fingerprint") != fingerprint:
         raise EquilensError(f"{path} was written with other settings; remove it and {output.name}")
     n_minima = done - len(state.get("failed", []))
-    for file, count in ((output, n_frames), (minima, n_minima)):
-        frames = ase.io.read(file, ":") if file.exists() else []
-        if len(frames) < count:
-            raise EquilensError(f"{file} has {len(frames)} frames, the checkpoint expects {count}")
-        if len(frames) > count:  # written after the last checkpoint
-            with atomic_write(file, "w") as handle:
-                ase.io.write(handle, frames[:count], format="extxyz")
+    cut_back(output, n_frames)
+    cut_back(minima, n_minima)
     return state

@@ -281,12 +281,16 @@ def _load_state(path: Path, fingerprint: str, output: Path) -> Optional[dict]:
         raise EquilensError(
             f"{path} was written with other settings; remove it and {output.name} to start over"
         )
-    frames = ase.io.read(output, ":") if output.exists() else []
-    if len(frames) < state["n_frames"]:
-        raise EquilensError(
-            f"{output} has {len(frames)} frames but the checkpoint expects {state['n_frames']}"
-        )
-    if len(frames) > state["n_frames"]:  # a frame written after the last checkpoint
-        with atomic_write(output, "w") as handle:
-            ase.io.write(handle, frames[: state["n_frames"]], format="extxyz")
+    cut_back(output, state["n_frames"])
     return state
+
+
+def cut_back(output: Path, count: int) -> None:
+    """Leave the first ``count`` frames of ``output``, the ones its checkpoint
+    knows (frames appended after the last checkpoint go); fewer is an error."""
+    frames = ase.io.read(output, ":") if output.exists() else []
+    if len(frames) < count:
+        raise EquilensError(f"{output} has {len(frames)} frames but the checkpoint expects {count}")
+    if len(frames) > count:
+        with atomic_write(output, "w") as handle:
+            ase.io.write(handle, frames[:count], format="extxyz")
