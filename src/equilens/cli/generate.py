@@ -63,8 +63,6 @@ def register(commands) -> None:
 
 
 def run_iron_water(args: argparse.Namespace) -> int:
-    import time
-
     from ..data.generate import IronWaterConfig, generate_iron_water
 
     config = _config(IronWaterConfig, args, ("starts", "seed"))
@@ -72,15 +70,10 @@ def run_iron_water(args: argparse.Namespace) -> int:
         f"{config.starts} trajectories x {config.steps} steps of {config.method}, "
         f"{config.n_frames} frames -> {args.output}"
     )
-    start = time.perf_counter()
-    path = generate_iron_water(args.output, config, progress=not args.quiet)
-    print(f"done in {time.perf_counter() - start:.0f} s -> {path}")
-    return 0
+    return _generate(generate_iron_water, config, args)
 
 
 def run_water_tensors(args: argparse.Namespace) -> int:
-    import time
-
     from ..data.generate.water_tensors import WaterTensorsConfig, generate_water_tensors
 
     config = _config(WaterTensorsConfig, args, ("monomers", "dimers", "trimers", "basis"))
@@ -88,15 +81,10 @@ def run_water_tensors(args: argparse.Namespace) -> int:
         f"{config.monomers} monomers, {config.dimers} dimers, {config.trimers} trimers at "
         f"{config.xc}/{config.basis} -> {args.output}"
     )
-    start = time.perf_counter()
-    path = generate_water_tensors(args.output, config, progress=not args.quiet)
-    print(f"done in {time.perf_counter() - start:.0f} s -> {path}")
-    return 0
+    return _generate(generate_water_tensors, config, args)
 
 
 def run_heo(args: argparse.Namespace) -> int:
-    import time
-
     from ..data.generate.heo import HeoConfig, generate_heo
 
     config = _config(HeoConfig, args, ("starts", "seed"))
@@ -104,8 +92,15 @@ def run_heo(args: argparse.Namespace) -> int:
         f"{config.starts} substitutions of {'/'.join(config.cations)} in a "
         f"{config.formula_units}-formula-unit rock-salt supercell, {config.method} -> {args.output}"
     )
+    return _generate(generate_heo, config, args)
+
+
+def _generate(generate, config, args: argparse.Namespace) -> int:
+    """Run ``generate(output, config, progress)`` and say how long it took."""
+    import time
+
     start = time.perf_counter()
-    path = generate_heo(args.output, config, progress=not args.quiet)
+    path = generate(args.output, config, progress=not args.quiet)
     print(f"done in {time.perf_counter() - start:.0f} s -> {path}")
     return 0
 
