@@ -55,7 +55,7 @@ def test_many_elements_stop_with_the_reason(monkeypatch):
     with pytest.raises(ResourceError) as error:
         compute_soap(frames, ELEMENTS, hypers)
     message = str(error.value)
-    assert "55 elements -> 1,540 neighbor-type pairs" in message
+    assert "55 neighbor types -> 1,540 neighbor-type pairs" in message
     assert "30,000 atoms" in message and "descriptor.species" in message
     size = check_soap_memory(frames[:2], 3, hypers)  # three elements fit
     assert size is not None and size.n_pairs == 6
@@ -91,5 +91,5 @@ def test_lambda_soap_estimate_is_what_featomic_allocates(monkeypatch):
     needed = check_lambda_soap_memory(frames, 3, hypers, symmetries)
     assert needed == sum(b.values.nbytes for b in tensor.blocks())
     monkeypatch.setenv("EQUILENS_MEMORY_LIMIT_GB", "8")
-    with pytest.raises(ResourceError, match=r"lambda-SOAP: would need .*\(55 elements"):
+    with pytest.raises(ResourceError, match=r"lambda-SOAP: would need .*\(55 neighbor types"):
         compute_lambda_soap(_many_elements(300, 100), ELEMENTS, hypers, lambda_max=2)

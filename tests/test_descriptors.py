@@ -22,6 +22,8 @@ from equilens.so3 import random_rotation, wigner_d_real
 
 SPECIES = (1, 8, 26)
 SMALL = PRESETS["small"].to_featomic()
+#: the same basis with the neighbor types mixed onto 2 pseudo-species
+ALCHEMICAL = {**SMALL, "alchemical": {"pseudo_species": 2, "embedding": "periodic", "seed": 0}}
 
 
 @pytest.fixture(params=["example", "water_molecule/train", "iron_water/train", "water/validation"])
@@ -45,10 +47,11 @@ def _blocks(tensor):
     return {tuple(int(v) for v in key.values): block for key, block in tensor.items()}
 
 
-def test_soap_is_rotation_invariant(real_frame):
+@pytest.mark.parametrize("hypers", [SMALL, ALCHEMICAL], ids=["soap", "alchemical"])
+def test_soap_is_rotation_invariant(real_frame, hypers):
     rotation = random_rotation(seed=11)
-    reference = compute_soap([real_frame], SPECIES, SMALL)
-    rotated = compute_soap([_transformed(real_frame, rotation)], SPECIES, SMALL)
+    reference = compute_soap([real_frame], SPECIES, hypers)
+    rotated = compute_soap([_transformed(real_frame, rotation)], SPECIES, hypers)
     assert metatensor.equal_metadata(reference, rotated)
     scale = max(np.abs(b.values).max() for b in reference.blocks() if b.values.size)
     for key, block in _blocks(reference).items():
@@ -57,14 +60,16 @@ def test_soap_is_rotation_invariant(real_frame):
         )
 
 
+@pytest.mark.parametrize("hypers", [SMALL, ALCHEMICAL], ids=["soap", "alchemical"])
 @pytest.mark.parametrize("improper", [False, True])
-def test_lambda_soap_is_covariant(real_frame, improper):
+def test_lambda_soap_is_covariant(real_frame, improper, hypers):
     """Every block transforms with the real Wigner-D matrix of featomic's
-    convention, and under inversion with o3_sigma * (-1)^lambda."""
+    convention, and under inversion with o3_sigma * (-1)^lambda (also with
+    the neighbor types mixed onto pseudo-species)."""
     rotation = random_rotation(seed=5)
     matrix = -rotation if improper else rotation
-    reference = compute_lambda_soap([real_frame], SPECIES, SMALL, lambda_max=3)
-    moved = compute_lambda_soap([_transformed(real_frame, matrix)], SPECIES, SMALL, lambda_max=3)
+    reference = compute_lambda_soap([real_frame], SPECIES, hypers, lambda_max=3)
+    moved = compute_lambda_soap([_transformed(real_frame, matrix)], SPECIES, hypers, lambda_max=3)
     assert metatensor.equal_metadata(reference, moved)
     scale = max(np.abs(b.values).max() for b in reference.blocks() if b.values.size)
     checked = set()

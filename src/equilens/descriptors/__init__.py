@@ -38,7 +38,7 @@ from metatensor import TensorMap
 from ..storage import TensorMapCache, hash_frames, hash_json
 from ._batches import frames_species
 from .compression import EquivariantPCA, SpeciesPCA
-from .config import PRESETS, DescriptorConfig, SoapHypers
+from .config import PRESETS, AlchemicalConfig, DescriptorConfig, SoapHypers
 from .lambda_soap import compute_lambda_soap
 from .projected import FeatureSet, featurize
 from .soap import compute_soap
@@ -48,6 +48,7 @@ CACHE_FORMAT = 2
 
 __all__ = [
     "PRESETS",
+    "AlchemicalConfig",
     "DescriptorConfig",
     "EquivariantPCA",
     "FeatureSet",
@@ -77,7 +78,7 @@ def compute_descriptor(
     :param cache_dir: folder of the cache; ``None`` computes without caching
     """
     species = config.species if config.species is not None else frames_species(frames)
-    hypers = config.featomic_dict()
+    hypers = config.descriptor_hypers(len(species))
     description = descriptor_metadata(config, species)
     key = hash_json({**description, "frames": hash_frames(frames)})
 
@@ -111,7 +112,7 @@ def descriptor_metadata(config: DescriptorConfig, species: Sequence[int]) -> dic
     """Everything that determines a descriptor's values, as plain data."""
     description = {
         "kind": config.kind,
-        "featomic_hypers": config.featomic_dict(),
+        "featomic_hypers": config.descriptor_hypers(len(species)),
         "species": [int(s) for s in species],
         "gradients": config.gradients,
         "featomic_version": featomic.__version__,

@@ -136,11 +136,12 @@ def check_soap_memory(
         f"{what}: would need {size.total_bytes / gib:.1f} GB, more than "
         f"{FRACTION:.0%} of the {budget / FRACTION / gib:.1f} GB available: "
         f"{size.n_atoms:,} atoms x {size.per_atom:,} features "
-        f"({size.n_species} elements -> {size.n_pairs:,} neighbor-type pairs x "
+        f"({size.n_species} neighbor types -> {size.n_pairs:,} neighbor-type pairs x "
         f"{size.per_pair} features per pair) = {size.values_bytes / gib:.1f} GB"
-        f"{gradient_text}. Reduce it with fewer elements in descriptor.species, a smaller "
-        "basis (max_radial, max_angular, or preset: small), or fewer frames "
-        "(read.index, e.g. '::4')"
+        f"{gradient_text}. Reduce it with descriptor.alchemical (neighbor types mixed onto a "
+        "few pseudo-species: the size no longer grows with the square of the elements), "
+        "fewer elements in descriptor.species, a smaller basis (max_radial, max_angular, or "
+        "preset: small), or fewer frames (read.index, e.g. '::4')"
     )
 
 
@@ -179,7 +180,9 @@ def check_lambda_soap_memory(
         raise ResourceError(
             f"lambda-SOAP: would need {needed / gib:.1f} GB, more than {FRACTION:.0%} of the "
             f"{budget / FRACTION / gib:.1f} GB available: {n_atoms:,} atoms x {per_atom:,} "
-            f"values ({n_species} elements -> {n_species**2:,} ordered neighbor-type pairs). "
-            "Reduce it with fewer elements, a smaller basis or lambda_max, or fewer frames"
+            f"values ({n_species} neighbor types -> {n_species**2:,} ordered neighbor-type "
+            "pairs). "
+            "Reduce it with descriptor.alchemical (a few pseudo-species), fewer elements, a "
+            "smaller basis or lambda_max, or fewer frames"
         )
     return needed

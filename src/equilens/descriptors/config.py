@@ -82,6 +82,37 @@ PRESETS: Dict[str, SoapHypers] = {
 }
 
 
+#: the periodic embedding's channels: 1, p, g, r, then their products
+PERIODIC_CHANNELS = 10
+
+
+@dataclass(frozen=True)
+class AlchemicalConfig:
+    """How neighbor types are compressed (``descriptor.alchemical``).
+
+    :param pseudo_species: number of pseudo-species ``P``
+    :param embedding: ``periodic`` (fixed functions of the periodic table) or
+        ``random`` (a seeded Gaussian matrix)
+    :param seed: seed of the ``random`` embedding
+    """
+
+    pseudo_species: int = 4
+    embedding: Literal["periodic", "random"] = "periodic"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.embedding not in ("periodic", "random"):
+            raise ConfigError(
+                f"alchemical.embedding must be 'periodic' or 'random', got {self.embedding!r}"
+            )
+        limit = PERIODIC_CHANNELS if self.embedding == "periodic" else 64
+        if not 1 <= self.pseudo_species <= limit:
+            raise ConfigError(
+                f"alchemical.pseudo_species must be between 1 and {limit} for the "
+                f"{self.embedding} embedding, got {self.pseudo_species}"
+            )
+
+
 @dataclass(frozen=True)
 class DescriptorConfig:
     """What to compute.
@@ -110,6 +141,13 @@ class DescriptorConfig:
         ``"keys"`` with them
     :param batch_size: frames per featomic call; only memory and the progress
         bar depend on it, never the result
+    :param alchemical: mix the neighbor types onto a few pseudo-species
+        (:mod:`equilens.descriptors.alchemical`): SOAP then grows as ``P^2``,
+        not as the square of the number of elements; ``None`` (default)
+        leaves the choice to ``alchemical_above``
+    :param alchemical_above: with more elements than this (and no
+        ``alchemical`` section), the default :class:`AlchemicalConfig` is
+        used; ``None`` never switches on its own
     """
 
     kind: Literal["soap", "lambda_soap"] = "soap"
@@ -122,6 +160,8 @@ class DescriptorConfig:
     gradients: bool = False
     neighbors: Literal["auto", "properties", "keys"] = "auto"
     batch_size: int = 50
+    alchemical: Optional[AlchemicalConfig] = None
+    alchemical_above: Optional[int] = 10
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -162,6 +202,25 @@ class DescriptorConfig:
                 f"unknown SOAP hyper-parameter '{sorted(unknown)[0]}'; accepted: {', '.join(base)}"
             )
         return from_mapping(SoapHypers, {**base, **self.hypers}, where="hypers")
+
+    def compression_for(self, n_species: int) -> Optional[AlchemicalConfig]:
+        """The alchemical compression used for ``n_species`` elements, if any."""
+        if self.alchemical is not None:
+            return self.alchemical
+        if self.alchemical_above is not None and n_species > self.alchemical_above:
+            return AlchemicalConfig()
+        return None
+
+    def descriptor_hypers(self, n_species: int) -> Dict[str, Any]:
+        """The descriptor's hyper-parameters for ``n_species`` elements:
+        featomic's, plus ``alchemical`` when the neighbor types are compressed
+        (what :func:`~equilens.descriptors.compute_soap` and
+        :func:`~equilens.descriptors.compute_lambda_soap` take)."""
+        hypers = self.featomic_dict()
+        compression = self.compression_for(n_species)
+        if compression is not None:
+            hypers["alchemical"] = dataclasses.asdict(compression)
+        return hypers
 
     def featomic_dict(self) -> Dict[str, Any]:
         """The featomic hyper-parameters this configuration resolves to."""

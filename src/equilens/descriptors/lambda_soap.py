@@ -18,6 +18,8 @@ from metatensor import Labels, TensorBlock, TensorMap
 
 from ..tensormaps import join_by_system
 from ._batches import check_species, iterate_batches, make_calculator
+from .alchemical import split_hypers
+from .alchemical_soap import alchemical_calculator
 from .budget import check_lambda_soap_memory
 
 
@@ -34,14 +36,23 @@ def compute_lambda_soap(
 
     :param lambda_max: keep blocks with ``o3_lambda <= lambda_max``
     :param include_improper: keep the ``o3_sigma = -1`` blocks
+    :param hypers: featomic hyper-parameters, with ``alchemical`` to mix the
+        neighbor types onto pseudo-species first (then properties
+        ``neighbor_*_type`` are pseudo-species indices)
     :returns: keys ``(o3_lambda, o3_sigma, center_type)`` (every combination,
         blocks of absent center types empty), samples ``(system, atom)``,
         components ``o3_mu``, properties
         ``(l_1, l_2, neighbor_1_type, n_1, neighbor_2_type, n_2)``
     """
     species = check_species(frames, species)
-    expansion = make_calculator(featomic.SphericalExpansion, hypers)
-    calculator = EquivariantPowerSpectrum(expansion, neighbor_types=list(species))
+    hypers, alchemical = split_hypers(hypers)
+    if alchemical is None:
+        expansion = make_calculator(featomic.SphericalExpansion, hypers)
+        neighbor_types = list(species)
+    else:
+        expansion = alchemical_calculator(species, hypers, alchemical)
+        neighbor_types = list(range(alchemical.pseudo_species))
+    calculator = EquivariantPowerSpectrum(expansion, neighbor_types=neighbor_types)
     max_angular = hypers["basis"]["max_angular"]
     symmetries = [
         (lam, sigma)
@@ -49,7 +60,7 @@ def compute_lambda_soap(
         for sigma in ((1, -1) if include_improper else (1,))
         if not (sigma == -1 and (lam == 0 or max_angular == 0))
     ]
-    check_lambda_soap_memory(frames, len(species), hypers, symmetries)
+    check_lambda_soap_memory(frames, len(neighbor_types), hypers, symmetries)
     selected = Labels(["o3_lambda", "o3_sigma"], np.array(symmetries, dtype=np.int32))
 
     def compute(batch):

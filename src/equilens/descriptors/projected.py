@@ -240,8 +240,41 @@ def _featurize_batch(
     species_index = np.searchsorted(species, numbers)
     k = pca.n_components
     x = np.zeros((len(numbers), k))
-    pair_width = None
     grad_parts = []  # (center, neighbor, values) per center type
+    if soap.keys.names == ["center_type"]:  # the dense layout (alchemical SOAP)
+        _project_dense(soap, pca, offsets, x, grad_parts if gradients else None)
+    else:
+        _project_pairs(soap, pca, numbers, offsets, x, grad_parts if gradients else None)
+    result = FeatureSet(
+        x=torch.as_tensor(x, dtype=dtype),
+        species=torch.as_tensor(species_index, dtype=torch.long),
+        atom_offsets=torch.as_tensor(offsets, dtype=torch.long),
+    )
+    if gradients:
+        center = np.concatenate([p[0] for p in grad_parts])
+        neighbor = np.concatenate([p[1] for p in grad_parts])
+        gradient_values = np.concatenate([p[2] for p in grad_parts])
+        # order the entries frame by frame
+        frame = np.searchsorted(offsets, center, side="right") - 1
+        order = np.argsort(frame, kind="stable")
+        result.grad_center = torch.as_tensor(center[order], dtype=torch.long)
+        result.grad_neighbor = torch.as_tensor(neighbor[order], dtype=torch.long)
+        result.grad_values = torch.as_tensor(gradient_values[order], dtype=gradient_dtype)
+        result.pair_offsets = torch.as_tensor(
+            np.concatenate([[0], np.cumsum(np.bincount(frame, minlength=len(frames)))]),
+            dtype=torch.long,
+        )
+    return result
+
+
+def _project_pairs(soap, pca: SpeciesPCA, numbers, offsets, x, grad_parts) -> None:
+    """Project featomic's sparse pair blocks (keys ``center_type,
+    neighbor_1_type, neighbor_2_type``) into ``x`` and, unless ``grad_parts``
+    is None, append the merged projected gradients of each center type."""
+    species = pca.species_
+    k = pca.n_components
+    gradients = grad_parts is not None
+    pair_width = None
     pairs = [(a, b) for i, a in enumerate(species) for b in species[i:]]
     for z in species:
         projection = pca.projection(z)
@@ -272,26 +305,26 @@ def _featurize_batch(
                     len(numbers),
                 )
             )
-    result = FeatureSet(
-        x=torch.as_tensor(x, dtype=dtype),
-        species=torch.as_tensor(species_index, dtype=torch.long),
-        atom_offsets=torch.as_tensor(offsets, dtype=torch.long),
-    )
-    if gradients:
-        center = np.concatenate([p[0] for p in grad_parts])
-        neighbor = np.concatenate([p[1] for p in grad_parts])
-        gradient_values = np.concatenate([p[2] for p in grad_parts])
-        # order the entries frame by frame
-        frame = np.searchsorted(offsets, center, side="right") - 1
-        order = np.argsort(frame, kind="stable")
-        result.grad_center = torch.as_tensor(center[order], dtype=torch.long)
-        result.grad_neighbor = torch.as_tensor(neighbor[order], dtype=torch.long)
-        result.grad_values = torch.as_tensor(gradient_values[order], dtype=gradient_dtype)
-        result.pair_offsets = torch.as_tensor(
-            np.concatenate([[0], np.cumsum(np.bincount(frame, minlength=len(frames)))]),
-            dtype=torch.long,
-        )
-    return result
+
+
+def _project_dense(soap, pca: SpeciesPCA, offsets, x, grad_parts) -> None:
+    """:func:`_project_pairs` for the dense layout (keys ``center_type``)."""
+    k = pca.n_components
+    for key, block in soap.items():
+        z = int(key["center_type"])
+        if len(block.samples) == 0:
+            continue
+        projection = pca.projection(z)
+        rows = offsets[block.samples.values[:, 0]] + block.samples.values[:, 1]
+        x[rows] += block.values.view(np.ndarray) @ projection - pca.offset(z)
+        if grad_parts is None:
+            continue
+        gradient = block.gradient("positions")
+        g = gradient.samples.values
+        gv = gradient.values.view(np.ndarray)
+        values = (gv.reshape(-1, gv.shape[-1]) @ projection).reshape(len(g), 3, k)
+        # featomic's gradient samples are already unique per block
+        grad_parts.append((rows[g[:, 0]], offsets[g[:, 1]] + g[:, 2], values))
 
 
 def _merge(center, neighbor, values, n_atoms):

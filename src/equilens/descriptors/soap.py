@@ -30,6 +30,8 @@ from metatensor import Labels, TensorBlock, TensorMap
 
 from ..tensormaps import join_by_system
 from ._batches import check_species, iterate_batches, make_calculator
+from .alchemical import split_hypers
+from .alchemical_soap import compute_alchemical_soap
 from .budget import check_soap_memory
 
 
@@ -51,8 +53,13 @@ def compute_soap(
     :param batch_size: frames per featomic call (memory and progress only)
     :param progress: show a progress bar
     :param neighbors: ``"properties"`` (default) or ``"keys"``, see below
-    :returns: with ``neighbors="properties"``: keys ``center_type`` (one block
-        per species), samples ``(system, atom)`` (every atom), properties
+    :returns: with ``hypers["alchemical"]`` (an
+        :class:`~equilens.descriptors.alchemical.AlchemicalConfig` as a
+        mapping): the compressed SOAP of
+        :func:`~equilens.descriptors.alchemical_soap.compute_alchemical_soap`
+        (always the dense layout). Otherwise, with ``neighbors="properties"``:
+        keys ``center_type`` (one block per species), samples ``(system,
+        atom)`` (every atom), properties
         ``(neighbor_1_type, neighbor_2_type, l, n_1, n_2)``. With
         ``neighbors="keys"``: featomic's keys ``(center_type, neighbor_1_type,
         neighbor_2_type)`` for every combination of ``species`` (blocks
@@ -61,6 +68,11 @@ def compute_soap(
     if neighbors not in ("properties", "keys"):
         raise ValueError(f"neighbors must be 'properties' or 'keys', got {neighbors!r}")
     species = check_species(frames, species)
+    hypers, alchemical = split_hypers(hypers)
+    if alchemical is not None:
+        return compute_alchemical_soap(
+            frames, species, hypers, alchemical, gradients, batch_size, progress
+        )
     check_soap_memory(frames, len(species), hypers, gradients)
     calculator = make_calculator(featomic.SoapPowerSpectrum, hypers)
     pairs = [(a, b) for i, a in enumerate(species) for b in species[i:]]
