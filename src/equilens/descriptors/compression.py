@@ -45,6 +45,10 @@ class SpeciesPCA:
         (k = 128, 40 epochs): weight 1 gave 0.21 eV/Å validation force RMSE
         against 0.15 for plain PCA, so it stays off by default.
     :param seed: seed of that subset
+    :param shared: one projection for all species, fitted on the atoms of
+        every species together (for a network shared by the species: the
+        same coordinates for all, and species with a handful of atoms get a
+        full projection); stored once
     """
 
     def __init__(
@@ -54,8 +58,10 @@ class SpeciesPCA:
         max_samples: int = 20000,
         gradient_weight: float = 0.0,
         seed: int = 0,
+        shared: bool = False,
     ):
         self.n_components = n_components
+        self.shared = shared
         self.whiten = whiten
         self.max_samples = max_samples
         self.gradient_weight = gradient_weight
@@ -88,52 +94,68 @@ class SpeciesPCA:
         self.components_: Dict[int, np.ndarray] = {}
         self.scale_: Dict[int, np.ndarray] = {}
         self.explained_variance_ratio_: Dict[int, np.ndarray] = {}
-        k = self.n_components
+        if self.shared:
+            values = np.concatenate([b.values.view(np.ndarray) for b in soap.blocks()])
+            covariances = list(gradient_covariance.values())
+            mixed = sum(covariances) / len(covariances) if covariances else None
+            fitted = self._fit_rows(values, mixed, rng)
+            for z in self.species_:
+                self._store(z, fitted)
+            return self
         for key, block in soap.items():
             z = int(key["center_type"])
             values = block.values.view(np.ndarray)
-            n, p = values.shape
-            if n > self.max_samples:
-                values = values[np.sort(rng.choice(n, self.max_samples, replace=False))]
-            mean = values.mean(axis=0) if len(values) else np.zeros(p)
-            components = np.zeros((p, k))
-            variance = np.zeros(k)
-            if len(values) > 1:
-                centered = values - mean
-                covariance = centered.T @ centered / (len(values) - 1)
-                target = covariance / max(np.trace(covariance), 1e-300)
-                if z in gradient_covariance:
-                    target = target + self.gradient_weight * gradient_covariance[z]
-                eigenvalues, eigenvectors = np.linalg.eigh(target)
-                order = np.argsort(eigenvalues)[::-1][: min(k, len(values) - 1, p)]
-                # fix the sign of each component (largest entry positive) so
-                # that the projection does not depend on the eigen-solver
-                vectors = eigenvectors[:, order]
-                signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(len(order))])
-                components[:, : len(order)] = vectors * signs
-                # the scale of each kept direction: its eigenvalue of the mixed
-                # target in value units (the variance itself for plain PCA);
-                # directions that barely vary between environments but move
-                # with the atoms are not blown up by whitening
-                total = np.trace(covariance)
-                variance[: len(order)] = np.clip(eigenvalues[order], 0, None) * total
-                explained = np.einsum(
-                    "pa,pq,qa->a",
-                    components[:, : len(order)],
-                    covariance,
-                    components[:, : len(order)],
-                )
-                self.explained_variance_ratio_[z] = explained / total if total > 0 else explained
-            std = np.sqrt(variance)
-            top = std.max() if len(std) and std.max() > 0 else 1.0
-            if self.whiten:
-                scale = np.maximum(std, 1e-4 * top)
-            else:
-                scale = np.full(k, top)
-            self.mean_[z] = mean
-            self.components_[z] = components
-            self.scale_[z] = scale
+            self._store(z, self._fit_rows(values, gradient_covariance.get(z), rng))
         return self
+
+    def _store(self, z: int, fitted: tuple) -> None:
+        self.mean_[z], self.components_[z], self.scale_[z], explained = fitted
+        if explained is not None:
+            self.explained_variance_ratio_[z] = explained
+
+    def _fit_rows(self, values: np.ndarray, gradient_covariance, rng) -> tuple:
+        """Mean, components, scale and explained variance of one set of rows."""
+        k = self.n_components
+        n, p = values.shape
+        if n > self.max_samples:
+            values = values[np.sort(rng.choice(n, self.max_samples, replace=False))]
+        mean = values.mean(axis=0) if len(values) else np.zeros(p)
+        components = np.zeros((p, k))
+        variance = np.zeros(k)
+        explained_ratio = None
+        if len(values) > 1:
+            centered = values - mean
+            covariance = centered.T @ centered / (len(values) - 1)
+            target = covariance / max(np.trace(covariance), 1e-300)
+            if gradient_covariance is not None:
+                target = target + self.gradient_weight * gradient_covariance
+            eigenvalues, eigenvectors = np.linalg.eigh(target)
+            order = np.argsort(eigenvalues)[::-1][: min(k, len(values) - 1, p)]
+            # fix the sign of each component (largest entry positive) so
+            # that the projection does not depend on the eigen-solver
+            vectors = eigenvectors[:, order]
+            signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(len(order))])
+            components[:, : len(order)] = vectors * signs
+            # the scale of each kept direction: its eigenvalue of the mixed
+            # target in value units (the variance itself for plain PCA);
+            # directions that barely vary between environments but move
+            # with the atoms are not blown up by whitening
+            total = np.trace(covariance)
+            variance[: len(order)] = np.clip(eigenvalues[order], 0, None) * total
+            explained = np.einsum(
+                "pa,pq,qa->a",
+                components[:, : len(order)],
+                covariance,
+                components[:, : len(order)],
+            )
+            explained_ratio = explained / total if total > 0 else explained
+        std = np.sqrt(variance)
+        top = std.max() if len(std) and std.max() > 0 else 1.0
+        if self.whiten:
+            scale = np.maximum(std, 1e-4 * top)
+        else:
+            scale = np.full(k, top)
+        return mean, components, scale, explained_ratio
 
     def projection(self, z: int) -> np.ndarray:
         """``W_z / scale_z``: the matrix applied to (centered) SOAP and gradients."""
@@ -152,14 +174,19 @@ class SpeciesPCA:
                 "max_samples": self.max_samples,
                 "gradient_weight": self.gradient_weight,
                 "seed": self.seed,
+                "shared": self.shared,
             },
             "species": self.species_,
             "properties_names": self.properties_.names,
             "properties": self.properties_.values.copy(),
-            "mean": {z: v.copy() for z, v in self.mean_.items()},
-            "components": {z: v.copy() for z, v in self.components_.items()},
-            "scale": {z: v.copy() for z, v in self.scale_.items()},
+            # a shared projection is stored once, under the first species
+            "mean": {z: v.copy() for z, v in self._stored(self.mean_).items()},
+            "components": {z: v.copy() for z, v in self._stored(self.components_).items()},
+            "scale": {z: v.copy() for z, v in self._stored(self.scale_).items()},
         }
+
+    def _stored(self, arrays: Dict[int, np.ndarray]) -> Dict[int, np.ndarray]:
+        return {self.species_[0]: arrays[self.species_[0]]} if self.shared else arrays
 
     @classmethod
     def from_state(cls, state: dict) -> SpeciesPCA:
@@ -168,9 +195,11 @@ class SpeciesPCA:
         pca = cls(**state["params"])
         pca.species_ = [int(z) for z in state["species"]]
         pca.properties_ = Labels(state["properties_names"], np.asarray(state["properties"]))
-        pca.mean_ = {int(z): np.asarray(v) for z, v in state["mean"].items()}
-        pca.components_ = {int(z): np.asarray(v) for z, v in state["components"].items()}
-        pca.scale_ = {int(z): np.asarray(v) for z, v in state["scale"].items()}
+        for name in ("mean", "components", "scale"):
+            arrays = {int(z): np.asarray(v) for z, v in state[name].items()}
+            if pca.shared:
+                arrays = {z: arrays[pca.species_[0]] for z in pca.species_}
+            setattr(pca, f"{name}_", arrays)
         pca.explained_variance_ratio_ = {}
         return pca
 

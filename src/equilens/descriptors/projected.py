@@ -240,7 +240,7 @@ def _featurize_batch(
     species_index = np.searchsorted(species, numbers)
     k = pca.n_components
     x = np.zeros((len(numbers), k))
-    grad_parts = []  # (center, neighbor, values) per center type
+    grad_parts: list = []  # (center, neighbor, values) per center type
     if soap.keys.names == ["center_type"]:  # the dense layout (alchemical SOAP)
         _project_dense(soap, pca, offsets, x, grad_parts if gradients else None)
     else:

@@ -1,4 +1,5 @@
-"""Behler-Parrinello networks: one MLP per center species, atomic energies summed.
+"""Behler-Parrinello networks: one MLP per center species (or one shared MLP
+with a learned element embedding, for many elements), atomic energies summed.
 
 The input of every network is an atom's (compressed) SOAP vector; the output
 is its energy contribution. The total energy of a frame is
@@ -34,16 +35,36 @@ class BPNNConfig:
     :param layer_norm: apply a layer norm after each hidden activation
     :param bottleneck: width of an extra narrow hidden layer before the
         output (``None`` for none); a low-dimensional latent space to inspect
+    :param network: ``per_species`` (one MLP per element, Behler-Parrinello),
+        ``shared`` (one MLP for all elements, fed the atom's features and a
+        learned embedding of its element: the hidden layers of all elements
+        share coordinates, and elements with a few atoms learn from the
+        others), or ``auto``: shared above ``shared_above`` elements
+    :param shared_above: the number of elements above which ``auto`` shares
+    :param embedding: width of the learned element embedding (shared only)
     """
 
     hidden: Tuple[int, ...] = (128, 128)
     activation: Literal["silu", "tanh", "gelu", "softplus"] = "silu"
     layer_norm: bool = False
     bottleneck: Optional[int] = None
+    network: Literal["auto", "per_species", "shared"] = "auto"
+    shared_above: int = 10
+    embedding: int = 16
 
     def __post_init__(self):
         if any(w < 1 for w in self.hidden) or (self.bottleneck is not None and self.bottleneck < 1):
             raise ValueError("layer widths must be >= 1")
+        if self.network not in ("auto", "per_species", "shared"):
+            raise ValueError(f"network must be auto, per_species or shared, got {self.network!r}")
+        if self.embedding < 1 or self.shared_above < 0:
+            raise ValueError("embedding must be >= 1 and shared_above >= 0")
+
+    def is_shared(self, n_species: int) -> bool:
+        """Whether the network for ``n_species`` elements is shared."""
+        if self.network == "auto":
+            return n_species > self.shared_above
+        return self.network == "shared"
 
     def layer_names(self) -> List[str]:
         """Names of the hidden layers, in order."""
@@ -100,7 +121,12 @@ class BPNN(nn.Module):
         self.species = [int(z) for z in species]
         self.n_features = n_features
         self.config = config
-        self.nets = nn.ModuleList([_SpeciesNet(n_features, config) for _ in self.species])
+        self.shared = config.is_shared(len(self.species))
+        if self.shared:
+            self.embedding = nn.Embedding(len(self.species), config.embedding)
+            self.nets = nn.ModuleList([_SpeciesNet(n_features + config.embedding, config)])
+        else:
+            self.nets = nn.ModuleList([_SpeciesNet(n_features, config) for _ in self.species])
         self.baseline: torch.Tensor
         self.scale: torch.Tensor
         self.register_buffer("baseline", torch.zeros(len(self.species)))
@@ -114,6 +140,9 @@ class BPNN(nn.Module):
         """Energy of every atom (eV): ``x`` is ``(n_atoms, n_features)``,
         ``species`` the species index of each atom."""
         energy = self.baseline[species]
+        if self.shared:
+            inputs = torch.cat([x, self.embedding(species).to(x.dtype)], dim=1)
+            return energy + self.scale * self.nets[0](inputs)
         for index, net in enumerate(self.nets):
             atoms = torch.nonzero(species == index).squeeze(1)
             if len(atoms):
@@ -133,6 +162,12 @@ class BPNN(nn.Module):
         names = self.layer_names()
         result: OrderedDict[str, torch.Tensor] = OrderedDict((name, x) for name in names)
         outputs = {name: x.new_zeros((len(x), 0)) for name in names[1:]}
+        if self.shared:
+            inputs = torch.cat([x, self.embedding(species).to(x.dtype)], dim=1)
+            values = self.nets[0].activations(inputs)  # type: ignore[operator]
+            values[-1] = self.scale * values[-1] + self.baseline[species].unsqueeze(1)
+            result.update(zip(names[1:], values))
+            return result
         for index, net in enumerate(self.nets):
             atoms = torch.nonzero(species == index).squeeze(1)
             if not len(atoms):

@@ -119,13 +119,18 @@ class Potential(Model):
     """
 
     kind = "equilens.potential"
-    per_species_coordinates = True
 
     def __init__(self, hypers: dict, pca: SpeciesPCA, model: BPNN, metadata: Optional[dict] = None):
         self.hypers = hypers
         self.pca = pca
         self.model = model
         self.metadata = metadata or {}
+
+    @property  # type: ignore[misc]
+    def per_species_coordinates(self) -> bool:  # type: ignore[override]
+        """Per-element networks have per-element hidden coordinates; a shared
+        network's layers are one space for all elements."""
+        return not self.model.shared
 
     @property
     def species(self) -> Tuple[int, ...]:

@@ -23,7 +23,7 @@ This file must not use ``from __future__ import annotations``: TorchScript
 and metatomic read the annotations.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -67,6 +67,15 @@ class _SpeciesMLP(torch.nn.Module):
         return result
 
 
+def _block_of(tensor: TensorMap, key: List[int]) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """Samples and values of the block with this key, or None."""
+    position = tensor.keys.position(key)
+    if position is None:
+        return None
+    block = tensor.block_by_id(position)
+    return block.samples.values, block.values
+
+
 class PotentialModule(torch.nn.Module):
     """SOAP (featomic-torch) -> projection -> per-species networks -> energy.
 
@@ -83,12 +92,29 @@ class PotentialModule(torch.nn.Module):
         activation: str,
         layer_norm: bool,
         layer_names: List[str],
+        mixing: Optional[torch.Tensor] = None,
+        embedding: int = 0,
     ):
         super().__init__()
         import featomic.torch
 
         self.species = [int(z) for z in species]
-        self.calculator = featomic.torch.SoapPowerSpectrum(**hypers)
+        # alchemical SOAP (mixing given): featomic-torch's spherical expansion,
+        # the neighbor types mixed and the power spectrum taken here, as
+        # featomic's PowerSpectrum does in training
+        self.alchemical = mixing is not None
+        self.max_angular = 0
+        if mixing is not None:
+            featomic_hypers = {k: v for k, v in hypers.items() if k != "alchemical"}
+            self.calculator = featomic.torch.SphericalExpansion(**featomic_hypers)
+            basis: Dict[str, int] = featomic_hypers["basis"]  # type: ignore[assignment]
+            self.max_angular = int(basis["max_angular"])
+            mixing_tensor = mixing.clone()
+        else:
+            self.calculator = featomic.torch.SoapPowerSpectrum(**hypers)
+            mixing_tensor = torch.zeros((0, 0), dtype=projection.dtype)
+        self.mixing: torch.Tensor
+        self.register_buffer("mixing", mixing_tensor)
         pairs = [(a, b) for i, a in enumerate(self.species) for b in self.species[i:]]
         # every (center, neighbor_1, neighbor_2) of the fixed species list, so
         # that the dense layout never depends on which species a structure has
@@ -99,6 +125,9 @@ class PotentialModule(torch.nn.Module):
         self.neighbor_pairs = Labels(
             ["neighbor_1_type", "neighbor_2_type"], torch.tensor(pairs, dtype=torch.int32)
         )
+        self.neighbor_types = Labels(
+            ["neighbor_type"], torch.tensor(self.species, dtype=torch.int32).reshape(-1, 1)
+        )
         self.projection: torch.Tensor
         self.offset: torch.Tensor
         self.baseline: torch.Tensor
@@ -106,8 +135,16 @@ class PotentialModule(torch.nn.Module):
         self.register_buffer("projection", projection.clone())
         self.register_buffer("offset", offset.clone())
         self.n_features = int(projection.shape[2])
+        # a shared network: one MLP fed the features and a learned element
+        # embedding (equilens.models.bpnn.BPNN with network: shared)
+        self.shared = embedding > 0
+        self.embedding = torch.nn.Embedding(max(len(self.species), 1), max(embedding, 1))
+        count = 1 if self.shared else len(self.species)
         self.nets = torch.nn.ModuleList(
-            [_SpeciesMLP(self.n_features, widths, activation, layer_norm) for _ in self.species]
+            [
+                _SpeciesMLP(self.n_features + embedding, widths, activation, layer_norm)
+                for _ in range(count)
+            ]
         )
         self.register_buffer("baseline", torch.zeros(len(self.species), dtype=projection.dtype))
         self.register_buffer("scale", torch.ones((), dtype=projection.dtype))
@@ -123,23 +160,59 @@ class PotentialModule(torch.nn.Module):
         device = systems[0].positions.device
         dtype = systems[0].positions.dtype
         n_total = int(offsets[-1])
-        soap = self.calculator(
-            systems, selected_samples=selected_atoms, selected_keys=self.selected_keys.to(device)
-        )
-        dense = soap.keys_to_properties(self.neighbor_pairs.to(device))
+        if self.alchemical:
+            expansion = self.calculator(systems, selected_samples=selected_atoms)
+            dense = expansion.keys_to_properties(self.neighbor_types.to(device))
+        else:
+            soap = self.calculator(
+                systems,
+                selected_samples=selected_atoms,
+                selected_keys=self.selected_keys.to(device),
+            )
+            dense = soap.keys_to_properties(self.neighbor_pairs.to(device))
         x = torch.zeros((n_total, self.n_features), dtype=dtype, device=device)
         species_index = torch.full((n_total,), -1, dtype=torch.long, device=device)
         for s in range(len(self.species)):
-            position = dense.keys.position([self.species[s]])
-            if position is not None:
-                block = dense.block_by_id(position)
-                samples = block.samples.values
+            if self.alchemical:
+                found = self._mixed_power_spectrum(dense, self.species[s])
+            else:
+                found = _block_of(dense, [self.species[s]])
+            if found is not None:
+                samples, values = found
                 if samples.shape[0] != 0:
                     rows = offsets[samples[:, 0].to(torch.long)] + samples[:, 1].to(torch.long)
-                    values = block.values @ self.projection[s] - self.offset[s]
+                    values = values @ self.projection[s] - self.offset[s]
                     x = x.index_copy(0, rows, values)
                     species_index[rows] = s
         return x, species_index
+
+    def _mixed_power_spectrum(
+        self, dense: TensorMap, center: int
+    ) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """Samples and values of the alchemical SOAP of one center type (the
+        layout of :mod:`equilens.descriptors.alchemical_soap`), or None."""
+        parts: List[torch.Tensor] = []
+        samples = torch.zeros((0, 2), dtype=torch.int32)
+        n_pseudo = self.mixing.shape[1]
+        for l in range(self.max_angular + 1):  # noqa: E741
+            found = _block_of(dense, [l, 1, center])
+            if found is None:
+                return None
+            samples, values = found
+            n, m = values.shape[0], values.shape[1]
+            density = values.reshape(n, m, len(self.species), -1)
+            mixed = torch.einsum("nmsr,sp->nmpr", density, self.mixing.to(values.dtype))
+            mixed = mixed.reshape(n, m, n_pseudo * density.shape[3])
+            factor = (-1.0) ** l / (2 * l + 1) ** 0.5
+            power = factor * torch.einsum("nma,nmb->nab", mixed, mixed)
+            pairs = torch.triu_indices(power.shape[1], power.shape[1], device=values.device)
+            first, second = pairs[0], pairs[1]
+            # sqrt(2) off the diagonal, computed in the values' precision (a
+            # Python float scalar becomes float32 when TorchScript indexes)
+            two = torch.full((first.shape[0],), 2.0, dtype=values.dtype, device=values.device)
+            weight = torch.where(first == second, torch.ones_like(two), torch.sqrt(two))
+            parts.append(power[:, first, second] * weight)
+        return samples, torch.cat(parts, dim=1)
 
     def forward(
         self,
@@ -233,10 +306,18 @@ class PotentialModule(torch.nn.Module):
                     (n_total, self.widths[i]), dtype=x.dtype, device=x.device
                 )
         for s, net in enumerate(self.nets):
-            atoms = torch.nonzero(species_index == s).reshape(-1)
+            if self.shared:  # one network for every atom
+                atoms = torch.nonzero(species_index >= 0).reshape(-1)
+                index = species_index[atoms]
+                inputs = torch.cat([x[atoms], self.embedding(index).to(x.dtype)], dim=1)
+                offsets = self.baseline[index]
+            else:
+                atoms = torch.nonzero(species_index == s).reshape(-1)
+                inputs = x[atoms]
+                offsets = self.baseline[s]
             if atoms.shape[0] != 0:
-                activations = net.forward(x[atoms])
-                atomic = self.scale * activations[-1].reshape(-1) + self.baseline[s]
+                activations = net.forward(inputs)
+                atomic = self.scale * activations[-1].reshape(-1) + offsets
                 energy = energy.index_copy(0, atoms, atomic)
                 for i, name in enumerate(hidden):
                     if name in layers:
@@ -254,8 +335,21 @@ def potential_module(potential, dtype: torch.dtype = torch.float64) -> Potential
     if [int(z) for z in pca.species_] != species:
         raise ModelError("the compression and the network have different species lists")
     names = list(pca.properties_.names)
-    if names != ["neighbor_1_type", "neighbor_2_type", "l", "n_1", "n_2"]:
+    alchemical = "alchemical" in potential.hypers
+    expected = (
+        ["l", "neighbor_1_type", "n_1", "neighbor_2_type", "n_2"]
+        if alchemical
+        else ["neighbor_1_type", "neighbor_2_type", "l", "n_1", "n_2"]
+    )
+    if names != expected:
         raise ModelError(f"the compression was fitted on SOAP properties {names}")
+    mixing = None
+    if alchemical:
+        from ..descriptors.alchemical import element_embedding, split_hypers
+
+        compression = split_hypers(potential.hypers)[1]
+        assert compression is not None
+        mixing = torch.tensor(element_embedding(species, compression))
     projection = np.stack([pca.projection(z) for z in species])
     offset = np.stack([pca.offset(z) for z in species])
     config = potential.model.config
@@ -269,9 +363,11 @@ def potential_module(potential, dtype: torch.dtype = torch.float64) -> Potential
         config.activation,
         config.layer_norm,
         potential.layer_names,
+        mixing=None if mixing is None else mixing.to(dtype),
+        embedding=config.embedding if potential.model.shared else 0,
     )
     state = {k: v.to(dtype) for k, v in potential.model.state_dict().items()}
     missing, unexpected = module.load_state_dict(state, strict=False)
-    if set(missing) - {"projection", "offset"} or unexpected:
+    if set(missing) - {"projection", "offset", "mixing", "embedding.weight"} or unexpected:
         raise ModelError(f"cannot map the network: missing {missing}, unexpected {unexpected}")
     return module.to(dtype).eval()

@@ -63,6 +63,11 @@ def load_base(config: FinetuneConfig) -> Potential:
     if not path.is_file():
         raise ConfigError(f"finetune.base_model: no such model file: {path}")
     base = Potential.load(path)
+    if base.model.shared:
+        raise ConfigError(
+            f"finetune.base_model: {path} has one network shared by its elements; fine-tuning "
+            "starts from per-element networks only (model.network: per_species)"
+        )
     first: Any = base.model.nets[0]
     hidden = len(first.hidden)
     if config.mode == "frozen" and config.frozen_layers > hidden:

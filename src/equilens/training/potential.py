@@ -127,6 +127,11 @@ def train_potential(
     base, config, hypers = _base_model(config)
     found = set().union(*(set(d.species) for d in splits.values()))
     species = config.descriptor.species or tuple(sorted(found | set(base.species if base else ())))
+    if base is None:
+        hypers = config.descriptor.descriptor_hypers(len(species))
+    architecture = _architecture(config, species, hypers)
+    if progress:
+        print(f"{config.name}: {architecture['summary']}")
     dtype = config.training.torch_dtype
     data: Dict[str, Any] = {
         name: {"structures": hash_frames(d.frames), "targets": _target_hash(d)}
@@ -139,7 +144,7 @@ def train_potential(
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    pca = _fit_compression(splits["train"], species, hypers, config)
+    pca = _fit_compression(splits["train"], species, hypers, config, architecture["shared"])
     if base is not None and config.finetune is not None:
         pca = _finetune.compression(base, pca, config.finetune.compression)
     timings["compression_s"] = time.perf_counter() - start
@@ -175,7 +180,11 @@ def train_potential(
     )
     timings["training_s"] = result.seconds
 
-    metadata = {"config": to_mapping(config), "species": list(species)}
+    metadata = {
+        "config": to_mapping(config),
+        "species": list(species),
+        "architecture": architecture,
+    }
     potential = Potential(hypers, pca, model, metadata)
     metrics: Dict[str, Dict[str, float]] = {}
     baselines: Dict[str, Dict[str, Dict[str, float]]] = {"composition": {}}
@@ -184,6 +193,7 @@ def train_potential(
         metrics[name], predictions[name] = evaluate(model, feats, species)
         baselines["composition"][name] = _baseline_metrics(splits[name], species, baseline)
     summary = run_summary(config, result, timings, splits, metrics, baselines)
+    summary["architecture"] = architecture
     potential.metadata["metrics"] = metrics
     potential.save(output / "model.pt")
     save_json(output / "metrics.json", summary)
@@ -322,7 +332,33 @@ def _fit_baseline(train: Dataset, species) -> Tuple[np.ndarray, float, float, fl
     return baseline, scale, energy_std, force_rms
 
 
-def _fit_compression(train: Dataset, species, hypers, config: PotentialConfig) -> SpeciesPCA:
+def _architecture(config: PotentialConfig, species, hypers: dict) -> Dict[str, Any]:
+    """What the configuration resolves to for these elements, stated in the
+    output (``metrics.json``, the model's metadata, one printed line)."""
+    shared = config.model.is_shared(len(species))
+    alchemical = hypers.get("alchemical")
+    descriptor = (
+        f"SOAP with neighbor types mixed onto {alchemical['pseudo_species']} pseudo-species "
+        f"({alchemical['embedding']} embedding)"
+        if alchemical
+        else f"SOAP over {len(species)} neighbor types"
+    )
+    network = (
+        f"one shared network with a {config.model.embedding}-wide element embedding"
+        if shared
+        else "one network per element"
+    )
+    return {
+        "n_species": len(species),
+        "shared": shared,
+        "alchemical": alchemical,
+        "summary": f"{len(species)} elements: {descriptor}, {network}",
+    }
+
+
+def _fit_compression(
+    train: Dataset, species, hypers, config: PotentialConfig, shared: bool
+) -> SpeciesPCA:
     compression = config.compression
     soap = compute_soap(train.frames, species, hypers)
     gradients = None
@@ -341,6 +377,7 @@ def _fit_compression(train: Dataset, species, hypers, config: PotentialConfig) -
         max_samples=compression.max_samples,
         gradient_weight=compression.gradient_weight,
         seed=config.training.seed,
+        shared=shared,
     ).fit(soap, gradients)
 
 
@@ -354,9 +391,7 @@ def _cached_features(
             "targets": _target_hash(dataset),
             "hypers": hypers,
             "pca": hash_arrays(
-                [state["components"][z] for z in pca.species_]
-                + [state["mean"][z] for z in pca.species_]
-                + [state["scale"][z] for z in pca.species_]
+                [state[name][z] for name in ("components", "mean", "scale") for z in state[name]]
             ),
             "dtype": str(dtype),
             "gradient_storage": config.compression.gradient_storage,
