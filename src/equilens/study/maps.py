@@ -94,7 +94,7 @@ def export_study(config, frames, sets: FeatureSets, labels, atomic_energy, initi
         f"the most interpretable layer, {initial}. Per-species layers are mapped species by "
         "species. Switch the map axes to compare layers.",
         hypers={
-            "descriptor": config.descriptor.featomic_dict(),
+            "descriptor": config.descriptor.descriptor_hypers(len(set(numbers.tolist()))),
             "sweep": [to_mapping(a) for a in config.sweep],
             "models": list(config.models),
         },

@@ -99,7 +99,9 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
 
     stage("layers")
     species = tuple(config.descriptor.species or next(iter(potentials.values())).species)
-    soap_tensor = compute_soap(frames, species, config.descriptor.featomic_dict())
+    soap_tensor = compute_soap(frames, species, config.descriptor.descriptor_hypers(len(species)))
+    # per-element networks have per-element coordinates; a shared one does not
+    per_species = all(p.per_species_coordinates for p in potentials.values())
     soap, _ = stack_blocks(soap_tensor.keys_to_samples("center_type"), "soap")
     layers, outputs = read_layers(potentials, frames)
     first = f"{config.sweep[0].name}/seed{config.seeds[0]}"
@@ -116,13 +118,15 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     stage("scorecard")
     rows_per_seed = []
     for seed in config.seeds:
-        sets = feature_sets(config, seed, layers, outputs, references, external)
+        sets = feature_sets(config, seed, layers, outputs, references, external, per_species)
         rows_per_seed.extend(score(config, seed, sets, labels, soap, numbers))
     aggregated = aggregate(rows_per_seed)
     done("scorecard")
 
     stage("compare")
-    compared = feature_sets(config, config.seeds[0], layers, outputs, references, external)
+    compared = feature_sets(
+        config, config.seeds[0], layers, outputs, references, external, per_species
+    )
     gfre = compare_layers(config, frames, soap, compared, folder)
     done("compare")
 
@@ -182,9 +186,12 @@ def read_layers(potentials: dict, frames) -> Tuple[Layers, Dict[str, np.ndarray]
     return layers, outputs
 
 
-def feature_sets(config: StudyConfig, seed: int, layers, outputs, references, external):
+def feature_sets(
+    config: StudyConfig, seed: int, layers, outputs, references, external, per_species=True
+):
     """The sets scored for ``seed``: every layer of the sweep's models of that
-    seed (per-species coordinates), the references, the external models."""
+    seed (per-species coordinates unless ``per_species`` is false: shared
+    networks and compressions), the references, the external models."""
     sets = FeatureSets()
     for index, architecture in enumerate(config.sweep):
         key = f"{architecture.name}/seed{seed}"
@@ -192,9 +199,9 @@ def feature_sets(config: StudyConfig, seed: int, layers, outputs, references, ex
             if layer == "input":
                 # the same PCA of SOAP for every architecture of a seed
                 if index == 0:
-                    sets.add("soap-pca/descriptor", values, per_species=True)
+                    sets.add("soap-pca/descriptor", values, per_species=per_species)
                 continue
-            sets.add(f"{architecture.name}/{layer}", values, True, outputs[key])
+            sets.add(f"{architecture.name}/{layer}", values, per_species, outputs[key])
     for name, values in references.items():
         sets.add(name, values)
     for name, (model, model_layers_, output) in external.items():
