@@ -192,3 +192,173 @@ def test_heo_start_whose_calculation_fails_is_skipped_and_recorded(tmp_path):
     assert len(ase.io.read(tmp_path / "h.minima.extxyz", ":")) == 1
     assert {f.info["start"] for f in ase.io.read(tmp_path / "h.extxyz", ":")} == {0}
     heo.generate_heo(tmp_path / "h.extxyz", config, False, calculator)  # finished: nothing to do
+
+
+ELEMENTS_TINY = dict(
+    elements=("H", "C", "O", "Mg", "Si"),
+    compositions=3,
+    elements_per_cell=(2, 2),
+    atoms=(6, 10),
+    relax_steps=2,
+    keep_every=1,
+    rattled=1,
+)
+
+
+def _elements_lj():
+    return LennardJones(sigma=0.8, epsilon=0.01, rc=3.0, smooth=True)
+
+
+@pytest.fixture(scope="module")
+def elements_xtb_run(tmp_path_factory):
+    """The tiny ``generate elements`` set with real GFN1-xTB (a few seconds)."""
+    pytest.importorskip("tblite", reason="tblite not installed (pip install equilens[xtb])")
+    from equilens.data.generate import elements
+
+    config = elements.ElementsConfig(**ELEMENTS_TINY)
+    path = tmp_path_factory.mktemp("elements") / "el.extxyz"
+    elements.generate_elements(path, config, progress=False)
+    return config, path
+
+
+def test_elements_xtb_frames_are_labelled_and_cover_the_pool(elements_xtb_run):
+    import json
+
+    from equilens.data.generate.iron_water import xtb_calculator
+
+    config, path = elements_xtb_run
+    frames = ase.io.read(path, ":")
+    state = json.loads(path.with_name(path.name + ".state").read_text())
+    assert state["failed"] == [], "the tiny set's seed was chosen so that every SCF converges"
+    assert len(frames) == config.compositions * config.frames_per_composition == 12
+    assert {s for f in frames for s in f.get_chemical_symbols()} == set(config.elements)
+    assert all(6 <= len(f) <= 10 and f.pbc.all() for f in frames)
+    kinds = [(f.info["composition"], f.info["kind"], f.info["step"]) for f in frames]
+    assert kinds[:4] == [(0, "relax", 0), (0, "relax", 1), (0, "relax", 2), (0, "rattled", 0)]
+    for frame in frames:
+        assert frame.info["method"] == "GFN1-xTB" and frame.info["seed"] == 0
+        assert frame.info["version_tblite"] != "missing" and "version_ase" in frame.info
+        assert np.isfinite(frame.get_potential_energy())
+        assert frame.get_forces().shape == (len(frame), 3) and frame.get_stress().shape == (6,)
+    assert frames[0].get_potential_energy() > frames[2].get_potential_energy()  # BFGS went down
+    frame = frames[-1]  # a rattled frame, computed after a restart from the relaxed one
+    atoms = frame.copy()
+    atoms.calc = xtb_calculator(config.method, config.electronic_temperature)
+    assert atoms.get_potential_energy() == pytest.approx(frame.get_potential_energy(), abs=1e-5)
+    np.testing.assert_allclose(atoms.get_forces(), frame.get_forces(), atol=2e-4)
+    np.testing.assert_allclose(atoms.get_stress(), frame.get_stress(), atol=1e-5)
+
+
+def test_elements_xtb_interrupted_run_resumes_to_the_same_frames(
+    elements_xtb_run, tmp_path, monkeypatch
+):
+    from equilens.data.generate import elements
+
+    config, clean = elements_xtb_run
+    original = elements._one_composition
+
+    def interrupted(config, index, chosen, calc, provenance):
+        if index == 1:
+            raise KeyboardInterrupt
+        return original(config, index, chosen, calc, provenance)
+
+    monkeypatch.setattr(elements, "_one_composition", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        elements.generate_elements(tmp_path / "r.extxyz", config, progress=False)
+    assert {f.info["composition"] for f in ase.io.read(tmp_path / "r.extxyz", ":")} == {0}
+    monkeypatch.setattr(elements, "_one_composition", original)
+    resumed = ase.io.read(elements.generate_elements(tmp_path / "r.extxyz", config, False), ":")
+    frames = ase.io.read(clean, ":")
+    assert len(resumed) == len(frames)
+    for a, b in zip(resumed, frames):
+        assert a.get_chemical_symbols() == b.get_chemical_symbols()
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)
+        np.testing.assert_allclose(a.cell[:], b.cell[:], atol=1e-8)
+        assert a.get_potential_energy() == pytest.approx(b.get_potential_energy(), abs=1e-8)
+        np.testing.assert_allclose(a.get_forces(), b.get_forces(), atol=1e-7)
+    with pytest.raises(EquilensError, match="other settings"):
+        elements.generate_elements(
+            tmp_path / "r.extxyz", elements.ElementsConfig(**{**ELEMENTS_TINY, "seed": 1}), False
+        )
+
+
+def test_elements_failed_and_absurd_compositions_are_skipped_and_recorded(tmp_path):
+    import json
+
+    from ase.calculators.calculator import CalculationFailed
+
+    from equilens.data.generate import elements
+
+    config = elements.ElementsConfig(
+        **{**ELEMENTS_TINY, "elements": ("C", "O", "Mg", "Si"), "compositions": 3}
+    )
+    plan = elements.composition_plan(config)
+    assert {e for chosen in plan for e in chosen} == set(config.elements)  # cycled, not by chance
+    bad = sorted(elements.random_cell(config, 1, plan[1]).numbers)  # composition 1's SCF fails
+
+    class FailingLJ(LennardJones):
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            if atoms is not None and sorted(atoms.numbers) == bad:
+                raise CalculationFailed("SCF not converged in 250 cycles")
+            super().calculate(atoms, properties, system_changes)
+
+    calculator = FailingLJ(sigma=0.8, epsilon=0.01, rc=3.0, smooth=True)
+    path = elements.generate_elements(tmp_path / "e.extxyz", config, False, calculator)
+    state = json.loads((tmp_path / "e.extxyz.state").read_text())
+    assert state["done"] == 3 and [f["composition"] for f in state["failed"]] == [1]
+    assert "SCF not converged" in state["failed"][0]["reason"]
+    assert {f.info["composition"] for f in ase.io.read(path, ":")} == {0, 2}
+    assert state["n_frames"] == 2 * config.frames_per_composition
+    elements.generate_elements(path, config, False, calculator)  # finished: nothing to do
+    assert len(ase.io.read(path, ":")) == state["n_frames"]
+    # a force above max_force is an absurd result: the composition is skipped too
+    strict = elements.ElementsConfig(**{**ELEMENTS_TINY, "max_force": 1e-9})
+    elements.generate_elements(tmp_path / "s.extxyz", strict, False, _elements_lj())
+    state = json.loads((tmp_path / "s.extxyz.state").read_text())
+    assert len(state["failed"]) == 3 and "absurd" in state["failed"][0]["reason"]
+
+
+def test_elements_random_cells_keep_atoms_apart(tmp_path):
+    from ase.data import covalent_radii
+    from ase.geometry import get_distances
+
+    from equilens.data.generate import elements
+
+    config = elements.ElementsConfig(compositions=8)
+    for index, chosen in enumerate(elements.composition_plan(config)):
+        atoms = elements.random_cell(config, index, chosen)
+        assert 8 <= len(atoms) <= 24 and set(atoms.get_chemical_symbols()) == set(chosen)
+        assert 2 <= len(chosen) <= 4
+        _, distances = get_distances(atoms.positions, cell=atoms.cell, pbc=True)
+        radii = covalent_radii[atoms.numbers]
+        closest = 0.8 * (radii[:, None] + radii[None, :])
+        off_diagonal = ~np.eye(len(atoms), dtype=bool)
+        assert (distances[off_diagonal] >= closest[off_diagonal] - 1e-9).all()
+        again = elements.random_cell(config, index, chosen)
+        assert np.array_equal(atoms.positions, again.positions)  # the seed decides
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("elements", ("H", "Xx")),
+        ("elements", ("H", "H")),
+        ("elements_per_cell", (3, 2)),
+        ("atoms", (2, 24)),
+        ("relax_steps", 0),
+        ("rattle", -0.1),
+        ("packing", 1.5),
+        ("method", "GFN3-xTB"),
+        ("electronic_temperature", 0.0),
+    ],
+)
+def test_elements_bad_config_names_the_field(field, value):
+    from equilens.config import from_mapping
+    from equilens.data.generate.elements import ElementsConfig
+    from equilens.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"^{field} must be"):
+        ElementsConfig(**{field: value})
+    with pytest.raises(ConfigError, match=f"gen.yaml: {field} must be"):
+        from_mapping(ElementsConfig, {field: list(value) if isinstance(value, tuple) else value},
+                     where="gen.yaml")  # fmt: skip

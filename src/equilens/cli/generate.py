@@ -60,6 +60,22 @@ def register(commands) -> None:
     heo.add_argument("--seed", type=int, help="seed (overrides the config)")
     heo.add_argument("--quiet", action="store_true", help="no progress bar")
     heo.set_defaults(handler=run_heo)
+    el = generators.add_parser(
+        "elements",
+        help="random periodic cells of many elements, briefly relaxed with GFN1-xTB (tblite)",
+        description=(
+            "Random compositions of 2 to 4 elements of a pool of 60 (H to Bi), packed at random "
+            "into periodic cells of 8 to 24 atoms, a few BFGS steps (positions and cell) with "
+            "GFN1-xTB and rattled copies: energies, forces and stress in OUTPUT. Compositions "
+            "whose xTB calculation fails are skipped. Resumes from OUTPUT.state."
+        ),
+    )
+    el.add_argument("--config", help="YAML with ElementsConfig fields (elements, atoms, ...)")
+    el.add_argument("--output", default="data/elements_xtb.extxyz")
+    el.add_argument("--compositions", type=int, help="how many compositions (overrides the config)")
+    el.add_argument("--seed", type=int, help="seed (overrides the config)")
+    el.add_argument("--quiet", action="store_true", help="no progress bar")
+    el.set_defaults(handler=run_elements)
 
 
 def run_iron_water(args: argparse.Namespace) -> int:
@@ -93,6 +109,20 @@ def run_heo(args: argparse.Namespace) -> int:
         f"{config.formula_units}-formula-unit rock-salt supercell, {config.method} -> {args.output}"
     )
     return _generate(generate_heo, config, args)
+
+
+def run_elements(args: argparse.Namespace) -> int:
+    from ..data.generate.elements import ElementsConfig, generate_elements
+
+    config = _config(ElementsConfig, args, ("compositions", "seed"))
+    fewest, most = config.elements_per_cell
+    print(
+        f"{config.compositions} compositions of {fewest} to {most} of {len(config.elements)} "
+        f"elements, {config.atoms[0]} to {config.atoms[1]} atoms, at most "
+        f"{config.compositions * config.frames_per_composition} frames of {config.method} -> "
+        f"{args.output}"
+    )
+    return _generate(generate_elements, config, args)
 
 
 def _generate(generate, config, args: argparse.Namespace) -> int:

@@ -4,7 +4,11 @@
   GFN1-xTB Langevin dynamics (tblite, ``equilens[xtb]``);
 - :mod:`equilens.data.generate.water_tensors`: dipoles, polarizabilities and
   density-fitting coefficients of water monomers and clusters (PySCF,
-  ``equilens[pyscf]``).
+  ``equilens[pyscf]``);
+- :mod:`equilens.data.generate.heo`: rock-salt high-entropy oxides relaxed and
+  rattled with GFN1-xTB;
+- :mod:`equilens.data.generate.elements`: random periodic cells of many
+  elements, a few GFN1-xTB BFGS steps and rattled copies.
 """
 
 from .iron_water import IronWaterConfig, generate_iron_water

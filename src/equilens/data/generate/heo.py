@@ -120,7 +120,7 @@ def generate_heo(
     minima_path = output.with_name(output.stem + ".minima.extxyz")
     state_path = output.with_name(output.name + ".state")
     fingerprint = hash_json(dataclasses.asdict(config))
-    state = _load_state(state_path, fingerprint, output, minima_path)
+    state = load_checkpoint(state_path, fingerprint, output, minima_path)
     calc = calculator or xtb_calculator(config.method, config.electronic_temperature)
     provenance = {
         "method": config.method if calculator is None else type(calculator).__name__,
@@ -177,25 +177,39 @@ def _one_start(config: HeoConfig, start: int, calc, provenance):
 
 
 def _labelled(atoms: ase.Atoms, provenance: dict, start: int, kind: str, step: int) -> ase.Atoms:
+    info = {**provenance, "start": start, "kind": kind, "step": step}
+    return labelled(atoms, info, f"HEO start {start}, {kind} {step}")
+
+
+def labelled(atoms: ase.Atoms, info: dict, where: str) -> ase.Atoms:
+    """A periodic copy of ``atoms`` with its calculator's energy, forces and
+    stress frozen in a ``SinglePointCalculator`` and ``info`` in its info;
+    a non-finite result is an error naming ``where``."""
     energy = float(atoms.get_potential_energy())
     forces = atoms.get_forces()
     stress = atoms.get_stress()
     if not (np.isfinite(energy) and np.isfinite(forces).all() and np.isfinite(stress).all()):
-        raise EquilensError(f"HEO start {start}, {kind} {step}: non-finite xTB result")
+        raise EquilensError(f"{where}: non-finite xTB result")
     frame = ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
-    frame.info.update(provenance, start=start, kind=kind, step=step)
+    frame.info.update(info)
     frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces, stress=stress)
     return frame
 
 
-def _load_state(path: Path, fingerprint: str, output: Path, minima: Path) -> dict:
-    """The checkpoint, with ``output`` cut back to its frames; a fresh state
-    when there is none (and no output of another run)."""
+def load_checkpoint(
+    path: Path, fingerprint: str, output: Path, minima: Optional[Path] = None
+) -> dict:
+    """The checkpoint ``path`` of a generator that appends whole units (starts,
+    compositions) to ``output``, with ``output`` cut back to its
+    ``n_frames`` frames (and ``minima`` to one frame per finished unit that
+    did not fail); a fresh state when there is none (and no output of
+    another run)."""
     if not path.is_file():
-        if output.exists() or minima.exists():
+        if output.exists() or (minima is not None and minima.exists()):
+            also = "" if minima is None else f" (and {minima.name})"
             raise EquilensError(
-                f"{output} exists without its checkpoint {path.name}: remove it (and "
-                f"{minima.name}) or choose another output"
+                f"{output} exists without its checkpoint {path.name}: remove it{also} or "
+                "choose another output"
             )
         return {"fingerprint": fingerprint, "done": 0, "n_frames": 0}
     try:
@@ -205,7 +219,7 @@ def _load_state(path: Path, fingerprint: str, output: Path, minima: Path) -> dic
         raise EquilensError(f"{path}: unreadable checkpoint ({type(error).__name__})") from None
     if state.get("fingerprint") != fingerprint:
         raise EquilensError(f"{path} was written with other settings; remove it and {output.name}")
-    n_minima = done - len(state.get("failed", []))
     cut_back(output, n_frames)
-    cut_back(minima, n_minima)
+    if minima is not None:
+        cut_back(minima, done - len(state.get("failed", [])))
     return state
