@@ -12,7 +12,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from equilens.cli import main
 from equilens.data.examples import iron_water_example
-from equilens.descriptors import PRESETS, compute_soap
+from equilens.descriptors import PRESETS, DescriptorConfig, compute_soap
 from equilens.descriptors.budget import check_soap_memory, soap_size
 from equilens.errors import ResourceError
 
@@ -62,22 +62,35 @@ def test_many_elements_stop_with_the_reason(monkeypatch):
 
 
 def test_train_on_many_elements_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
-    """The issue's case: `equilens train` with the small preset on a
-    55-element set: a one-line error (exit 2) before any large allocation."""
+    """The issue's case with the plain SOAP forced (`alchemical_above:
+    null`): `equilens train` with the small preset on a 55-element set stops
+    with one line (exit 2) before any large allocation, naming the remedy;
+    with the defaults the alchemical SOAP of the same set fits."""
     monkeypatch.setenv("EQUILENS_MEMORY_LIMIT_GB", "8")
+    frames = _many_elements(300, 100)
     path = tmp_path / "many.extxyz"
-    ase.io.write(path, _many_elements(300, 100))
+    ase.io.write(path, frames)
     config = tmp_path / "train.yaml"
     config.write_text(
         "task: potential\n"
         f"data: {{train: {path}, validation_fraction: 0.1}}\n"
-        "descriptor: {preset: small}\n"
+        "descriptor: {preset: small, alchemical_above: null}\n"
         "compression: {n_components: 64}\n"
         f"output_dir: {tmp_path / 'out'}\n"
     )
     assert main(["train", str(config), "--no-progress"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "GB" in error[0] and "1,540 neighbor-type pairs" in error[0]
+    assert "descriptor.alchemical" in error[0]
+    hypers = DescriptorConfig(preset="small").descriptor_hypers(len(ELEMENTS))
+    pseudo = hypers["alchemical"]["pseudo_species"]
+    small = PRESETS["small"].to_featomic()
+    # what training allocates: SOAP of every frame for the compression, then
+    # gradients a batch of 8 frames at a time, projected as they come
+    values = check_soap_memory(frames, pseudo, small)
+    batch = soap_size(frames[:8], pseudo, small, gradients=True)  # neighbors counted
+    assert values is not None and values.total_bytes < 0.3 * 1024**3
+    assert batch.total_bytes < 0.5 * 1024**3
 
 
 def test_lambda_soap_estimate_is_what_featomic_allocates(monkeypatch):

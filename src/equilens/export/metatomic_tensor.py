@@ -45,6 +45,11 @@ def tensor_module(model, dtype: torch.dtype = torch.float64):
         names, values = layout.properties[index]
         values = np.asarray(values).reshape(len(values), -1)
         target_properties.append(Labels(list(names), torch.tensor(values, dtype=torch.int32)))
+    if "alchemical" in model.hypers:
+        raise ModelError(
+            "export-metatomic: tensor models on the alchemical lambda-SOAP are not exported "
+            "yet (potentials are); train with descriptor.alchemical_above: null to export"
+        )
     module = TensorModule(
         model.hypers,
         list(model.species),

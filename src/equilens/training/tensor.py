@@ -137,7 +137,7 @@ def build_model(config: TensorConfig, data: TensorData, train: np.ndarray) -> Te
         )
     return TensorModel(
         network,
-        config.descriptor.featomic_dict(),
+        config.descriptor.descriptor_hypers(len(data.species)),
         data.species,
         data.layout,
         in_features,

@@ -57,7 +57,7 @@ def read_tensor_data(config, progress: bool = False) -> TensorData:
     soap = compute_lambda_soap(
         frames,
         species,
-        config.descriptor.featomic_dict(),
+        config.descriptor.descriptor_hypers(len(species)),
         lambda_max,
         include_improper=False,
         progress=progress,
