@@ -74,13 +74,17 @@ def sizes(frames, preset: str, n_species: int) -> dict:
     }
 
 
-def train(paths, output: Path, args, network: str):
+def train(paths, output: Path, args, network: str, alchemical=None, name=None):
+    descriptor = {"preset": args.preset}
+    if alchemical is not None:
+        descriptor["alchemical"] = alchemical
+    name = name or network
     config = from_mapping(
         PotentialConfig,
         {
-            "name": f"elements-{network}",
+            "name": f"elements-{name}",
             "data": {k: str(v) for k, v in paths.items()},
-            "descriptor": {"preset": args.preset},
+            "descriptor": descriptor,
             "compression": {"n_components": args.components},
             "model": {"hidden": [128, 128], "network": network},
             "training": {
@@ -90,7 +94,7 @@ def train(paths, output: Path, args, network: str):
                 "scheduler": "cosine",
                 "seed": args.seed,
             },
-            "output_dir": str(output / network),
+            "output_dir": str(output / name),
             "cache_dir": str(output / "cache"),
         },
     )
@@ -172,6 +176,12 @@ def main():
     parser.add_argument("--epoch-atoms", type=int, default=20000)
     parser.add_argument("--per-species", action="store_true", help="also one network per element")
     parser.add_argument("--study", action="store_true", help="also run the study")
+    parser.add_argument(
+        "--pseudo-species",
+        nargs="*",
+        default=[],
+        help="also train shared models with these mixings, e.g. periodic:2 periodic:8 random:4",
+    )
     args = parser.parse_args()
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -192,9 +202,16 @@ def main():
     }
     print(json.dumps(result, indent=1))
 
-    networks = ["shared"] + (["per_species"] if args.per_species else [])
-    for network in networks:
-        potential, summary = train(paths, output, args, network)
+    runs = [("shared", "shared", None)] + (
+        [("per_species", "per_species", None)] if args.per_species else []
+    )
+    for spec in args.pseudo_species:
+        embedding, count = spec.split(":")
+        mixing = {"pseudo_species": int(count), "embedding": embedding}
+        runs.append((f"shared-{embedding}{count}", "shared", mixing))
+    networks = [name for name, _, _ in runs]
+    for network, kind, mixing in runs:
+        potential, summary = train(paths, output, args, kind, mixing, network)
         result[network] = {
             "architecture": summary["architecture"]["summary"],
             "wall_s": summary["wall_s"],
