@@ -44,15 +44,19 @@ def _config(target: str, **extra) -> TensorConfig:
     return _tensor_config(DATA / f"{target}.mts", **extra)
 
 
-def _untrained(target: str) -> TensorModel:
-    config = _config(target, model={"hidden": [8, 8], "n_components": 12})
+def _untrained(target: str, **extra) -> TensorModel:
+    config = _config(target, model={"hidden": [8, 8], "n_components": 12}, **extra)
     data = read_tensor_data(config)
     splits = stratified_split_indices([len(f) for f in data.frames], 0.2, 0.1, 0)
     return build_model(config, data, splits["train"])
 
 
-@pytest.fixture(scope="module")
-def density_model():
+@pytest.fixture(scope="module", params=["soap", "alchemical"])
+def density_model(request):
+    """An untrained density model, on lambda-SOAP or on the alchemical
+    lambda-SOAP (neighbor types mixed onto 2 pseudo-species)."""
+    if request.param == "alchemical":
+        return _untrained("density", descriptor={"alchemical": {"pseudo_species": 2}})
     return _untrained("density")
 
 
