@@ -172,9 +172,10 @@ def _models_section(metrics, gfre, chemiscope, timings) -> List[str]:
             f"| {key} | {v.get('energy_rmse_meV_per_atom', float('nan')):.2f} | "
             f"{v.get('force_rmse_eV_per_A', float('nan')):.3f} |"
         )
-    lines += ["", "## GFRE between layers (first seed, per species)", ""]
+    lines += ["", "## GFRE between layers (first seed, per species or all atoms)", ""]
     for z in gfre:
-        lines.append(f"- center type {z}: `gfre/center_type_{z}/heatmap_gfre.png`")
+        where = "all atoms (shared coordinates)" if z == "all" else f"center type {z}"
+        lines.append(f"- {where}: `gfre/center_type_{z}/heatmap_gfre.png`")
     lines += [
         "",
         "## Files",

@@ -230,32 +230,51 @@ def score(config: StudyConfig, seed: int, sets: FeatureSets, labels, soap, numbe
     return [{"seed": seed, **row} for row in card.table()]
 
 
+#: fewest atoms of a species for its own GFRE comparison (train/test split)
+MIN_SPECIES_ATOMS = 10
+
+
 def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder: Path) -> dict:
-    """GFRE between SOAP and every layer of the first seed, species by species."""
-    from ..analysis.compare import compare_by_species
+    """GFRE between SOAP and every layer of the first seed: species by species
+    where layers have per-species coordinates (species with fewer than
+    :data:`MIN_SPECIES_ATOMS` atoms left out, with a line), over all atoms
+    at once (key ``"all"``) where every layer is shared by the species."""
+    from ..analysis.compare import compare, compare_by_species
     from ..analysis.measures import constant_within_species
     from ..export.comparisons import save_comparison
 
     system, atom, numbers = frame_atoms(frames)
+    species, counts = np.unique(numbers, return_counts=True)
+    rare = species[counts < MIN_SPECIES_ATOMS] if sets.per_species else species[:0]
+    if len(rare):
+        print(
+            f"[study {config.name}] GFRE leaves out center types {rare.tolist()}: fewer than "
+            f"{MIN_SPECIES_ATOMS} atoms in the analysis frames"
+        )
+    kept = ~np.isin(numbers, rare)
 
     def as_tensor(values):
-        return atom_tensormap(values, system, atom, numbers, per_species=False)
+        values = np.asarray(values)[kept]
+        return atom_tensormap(values, system[kept], atom[kept], numbers[kept], per_species=False)
 
     compared = {"soap": as_tensor(soap)}
     for name, values in sets.values.items():
         if name in REFERENCES:
             continue
-        if constant_within_species(values, numbers):
+        if sets.per_species and constant_within_species(values, numbers):
             # e.g. a species embedding: nothing to reconstruct within a species
             print(f"[study {config.name}] GFRE leaves out {name}: constant within a species")
             continue
         compared[name] = as_tensor(values)
-    gfre = compare_by_species(
-        compared,
-        measures=("gfre",),
-        n_samples=min(config.max_samples, len(numbers)),
-        seed=config.seeds[0],
-    )
+    options = {"measures": ("gfre",), "seed": config.seeds[0]}
+    if sets.per_species:
+        gfre = compare_by_species(
+            compared, n_samples=min(config.max_samples, int(kept.sum())), **options
+        )
+    else:
+        # one block over all atoms already: compare them all at once
+        n_samples = min(config.max_samples, len(numbers))
+        gfre = {"all": compare(compared, n_samples=n_samples, **options)}
     for z, result in gfre.items():
         save_comparison(result, folder / "gfre" / f"center_type_{z}")
     return gfre
