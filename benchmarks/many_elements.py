@@ -46,15 +46,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def split_by_composition(frames, seed: int):
-    """Train / validation / test frames, whole compositions at a time."""
-    groups = sorted({int(a.info.get("composition", i)) for i, a in enumerate(frames)})
-    order = np.random.default_rng(seed).permutation(groups)
-    n_test, n_validation = round(0.2 * len(order)), round(0.1 * len(order))
-    test, validation = set(order[:n_test]), set(order[n_test : n_test + n_validation])
-    parts = {"train": [], "validation": [], "test": []}
+    """Train / validation / test frames, whole compositions at a time; a
+    composition is held out only if each of its elements stays in some
+    training composition (an element never seen in training has no
+    per-element energy, for the model or for the baseline)."""
+    elements: dict = {}
     for i, atoms in enumerate(frames):
         group = int(atoms.info.get("composition", i))
-        name = "test" if group in test else "validation" if group in validation else "train"
+        elements.setdefault(group, set()).update(int(z) for z in atoms.numbers)
+    order = np.random.default_rng(seed).permutation(sorted(elements))
+    wanted = {"test": round(0.2 * len(order)), "validation": round(0.1 * len(order))}
+    held: dict = {"test": set(), "validation": set()}
+    training = set(int(g) for g in order)
+    for group in (int(g) for g in order):
+        name = next((k for k in ("test", "validation") if len(held[k]) < wanted[k]), None)
+        if name is None:
+            break
+        others = set().union(*(elements[g] for g in training - {group}))
+        if elements[group] <= others:
+            held[name].add(group)
+            training.discard(group)
+    parts: dict = {"train": [], "validation": [], "test": []}
+    for i, atoms in enumerate(frames):
+        group = int(atoms.info.get("composition", i))
+        name = next((k for k in ("test", "validation") if group in held[k]), "train")
         parts[name].append(atoms)
     return parts
 
