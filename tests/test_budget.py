@@ -106,3 +106,23 @@ def test_lambda_soap_estimate_is_what_featomic_allocates(monkeypatch):
     monkeypatch.setenv("EQUILENS_MEMORY_LIMIT_GB", "8")
     with pytest.raises(ResourceError, match=r"lambda-SOAP: would need .*\(55 neighbor types"):
         compute_lambda_soap(_many_elements(300, 100), ELEMENTS, hypers, lambda_max=2)
+
+
+def test_projected_feature_memory_is_checked_before_featurizing():
+    """Force training's largest array (projected gradients, one row per
+    distinct atom-neighbor pair) is estimated first and refused with the
+    remedies when it would not fit."""
+    from equilens.descriptors.budget import check_feature_memory
+
+    frames = iron_water_example(n_frames=3, seed=1)
+    n_atoms = sum(len(f) for f in frames)
+    bound = sum(len(f) ** 2 for f in frames)
+    fits = check_feature_memory(frames, 5.0, 64, 2, available=10 * 1024**3)
+    assert fits == n_atoms * 64 * 8 + 3 * bound * 64 * 2  # the all-pairs bound
+    exact = soap_size(frames, 1, PRESETS["small"].to_featomic(), gradients=True)
+    small = 0.9 * (n_atoms * 64 * 8 + 3 * exact.n_gradient_pairs * 64 * 2) / 0.8
+    with pytest.raises(ResourceError, match="projected features: would need .*float16"):
+        check_feature_memory(frames, 5.0, 64, 2, available=int(small) // 2)
+    # between the exact size and the bound: the neighbors are counted
+    tight = int((n_atoms * 64 * 8 + 3 * exact.n_gradient_pairs * 64 * 2) / 0.8) + 1024
+    assert check_feature_memory(frames, PRESETS["small"].cutoff, 64, 2, available=tight) < tight

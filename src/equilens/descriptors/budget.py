@@ -186,3 +186,40 @@ def check_lambda_soap_memory(
             "smaller basis or lambda_max, or fewer frames"
         )
     return needed
+
+
+def check_feature_memory(
+    frames: Sequence[ase.Atoms],
+    cutoff: float,
+    n_components: int,
+    gradient_bytes: int,
+    available: Optional[int] = None,
+) -> int:
+    """Raise :class:`~equilens.errors.ResourceError` when the projected
+    features of ``frames`` (values and, per distinct atom-neighbor pair, a
+    ``3 x n_components`` gradient of ``gradient_bytes`` per number: the
+    largest array force training holds) would not fit; returns the bytes.
+    Neighbors are counted only when the all-pairs bound does not fit."""
+    budget = FRACTION * (available if available is not None else available_memory())
+    n_atoms = int(sum(len(f) for f in frames))
+
+    def needed(pairs: int) -> int:
+        return n_atoms * n_components * 8 + 3 * pairs * n_components * gradient_bytes
+
+    pairs = int(sum(len(f) ** 2 for f in frames))
+    if needed(pairs) > budget:
+        hypers: Dict[str, Any] = {
+            "cutoff": {"radius": cutoff},
+            "basis": {"max_angular": 0, "radial": {"max_radial": 0}},
+        }
+        pairs = soap_size(frames, 1, hypers, gradients=True).n_gradient_pairs
+    if needed(pairs) <= budget:
+        return needed(pairs)
+    gib = 1024**3
+    raise ResourceError(
+        f"projected features: would need {needed(pairs) / gib:.1f} GB, more than "
+        f"{FRACTION:.0%} of the {budget / FRACTION / gib:.1f} GB available: {pairs:,} "
+        f"atom-neighbor pairs x 3 x {n_components} components x {gradient_bytes} B. Reduce it "
+        "with compression.gradient_storage: float16, fewer compression.n_components, a "
+        "smaller cutoff, or fewer frames (read.index, e.g. '::4')"
+    )

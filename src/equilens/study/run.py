@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -266,7 +266,8 @@ def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder:
             print(f"[study {config.name}] GFRE leaves out {name}: constant within a species")
             continue
         compared[name] = as_tensor(values)
-    options = {"measures": ("gfre",), "seed": config.seeds[0]}
+    options: Dict[str, Any] = {"measures": ("gfre",), "seed": config.seeds[0]}
+    gfre: Dict[Any, Any]
     if sets.per_species:
         gfre = compare_by_species(
             compared, n_samples=min(config.max_samples, int(kept.sum())), **options

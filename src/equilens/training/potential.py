@@ -28,6 +28,7 @@ from ..config import to_mapping
 from ..data.io import Dataset, ReadOptions, with_species
 from ..data.splits import SplitConfig, load_splits
 from ..descriptors import DescriptorConfig, compute_soap
+from ..descriptors.budget import check_feature_memory
 from ..descriptors.compression import SpeciesPCA
 from ..descriptors.projected import FeatureSet, featurize
 from ..errors import ConfigError, EquilensError, FileFormatError
@@ -43,6 +44,7 @@ from ..storage import (
     save_torch,
 )
 from . import finetune as _finetune
+from .architecture import describe_architecture
 from .config import claim_output, output_folder, run_fingerprint
 from .loop import TrainConfig, fit
 from .metrics import composition_matrix, energy_force_metrics
@@ -129,7 +131,7 @@ def train_potential(
     species = config.descriptor.species or tuple(sorted(found | set(base.species if base else ())))
     if base is None:
         hypers = config.descriptor.descriptor_hypers(len(species))
-    architecture = _architecture(config, species, hypers)
+    architecture = describe_architecture(config.model, species, hypers)
     if progress:
         print(f"{config.name}: {architecture['summary']}")
     dtype = config.training.torch_dtype
@@ -237,6 +239,10 @@ def _split_features(splits, hypers, pca, dtype, config, progress) -> Dict[str, F
     """Projected features of every split; a split given twice (e.g. validation
     and test from one file) is featurized and held in memory once."""
     features, by_content = {}, {}
+    frames = [atoms for dataset in splits.values() for atoms in dataset.frames]
+    storage = torch.finfo(getattr(torch, config.compression.gradient_storage)).bits // 8
+    cutoff = float(hypers["cutoff"]["radius"])
+    check_feature_memory(frames, cutoff, config.compression.n_components, storage)
     for name, dataset in splits.items():
         content = hash_frames(dataset.frames)
         if content not in by_content:
@@ -330,30 +336,6 @@ def _fit_baseline(train: Dataset, species) -> Tuple[np.ndarray, float, float, fl
     # F * 1 Angstrom when it moves, so the force scale sets the output scale
     scale = max(force_rms, energy_std)
     return baseline, scale, energy_std, force_rms
-
-
-def _architecture(config: PotentialConfig, species, hypers: dict) -> Dict[str, Any]:
-    """What the configuration resolves to for these elements, stated in the
-    output (``metrics.json``, the model's metadata, one printed line)."""
-    shared = config.model.is_shared(len(species))
-    alchemical = hypers.get("alchemical")
-    descriptor = (
-        f"SOAP with neighbor types mixed onto {alchemical['pseudo_species']} pseudo-species "
-        f"({alchemical['embedding']} embedding)"
-        if alchemical
-        else f"SOAP over {len(species)} neighbor types"
-    )
-    network = (
-        f"one shared network with a {config.model.embedding}-wide element embedding"
-        if shared
-        else "one network per element"
-    )
-    return {
-        "n_species": len(species),
-        "shared": shared,
-        "alchemical": alchemical,
-        "summary": f"{len(species)} elements: {descriptor}, {network}",
-    }
 
 
 def _fit_compression(
