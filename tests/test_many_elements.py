@@ -148,3 +148,27 @@ def test_shared_alchemical_module_scripts(shared64, emt_mixed_files):
     outputs = {"energy": ModelOutput(quantity="energy", unit="eV", sample_kind="system")}
     value = module([system], outputs, None)["energy"].block().values.item()
     assert abs(value - energy) < 1e-9 * max(1.0, abs(energy))
+
+
+def test_shared_model_exports_to_metatomic_and_refuses_finetuning(
+    many_element_run, emt_mixed_files, tmp_path
+):
+    """The exported metatomic file of the alchemical, shared potential gives
+    its energy through metatomic's ASE calculator; fine-tuning (which starts
+    from per-element networks) says in one line that it cannot start from it."""
+    from metatomic.torch.ase_calculator import MetatomicCalculator
+
+    from equilens.errors import ConfigError
+    from equilens.export.metatomic import export_metatomic
+    from equilens.training.finetune import FinetuneConfig, load_base
+
+    potential, _, config = many_element_run
+    potential.model.double()
+    frame = ase.io.read(emt_mixed_files["validation"], 3)
+    (energy,), _ = potential.energies_and_forces([frame], forces=False)
+    path = export_metatomic(potential, tmp_path / "shared.pt")
+    atoms = frame.copy()
+    atoms.calc = MetatomicCalculator(str(path), extensions_directory=str(tmp_path / "extensions"))
+    assert abs(atoms.get_potential_energy() - energy) < 1e-8 * max(1.0, abs(energy))
+    with pytest.raises(ConfigError, match="shared by its elements"):
+        load_base(FinetuneConfig(base_model=str(config.output / "model.pt")))
