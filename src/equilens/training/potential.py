@@ -129,11 +129,7 @@ def train_potential(
     base, config, hypers = _base_model(config)
     found = set().union(*(set(d.species) for d in splits.values()))
     species = config.descriptor.species or tuple(sorted(found | set(base.species if base else ())))
-    if base is None:
-        hypers = config.descriptor.descriptor_hypers(len(species))
-    architecture = describe_architecture(config.model, species, hypers)
-    if progress:
-        print(f"{config.name}: {architecture['summary']}")
+    hypers, architecture = _resolve(config, species, hypers if base else None, progress)
     dtype = config.training.torch_dtype
     data: Dict[str, Any] = {
         name: {"structures": hash_frames(d.frames), "targets": _target_hash(d)}
@@ -205,6 +201,16 @@ def train_potential(
         plot_parity(e_pred / n_atoms, e_ref / n_atoms, f_pred, f_ref, numbers, path, title)
     plot_learning_curve(result.history, output / "learning_curve.png")
     return potential, summary
+
+
+def _resolve(config: PotentialConfig, species, base_hypers, progress: bool):
+    """The descriptor hypers (a base model's, else the configuration's for
+    these elements) and the architecture, announced in one line."""
+    hypers = base_hypers or config.descriptor.descriptor_hypers(len(species))
+    architecture = describe_architecture(config.model, species, hypers)
+    if progress:
+        print(f"{config.name}: {architecture['summary']}")
+    return hypers, architecture
 
 
 def _base_model(config: PotentialConfig) -> Tuple[Optional[Potential], PotentialConfig, dict]:
