@@ -113,7 +113,7 @@ def test_periodic_table_positions_and_embedding():
 def test_switches_on_above_the_threshold_and_validates():
     config = DescriptorConfig()
     assert "alchemical" not in config.descriptor_hypers(3)
-    assert config.descriptor_hypers(11)["alchemical"]["pseudo_species"] == 4
+    assert config.descriptor_hypers(11)["alchemical"]["pseudo_species"] == 2
     explicit = DescriptorConfig(alchemical=AlchemicalConfig(pseudo_species=2))
     assert explicit.descriptor_hypers(2)["alchemical"]["pseudo_species"] == 2
     assert "alchemical" not in DescriptorConfig(alchemical_above=None).descriptor_hypers(80)

@@ -71,7 +71,7 @@ def test_many_elements_switch_and_say_so(many_element_run):
     potential, summary, config = many_element_run
     architecture = summary["architecture"]
     assert architecture["n_species"] == len(EMT_ELEMENTS)
-    assert architecture["shared"] and architecture["alchemical"]["pseudo_species"] == 4
+    assert architecture["shared"] and architecture["alchemical"]["pseudo_species"] == 2
     assert "shared network" in architecture["summary"]
     assert "pseudo-species" in architecture["summary"]
     assert len(potential.model.nets) == 1 and potential.model.shared
