@@ -69,17 +69,27 @@ def soap_size(
     basis = hypers["basis"]
     per_pair = (int(basis["max_angular"]) + 1) * (int(basis["radial"]["max_radial"]) + 1) ** 2
     n_atoms = int(sum(len(f) for f in frames))
-    n_gradient = 0
-    if gradients:
-        from ase.neighborlist import neighbor_list
-
-        radius = float(hypers["cutoff"]["radius"])
-        for atoms in frames:  # distinct (atom, neighbor) pairs, periodic images merged
-            n = len(atoms)
-            first, second = neighbor_list("ij", atoms, radius)
-            pairs = np.concatenate([first * n + second, np.arange(n) * (n + 1)])
-            n_gradient += len(np.unique(pairs))
+    n_gradient = gradient_pairs(frames, float(hypers["cutoff"]["radius"])) if gradients else 0
     return SoapSize(n_atoms, n_species, n_species * (n_species + 1) // 2, per_pair, n_gradient)
+
+
+def gradient_pairs(frames: Sequence[ase.Atoms], radius: float) -> int:
+    """Distinct (atom, neighbor) pairs within ``radius`` (periodic images
+    merged), each atom with itself included: the rows of position gradients."""
+    from ase.neighborlist import neighbor_list
+
+    total = 0
+    for atoms in frames:
+        n = len(atoms)
+        first, second = neighbor_list("ij", atoms, radius)
+        total += len(np.unique(np.concatenate([first * n + second, np.arange(n) * (n + 1)])))
+    return total
+
+
+def pair_bound(frames: Sequence[ase.Atoms]) -> int:
+    """Every atom pair of each frame: the bound of :func:`gradient_pairs`,
+    free to compute."""
+    return int(sum(len(f) ** 2 for f in frames))
 
 
 def available_memory() -> int:
@@ -119,8 +129,7 @@ def check_soap_memory(
         return None
     budget = FRACTION * (available if available is not None else available_memory())
     if gradients:
-        bound = int(sum(len(f) ** 2 for f in frames))
-        size = dataclasses.replace(size, n_gradient_pairs=bound)
+        size = dataclasses.replace(size, n_gradient_pairs=pair_bound(frames))
         if size.total_bytes > budget:
             size = soap_size(frames, n_species, hypers, True)
     if size.total_bytes <= budget:
@@ -206,13 +215,9 @@ def check_feature_memory(
     def needed(pairs: int) -> int:
         return n_atoms * n_components * 8 + 3 * pairs * n_components * gradient_bytes
 
-    pairs = int(sum(len(f) ** 2 for f in frames))
+    pairs = pair_bound(frames)
     if needed(pairs) > budget:
-        hypers: Dict[str, Any] = {
-            "cutoff": {"radius": cutoff},
-            "basis": {"max_angular": 0, "radial": {"max_radial": 0}},
-        }
-        pairs = soap_size(frames, 1, hypers, gradients=True).n_gradient_pairs
+        pairs = gradient_pairs(frames, cutoff)
     if needed(pairs) <= budget:
         return needed(pairs)
     gib = 1024**3
