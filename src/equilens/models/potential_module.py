@@ -115,15 +115,24 @@ class PotentialModule(torch.nn.Module):
             mixing_tensor = torch.zeros((0, 0), dtype=projection.dtype)
         self.mixing: torch.Tensor
         self.register_buffer("mixing", mixing_tensor)
-        pairs = [(a, b) for i, a in enumerate(self.species) for b in self.species[i:]]
-        # every (center, neighbor_1, neighbor_2) of the fixed species list, so
-        # that the dense layout never depends on which species a structure has
+        # plain SOAP: every (center, neighbor_1, neighbor_2) of the fixed
+        # species list, so that the dense layout never depends on which
+        # species a structure has (none for the alchemical SOAP: with dozens
+        # of elements these labels alone would weigh megabytes)
+        pairs = (
+            []
+            if self.alchemical
+            else [(a, b) for i, a in enumerate(self.species) for b in self.species[i:]]
+        )
         self.selected_keys = Labels(
             ["center_type", "neighbor_1_type", "neighbor_2_type"],
-            torch.tensor([[c, a, b] for c in self.species for (a, b) in pairs], dtype=torch.int32),
+            torch.tensor(
+                [[c, a, b] for c in self.species for (a, b) in pairs], dtype=torch.int32
+            ).reshape(-1, 3),
         )
         self.neighbor_pairs = Labels(
-            ["neighbor_1_type", "neighbor_2_type"], torch.tensor(pairs, dtype=torch.int32)
+            ["neighbor_1_type", "neighbor_2_type"],
+            torch.tensor(pairs, dtype=torch.int32).reshape(-1, 2),
         )
         self.neighbor_types = Labels(
             ["neighbor_type"], torch.tensor(self.species, dtype=torch.int32).reshape(-1, 1)
