@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from equilens.training import load_run_config
-from equilens.training.potential import train_potential
+from equilens.models import load_run_config
+from equilens.models.bpnn.task import train_potential
 
 BARS = {
     "water": {

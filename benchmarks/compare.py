@@ -25,8 +25,8 @@ from equilens.analysis.latents import latents
 from equilens.data import ReadOptions, read_dataset, reference_path
 from equilens.descriptors import PRESETS, SpeciesPCA, compute_soap
 from equilens.export.comparisons import save_comparison
-from equilens.models import BPNN, BPNNConfig
-from equilens.models.potential import Potential
+from equilens.models.bpnn.config import BPNNConfig
+from equilens.models.bpnn.model import Potential
 
 SPECIES = (1, 8, 26)
 
@@ -49,14 +49,10 @@ def main():
         trained = Potential.load(args.model)
     else:
         pca = SpeciesPCA(n_components=256).fit(compute_soap(frames, SPECIES, hypers))
-        trained = Potential(hypers, pca, BPNN(SPECIES, 256, BPNNConfig(hidden=(128, 128))))
+        trained = Potential.build(hypers, pca, BPNNConfig(hidden=(128, 128)))
     with torch.random.fork_rng():
         torch.manual_seed(123)
-        random = Potential(
-            trained.hypers,
-            trained.pca,
-            BPNN(SPECIES, trained.model.n_features, BPNNConfig(hidden=(128, 128))),
-        )
+        random = Potential.build(trained.hypers, trained.pca, BPNNConfig(hidden=(128, 128)))
     features = {
         f"model/{name}": tensor
         for name, tensor in latents(trained, frames, per_species=False).items()

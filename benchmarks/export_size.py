@@ -15,7 +15,7 @@ from pathlib import Path
 from equilens.data import ReadOptions, read_dataset, reference_path
 from equilens.export.chemiscope import read_chemiscope
 from equilens.export.potential import export_potential
-from equilens.models.potential import Potential
+from equilens.models.bpnn.model import Potential
 
 
 def main():

@@ -34,7 +34,8 @@ import numpy as np
 
 from equilens.config import from_mapping
 from equilens.data import ReadOptions, read_dataset, reference_path
-from equilens.training.potential import PotentialConfig, train_potential
+from equilens.models.bpnn.config import PotentialConfig
+from equilens.models.bpnn.task import train_potential
 
 ARCHITECTURE = {
     "descriptor": {"preset": "default", "species": [1, 8, 26]},

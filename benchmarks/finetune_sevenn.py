@@ -27,7 +27,7 @@ import numpy as np
 
 from equilens.config import from_mapping
 from equilens.data import ReadOptions, read_dataset, reference_path
-from equilens.training.sevenn import SevennConfig, train_sevenn
+from equilens.models.sevenn.task import SevennConfig, train_sevenn
 
 
 def subsets(output: Path, n_frames: int, n_validation: int):
@@ -92,7 +92,7 @@ def main():
 
     from equilens.analysis.drift import latent_drift
     from equilens.export.plots import plot_drift
-    from equilens.models.adapters.sevenn import SevenNetModel
+    from equilens.models.sevenn.model import SevenNetModel
 
     frames = read_dataset(reference_path("iron_water/test")).frames[: args.drift_frames]
     pairs = [("finetune", "base")]

@@ -41,7 +41,8 @@ from equilens.tensormaps import atom_tensormap, frame_atoms, stack_blocks
 def trained_bpnn(args) -> Path:
     if args.bpnn:
         return Path(args.bpnn)
-    from equilens.training import load_run_config, train, with_overrides
+    from equilens.models import load_run_config, train
+    from equilens.training import with_overrides
 
     config = with_overrides(load_run_config("iron_water"), f"{args.output}/bpnn", args.epochs)
     train(config, progress=True)

@@ -21,8 +21,8 @@ import torch
 from equilens.analysis.latents import latents
 from equilens.data import ReadOptions, read_dataset, reference_path
 from equilens.descriptors import PRESETS, SpeciesPCA, compute_soap
-from equilens.models import BPNN, BPNNConfig
-from equilens.models.potential import Potential
+from equilens.models.bpnn.config import BPNNConfig
+from equilens.models.bpnn.model import Potential
 
 SPECIES = (1, 8, 26)
 
@@ -42,7 +42,7 @@ def main():
     else:
         hypers = PRESETS["default"].to_featomic()
         pca = SpeciesPCA(n_components=256).fit(compute_soap(frames, SPECIES, hypers))
-        potential = Potential(hypers, pca, BPNN(SPECIES, 256, BPNNConfig(hidden=(128, 128))))
+        potential = Potential.build(hypers, pca, BPNNConfig(hidden=(128, 128)))
         source = "untrained, shipped architecture"
     n_atoms = sum(len(f) for f in frames)
 

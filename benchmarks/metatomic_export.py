@@ -36,7 +36,8 @@ from equilens.models import load
 def trained_model(args) -> Path:
     if args.model:
         return Path(args.model)
-    from equilens.training import load_run_config, train, with_overrides
+    from equilens.models import load_run_config, train
+    from equilens.training import with_overrides
 
     config = with_overrides(load_run_config("iron_water"), args.output + "/model", args.epochs)
     train(config, progress=True)

@@ -29,10 +29,11 @@ import ase.io
 
 from equilens.config import from_mapping
 from equilens.data.generate.heo import HeoConfig, substituted
+from equilens.models.bpnn.config import PotentialConfig
+from equilens.models.bpnn.task import train_potential
+from equilens.models.sevenn.task import SevennConfig, train_sevenn
 from equilens.relax.config import RelaxConfig
 from equilens.relax.run import run_relax
-from equilens.training.potential import PotentialConfig, train_potential
-from equilens.training.sevenn import SevennConfig, train_sevenn
 
 
 def split(data: Path, output: Path, n_test: int):

@@ -39,8 +39,8 @@ import numpy as np
 from equilens.analysis.equivariant import equivariant_gfre_matrix
 from equilens.data.splits import resolve_path
 from equilens.export.comparisons import save_equivariant_comparison
-from equilens.training import load_run_config
-from equilens.training.tensor import train_tensor_model
+from equilens.models import load_run_config
+from equilens.models.tensor.task import train_tensor_model
 
 HEADLINE = {
     "dipole": ("relative_rmse", 0.05, "RMSE / std"),

@@ -24,9 +24,10 @@ import torch
 
 from equilens.data import ReadOptions, random_split, read_dataset, reference_path
 from equilens.descriptors import PRESETS, SpeciesPCA, compute_soap, featurize
-from equilens.models import BPNN, BPNNConfig
+from equilens.models.bpnn.config import BPNNConfig, LossConfig
+from equilens.models.bpnn.model import Potential
+from equilens.models.bpnn.task import _fit_baseline, _objective
 from equilens.training.loop import TrainConfig, _batches
-from equilens.training.potential import LossConfig, _fit_baseline, _objective
 
 SPECIES = (1, 8, 26)
 
@@ -71,7 +72,7 @@ def main():
     f = features["train"]
     gradient_mb = f.grad_values.numel() * f.grad_values.element_size() / 1e6
 
-    model = BPNN(SPECIES, args.components, BPNNConfig(hidden=tuple(args.hidden)))
+    model = Potential.build(hypers, pca, BPNNConfig(hidden=tuple(args.hidden))).module
     baseline, scale, energy_std, force_rms = _fit_baseline(train, SPECIES)
     model.baseline.copy_(torch.as_tensor(baseline, dtype=torch.float32))
     model.scale.fill_(scale)

@@ -38,8 +38,8 @@ def make_potential():
     from equilens.data.examples import iron_water_example
     from equilens.descriptors import PRESETS, compute_soap
     from equilens.descriptors.compression import SpeciesPCA
-    from equilens.models import BPNN, BPNNConfig
-    from equilens.models.potential import Potential
+    from equilens.models.bpnn.config import BPNNConfig
+    from equilens.models.bpnn.model import Potential
 
     species = (1, 8, 26)
     hypers = PRESETS["small"].to_featomic()
@@ -49,8 +49,7 @@ def make_potential():
         pca = SpeciesPCA(n_components=n_components).fit(compute_soap(frames, species, hypers))
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = BPNN(species, n_components, BPNNConfig(hidden=hidden, **model_options))
-        return Potential(hypers, pca, model)
+            return Potential.build(hypers, pca, BPNNConfig(hidden=hidden, **model_options))
 
     return build
 

@@ -18,12 +18,13 @@ from equilens.config import from_mapping
 from equilens.data.embedded import embedded_path
 from equilens.data.splits import stratified_split_indices
 from equilens.errors import DataError
-from equilens.models.tensor_model import TensorModel
+from equilens.models.tensor.config import TensorConfig
+from equilens.models.tensor.data import read_tensor_data
+from equilens.models.tensor.model import TensorModel
+from equilens.models.tensor.task import build_model, train_tensor_model
 from equilens.so3 import random_rotation, wigner_d_real
 from equilens.storage import save_tensormap
 from equilens.tensormaps import invariant_summary
-from equilens.training.tensor import TensorConfig, build_model, train_tensor_model
-from equilens.training.tensor_data import read_tensor_data
 
 DATA = embedded_path("water_tensors/structures.extxyz").parent
 STRUCTURES = {
@@ -265,8 +266,8 @@ def test_overlap_gather_recovers_the_electron_count():
         assert float(data.overlap[system].square(flat)) > 0
     # the %RMSE ratio: 0 for the reference itself, 1 for the species-average
     # spherical density it is normalised by (on the structures it was fitted on)
-    from equilens.training.tensor_data import subset
-    from equilens.training.tensor_objective import TensorObjective, _species_mean
+    from equilens.models.tensor.data import subset
+    from equilens.models.tensor.objective import TensorObjective, _species_mean
 
     systems = np.arange(len(data.frames))
     objective = TensorObjective(data, systems)

@@ -97,8 +97,8 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, lj_files):
     duration = _timed(args, straight)
     _killed_then_finished(args, killed, duration, seed=1)
     a, b = load(straight / "out" / "model.pt"), load(killed / "out" / "model.pt")
-    for key, value in a.model.state_dict().items():
-        assert torch.equal(value, b.model.state_dict()[key]), key
+    for key, value in a.module.state_dict().items():
+        assert torch.equal(value, b.module.state_dict()[key]), key
     _no_temporaries(killed)
 
 

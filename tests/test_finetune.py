@@ -17,7 +17,8 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from equilens.config import from_mapping
 from equilens.errors import ConfigError
-from equilens.training.potential import PotentialConfig, train_potential
+from equilens.models.bpnn.config import PotentialConfig
+from equilens.models.bpnn.task import train_potential
 
 SHIFTS = {1: -0.3, 8: 0.7, 26: -1.1}  # eV per atom: another level of theory
 
@@ -88,13 +89,13 @@ def test_last_layer_keeps_the_base_and_adds_the_new_species(datasets, base, tmp_
     model, summary = _finetuned(datasets, base_path, tmp_path, mode="last_layer")
     assert model.species == (1, 8, 26) and base_model.species == (1, 8)
     for z in (1, 8):
-        old = base_model.model.nets[base_model.species.index(z)]
-        new = model.model.nets[model.species.index(z)]
+        old = base_model.module.nets[base_model.species.index(z)]
+        new = model.module.nets[model.species.index(z)]
         for a, b in zip(old.hidden.parameters(), new.hidden.parameters()):
             assert torch.equal(a, b)  # frozen
         assert not torch.equal(old.output.weight, new.output.weight)  # trained
     # the offsets follow the new level of theory (water-only offsets would not)
-    shift = model.model.baseline[:2] - base_model.model.baseline
+    shift = model.module.baseline[:2] - base_model.module.baseline
     assert torch.all(shift.abs() > 0.05)
     # compression kept: water-only environments have the base's coordinates
     water = ase.io.read(datasets["water_validation"], "0")
@@ -110,10 +111,10 @@ def test_frozen_layers_and_full(datasets, base, tmp_path):
     frozen, _ = _finetuned(datasets, base_path, tmp_path / "frozen", mode="frozen")
     full, _ = _finetuned(datasets, base_path, tmp_path / "full", mode="full", compression="refit")
     index = base_model.species.index(8)
-    old = base_model.model.nets[index].hidden
-    assert torch.equal(old[0][0].weight, frozen.model.nets[index].hidden[0][0].weight)
-    assert not torch.equal(old[1][0].weight, frozen.model.nets[index].hidden[1][0].weight)
-    assert not torch.equal(old[0][0].weight, full.model.nets[index].hidden[0][0].weight)
+    old = base_model.module.nets[index].hidden
+    assert torch.equal(old[0][0].weight, frozen.module.nets[index].hidden[0][0].weight)
+    assert not torch.equal(old[1][0].weight, frozen.module.nets[index].hidden[1][0].weight)
+    assert not torch.equal(old[0][0].weight, full.module.nets[index].hidden[0][0].weight)
 
 
 def test_bad_finetune_configs_are_named(datasets, base, tmp_path):

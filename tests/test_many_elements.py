@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from equilens.config import from_mapping
-from equilens.models.potential import Potential
+from equilens.models.bpnn.config import PotentialConfig
+from equilens.models.bpnn.model import Potential
+from equilens.models.bpnn.task import train_potential
 from equilens.so3 import random_rotation
-from equilens.training.potential import PotentialConfig, train_potential
 
 #: every element of ASE's EMT: 11, one more than the switch (10)
 EMT_ELEMENTS = (1, 6, 7, 8, 13, 28, 29, 46, 47, 78, 79)
@@ -74,7 +75,7 @@ def test_many_elements_switch_and_say_so(many_element_run):
     assert architecture["shared"] and architecture["alchemical"]["pseudo_species"] == 2
     assert "shared network" in architecture["summary"]
     assert "pseudo-species" in architecture["summary"]
-    assert len(potential.model.nets) == 1 and potential.model.shared
+    assert len(potential.module.nets) == 1 and potential.module.shared
     assert potential.pca.shared and not potential.per_species_coordinates
     # it learns: the training energies are fitted far beyond the
     # composition baseline (40 frames of 11 elements: the test is not about
@@ -93,7 +94,7 @@ def test_many_elements_switch_and_say_so(many_element_run):
 @pytest.fixture(scope="module")
 def shared64(many_element_run):
     potential = many_element_run[0]
-    potential.model.double()
+    potential.module.double()
     return potential
 
 
@@ -139,11 +140,9 @@ def test_shared_alchemical_module_scripts(shared64, emt_mixed_files):
     potential gives the energies of the Python model."""
     from metatomic.torch import ModelOutput, systems_to_torch
 
-    from equilens.models.potential_module import potential_module
-
     frame = ase.io.read(emt_mixed_files["validation"], 2)
     (energy,), _ = shared64.energies_and_forces([frame], forces=False)
-    module = torch.jit.script(potential_module(shared64))
+    module = torch.jit.script(shared64.torch_module())
     system = systems_to_torch(frame, dtype=torch.float64)
     outputs = {"energy": ModelOutput(quantity="energy", unit="eV", sample_kind="system")}
     value = module([system], outputs, None)["energy"].block().values.item()
@@ -160,10 +159,11 @@ def test_shared_model_exports_to_metatomic_and_refuses_finetuning(
 
     from equilens.errors import ConfigError
     from equilens.export.metatomic import export_metatomic
-    from equilens.training.finetune import FinetuneConfig, load_base
+    from equilens.models.bpnn.config import FinetuneConfig
+    from equilens.models.bpnn.finetune import load_base
 
     potential, _, config = many_element_run
-    potential.model.double()
+    potential.module.double()
     frame = ase.io.read(emt_mixed_files["validation"], 3)
     (energy,), _ = potential.energies_and_forces([frame], forces=False)
     path = export_metatomic(potential, tmp_path / "shared.pt")

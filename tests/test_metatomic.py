@@ -21,9 +21,9 @@ from equilens.data.examples import iron_water_example
 def potential(make_potential):
     """An untrained float64 potential with non-trivial weights, H/O/Fe."""
     model = make_potential(16, (12, 8), seed=2, bottleneck=4, activation="tanh")
-    model.model.double()
-    model.model.scale.fill_(0.8)
-    model.model.baseline.copy_(torch.tensor([-0.5, -1.5, -2.5], dtype=torch.float64))
+    model.module.double()
+    model.module.scale.fill_(0.8)
+    model.module.baseline.copy_(torch.tensor([-0.5, -1.5, -2.5], dtype=torch.float64))
     return model
 
 
@@ -49,9 +49,8 @@ def test_module_agrees_with_the_potential(potential, structures):
         from metatomic.torch import ModelOutput
 
         from equilens.models.calculator import atoms_to_system
-        from equilens.models.potential_module import potential_module
 
-        module = potential_module(potential)
+        module = potential.torch_module()
         system = atoms_to_system(atoms, module, torch.float64)
         out = module([system], {"feature/hidden_1": ModelOutput(sample_kind="atom")}, None)
         values = out["feature/hidden_1"].block().values.detach().numpy()
@@ -162,7 +161,7 @@ def test_exported_file_read_back_by_the_metatomic_adapter(potential, tmp_path):
     layers as the native model, and the same energies and forces."""
     from equilens.export.metatomic import export_metatomic
     from equilens.models import energies_and_forces, load
-    from equilens.models.adapters.metatomic import MetatomicModel
+    from equilens.models.metatomic.model import MetatomicModel
 
     path = export_metatomic(potential, tmp_path / "model.pt")
     model = load(path)

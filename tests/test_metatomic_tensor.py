@@ -15,10 +15,11 @@ import torch
 from equilens.config import from_mapping
 from equilens.data.embedded import embedded_path
 from equilens.data.splits import stratified_split_indices
+from equilens.models.tensor.config import TensorConfig
+from equilens.models.tensor.data import read_tensor_data
+from equilens.models.tensor.task import build_model
 from equilens.so3 import random_rotation, wigner_d_real
 from equilens.tensormaps import invariant_summary
-from equilens.training.tensor import TensorConfig, build_model
-from equilens.training.tensor_data import read_tensor_data
 
 DATA = embedded_path("water_tensors/structures.extxyz").parent
 
@@ -37,7 +38,7 @@ def _model(target: str):
     model = build_model(config, data, split["train"])
     with torch.no_grad():  # non-trivial weights everywhere (an untrained output is small)
         generator = torch.Generator().manual_seed(4)
-        for parameter in model.network.parameters():
+        for parameter in model.module.parameters():
             parameter.add_(
                 0.3 * torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype)
             )
@@ -64,7 +65,7 @@ def _run(module, frames, names, per_atom=True):
 
 
 def test_module_agrees_with_the_model(model, frames):
-    from equilens.export.metatomic_tensor import tensor_module
+    from equilens.models.tensor.export import tensor_module
 
     module = torch.jit.script(tensor_module(model))
     target = model.layout.name
@@ -92,7 +93,7 @@ def test_module_agrees_with_the_model(model, frames):
 
 
 def test_outputs_rotate_with_wigner_d(model, frames):
-    from equilens.export.metatomic_tensor import tensor_module
+    from equilens.models.tensor.export import tensor_module
 
     module = tensor_module(model)
     rotation = random_rotation(3)

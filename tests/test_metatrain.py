@@ -108,7 +108,7 @@ def test_metatrain_finetune_is_driven_resumed_and_read_back(pet_file, pet_checkp
     import json
 
     from equilens.config import from_mapping
-    from equilens.training.metatrain import MetatrainConfig, train_metatrain
+    from equilens.models.metatrain.task import MetatrainConfig, train_metatrain
 
     mtt = side_environment(".venv-metatrain", [METATRAIN]).parent / "mtt"
     data = _ethanol_frames(tmp_path / "ethanol.extxyz")

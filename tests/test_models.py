@@ -21,8 +21,9 @@ WATER = embedded_path("water_tensors/structures.extxyz")
 def _tensor_model():
     from equilens.config import from_mapping
     from equilens.data.splits import stratified_split_indices
-    from equilens.training.tensor import TensorConfig, build_model
-    from equilens.training.tensor_data import read_tensor_data
+    from equilens.models.tensor.config import TensorConfig
+    from equilens.models.tensor.data import read_tensor_data
+    from equilens.models.tensor.task import build_model
 
     config = from_mapping(
         TensorConfig,
@@ -151,7 +152,7 @@ def test_bad_model_files_are_named(tmp_path, content, message):
 
 
 def test_truncated_and_mismatched_model_files(tmp_path, make_potential):
-    from equilens.models.tensor_model import TensorModel
+    from equilens.models.tensor.model import TensorModel
 
     path = make_potential(8, (4,)).save(tmp_path / "model.pt")
     data = path.read_bytes()

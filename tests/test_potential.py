@@ -16,8 +16,9 @@ from equilens.data.examples import iron_water_example
 from equilens.descriptors import PRESETS, compute_soap
 from equilens.descriptors.compression import SpeciesPCA
 from equilens.errors import ConfigError
-from equilens.training import load_run_config
-from equilens.training.potential import PotentialConfig, train_potential
+from equilens.models import load_run_config
+from equilens.models.bpnn.config import PotentialConfig
+from equilens.models.bpnn.task import train_potential
 
 SPECIES = (1, 8, 26)
 HYPERS = PRESETS["small"].to_featomic()
@@ -27,9 +28,9 @@ HYPERS = PRESETS["small"].to_featomic()
 def potential64(make_potential):
     """An untrained float64 potential with non-trivial weights."""
     potential = make_potential(16, (12, 8), seed=0, bottleneck=3, layer_norm=True)
-    potential.model.double()
-    potential.model.scale.fill_(0.7)
-    potential.model.baseline.copy_(torch.tensor([-1.0, -2.0, -3.0], dtype=torch.float64))
+    potential.module.double()
+    potential.module.scale.fill_(0.7)
+    potential.module.baseline.copy_(torch.tensor([-1.0, -2.0, -3.0], dtype=torch.float64))
     return potential
 
 
@@ -109,7 +110,7 @@ def test_save_and_reload_in_a_fresh_process(potential64, frame, tmp_path):
     energy, forces = potential64.energies_and_forces([frame])
     script = f"""
 import json, ase.io, numpy as np
-from equilens.models.potential import Potential
+from equilens.models.bpnn.model import Potential
 pot = Potential.load({str(path)!r})
 frame = ase.io.read({str(tmp_path / "frame.traj")!r})
 e, f = pot.energies_and_forces([frame])
@@ -187,7 +188,7 @@ def test_resume_equals_uninterrupted(lj_files, tmp_path):
             assert summary_b["metrics"][split][key] == pytest.approx(value, rel=1e-9), (split, key)
     assert summary_a["best_epoch"] == summary_b["best_epoch"]
     for (name, a), (_, b) in zip(
-        straight.model.state_dict().items(), resumed.model.state_dict().items()
+        straight.module.state_dict().items(), resumed.module.state_dict().items()
     ):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
 
@@ -197,8 +198,8 @@ def test_same_seed_same_result_other_seed_differs(lj_files, tmp_path):
     b, _ = train_potential(_config(lj_files, tmp_path / "b", epochs=2), progress=False)
     c, _ = train_potential(_config(lj_files, tmp_path / "c", epochs=2, seed=1), progress=False)
     weight = "nets.0.hidden.0.0.weight"
-    assert torch.equal(a.model.state_dict()[weight], b.model.state_dict()[weight])
-    assert not torch.equal(a.model.state_dict()[weight], c.model.state_dict()[weight])
+    assert torch.equal(a.module.state_dict()[weight], b.module.state_dict()[weight])
+    assert not torch.equal(a.module.state_dict()[weight], c.module.state_dict()[weight])
 
 
 def test_unknown_config_key_is_named(tmp_path):

@@ -391,7 +391,7 @@ def test_training_stops_at_the_first_non_finite_validation_metric(world, tmp_pat
     """A NaN that only shows in validation (bad reference energies) stops the
     run naming the epoch, instead of saving the untrained weights."""
     from equilens.errors import EquilensError
-    from equilens.training import load_run_config, train
+    from equilens.models import load_run_config, train
 
     frames = ase.io.read(world["lj"]["validation"], ":")
     for atoms in frames:
@@ -412,7 +412,7 @@ def test_no_reader_runs_a_pickled_payload(world, tmp_path):
     ignored (and recomputed), and its payload never runs."""
     import warnings
 
-    from equilens.training import load_run_config, train
+    from equilens.models import load_run_config, train
 
     marker = tmp_path / "PWNED"
     config_path = _train_config(world, tmp_path / "c.yaml", **{"training.epochs": 2})
@@ -444,7 +444,7 @@ def test_no_reader_runs_a_pickled_payload(world, tmp_path):
 def test_a_damaged_cache_is_recomputed_with_a_warning(world, tmp_path):
     import dataclasses
 
-    from equilens.training import load_run_config, train
+    from equilens.models import load_run_config, train
 
     config = load_run_config(_train_config(world, tmp_path / "c.yaml", **{"training.epochs": 1}))
     config = dataclasses.replace(

@@ -2,7 +2,8 @@
 
 - building per-atom TensorMaps from arrays (:func:`atom_tensormap`);
 - stacking invariant blocks into one array (:func:`stack_blocks`);
-- moving values between numpy and torch (:func:`to_numpy`, :func:`to_torch`);
+- moving TensorMaps between metatensor and metatensor-torch
+  (:func:`to_metatensor_torch`, :func:`to_metatensor_numpy`);
 - choosing blocks (:func:`select_blocks`), joining per-batch results
   (:func:`join_by_system`);
 - the invariant summary of an equivariant layer (:func:`invariant_summary`).
@@ -133,29 +134,27 @@ def stack_blocks(tensor: TensorMap, name: str) -> Tuple[np.ndarray, Labels]:
     return array[order], Labels(names, rows[order].astype(np.int32))
 
 
-def to_torch(tensor: TensorMap, dtype=None) -> TensorMap:
-    """The same TensorMap with torch values (float64 unless ``dtype``)."""
+def to_metatensor_torch(tensor: TensorMap, dtype=None, device=None):
+    """The same TensorMap (numpy values) as a ``metatensor.torch`` TensorMap,
+    through metatensor's own serialization (float64 unless ``dtype``)."""
+    import metatensor.torch
     import torch
+    from metatensor.io import save_buffer
 
-    dtype = dtype or torch.float64
-    return _map_values(tensor, lambda v: torch.as_tensor(np.asarray(v), dtype=dtype))
-
-
-def to_numpy(tensor: TensorMap) -> TensorMap:
-    """The same TensorMap with numpy values (detached from any graph)."""
-    return _map_values(
-        tensor, lambda v: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
-    )
+    buffer = np.frombuffer(save_buffer(tensor), dtype=np.uint8).copy()
+    result = metatensor.torch.load_buffer(torch.from_numpy(buffer))
+    return result.to(dtype=dtype or torch.float64, device=device)
 
 
-def _map_values(tensor: TensorMap, function) -> TensorMap:
-    return TensorMap(
-        tensor.keys,
-        [
-            TensorBlock(function(b.values), b.samples, b.components, b.properties)
-            for b in tensor.blocks()
-        ],
-    )
+def to_metatensor_numpy(tensor) -> TensorMap:
+    """A ``metatensor.torch`` TensorMap as a metatensor TensorMap with numpy
+    float64 values (detached, on the CPU)."""
+    import metatensor.torch
+    import torch
+    from metatensor.io import load_buffer
+
+    plain = metatensor.torch.detach(tensor).to(dtype=torch.float64, device="cpu")
+    return load_buffer(metatensor.torch.save_buffer(plain).numpy())
 
 
 def select_blocks(tensor: TensorMap, keys: Labels) -> TensorMap:

@@ -17,7 +17,7 @@ import torch
 
 from equilens.errors import FileFormatError, ModelError
 from equilens.models import load
-from equilens.models.adapters.mace_loading import import_mace
+from equilens.models.mace.loading import import_mace
 from equilens.so3 import random_rotation, wigner_d_real
 
 SPECIES = [1, 8, 26]
@@ -90,7 +90,7 @@ def moved(atoms: ase.Atoms, matrix: np.ndarray) -> ase.Atoms:
 def test_layers_equal_the_unpickled_model(model_file):
     """The model rebuilt from installed code gives the layers and energies
     of mace's own (unsafe) unpickling, bit for bit."""
-    from equilens.models.adapters.mace import MaceModel
+    from equilens.models.mace.model import MaceModel
 
     model = load(model_file)
     assert isinstance(model, MaceModel)

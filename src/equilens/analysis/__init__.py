@@ -14,12 +14,17 @@
 - :mod:`~equilens.analysis.drift`: what fine-tuning does to each layer
   (GFRE both ways and CKA between a model, its base and a from-scratch one).
 
-Submodules are imported on first use.
+Submodules are imported on first use, except :mod:`~equilens.analysis.latents`
+and :mod:`~equilens.analysis.compare`, whose main functions share their
+module's name (a lazy name equal to a submodule's would be the function or
+the module depending on what was imported before).
 """
 
 from __future__ import annotations
 
 from .._lazy import lazy_getattr
+from .compare import Comparison, compare, compare_by_species
+from .latents import latents, load_latents, save_latents
 
 __all__ = [
     "Comparison",
@@ -38,9 +43,6 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Comparison": "compare",
-    "compare": "compare",
-    "compare_by_species": "compare",
     "LabelConfig": "labels",
     "atom_labels": "labels",
     "Projector": "projection",
@@ -48,9 +50,6 @@ _LAZY = {
     "equivariant_gfre_matrix": "equivariant",
     "equivariant_reconstruction_error": "equivariant",
     "latent_drift": "drift",
-    "latents": "latents",
-    "load_latents": "latents",
-    "save_latents": "latents",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -19,7 +19,10 @@ def register(commands) -> None:
             "--reference, reference) dipoles as arrows or polarizabilities as ellipsoids."
         ),
     )
-    parser.add_argument("model", help="model file written by `equilens train`")
+    parser.add_argument(
+        "model",
+        help="any model equilens opens: a model.pt, sevenn:7net-0, a MACE or metatomic file",
+    )
     parser.add_argument("file", help="dataset file (any ASE-readable format)")
     add_read_arguments(parser)
     parser.add_argument(
@@ -74,10 +77,7 @@ def run(args: argparse.Namespace) -> int:
         color=args.color,
         lod=not args.no_lod,
     )
-    from ..models.potential import Potential
-    from ..models.tensor_model import TensorModel
-
-    if isinstance(model, Potential):
+    if "energy" in model.outputs:
         from ..export.potential import export_potential
 
         path = export_potential(
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             forces=not args.no_forces,
             **options,
         )
-    elif isinstance(model, TensorModel):
+    else:  # a tensorial target (dipole, polarizability, density coefficients)
         from ..data.splits import resolve_path
         from ..export.tensor import export_tensor_model
         from ..storage import load_tensormap
@@ -97,10 +97,6 @@ def run(args: argparse.Namespace) -> int:
         if args.reference:
             reference = load_tensormap(resolve_path(args.reference), "reference TensorMap")
         path = export_tensor_model(output, model, dataset.frames, reference, **options)
-    else:
-        from ..errors import ModelError
-
-        raise ModelError(f"{args.model}: equilens export does not handle {model.kind} models")
     record()
     size = path.stat().st_size / 1e6
     print(f"{len(dataset)} frames, {dataset.n_atoms} atoms -> {path} ({size:.2f} MB)")

@@ -37,18 +37,13 @@ def add_run_arguments(parser) -> None:
 
 
 def run(args: argparse.Namespace, finetune: bool = False) -> int:
-    from ..errors import ConfigError
-    from ..training import headline, load_run_config, train, with_overrides
+    from ..models import load_run_config, train
+    from ..models.registry import check_finetune
+    from ..training import headline, with_overrides
 
     config = with_overrides(load_run_config(args.config), args.output, args.epochs)
-    if finetune and config.task == "potential" and config.finetune is None:
-        raise ConfigError(
-            f"{args.config}: no 'finetune' section (task: potential with "
-            "finetune: {base_model: MODEL.pt, mode: full | frozen | last_layer}, "
-            "task: sevenn with base_model: 7net-0, or task: metatrain with base_checkpoint)"
-        )
-    if finetune and config.task == "tensor":
-        raise ConfigError(f"{args.config}: fine-tuning takes task: potential, sevenn or metatrain")
+    if finetune:
+        check_finetune(config, where=str(args.config))
     _, summary = train(config, progress=not args.no_progress, overwrite=args.overwrite)
     print(
         f"{config.name} ({config.task}): best epoch {summary['best_epoch']} of "

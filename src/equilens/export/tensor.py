@@ -5,7 +5,7 @@
 
 - a map per layer of the network from its invariant summary (the invariant
   features and the per-channel norms of the covariant ones,
-  :func:`~equilens.models.equivariant.invariant_summary`);
+  :func:`~equilens.tensormaps.invariant_summary`);
 - for a per-structure ``lambda = 1`` target (dipole): predicted and reference
   vectors as arrows on each structure, their norms and the error norm;
 - for per-structure ``lambda = 0 + 2`` targets (polarizability): predicted
@@ -25,9 +25,8 @@ import ase
 import numpy as np
 from metatensor import TensorMap
 
-from ..config import to_mapping
 from ..errors import EquilensError
-from ..models.tensor_model import TensorModel
+from ..models import Model
 from ..so3 import spherical_to_symmetric_tensor, spherical_to_vector
 from ..tensormaps import invariant_summary
 from .chemiscope import export_chemiscope
@@ -41,7 +40,7 @@ def _blocks(tensor: TensorMap) -> Dict[tuple, np.ndarray]:
 
 def export_tensor_model(
     path: Union[str, Path],
-    model: TensorModel,
+    model: Model,
     frames: Sequence[ase.Atoms],
     reference: Optional[TensorMap] = None,
     name: str = "equilens tensor model",
@@ -59,12 +58,14 @@ def export_tensor_model(
         # a map needs one width for all species and at least two features
         if len(widths) == 1 and widths.pop() >= 2:
             layers[layer] = summary
-    prediction = model.predict(frames)[model.layout.name]
+    target = model.outputs[0]
+    prediction = model.predict(frames, outputs=[target])[target]
+    per_atom = "atom" in prediction.block(0).samples.names
     predicted = _blocks(prediction)
     references = _blocks(reference) if reference is not None else None
     arrows, ellipsoids, structure, atom = {}, {}, {}, {}
     keys = set(predicted)
-    if not model.layout.per_atom and keys == {(1, 1)}:
+    if not per_atom and keys == {(1, 1)}:
         for label, values in (("predicted", predicted), ("reference", references)):
             if values is None:
                 continue
@@ -75,7 +76,7 @@ def export_tensor_model(
             structure["vector error"] = np.linalg.norm(
                 arrows["predicted vector"] - arrows["reference vector"], axis=1
             )
-    elif not model.layout.per_atom and keys == {(0, 1), (2, 1)}:
+    elif not per_atom and keys == {(0, 1), (2, 1)}:
         for label, values in (("predicted", predicted), ("reference", references)):
             if values is None:
                 continue
@@ -88,7 +89,7 @@ def export_tensor_model(
             structure["tensor error (Frobenius)"] = np.linalg.norm(
                 ellipsoids["predicted tensor"] - ellipsoids["reference tensor"], axis=(1, 2)
             )
-    elif model.layout.per_atom:
+    elif per_atom:
         atom.update(_atom_norms(frames, prediction, predicted, "predicted"))
         if references is not None:
             for key, block in prediction.items():
@@ -107,7 +108,7 @@ def export_tensor_model(
         structure_ellipsoids=ellipsoids or None,
         atom_properties=atom or None,
         name=name,
-        hypers={"model": to_mapping(model.network.config), "descriptor": model.hypers},
+        hypers={"kind": model.kind, **model.describe().hypers},
         **options,
     )
 

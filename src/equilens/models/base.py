@@ -27,8 +27,10 @@ with ``torch.load(weights_only=True)``: opening one can never run code.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -48,6 +50,34 @@ FORMAT_VERSION = 2
 HEADER_KEY = "equilens"
 
 
+@dataclass(frozen=True)
+class ModelDescription:
+    """What :meth:`Model.describe` says of a model.
+
+    :param kind: the family or adapter (``equilens.potential``, ``sevenn``, ...)
+    :param species: the atomic numbers the model handles
+    :param cutoff: the range of an atom's environment, in Å (``None`` when
+        the model does not say)
+    :param layers: the layer names, input to output
+    :param outputs: what :meth:`Model.predict` gives
+    :param hypers: the architecture and descriptor settings, plain data
+    :param provenance: where the model comes from (file, training
+        configuration, package versions), plain data
+    """
+
+    kind: str
+    species: Tuple[int, ...]
+    cutoff: Optional[float]
+    layers: Tuple[str, ...]
+    outputs: Tuple[str, ...]
+    hypers: Dict[str, Any] = field(default_factory=dict)
+    provenance: Dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """Plain, JSON-able data."""
+        return to_plain(dataclasses.asdict(self))
+
+
 class Model(abc.ABC):
     """The interface shared by equilens models and adapters of external models.
 
@@ -55,6 +85,7 @@ class Model(abc.ABC):
     ``"equilens.potential"``) and implement the abstract members; a concrete
     subclass without ``kind`` cannot be instantiated, and one that misses an
     abstract member fails with Python's own message naming it.
+    ``equilens.testing.check_model`` checks that a model keeps the contract.
     """
 
     #: the family's name in file headers and messages
@@ -81,14 +112,45 @@ class Model(abc.ABC):
     def species(self) -> Tuple[int, ...]:
         """The atomic numbers the model can handle."""
 
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> Tuple[str, ...]:
+        """The names :meth:`predict` can give (``energy``, ``forces``, a
+        target such as ``dipole``), the default ones first."""
+
     @abc.abstractmethod
     def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 50) -> Dict[str, TensorMap]:
         """Every layer for every atom of ``frames``: ``{name: TensorMap}`` in
         :attr:`layer_names` order, with the metadata conventions of this module."""
 
     @abc.abstractmethod
-    def predict(self, frames: Sequence[ase.Atoms], batch_size: int = 8) -> Dict[str, TensorMap]:
-        """The model's predictions for ``frames``: ``{name: TensorMap}``."""
+    def predict(
+        self,
+        frames: Sequence[ase.Atoms],
+        outputs: Optional[Sequence[str]] = None,
+        batch_size: int = 8,
+    ) -> Dict[str, TensorMap]:
+        """The model's predictions for ``frames``: ``{name: TensorMap}`` for
+        each name of ``outputs`` (default: all of :attr:`outputs`)."""
+
+    def describe(self) -> ModelDescription:
+        """Species, cutoff, layers, outputs, hypers and provenance."""
+        return ModelDescription(
+            self.kind, self.species, None, tuple(self.layer_names), self.outputs
+        )
+
+    def calculator(self):
+        """An ASE calculator of the model: energy and forces (and, where the
+        family provides it, stress); a :class:`ModelError` for models that
+        predict no energy. The default evaluates :meth:`predict`."""
+        if "energy" not in self.outputs:
+            raise ModelError(
+                f"{self.kind} models have no ASE calculator (they predict "
+                f"{', '.join(self.outputs) or 'no energy'})"
+            )
+        from .calculator import PredictionCalculator
+
+        return PredictionCalculator(self)
 
     def save(self, path: PathLike) -> Path:
         """Write the model to one file (equilens families only)."""
@@ -98,6 +160,19 @@ class Model(abc.ABC):
     def from_file(cls, payload: Dict[str, Any], path: Path) -> Model:
         """Rebuild a model from the payload of its file (see :func:`read_model_file`)."""
         raise ModelError(f"{cls.kind} models are not read from equilens files")
+
+    def wanted_outputs(self, outputs: Optional[Sequence[str]]) -> Tuple[str, ...]:
+        """``outputs`` checked against :attr:`outputs` (``None``: all of them);
+        a :class:`ModelError` names an unknown one."""
+        if outputs is None:
+            return self.outputs
+        unknown = [name for name in outputs if name not in self.outputs]
+        if unknown:
+            raise ModelError(
+                f"this {self.kind} model does not predict {', '.join(map(repr, unknown))} "
+                f"(it predicts {', '.join(self.outputs)})"
+            )
+        return tuple(outputs)
 
     def check_species(self, frames: Sequence[ase.Atoms], where: str = "frames") -> None:
         """Raise :class:`ModelError` naming the first frame with an element the

@@ -1,8 +1,8 @@
-"""ASE calculator of an equilens :class:`~equilens.models.potential.Potential`.
+"""ASE calculator of any equilens potential whose module follows metatomic's interface.
 
 Energy, forces, stress and atomic energies come from one forward pass of the
-potential's :class:`~equilens.models.potential_module.PotentialModule` (SOAP
-with featomic-torch inside) and one backward pass: the forces are minus the
+family's torch module (e.g. :class:`~equilens.models.bpnn.module.BPNNModule`:
+SOAP with featomic-torch inside) and one backward pass: the forces are minus the
 gradient of the energy with respect to the positions, the stress the
 gradient with respect to a strain applied to positions and cell, divided by
 the volume. It is the code path of the exported metatomic model, in float64
@@ -20,28 +20,28 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 
 class EquilensCalculator(Calculator):
-    """ASE calculator of a :class:`Potential`: ``energy``, ``forces``,
-    ``stress`` (periodic cells) and ``energies`` (per atom).
+    """ASE calculator of a potential: ``energy``, ``forces``, ``stress``
+    (periodic cells) and ``energies`` (per atom).
 
-    :param potential: the potential
+    :param model: the equilens model (checks the elements of each structure)
+    :param module: its torch module in ``dtype`` (metatomic's interface, an
+        ``energy`` output per atom)
     :param dtype: precision of the evaluation (``torch.float64`` by default,
         whatever the training precision)
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
 
-    def __init__(self, potential, dtype: torch.dtype = torch.float64, **kwargs):
+    def __init__(self, model, module, dtype: torch.dtype = torch.float64, **kwargs):
         super().__init__(**kwargs)
-        from .potential_module import potential_module
-
-        self.potential = potential
+        self.model = model
         self.dtype = dtype
-        self.module = potential_module(potential, dtype)
+        self.module = module
         self._neighbors: Optional[list] = None
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        self.potential.check_species([self.atoms], where="ASE atoms")
+        self.model.check_species([self.atoms], where="ASE atoms")
         periodic = bool(np.all(self.atoms.pbc))
         if "stress" in properties and not periodic:
             raise PropertyNotImplementedError(
@@ -61,21 +61,29 @@ class EquilensCalculator(Calculator):
         return self._neighbors
 
 
+def module_device(module) -> torch.device:
+    """The device of ``module``'s parameters and buffers (CPU when it has none)."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        return tensor.device
+    return torch.device("cpu")
+
+
 def atoms_to_system(atoms, module, dtype: torch.dtype, positions=None, cell=None, cache=None):
     """A metatomic ``System`` of ``atoms`` with the neighbor lists ``module``
     asks for (``positions`` / ``cell``: tensors to use instead of the atoms',
-    e.g. strained ones that carry gradients)."""
+    e.g. strained ones that carry gradients), on ``module``'s device."""
     from metatomic.torch import System
 
+    device = module_device(module)
     if positions is None:
-        positions = torch.tensor(np.asarray(atoms.positions), dtype=dtype)
+        positions = torch.tensor(np.asarray(atoms.positions), dtype=dtype, device=device)
     if cell is None:
-        cell = torch.tensor(np.asarray(atoms.cell.array), dtype=dtype)
+        cell = torch.tensor(np.asarray(atoms.cell.array), dtype=dtype, device=device)
     system = System(
-        types=torch.tensor(atoms.numbers, dtype=torch.int32),
+        types=torch.tensor(atoms.numbers, dtype=torch.int32, device=device),
         positions=positions,
         cell=cell,
-        pbc=torch.tensor(atoms.pbc, dtype=torch.bool),
+        pbc=torch.tensor(atoms.pbc, dtype=torch.bool, device=device),
     )
     if cache is not None:
         calculators = cache.neighbor_calculators(system)
@@ -90,16 +98,19 @@ def atoms_to_system(atoms, module, dtype: torch.dtype, positions=None, cell=None
 
 def evaluate(module, atoms, dtype: torch.dtype, stress: bool = True, cache=None) -> dict:
     """Energy, forces, atomic energies and (periodic cells) stress of ``atoms``
-    with a :class:`~equilens.models.potential_module.PotentialModule`, by autograd.
+    with a module of metatomic's interface (an ``energy`` output), by autograd.
 
     :param cache: an object whose ``neighbor_calculators(system)`` gives the
         neighbor-list calculators (made here when ``None``)
     """
     from metatomic.torch import ModelOutput
 
-    positions = torch.tensor(np.asarray(atoms.positions), dtype=dtype, requires_grad=True)
-    cell = torch.tensor(np.asarray(atoms.cell.array), dtype=dtype)
-    strain = torch.eye(3, dtype=dtype, requires_grad=stress)
+    device = module_device(module)
+    positions = torch.tensor(
+        np.asarray(atoms.positions), dtype=dtype, device=device, requires_grad=True
+    )
+    cell = torch.tensor(np.asarray(atoms.cell.array), dtype=dtype, device=device)
+    strain = torch.eye(3, dtype=dtype, device=device, requires_grad=stress)
     system = atoms_to_system(atoms, module, dtype, positions @ strain, cell @ strain, cache)
     output = module([system], {"energy": ModelOutput(unit="eV", sample_kind="atom")}, None)
     atomic = output["energy"].block().values.reshape(-1)
@@ -110,10 +121,35 @@ def evaluate(module, atoms, dtype: torch.dtype, stress: bool = True, cache=None)
     results = {
         "energy": total,
         "free_energy": total,
-        "forces": -gradients[0].detach().numpy().astype(np.float64),
-        "energies": atomic.detach().numpy().astype(np.float64),
+        "forces": -gradients[0].detach().cpu().numpy().astype(np.float64),
+        "energies": atomic.detach().cpu().numpy().astype(np.float64),
     }
     if stress:
-        sigma = gradients[1].detach().numpy().astype(np.float64) / abs(atoms.get_volume())
+        sigma = gradients[1].detach().cpu().numpy().astype(np.float64) / abs(atoms.get_volume())
         results["stress"] = full_3x3_to_voigt_6_stress(sigma)
     return results
+
+
+class PredictionCalculator(Calculator):
+    """ASE calculator of any model that predicts ``energy`` (and ``forces``):
+    one :meth:`~equilens.models.base.Model.predict` call per structure.
+
+    :param model: the model
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, model, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        if "stress" in properties:
+            raise PropertyNotImplementedError(f"{self.model.kind} models give no stress here")
+        wanted = ["energy"] + (["forces"] if "forces" in self.model.outputs else [])
+        prediction = self.model.predict([self.atoms], outputs=wanted)
+        energy = float(prediction["energy"].block().values[0, 0])
+        self.results = {"energy": energy, "free_energy": energy}
+        if "forces" in prediction:
+            self.results["forces"] = np.asarray(prediction["forces"].block().values[:, :, 0])

@@ -1,47 +1,28 @@
 """``equilens.models.load``: one entry point for every model file or spec.
 
-It reads the header of an equilens model file (:mod:`equilens.models.base`)
-and builds the family it names. The families are listed here by import path
-and imported only when a file of that kind is opened, so that loading one
-kind never imports the dependencies of another.
+It looks the spec up in the registry (:mod:`equilens.models.registry`): a
+prefix (``sevenn:7net-0``, ``mace:PATH``, ``metatomic:PATH``), a file suffix
+recognised by an adapter (a MACE ``.model``, a TorchScript metatomic
+``.pt``), else the header of an equilens model file, whose ``kind`` names
+the family that rebuilds it.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from typing import Dict, Optional, Type, Union
+from typing import Optional, Type, Union
 
 from ..errors import ModelError
 from .base import Model, read_model_file
+from .registry import FAMILIES, Family, family, resolve
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-#: header ``kind`` -> ``module:class`` of the equilens model families
-FAMILIES: Dict[str, str] = {
-    "equilens.potential": "equilens.models.potential:Potential",
-    "equilens.tensor_model": "equilens.models.tensor_model:TensorModel",
-}
-
-
-def _family(kind: str) -> Type[Model]:
-    module, _, name = FAMILIES[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-#: spec prefix -> what it names
-PREFIXES = {
-    "metatomic:": "a metatomic model file (.pt)",
-    "sevenn:": "a SevenNet checkpoint or shipped model, e.g. sevenn:7net-0",
-    "mace:": "a MACE .model file",
-}
 
 
 def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
     """The model at ``spec``: an equilens model file (``model.pt`` from
-    ``equilens train``), a metatomic model file (TorchScript ``.pt``, read by
-    :class:`~equilens.models.adapters.metatomic.MetatomicModel`), a MACE
+    ``equilens train``), a metatomic model file (TorchScript ``.pt``), a MACE
     ``.model`` file, or a spec ``metatomic:PATH``, ``mace:PATH``,
     ``sevenn:NAME_OR_PATH``.
 
@@ -51,37 +32,32 @@ def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
     :raises ModelError: for a file of an unknown or unexpected kind
     """
     text = os.fspath(spec)
-    if text.startswith("metatomic:") or (text.endswith(".pt") and _is_torchscript(Path(text))):
-        from .adapters.metatomic import MetatomicModel
-
-        model: Model = MetatomicModel(text.removeprefix("metatomic:"))
-        return _expected(model, expect, text)
-    if text.startswith("mace:") or (text.endswith(".model") and not text.startswith("sevenn:")):
-        from .adapters.mace import MaceModel
-
-        return _expected(MaceModel(text.removeprefix("mace:")), expect, text)
-    if text.startswith("sevenn:"):
-        from .adapters.sevenn import SevenNetModel
-
-        return _expected(SevenNetModel(text.removeprefix("sevenn:")), expect, text)
+    adapter = _adapter(text)
+    if adapter is not None:
+        entry, argument = adapter
+        assert entry.model is not None
+        return _expected(resolve(entry.model)(argument), expect, text)
     prefix = text.split(":", 1)[0] + ":"
     if ":" in text and not Path(text).exists() and len(prefix) > 2:
+        known = [f"{f.prefix} ({f.description})" for f in FAMILIES if f.prefix]
         raise ModelError(
             f"{text}: unknown model spec '{prefix}'; known: "
-            + ", ".join(f"{p} ({what})" for p, what in PREFIXES.items())
+            + ", ".join(known)
             + ", or a model file"
         )
     path = Path(text)
     header, payload = read_model_file(path)
     kind = header["kind"]
-    if kind not in FAMILIES:
-        raise ModelError(
-            f"{path}: unknown model kind '{kind}' (this equilens reads {', '.join(FAMILIES)})"
-        )
+    try:
+        entry = family(kind)
+        if entry.model is None:
+            raise ModelError(f"unknown model kind '{kind}'")
+    except ModelError as error:
+        raise ModelError(f"{path}: {error}") from None
     if expect is not None and kind != expect.kind:
         raise ModelError(f"{path}: holds a {kind} model, not a {expect.kind} model")
     try:
-        return _family(kind).from_file(payload, path)
+        return resolve(entry.model).from_file(payload, path)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ModelError(
             f"{path}: the {kind} model file is incomplete or inconsistent "
@@ -89,10 +65,22 @@ def load(spec: PathLike, expect: Optional[Type[Model]] = None) -> Model:
         ) from None
 
 
-def _is_torchscript(path: Path) -> bool:
-    from .adapters.metatomic import is_metatomic_file
+def _adapter(text: str) -> Optional[tuple]:
+    """``(family, argument)`` of a spec opened by an adapter, or None."""
+    for entry in FAMILIES:
+        if entry.prefix and text.startswith(entry.prefix):
+            return entry, text[len(entry.prefix) :]
+    if ":" in text.split("/", 1)[0] and not Path(text).exists():
+        return None  # an unknown prefix
+    for entry in FAMILIES:
+        if entry.suffixes and text.endswith(entry.suffixes) and _sniffed(entry, Path(text)):
+            return entry, text
+    return None
 
-    return path.is_file() and is_metatomic_file(path)
+
+def _sniffed(entry: Family, path: Path) -> bool:
+    """Whether ``path`` passes ``entry``'s content check (if it has one)."""
+    return entry.sniff is None or (path.is_file() and resolve(entry.sniff)(path))
 
 
 def _expected(model: Model, expect: Optional[Type[Model]], where: str) -> Model:

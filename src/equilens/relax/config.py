@@ -84,20 +84,10 @@ def make_calculator(spec: str, where: str):
         from ase.calculators.emt import EMT
 
         return EMT()
-    if spec.endswith(".pt") and Path(spec).is_file():
-        from ..models.adapters.metatomic import is_metatomic_file
-
-        if is_metatomic_file(Path(spec)):
-            from metatomic_ase import MetatomicCalculator
-
-            extensions = Path(spec).parent / "extensions"
-            return MetatomicCalculator(
-                spec, extensions_directory=str(extensions) if extensions.is_dir() else None
-            )
+    from ..errors import ModelError
     from ..models import load
 
-    model = load(spec)
-    calculator = getattr(model, "calculator", None)
-    if calculator is None:
-        raise ConfigError(f"{where}: a {model.kind} model has no ASE calculator")
-    return calculator()
+    try:
+        return load(spec).calculator()
+    except ModelError as error:
+        raise ConfigError(f"{where}: {error}") from None

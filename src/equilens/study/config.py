@@ -17,9 +17,8 @@ from ..data.io import ReadOptions
 from ..data.splits import SplitConfig
 from ..descriptors import DescriptorConfig
 from ..errors import ConfigError, EquilensError
-from ..models.bpnn import BPNNConfig
+from ..models.bpnn.config import BPNNConfig, CompressionConfig
 from ..training.loop import TrainConfig
-from ..training.potential import CompressionConfig
 
 EMBEDDED_DATA = "embedded:iron_water_xtb.extxyz"
 # feature sets that are references, not layers of the trained models

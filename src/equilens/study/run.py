@@ -5,7 +5,7 @@
 1. **data**: read the labelled frames (default: the embedded GFN1-xTB
    iron/water set, ``embedded:iron_water_xtb.extxyz``);
 2. **train**: every architecture of the sweep with every seed
-   (:func:`equilens.training.potential.train_potential`; a finished run is
+   (:func:`equilens.models.bpnn.task.train_potential`; a finished run is
    reloaded from its folder, descriptors and features come from the cache);
 3. **layers**: every layer of every model on the analysis frames, plus two
    references on the same atoms (:mod:`equilens.study.references`);
@@ -40,9 +40,10 @@ from ..data.io import with_species
 from ..data.splits import load_splits
 from ..descriptors import compute_soap
 from ..errors import EquilensError
+from ..models.bpnn.config import PotentialConfig
+from ..models.bpnn.task import train_potential
 from ..storage import claim_outputs
 from ..tensormaps import atom_tensormap, frame_atoms, stack_blocks
-from ..training.potential import PotentialConfig, train_potential
 from .config import REFERENCES, StudyConfig, StudyError
 from .layers import FeatureSets, external_models, model_layers
 from .maps import export_study, plot_layer_maps

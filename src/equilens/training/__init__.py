@@ -1,20 +1,23 @@
-"""Training: one loop, one configuration shape, two tasks.
+"""Training machinery shared by every model family: one loop, one
+configuration shape, the files every run writes.
 
-- :func:`train` runs a task from its configuration; :func:`load_run_config`
-  reads a YAML file (or a built-in name) whose ``task`` is ``potential``
-  (:class:`~equilens.training.potential.PotentialConfig`, a BPNN on energies
-  and forces) or ``tensor`` (:class:`~equilens.training.tensor.TensorConfig`,
-  an equivariant network on a tensorial target);
-- :func:`~equilens.training.loop.fit` is the loop both use (schedules, early
-  stopping, atomic checkpoints, exact resume);
+- :func:`~equilens.training.loop.fit` is the loop every family's task uses
+  (schedules, early stopping, atomic checkpoints, exact resume);
+- :mod:`~equilens.training.config`: command-line overrides, the run
+  fingerprint and the claim on an output folder;
 - every task writes ``model.pt``, ``metrics.json``
   (:func:`~equilens.training.run.run_summary`), ``log.csv``,
-  ``checkpoint.pt``, ``run.json`` and plots.
+  ``checkpoint.pt``, ``run.json`` and the plots of
+  :mod:`~equilens.training.plots`;
+- :mod:`~equilens.training.metrics`: energy, force and tensor errors.
+
+The tasks themselves live with their families (``equilens.models.<family>.task``);
+:func:`equilens.models.train` runs any of them from its configuration.
 """
 
-from .config import claim_output, load_run_config, run_fingerprint, with_overrides
+from .config import claim_output, run_fingerprint, with_overrides
 from .loop import FitResult, TrainConfig, fit
-from .run import headline, run_summary, train
+from .run import headline, run_summary
 
 __all__ = [
     "FitResult",
@@ -22,9 +25,7 @@ __all__ = [
     "claim_output",
     "fit",
     "headline",
-    "load_run_config",
     "run_fingerprint",
     "run_summary",
-    "train",
     "with_overrides",
 ]

@@ -1,6 +1,6 @@
-"""``train(config)``: run any training task, and the summary every task writes.
+"""The summary every training task writes, and its headline figures.
 
-Every task writes the same files into its output folder:
+Every task (:func:`equilens.models.train` runs one) writes the same files into its output folder:
 
 ``model.pt``            the trained model (:func:`equilens.models.load` reads it)
 ``metrics.json``        :func:`run_summary`: ``task``, ``name``, ``best_epoch``,
@@ -16,7 +16,7 @@ Every task writes the same files into its output folder:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
@@ -51,33 +51,6 @@ def run_summary(
         "baselines": baselines or {},
         **extra,
     }
-
-
-def train(
-    config, progress: bool = True, stop_after: Optional[int] = None, overwrite: bool = False
-) -> Tuple[Any, Dict[str, Any]]:
-    """Train the task of ``config``; returns ``(model, summary)``.
-
-    :param config: a :class:`~equilens.training.potential.PotentialConfig` or
-        :class:`~equilens.training.tensor.TensorConfig`
-    :param stop_after: stop (as if interrupted) after this epoch
-    :param overwrite: replace the outputs of another run in the output folder
-    """
-    if config.task == "potential":
-        from .potential import train_potential
-
-        return train_potential(config, progress, stop_after, overwrite)
-    if config.task == "sevenn":
-        from .sevenn import train_sevenn
-
-        return train_sevenn(config, progress, stop_after, overwrite)
-    if config.task == "metatrain":
-        from .metatrain import train_metatrain
-
-        return train_metatrain(config, progress, stop_after, overwrite)
-    from .tensor import train_tensor_model
-
-    return train_tensor_model(config, progress, stop_after, overwrite)
 
 
 #: the figures people quote, in print order: (metrics key, label, format)

@@ -1,0 +1,203 @@
+"""The one registry of model families and adapters.
+
+Every place that needs to know which models exist looks here:
+:func:`equilens.models.load` (opening a file or spec), :func:`train` and
+:func:`load_run_config` (``equilens train``, ``equilens finetune``, the
+study), :func:`metatomic_model` (``equilens export-metatomic``) and the list
+printed by ``equilens --help``. A family is one line of :data:`FAMILIES`:
+what it is called, where its model class, task configuration, training
+function and exporter live. They are named as ``"module:attribute"`` and
+imported only when used, so that opening a model of one kind never imports
+the (optional) dependencies of another.
+
+Adding a family: write its package (``config.py``, ``module.py``,
+``model.py``, ``task.py``, ``export.py``) and add one :class:`Family` line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple, Union
+
+from ..config import from_mapping, load_yaml
+from ..errors import ConfigError, ModelError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family (trained by equilens or driven through its package)
+    or adapter (models of other packages opened on the protocol).
+
+    :param kind: the name in model file headers and messages
+    :param description: one line for listings
+    :param model: ``module:Class`` of its :class:`~equilens.models.base.Model`
+        (``None``: its trained models are opened by another family)
+    :param task: the ``task:`` of its training configurations (``None``: not
+        trained by ``equilens train``)
+    :param config: ``module:Class`` of the task's configuration dataclass
+    :param train: ``module:function`` training a configuration:
+        ``(config, progress, stop_after, overwrite) -> (model, summary)``
+    :param export: ``module:function`` giving the metatomic
+        ``AtomisticModel`` of a model: ``(model, dtype) -> AtomisticModel``
+    :param prefix: the spec prefix that opens a model (``sevenn:7net-0``);
+        the class is called with what follows it
+    :param suffixes: file suffixes that open a model of this family
+    :param sniff: ``module:function`` deciding from a file's content whether
+        a file with one of ``suffixes`` is of this family
+    :param finetune: the configuration field naming the starting model when
+        the task fine-tunes (``equilens finetune`` requires it set)
+    """
+
+    kind: str
+    description: str
+    model: Optional[str] = None
+    task: Optional[str] = None
+    config: Optional[str] = None
+    train: Optional[str] = None
+    export: Optional[str] = None
+    prefix: Optional[str] = None
+    suffixes: Tuple[str, ...] = ()
+    sniff: Optional[str] = None
+    finetune: Optional[str] = None
+
+
+#: every family and adapter equilens knows, one line each
+FAMILIES: Tuple[Family, ...] = (
+    Family(
+        "equilens.potential",
+        "Behler-Parrinello networks on compressed SOAP: energies, forces, stress",
+        model="equilens.models.bpnn.model:Potential",
+        task="potential",
+        config="equilens.models.bpnn.config:PotentialConfig",
+        train="equilens.models.bpnn.task:train_potential",
+        export="equilens.models.bpnn.export:metatomic_model",
+        finetune="finetune",
+    ),
+    Family(
+        "equilens.tensor_model",
+        "equivariant networks on lambda-SOAP: dipoles, polarizabilities, densities",
+        model="equilens.models.tensor.model:TensorModel",
+        task="tensor",
+        config="equilens.models.tensor.config:TensorConfig",
+        train="equilens.models.tensor.task:train_tensor_model",
+        export="equilens.models.tensor.export:metatomic_model",
+    ),
+    Family(
+        "sevenn",
+        "SevenNet checkpoints (sevenn:7net-0), fine-tuned by sevenn's trainer",
+        model="equilens.models.sevenn.model:SevenNetModel",
+        task="sevenn",
+        config="equilens.models.sevenn.task:SevennConfig",
+        train="equilens.models.sevenn.task:train_sevenn",
+        prefix="sevenn:",
+        finetune="base_model",
+    ),
+    Family(
+        "mace",
+        "MACE .model files (mace:PATH)",
+        model="equilens.models.mace.model:MaceModel",
+        prefix="mace:",
+        suffixes=(".model",),
+    ),
+    Family(
+        "metatomic",
+        "metatomic model files (.pt, exported AtomisticModels)",
+        model="equilens.models.metatomic.model:MetatomicModel",
+        prefix="metatomic:",
+        suffixes=(".pt",),
+        sniff="equilens.models.metatomic.model:is_metatomic_file",
+    ),
+    Family(
+        "metatrain",
+        "metatrain architectures trained or fine-tuned by `mtt train`",
+        task="metatrain",
+        config="equilens.models.metatrain.task:MetatrainConfig",
+        train="equilens.models.metatrain.task:train_metatrain",
+        finetune="base_checkpoint",
+    ),
+)
+
+
+def resolve(reference: str) -> Any:
+    """The object a ``module:attribute`` reference names (imported now)."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def family(kind: str) -> Family:
+    """The family of a model ``kind``; a :class:`ModelError` lists the known ones."""
+    for entry in FAMILIES:
+        if entry.kind == kind:
+            return entry
+    known = ", ".join(f.kind for f in FAMILIES if f.model)
+    raise ModelError(f"unknown model kind '{kind}' (this equilens reads {known})")
+
+
+def tasks() -> Tuple[str, ...]:
+    """The training tasks, in registry order."""
+    return tuple(f.task for f in FAMILIES if f.task)
+
+
+def task_family(task: Any, where: str = "task") -> Family:
+    """The family that trains ``task``; a :class:`ConfigError` lists the tasks."""
+    for entry in FAMILIES:
+        if entry.task is not None and entry.task == task:
+            return entry
+    raise ConfigError(f"{where}: expected one of {', '.join(tasks())}, got {task!r}")
+
+
+def load_run_config(path: PathLike):
+    """Read a training YAML file (or a built-in configuration name) and
+    validate it against the configuration dataclass of its ``task``."""
+    mapping = load_yaml(path)
+    task = mapping.get("task")
+    if task is None:
+        raise ConfigError(
+            f"{path}: missing key 'task' (one of: {', '.join(tasks())}); e.g. 'task: potential'"
+        )
+    entry = task_family(task, where=f"{path}.task")
+    assert entry.config is not None
+    return from_mapping(resolve(entry.config), mapping, where=str(path))
+
+
+def train(config, progress: bool = True, stop_after: Optional[int] = None, overwrite: bool = False):
+    """Train the task of ``config``; returns ``(model, summary)``.
+
+    :param config: a task configuration (e.g. from :func:`load_run_config`)
+    :param stop_after: stop (as if interrupted) after this epoch
+    :param overwrite: replace the outputs of another run in the output folder
+    """
+    entry = task_family(getattr(config, "task", None))
+    assert entry.train is not None
+    return resolve(entry.train)(config, progress, stop_after, overwrite)
+
+
+def metatomic_model(model, dtype: str = "float64"):
+    """The metatomic ``AtomisticModel`` of ``model`` (its family's exporter);
+    a :class:`ModelError` for families that have none."""
+    entry = family(model.kind)
+    if entry.export is None:
+        exportable = ", ".join(f.kind for f in FAMILIES if f.export)
+        raise ModelError(
+            f"metatomic export supports {exportable} models; this is a {model.kind} model"
+        )
+    return resolve(entry.export)(model, dtype)
+
+
+def check_finetune(config, where: str = "config") -> None:
+    """Refuse, in one line, a configuration that does not fine-tune (its
+    task cannot, or the field naming the starting model is not set)."""
+    entry = task_family(config.task)
+    tunable = [f for f in FAMILIES if f.finetune]
+    choices = ", ".join(f"task: {f.task} with {f.finetune}" for f in tunable)
+    if entry.finetune is None:
+        raise ConfigError(f"{where}: fine-tuning takes {choices}")
+    if getattr(config, entry.finetune, None) is None:
+        raise ConfigError(
+            f"{where}: no '{entry.finetune}' section or key to start from ({choices}; e.g. "
+            "finetune: {base_model: MODEL.pt, mode: full | frozen | last_layer})"
+        )

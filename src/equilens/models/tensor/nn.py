@@ -1,0 +1,165 @@
+"""The building blocks of the tensor network, from ``metatensor.torch.learn.nn``.
+
+Every hidden layer (:class:`HiddenLayer`) is
+
+1. :class:`~metatensor.torch.learn.nn.EquivariantLinear`: a linear map on the
+   feature axis only, shared by the ``2 lambda + 1`` components (a bias on
+   the invariant blocks only);
+2. :class:`~metatensor.torch.learn.nn.InvariantLayerNorm` on the invariant
+   blocks (optional);
+3. the nonlinearity: the activation on invariant blocks, and for ``lambda >
+   0`` a norm gate ``x_c -> x_c * sigmoid(W |x| + b)_c`` (``|x|`` the
+   per-channel norms over the components, which are invariant);
+4. optionally, a second gate of every ``lambda > 0`` block by a sigmoid of a
+   linear map of the invariant hidden features of the same atom, so that the
+   covariant channels learn from the whole invariant description of the
+   environment (as in e3nn's gated nonlinearity).
+
+Every operation multiplies covariant features by invariant numbers or mixes
+features linearly without touching the components, so every block transforms
+like its input block under rotations and inversion.
+
+metatensor-learn's ``EquivariantTransformation`` does the same norm gate but
+does not compile with TorchScript under torch 2.13 (``Tensor.norm(dim=...)``),
+so :class:`Nonlinearity` applies it through a ``ModuleMap``, keeping its
+parameter names.
+
+This file must not use ``from __future__ import annotations``: TorchScript
+reads the annotations.
+"""
+
+from typing import Dict, List, Optional
+
+import torch
+from metatensor.torch import Labels, TensorBlock, TensorMap
+from metatensor.torch.learn.nn import EquivariantLinear, InvariantLayerNorm, ModuleMap
+
+from ..activations import activation
+
+
+class Projection(torch.nn.Module):
+    """A fixed linear map of the feature axis (a buffer, not trained)."""
+
+    def __init__(self, matrix: torch.Tensor):
+        super().__init__()
+        self.matrix: torch.Tensor
+        self.register_buffer("matrix", matrix.clone())
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return input @ self.matrix
+
+
+class _NormGate(torch.nn.Module):
+    """``sigmoid(W |x| + b)`` of the per-channel norms (shape ``(n, 1, h)``)."""
+
+    def __init__(self, width: int, dtype: torch.dtype):
+        super().__init__()
+        self.linear = torch.nn.Linear(width, width, dtype=dtype)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.linear(input))
+
+
+class _Covariant(torch.nn.Module):
+    """``x * module(|x|)``, ``|x|`` the norm of each channel over the components."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return input * self.module(torch.linalg.vector_norm(input, dim=1, keepdim=True))
+
+
+class Nonlinearity(torch.nn.Module):
+    """The activation on invariant blocks, a norm gate on the others."""
+
+    def __init__(
+        self, keys: Labels, invariant: List[bool], width: int, name: str, dtype: torch.dtype
+    ):
+        super().__init__()
+        modules = [
+            activation(name) if inv else _Covariant(_NormGate(width, dtype)) for inv in invariant
+        ]
+        properties = [Labels.range("feature", width)] * len(invariant)
+        self.module_map = ModuleMap(keys, modules, properties)
+
+    def forward(self, tensor: TensorMap) -> TensorMap:
+        return self.module_map(tensor)
+
+
+def _gate_name(key: List[int]) -> str:
+    return "_".join(str(v) for v in key).replace("-", "m")
+
+
+class InvariantGate(torch.nn.Module):
+    """Scale each ``lambda > 0`` block by ``sigmoid(W h_0 + b)`` per channel,
+    ``h_0`` the invariant block of the same center type (same atoms)."""
+
+    def __init__(self, keys: List[List[int]], source: List[int], width: int, dtype: torch.dtype):
+        super().__init__()
+        self.source = source
+        self.index: Dict[str, int] = {}
+        gates: Dict[str, torch.nn.Module] = {}
+        for b, key in enumerate(keys):
+            if source[b] != b:
+                gates[_gate_name(key)] = torch.nn.Linear(width, width, dtype=dtype)
+                self.index[_gate_name(key)] = b
+        self.gates = torch.nn.ModuleDict(gates)
+
+    def forward(self, tensor: TensorMap) -> TensorMap:
+        values: List[torch.Tensor] = []
+        for b in range(len(tensor.keys)):
+            values.append(tensor.block_by_id(b).values)
+        for name, gate in self.gates.items():
+            b = self.index[name]
+            values[b] = values[b] * torch.sigmoid(gate(values[self.source[b]]))
+        return with_values(tensor, values)
+
+
+class HiddenLayer(torch.nn.Module):
+    """One hidden layer: linear map, layer norm, nonlinearity, invariant gate."""
+
+    def __init__(
+        self,
+        keys: Labels,
+        key_list: List[List[int]],
+        source: List[int],
+        widths: List[int],
+        width: int,
+        name: str,
+        layer_norm: bool,
+        invariant_gate: bool,
+        dtype: torch.dtype,
+    ):
+        super().__init__()
+        invariant = [source[b] == b for b in range(len(key_list))]
+        properties = [Labels.range("feature", width)] * len(key_list)
+        self.linear = EquivariantLinear(keys, widths, out_properties=properties, dtype=dtype)
+        self.norm: Optional[InvariantLayerNorm] = None
+        if layer_norm:
+            self.norm = InvariantLayerNorm(
+                keys, [width] * sum(invariant), out_properties=properties, dtype=dtype
+            )
+        self.nonlinear = Nonlinearity(keys, invariant, width, name, dtype)
+        self.gate: Optional[InvariantGate] = None
+        if invariant_gate:
+            self.gate = InvariantGate(key_list, source, width, dtype)
+
+    def forward(self, tensor: TensorMap) -> TensorMap:
+        tensor = self.linear(tensor)
+        if self.norm is not None:
+            tensor = self.norm(tensor)
+        tensor = self.nonlinear(tensor)
+        if self.gate is not None:
+            tensor = self.gate(tensor)
+        return tensor
+
+
+def with_values(tensor: TensorMap, values: List[torch.Tensor]) -> TensorMap:
+    """``tensor``'s metadata with new block values."""
+    blocks: List[TensorBlock] = []
+    for b, block_values in enumerate(values):
+        block = tensor.block_by_id(b)
+        blocks.append(TensorBlock(block_values, block.samples, block.components, block.properties))
+    return TensorMap(tensor.keys, blocks)
