@@ -25,6 +25,7 @@ from equilens.models.tensor.task import build_model, train_tensor_model
 from equilens.so3 import random_rotation, wigner_d_real
 from equilens.storage import save_tensormap
 from equilens.tensormaps import invariant_summary
+from equilens.testing import assert_covariant, transformed
 
 DATA = embedded_path("water_tensors/structures.extxyz").parent
 STRUCTURES = {
@@ -67,40 +68,25 @@ def trimer():
     return next(f for f in frames if len(f) == 9)
 
 
-def _moved(frame, matrix):
-    moved = frame.copy()
-    moved.positions = frame.positions @ np.asarray(matrix).T
-    return moved
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_every_layer_rotates_and_inverts(density_model, trimer, seed):
     """Every hidden and output block of lambda 0..3 transforms with its
     Wigner-D matrix under rotations and with (-1)^lambda under inversion."""
     rotation = random_rotation(seed)
     original = density_model.layers([trimer])
-    rotated = density_model.layers([_moved(trimer, rotation)])
-    inverted = density_model.layers([_moved(trimer, -np.eye(3))])
+    rotated = density_model.layers([transformed(trimer, rotation)])
+    inverted = density_model.layers([transformed(trimer, -np.eye(3))])
     lambdas = set()
     for layer, tensor in original.items():
+        ells = [int(key.values[0]) for key in tensor.keys]
+        lambdas.update(ells)
         for key, block in tensor.items():
-            ell = int(key.values[0])
-            lambdas.add(ell)
-            values = block.values
-            scale = np.abs(values).max()
-            assert scale > 1e-3, (layer, key.values)
-            expected = np.einsum("mn,snp->smp", wigner_d_real(ell, rotation), values)
-            actual = rotated[layer].block(key).values
-            np.testing.assert_allclose(actual, expected, atol=1e-6 * scale, rtol=0)
-            np.testing.assert_allclose(
-                inverted[layer].block(key).values, (-1) ** ell * values, atol=1e-6 * scale
-            )
-            if ell > 0:  # not vacuous: covariant blocks do change
-                assert np.abs(actual - values).max() > 1e-2 * scale
-        summary = invariant_summary(tensor)
+            assert np.abs(block.values).max() > 1e-3, (layer, key.values)
+        changed = assert_covariant(tensor, rotated[layer], rotation, 1e-6, layer)
+        assert changed == sum(ell > 0 for ell in ells)  # not vacuous: covariant blocks change
+        assert_covariant(tensor, inverted[layer], -np.eye(3), 1e-6, layer)
         turned = invariant_summary(rotated[layer])
-        for key, block in summary.items():
-            np.testing.assert_allclose(turned.block(key).values, block.values, atol=1e-8)
+        assert_covariant(invariant_summary(tensor), turned, np.eye(3), 1e-8, layer)
     assert lambdas == {0, 1, 2, 3}
 
 
@@ -108,11 +94,8 @@ def test_structure_predictions_rotate_and_ignore_atom_order(trimer):
     model = _untrained("polarizability")
     rotation = random_rotation(5)
     before = model.predict([trimer])["polarizability"]
-    after = model.predict([_moved(trimer, rotation)])["polarizability"]
-    for key, block in before.items():
-        ell = int(key.values[0])
-        expected = np.einsum("mn,snp->smp", wigner_d_real(ell, rotation), block.values)
-        np.testing.assert_allclose(after.block(key).values, expected, atol=1e-8)
+    after = model.predict([transformed(trimer, rotation)])["polarizability"]
+    assert_covariant(before, after, rotation, 1e-8, "polarizability")
     permuted = trimer[np.random.default_rng(0).permutation(len(trimer))]
     shuffled = model.predict([permuted])["polarizability"]
     for key, block in before.items():

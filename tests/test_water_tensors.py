@@ -20,6 +20,7 @@ from equilens.so3 import (  # noqa: E402
     vector_to_spherical,
     wigner_d_real,
 )
+from equilens.testing import assert_covariant  # noqa: E402
 
 CONFIG = WaterTensorsConfig(monomers=1, dimers=0, trimers=0)
 
@@ -67,14 +68,10 @@ def test_density_coefficients_transform_with_wigner_d(rotated_pair):
     before = density_tensor([water], [one])
     after = density_tensor([water], [two])
     assert before.keys.names == ["o3_lambda", "o3_sigma", "center_type"]
-    lambdas = set()
-    for key, block in before.items():
-        ell = int(key["o3_lambda"])
-        lambdas.add(ell)
+    lambdas = {int(key["o3_lambda"]) for key in before.keys}
+    for block in before.blocks():
         assert block.components[0].names == ["o3_mu"] and block.properties.names == ["n"]
-        expected = np.einsum("mk,skn->smn", wigner_d_real(ell, rotation), block.values)
-        scale = np.abs(block.values).max() + 1e-12
-        assert np.allclose(after.block(key).values, expected, atol=1e-5 * scale), key
+    assert_covariant(before, after, rotation, 1e-5, "density")
     assert {0, 1, 2, 3} <= lambdas  # the JKFIT basis reaches f functions
     # the fitted density integrates to the 10 electrons of water
     from pyscf import dft

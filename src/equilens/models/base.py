@@ -63,6 +63,8 @@ class ModelDescription:
     :param hypers: the architecture and descriptor settings, plain data
     :param provenance: where the model comes from (file, training
         configuration, package versions), plain data
+    :param source: what :func:`equilens.models.load` opens to get this model
+        again (a spec such as ``sevenn:7net-0`` or a file), when there is one
     """
 
     kind: str
@@ -72,6 +74,7 @@ class ModelDescription:
     outputs: Tuple[str, ...]
     hypers: Dict[str, Any] = field(default_factory=dict)
     provenance: Dict[str, Any] = field(default_factory=dict)
+    source: Optional[str] = None
 
     def as_dict(self) -> Dict[str, Any]:
         """Plain, JSON-able data."""

@@ -168,6 +168,7 @@ class MaceModel(Model):
             self.outputs,
             {"irreps": {name: str(irreps) for name, irreps in self.irreps.items()}},
             {"file": str(self.path), "head": self.head},
+            source=f"mace:{self.path}" if self.head == self.heads[0] else None,
         )
 
     def predict(

@@ -89,6 +89,8 @@ class MetatomicModel(Model):
         from metatomic.torch import load_atomistic_model
 
         path = Path(path)
+        # reopened by load(path) only with the default extensions folder
+        self.reopens = extensions_directory is None
         if extensions_directory is None and (path.parent / "extensions").is_dir():
             extensions_directory = path.parent / "extensions"
         with contextlib.suppress(ImportError):  # featomic's TorchScript classes first
@@ -136,6 +138,7 @@ class MetatomicModel(Model):
             self.outputs,
             {"outputs": sorted(self.model_outputs), "dtype": str(self.dtype)},
             {"file": str(self.path), "name": metadata.name, "authors": list(metadata.authors)},
+            source=f"metatomic:{self.path}" if self.reopens else None,
         )
 
     def calculator(self):

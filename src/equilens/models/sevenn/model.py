@@ -265,6 +265,7 @@ class SevenNetModel(Model):
                 "model": {k: v for k, v in self.config.items() if _plain(v)},
             },
             {"spec": f"sevenn:{self.spec}", "modal": self.modal},
+            source=None if self.modal else f"sevenn:{self.spec}",
         )
 
     def predict(

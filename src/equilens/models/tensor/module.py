@@ -155,7 +155,7 @@ class TensorModule(torch.nn.Module):
         self.output = EquivariantLinear(
             self.out_labels,
             [widths[i] for i in self.out_index],
-            out_properties=list(out_properties),
+            out_properties=[Labels.range("feature", len(p)) for p in out_properties],
             dtype=dtype,
         )
         self.out_properties = list(out_properties)
