@@ -18,7 +18,8 @@ import torch
 from equilens.errors import FileFormatError, ModelError
 from equilens.models import load
 from equilens.models.mace.loading import import_mace
-from equilens.so3 import random_rotation, wigner_d_real
+from equilens.so3 import random_rotation
+from equilens.testing import assert_covariant, check_model
 
 SPECIES = [1, 8, 26]
 
@@ -134,18 +135,17 @@ def test_layers_rotate_and_invert_with_wigner_d(model_file, seed):
     for transform, label in ((rotation, "rotation"), (-np.eye(3), "inversion")):
         changed = model.layers([moved(atoms, transform)])
         for name in model.layer_names:
-            scale = max(np.abs(b.values).max() for b in reference[name].blocks())
-            for key, block in reference[name].items():
-                ell = int(key["o3_lambda"]) if "o3_lambda" in key.names else 0
-                sigma = int(key["o3_sigma"]) if "o3_sigma" in key.names else 1
-                if label == "rotation" and ell == 0:
-                    expected = block.values
-                elif label == "rotation":
-                    expected = np.einsum("mk,nkc->nmc", wigner_d_real(ell, rotation), block.values)
-                else:
-                    expected = sigma * (-1) ** ell * block.values
-                error = np.abs(changed[name].block(key).values - expected).max()
-                assert error <= 1e-4 * max(scale, 1e-12), (name, label, tuple(key), error)
+            assert_covariant(reference[name], changed[name], transform, 1e-4, f"{label} {name}")
+
+
+def test_a_float64_mace_keeps_the_model_contract(tmp_path):
+    """equilens.testing.check_model, as for every family and adapter."""
+    path = tmp_path / "f64.model"
+    torch.save(build("4x0e+4x1o+4x1e", 2, False, torch.float64), path)
+    report = check_model(load(path), [cell(0), cell(1)])
+    ran = {name for name, result in report.items() if result == "ok"}
+    expected = {"metadata", "batches", "rotation", "inversion", "permutation", "predictions"}
+    assert expected | {"forces", "unknown element", "reload"} <= ran, report
 
 
 def test_predictions_and_protocol(model_file, tmp_path):
