@@ -52,7 +52,8 @@ def test_the_command_line_knows_the_new_family(toy, tmp_path, capsys):
     config = tmp_path / "toy.yaml"
     config.write_text(f"task: toy\noutput_dir: {tmp_path / 'out'}\n")
     assert main(["train", str(config), "--no-progress"]) == 0
-    assert main(["export", str(tmp_path / "out" / "model.pt"), str(_frames(tmp_path))]) == 0
+    model, frames = str(tmp_path / "out" / "model.pt"), str(_frames(tmp_path))
+    assert main(["export", model, frames, "--output", str(tmp_path / "toy.json.gz")]) == 0
     assert "frames" in capsys.readouterr().out
 
 

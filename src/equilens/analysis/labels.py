@@ -37,7 +37,20 @@ CATEGORICAL = ("species", "o_state", "adsorbed")
 
 @dataclass
 class LabelConfig:
-    """Cutoffs (Å) of the labels; ``pairs`` maps ``"A-B"`` to ``r0``."""
+    """Cutoffs (Å) of the physical labels (the ``labels:`` section).
+
+    :param pairs: ``"A-B"`` -> ``r0`` of the coordination numbers ``cn_a_b``
+    :param smooth: smooth coordination numbers (rational switching function,
+        1/2 at ``r0``, cut at ``2 r0``); ``false`` for integer counts within ``r0``
+    :param metal: the element of the surface (heights and adsorption are
+        measured from it)
+    :param oh_bond: an H within this distance of an O is bonded to it (water,
+        hydroxyl, O adatom)
+    :param hbond_distance: the largest O···O distance of a hydrogen bond
+    :param hbond_angle: the largest H-O_donor···O_acceptor angle of a hydrogen
+        bond (degrees)
+    :param adsorption_cutoff: an O within this distance of a metal atom is adsorbed
+    """
 
     pairs: Dict[str, float] = field(
         default_factory=lambda: {"Fe-O": 2.5, "O-H": 1.25, "Fe-Fe": 2.8, "Fe-H": 2.0}

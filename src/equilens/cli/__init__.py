@@ -6,7 +6,7 @@ heavy. Every error equilens raises on purpose ends as one line on stderr
 naming the file, frame, key or layer, with exit code 2.
 
 Verbs: ``study``, ``train``, ``finetune``, ``latents``, ``compare``, ``export``,
-``export-metatomic``, ``descriptors``, ``generate``, ``data``, ``relax``.
+``export-metatomic``, ``descriptors``, ``generate``, ``data``, ``relax``, ``config``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ VERBS = (
     "generate",
     "data",
     "relax",
+    "config",
 )
 
 

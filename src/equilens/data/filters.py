@@ -46,7 +46,18 @@ def is_metal(symbol: str) -> bool:
 
 @dataclass(frozen=True)
 class FilterConfig:
-    """Composition filters (see the module docstring); ``None``/empty: not applied."""
+    """Composition filters (see the module docstring); ``null`` or empty: not applied.
+
+    :param contains: elements every kept frame has (the anion sublattice, e.g. ``[O]``)
+    :param min_elements: the fewest elements a kept frame has
+    :param others_metals: every element besides those of ``contains`` is a metal
+    :param require_energy: keep only frames with an energy
+    :param require_forces: keep only frames with forces
+    :param min_cation_entropy: the lowest configurational entropy of the
+        cations, ``-sum_i x_i ln x_i`` in units of R
+    :param equimolar_tolerance: every cation fraction within this of ``1/n``
+    :param exclude: elements no kept frame has
+    """
 
     contains: Tuple[str, ...] = ()
     min_elements: Optional[int] = None

@@ -32,7 +32,12 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class RattleConfig:
-    """Copies of each minimum with Gaussian displacements of ``amplitude`` Å."""
+    """Copies of each minimum with Gaussian displacements (the ``rattle:`` section).
+
+    :param amplitude: standard deviation of the displacements (Å)
+    :param copies: rattled copies of each minimum
+    :param seed: seeds the displacements
+    """
 
     amplitude: float = 0.1
     copies: int = 3
@@ -41,7 +46,14 @@ class RattleConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """BFGS to ``fmax`` (eV/Å) or ``steps``; cell relaxation (with stress) per task."""
+    """BFGS settings (the ``optimizer:`` section).
+
+    :param fmax: converged when every force is below this (eV/Å)
+    :param steps: the most BFGS steps
+    :param cell_in_distribution: relax the cell of the rattled minima too
+        (needs the stress)
+    :param cell_out_of_distribution: relax the cell of the parent crystals
+    """
 
     fmax: float = 0.05
     steps: int = 300
@@ -51,7 +63,20 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class RelaxConfig:
-    """Everything ``equilens relax`` reads from its YAML file."""
+    """The relaxation benchmark: everything ``equilens relax`` reads from its YAML file.
+
+    :param minima: the reference minima (a file with the reference method's energies)
+    :param calculators: label -> calculator spec (``xtb``, ``emt``, an equilens
+        potential, ``sevenn:NAME``, a metatomic ``.pt``)
+    :param name: the benchmark's name (default output ``results/relax/<name>``)
+    :param parents: unrelaxed parent crystals, one per minimum (optional)
+    :param select: which minima (and parents), an ASE slice
+    :param reference: the calculator spec that scores the relaxed energies
+        against the minima's (optional)
+    :param rattle: the rattled copies of the minima
+    :param optimizer: BFGS settings and which tasks relax the cell
+    :param output_dir: output folder (default ``results/relax/<name>``)
+    """
 
     minima: str
     calculators: Dict[str, str]

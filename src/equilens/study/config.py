@@ -31,7 +31,11 @@ class StudyError(EquilensError):
 
 @dataclass(frozen=True)
 class ArchitectureConfig:
-    """One point of the sweep: a name and a BPNN."""
+    """One point of the sweep: a name and a BPNN.
+
+    :param name: the architecture's name in tables and plots
+    :param model: the network (the ``model:`` section of a potential)
+    """
 
     name: str
     model: BPNNConfig = field(default_factory=BPNNConfig)
@@ -51,10 +55,33 @@ def _default_sweep() -> Tuple[ArchitectureConfig, ...]:
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Everything ``equilens study`` reads from its YAML file.
+    """The latent-space study: everything ``equilens study`` reads from its YAML file.
 
     ``models`` adds external models to the sweep: their layers are scored,
     compared and mapped like the trained ones'.
+
+    :param name: the study's name (outputs in ``<output_dir>/<name>``)
+    :param data: the labelled frames and how validation and test are held out
+    :param read: how frames are read and validated (energies and forces required)
+    :param descriptor: the SOAP of every trained model
+    :param compression: the per-species PCA of SOAP of every trained model
+    :param training: the training settings shared by the sweep
+    :param sweep: the architectures trained, each with every seed
+    :param models: models read, not trained, next to the sweep: specs of
+        :func:`equilens.models.load` (``sevenn:7net-0``, a metatomic ``.pt``,
+        an equilens ``model.pt``)
+    :param seeds: the training seeds of every architecture
+    :param labels: cutoffs of the physical labels the layers are scored against
+    :param analysis_frames: training frames whose atoms are analysed (layers,
+        scorecard, maps)
+    :param autoencoder_width: width of the nonlinear reference space (an
+        autoencoder of SOAP) the layers are compared with
+    :param autoencoder_epochs: training epochs of that autoencoder
+    :param max_samples: the most atoms per scorecard fit and comparison
+        (seeded subsample)
+    :param output_dir: where ``<name>/`` is written
+    :param chemiscope_dir: where ``<name>.json.gz`` is written
+    :param cache_dir: where descriptors and features are cached (``null``: no cache)
     """
 
     name: str = "default"
@@ -72,9 +99,6 @@ class StudyConfig:
         )
     )
     sweep: Tuple[ArchitectureConfig, ...] = field(default_factory=_default_sweep)
-    #: models read, not trained, next to the sweep: specs of
-    #: :func:`equilens.models.load` (``sevenn:7net-0``, a metatomic ``.pt``,
-    #: an equilens ``model.pt``)
     models: Tuple[str, ...] = ()
     seeds: Tuple[int, ...] = (0, 1, 2)
     labels: LabelConfig = field(default_factory=LabelConfig)

@@ -63,7 +63,23 @@ from .iron_water import cut_back, xtb_calculator
 
 @dataclass
 class HeoConfig:
-    """Settings of ``equilens generate heo`` (see the module docstring)."""
+    """Settings of ``equilens generate heo`` (see the module docstring).
+
+    :param cations: the cations, equimolar on the cation sublattice
+    :param anion: the anion
+    :param formula_units: primitive rock-salt cells in the supercell
+    :param lattice: starting cubic lattice constant (Å)
+    :param starts: random cation arrangements, each relaxed
+    :param fmax: relaxation converged below this force (eV/Å)
+    :param relax_steps: the most BFGS steps of a relaxation
+    :param keep_every: every this-many relaxation steps a frame is kept
+    :param rattled: rattled copies of each minimum
+    :param rattle: standard deviation of the rattling displacements (Å)
+    :param strain: the largest random symmetric strain of a rattled copy
+    :param method: tblite method (``GFN1-xTB`` or ``GFN2-xTB``)
+    :param electronic_temperature: tblite's electronic temperature (K)
+    :param seed: seeds the arrangements and the rattling
+    """
 
     cations: Tuple[str, ...] = ("Mg", "Co", "Ni", "Cu", "Zn")
     anion: str = "O"

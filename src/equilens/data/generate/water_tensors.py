@@ -63,6 +63,8 @@ class WaterTensorsConfig:
     :param auxbasis: auxiliary basis of the density fit (and of RI-JK)
     :param field: finite-field strength (a.u.)
     :param seed: choice of the structures
+    :param monomer_source: the frames the monomers are taken from
+    :param cluster_source: the liquid-water frames dimers and trimers are cut from
     """
 
     monomers: int = 60

@@ -48,20 +48,26 @@ from .. import external
 
 @dataclass(frozen=True)
 class MetatrainTraining:
-    """What ``mtt train`` is given (metatrain's names in brackets).
+    """What ``mtt train`` is given.
 
+    :param epochs: the most epochs (metatrain's ``num_epochs``)
+    :param batch_size: structures per optimisation step
+    :param learning_rate: metatrain's learning rate
     :param method: metatrain's fine-tuning method: ``full`` (all weights),
         ``heads`` (the output heads only) or ``lora`` (low-rank adapters)
     :param force_weight: weight of the force term of the energy loss
+    :param seed: metatrain's random seed
+    :param checkpoint_every: a checkpoint every this many epochs (metatrain's
+        ``checkpoint_interval``, the granularity of resuming)
     """
 
-    epochs: int = 10  # num_epochs
+    epochs: int = 10
     batch_size: int = 4
     learning_rate: float = 1e-5
     method: Literal["full", "heads", "lora"] = "full"
     force_weight: float = 1.0
     seed: int = 0
-    checkpoint_every: int = 5  # checkpoint_interval
+    checkpoint_every: int = 5
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "checkpoint_every"):
@@ -71,7 +77,27 @@ class MetatrainTraining:
 
 @dataclass(frozen=True)
 class MetatrainConfig:
-    """The ``metatrain`` task: everything ``equilens finetune`` reads from its YAML file."""
+    """The ``metatrain`` task: fine-tune a metatrain checkpoint with ``mtt
+    train``; everything ``equilens finetune`` reads from its YAML file.
+
+    :param data: the training frames and how validation and test are held out
+    :param base_checkpoint: the metatrain checkpoint to start from (passed to
+        metatrain, never opened by equilens)
+    :param task: ``metatrain``
+    :param name: the run's name (default output folder ``results/train/<name>``)
+    :param architecture: metatrain's architecture name of the checkpoint
+        (``pet``, ``soap_bpnn``, ...)
+    :param mtt: the ``mtt`` command (e.g. from metatrain's own environment:
+        ``/path/to/venv/bin/mtt``)
+    :param length_unit: the length unit declared to metatrain; it must be the
+        base checkpoint's (some test checkpoints were trained without units:
+        give ``""``)
+    :param energy_unit: the energy unit declared to metatrain (the base
+        checkpoint's)
+    :param read: how frames are read and validated (energies and forces required)
+    :param training: what ``mtt train`` is given
+    :param output_dir: output folder (default ``results/train/<name>``)
+    """
 
     data: SplitConfig
     base_checkpoint: str
@@ -79,8 +105,6 @@ class MetatrainConfig:
     name: str = "metatrain"
     architecture: str = "pet"
     mtt: str = "mtt"
-    #: units declared to metatrain; they must be the base checkpoint's (some
-    #: test checkpoints were trained without units: give "")
     length_unit: str = "angstrom"
     energy_unit: str = "eV"
     read: ReadOptions = field(default_factory=lambda: ReadOptions(require_forces=True))

@@ -59,11 +59,19 @@ from . import files
 class SevennTraining:
     """What sevenn's trainer is given (its fine-tuning preset's choices by default).
 
+    :param epochs: the most epochs sevenn runs
+    :param batch_size: frames per optimisation step
+    :param learning_rate: initial learning rate
+    :param scheduler_gamma: the learning rate is multiplied by this every epoch
+        (sevenn's exponential scheduler)
     :param loss: ``huber`` (sevenn's fine-tuning preset) or ``mse``
+    :param huber_delta: the Huber loss's delta (eV/Å for forces)
+    :param force_weight: weight of the force term
     :param stress_weight: weight of the stress term, used only when every
         frame is periodic and has a reference stress
     :param checkpoint_every: sevenn writes a checkpoint every this many epochs
         (the granularity of resuming)
+    :param seed: sevenn's random seed
     :param threads: torch threads of the trainer (default: torch's)
     """
 
@@ -89,7 +97,20 @@ class SevennTraining:
 
 @dataclass(frozen=True)
 class SevennConfig:
-    """The ``sevenn`` task: everything ``equilens finetune`` reads from its YAML file."""
+    """The ``sevenn`` task: fine-tune a SevenNet model with sevenn's own
+    trainer; everything ``equilens finetune`` reads from its YAML file.
+
+    :param data: the training frames and how validation and test are held out
+    :param task: ``sevenn``
+    :param name: the run's name (default output folder ``results/train/<name>``)
+    :param read: how frames are read and validated (energies and forces required)
+    :param base_model: the starting model: a checkpoint shipped in the sevenn
+        wheel (``7net-0``) or a checkpoint path
+    :param refit_offsets: refit the per-species energy offsets on the training
+        frames and move the base model's energy shifts by them
+    :param training: what sevenn's trainer is given
+    :param output_dir: output folder (default ``results/train/<name>``)
+    """
 
     data: SplitConfig
     task: Literal["sevenn"] = "sevenn"
