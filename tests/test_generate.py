@@ -88,7 +88,7 @@ def xtb_frames(tmp_path_factory):
 
 
 def test_xtb_frames_match_a_direct_call(xtb_frames):
-    from equilens.data.generate.iron_water import xtb_calculator
+    from equilens.data.generate.common import xtb_calculator
 
     config, frames = xtb_frames
     assert len(frames) == config.n_frames
@@ -103,7 +103,7 @@ def test_xtb_frames_match_a_direct_call(xtb_frames):
 
 
 def test_xtb_forces_are_minus_the_energy_gradient(xtb_frames):
-    from equilens.data.generate.iron_water import xtb_calculator
+    from equilens.data.generate.common import xtb_calculator
 
     config, frames = xtb_frames
     atoms = frames[1].copy()
@@ -224,7 +224,7 @@ def elements_xtb_run(tmp_path_factory):
 def test_elements_xtb_frames_are_labelled_and_cover_the_pool(elements_xtb_run):
     import json
 
-    from equilens.data.generate.iron_water import xtb_calculator
+    from equilens.data.generate.common import xtb_calculator
 
     config, path = elements_xtb_run
     frames = ase.io.read(path, ":")

@@ -102,7 +102,7 @@ class RelaxConfig:
 def make_calculator(spec: str, where: str):
     """The ASE calculator named by ``spec`` (see the module docstring)."""
     if spec == "xtb":
-        from ..data.generate.iron_water import xtb_calculator
+        from ..data.generate.common import xtb_calculator
 
         return xtb_calculator()
     if spec == "emt":

@@ -8,7 +8,11 @@
 - :mod:`equilens.data.generate.heo`: rock-salt high-entropy oxides relaxed and
   rattled with GFN1-xTB;
 - :mod:`equilens.data.generate.elements`: random periodic cells of many
-  elements, a few GFN1-xTB BFGS steps and rattled copies.
+  elements, a few GFN1-xTB BFGS steps and rattled copies;
+- :mod:`equilens.data.generate.common`: what they share (the xTB calculator,
+  labelled frames, the one resume checkpoint).
+
+The generators do not import each other.
 """
 
 from .iron_water import IronWaterConfig, generate_iron_water

@@ -49,7 +49,6 @@ workflow, not a model of real materials.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple, Type
@@ -66,9 +65,7 @@ from tqdm.auto import tqdm
 
 from ...errors import ConfigError, EquilensError
 from ...provenance import package_versions
-from ...storage import hash_json, save_json
-from .heo import labelled, load_checkpoint
-from .iron_water import xtb_calculator
+from .common import Checkpoint, fingerprint, labelled, state_path, xtb_calculator
 
 _SYMBOLS = """H Li Be B C N O F Na Mg Al Si P S Cl K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se
 Br Rb Sr Y Zr Nb Mo Ru Rh Pd Ag Cd In Sn Sb Te I Cs Ba Hf Ta W Re Os Ir Pt Au Pb Bi"""
@@ -229,9 +226,7 @@ def generate_elements(
     """
     config = config or ElementsConfig()
     output = Path(output)
-    state_path = output.with_name(output.name + ".state")
-    fingerprint = hash_json(dataclasses.asdict(config))
-    state = load_checkpoint(state_path, fingerprint, output)
+    checkpoint = Checkpoint.open(state_path(output), fingerprint(config), [output])
 
     def fresh():  # a new tblite calculator per composition: no SCF guess from another cell
         if calculator is not None:
@@ -245,24 +240,20 @@ def generate_elements(
         **{f"version_{k}": v for k, v in package_versions(["equilens", "tblite", "ase"]).items()},
     }
     plan = composition_plan(config)
-    bar = tqdm(total=config.compositions, initial=state["done"], desc="compositions",
+    bar = tqdm(total=config.compositions, initial=checkpoint.done, desc="compositions",
                unit="cell", disable=not progress)  # fmt: skip
     with bar:
-        for index in range(state["done"], config.compositions):
-            failed = list(state.get("failed", []))
+        for index in range(checkpoint.done, config.compositions):
             try:
                 frames = _one_composition(config, index, plan[index], fresh(), provenance)
             except _failures() as error:
                 reason = f"{type(error).__name__}: {str(error).strip()}".splitlines()[0][:200]
                 bar.write(f"composition {index} ({'-'.join(plan[index])}) skipped: {reason}")
                 frames = []
-                failed.append({"composition": index, "elements": plan[index], "reason": reason})
-            if frames:
-                with open(output, "a") as handle:
-                    ase.io.write(handle, frames, format="extxyz")
-            state = {"fingerprint": fingerprint, "done": index + 1, "failed": failed,
-                     "n_frames": state["n_frames"] + len(frames)}  # fmt: skip
-            save_json(state_path, state)
+                failure = {"composition": index, "elements": list(plan[index]), "reason": reason}
+                checkpoint.failed.append(failure)
+            checkpoint.append(output, frames)
+            checkpoint.save(index + 1)
             bar.update(1)
     return output
 

@@ -39,8 +39,6 @@ tuning, relaxation), not a model of the real material.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -50,15 +48,13 @@ import ase.io
 import numpy as np
 from ase.build import bulk
 from ase.calculators.calculator import CalculationFailed
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
 from ase.optimize import BFGS
 from tqdm.auto import tqdm
 
-from ...errors import ConfigError, EquilensError
+from ...errors import ConfigError
 from ...provenance import package_versions
-from ...storage import hash_json, save_json
-from .iron_water import cut_back, xtb_calculator
+from .common import Checkpoint, fingerprint, labelled, state_path, xtb_calculator
 
 
 @dataclass
@@ -134,9 +130,8 @@ def generate_heo(
     config = config or HeoConfig()
     output = Path(output)
     minima_path = output.with_name(output.stem + ".minima.extxyz")
-    state_path = output.with_name(output.name + ".state")
-    fingerprint = hash_json(dataclasses.asdict(config))
-    state = load_checkpoint(state_path, fingerprint, output, minima_path)
+    outputs = [output, minima_path]
+    checkpoint = Checkpoint.open(state_path(output), fingerprint(config), outputs)
     calc = calculator or xtb_calculator(config.method, config.electronic_temperature)
     provenance = {
         "method": config.method if calculator is None else type(calculator).__name__,
@@ -144,27 +139,20 @@ def generate_heo(
         "seed": config.seed,
         **{f"version_{k}": v for k, v in package_versions(["equilens", "tblite", "ase"]).items()},
     }
-    bar = tqdm(total=config.starts, initial=state["done"], desc="HEO starts", unit="start",
+    bar = tqdm(total=config.starts, initial=checkpoint.done, desc="HEO starts", unit="start",
                disable=not progress)  # fmt: skip
     with bar:
-        for start in range(state["done"], config.starts):
-            failed = list(state.get("failed", []))
+        for start in range(checkpoint.done, config.starts):
             try:
                 frames, minimum = _one_start(config, start, calc, provenance)
             except CalculationFailed as error:  # e.g. an SCF that does not converge
                 reason = str(error).strip().splitlines()[0][:200]
                 bar.write(f"HEO start {start} skipped: {reason}")
                 frames, minimum = [], None
-                failed.append({"start": start, "reason": reason})
-            if frames:
-                with open(output, "a") as handle:
-                    ase.io.write(handle, frames, format="extxyz")
-            if minimum is not None:
-                with open(minima_path, "a") as handle:
-                    ase.io.write(handle, minimum, format="extxyz")
-            state = {"fingerprint": fingerprint, "done": start + 1, "failed": failed,
-                     "n_frames": state["n_frames"] + len(frames)}  # fmt: skip
-            save_json(state_path, state)
+                checkpoint.failed.append({"start": start, "reason": reason})
+            checkpoint.append(output, frames)
+            checkpoint.append(minima_path, [minimum] if minimum is not None else [])
+            checkpoint.save(start + 1)
             bar.update(1)
     return output
 
@@ -195,47 +183,3 @@ def _one_start(config: HeoConfig, start: int, calc, provenance):
 def _labelled(atoms: ase.Atoms, provenance: dict, start: int, kind: str, step: int) -> ase.Atoms:
     info = {**provenance, "start": start, "kind": kind, "step": step}
     return labelled(atoms, info, f"HEO start {start}, {kind} {step}")
-
-
-def labelled(atoms: ase.Atoms, info: dict, where: str) -> ase.Atoms:
-    """A periodic copy of ``atoms`` with its calculator's energy, forces and
-    stress frozen in a ``SinglePointCalculator`` and ``info`` in its info;
-    a non-finite result is an error naming ``where``."""
-    energy = float(atoms.get_potential_energy())
-    forces = atoms.get_forces()
-    stress = atoms.get_stress()
-    if not (np.isfinite(energy) and np.isfinite(forces).all() and np.isfinite(stress).all()):
-        raise EquilensError(f"{where}: non-finite xTB result")
-    frame = ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
-    frame.info.update(info)
-    frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces, stress=stress)
-    return frame
-
-
-def load_checkpoint(
-    path: Path, fingerprint: str, output: Path, minima: Optional[Path] = None
-) -> dict:
-    """The checkpoint ``path`` of a generator that appends whole units (starts,
-    compositions) to ``output``, with ``output`` cut back to its
-    ``n_frames`` frames (and ``minima`` to one frame per finished unit that
-    did not fail); a fresh state when there is none (and no output of
-    another run)."""
-    if not path.is_file():
-        if output.exists() or (minima is not None and minima.exists()):
-            also = "" if minima is None else f" (and {minima.name})"
-            raise EquilensError(
-                f"{output} exists without its checkpoint {path.name}: remove it{also} or "
-                "choose another output"
-            )
-        return {"fingerprint": fingerprint, "done": 0, "n_frames": 0}
-    try:
-        state = json.loads(path.read_text())
-        done, n_frames = int(state["done"]), int(state["n_frames"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise EquilensError(f"{path}: unreadable checkpoint ({type(error).__name__})") from None
-    if state.get("fingerprint") != fingerprint:
-        raise EquilensError(f"{path} was written with other settings; remove it and {output.name}")
-    cut_back(output, n_frames)
-    if minima is not None:
-        cut_back(minima, done - len(state.get("failed", [])))
-    return state

@@ -20,8 +20,6 @@ it stopped and produces the same frames as an uninterrupted one.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -30,17 +28,16 @@ import ase
 import ase.io
 import numpy as np
 from ase import units
-from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import thermalize_momenta
 from tqdm.auto import tqdm
 
-from ...errors import ConfigError, DataError, EquilensError
+from ...errors import ConfigError
 from ...provenance import package_versions
-from ...storage import atomic_write, hash_json, save_json
 from ..examples import iron_water_example
 from ..geometry import check_geometry
+from .common import Checkpoint, fingerprint, labelled, state_path, xtb_calculator
 
 
 @dataclass
@@ -107,15 +104,6 @@ class IronWaterConfig:
         return self.starts * len(self.kept_steps)
 
 
-def xtb_calculator(method: str = "GFN1-xTB", electronic_temperature: float = 1000.0):
-    """A tblite ASE calculator (``pip install equilens[xtb]``)."""
-    try:
-        from tblite.ase import TBLite
-    except ImportError as error:
-        raise EquilensError("GFN-xTB needs tblite: pip install 'equilens[xtb]'") from error
-    return TBLite(method=method, electronic_temperature=electronic_temperature, verbosity=0)
-
-
 def starting_structure(config: IronWaterConfig, start: int) -> ase.Atoms:
     """The randomised slab + water structure of trajectory ``start``."""
     seed = _start_seed(config, start)
@@ -149,14 +137,7 @@ def generate_iron_water(
     """
     config = config or IronWaterConfig()
     output = Path(output)
-    state_path = output.with_name(output.name + ".state")
-    fingerprint = hash_json(dataclasses.asdict(config))
-    state = _load_state(state_path, fingerprint, output)
-    if state is None and output.exists():
-        raise EquilensError(
-            f"{output} exists without a matching checkpoint {state_path.name}: remove it or "
-            "choose another output (the settings or the file changed)"
-        )
+    checkpoint = Checkpoint.open(state_path(output), fingerprint(config), [output])
     calc = (
         calculator
         if calculator is not None
@@ -173,29 +154,25 @@ def generate_iron_water(
     }
     kept = set(config.kept_steps)
     total = config.starts * config.steps
-    first = (state["start"], state["step"]) if state else (0, 0)
-    if state is not None and state["positions"] is None:  # a finished run
-        state = None
-    done = min(first[0] * config.steps + first[1], total)
-    n_frames = state["n_frames"] if state else 0
+    resume = checkpoint.resume
+    done = min(checkpoint.done * config.steps + (resume["step"] if resume else 0), total)
     bar = tqdm(total=total, initial=done, desc="xTB dynamics", unit="step", disable=not progress)
-    for start in range(first[0], config.starts):
+    for start in range(checkpoint.done, config.starts):
         atoms = starting_structure(config, start)
         atoms.calc = calc
         rng = np.random.default_rng([config.seed, start, 1])
-        if state is not None and start == first[0]:
-            # resume: the frame of this step is written, its state saved
-            atoms.positions = state["positions"]
-            atoms.set_momenta(state["momenta"], apply_constraint=False)
-            rng.bit_generator.state = state["rng"]
-            step = first[1]
+        if resume is not None:
+            # the frame of this step is written and its state saved
+            atoms.positions = np.array(resume["positions"], dtype=np.float64)
+            atoms.set_momenta(np.array(resume["momenta"], dtype=np.float64), apply_constraint=False)
+            rng.bit_generator.state = resume["rng"]
+            step = int(resume["step"])
+            resume = None
         else:
             thermalize_momenta(atoms, temperature_K=config.temperature, rng=rng)
             step = 0
             if step in kept:
-                n_frames = _keep(
-                    output, state_path, fingerprint, atoms, rng, provenance, start, step, n_frames
-                )
+                _keep(output, checkpoint, atoms, rng, provenance, start, step)
         dynamics = Langevin(
             atoms,
             timestep=config.timestep * units.fs,
@@ -210,12 +187,9 @@ def generate_iron_water(
             step += 1
             bar.update(1)
             if step in kept:
-                n_frames = _keep(
-                    output, state_path, fingerprint, atoms, rng, provenance, start, step, n_frames
-                )
-        state = None
+                _keep(output, checkpoint, atoms, rng, provenance, start, step)
     bar.close()
-    _save_state(state_path, fingerprint, config.starts, 0, None, None, n_frames)
+    checkpoint.save(config.starts)
     return output
 
 
@@ -223,74 +197,18 @@ def _start_seed(config: IronWaterConfig, start: int) -> int:
     return int(np.random.default_rng([config.seed, start, 0]).integers(2**31))
 
 
-def _keep(output, state_path, fingerprint, atoms, rng, provenance, start, step, n_frames):
-    """Append the current frame to ``output`` and checkpoint; returns the new count."""
-    frame = _labelled(atoms, provenance, start, step, output)
-    with open(output, "a") as handle:
-        ase.io.write(handle, frame, format="extxyz")
-    _save_state(state_path, fingerprint, start, step, atoms, rng, n_frames + 1)
-    return n_frames + 1
-
-
-def _labelled(atoms: ase.Atoms, provenance: dict, start: int, step: int, output) -> ase.Atoms:
+def _keep(output, checkpoint: Checkpoint, atoms, rng, provenance, start, step) -> None:
+    """Append the current frame to ``output`` and checkpoint the trajectory."""
     check_geometry(atoms, f"{output}: start {start}, step {step}")
-    energy = atoms.get_potential_energy()
-    forces = atoms.get_forces(apply_constraint=False)
-    if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
-        raise DataError(f"start {start}, step {step}: non-finite xTB result", path=output)
-    frame = ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    frame.info.update(
-        {k: v for k, v in provenance.items() if k != "versions"},
-        start=start,
-        step=step,
-        time_fs=step * provenance["timestep_fs"],
-        **{f"version_{k}": v for k, v in provenance["versions"].items()},
-    )
-    frame.calc = SinglePointCalculator(frame, energy=float(energy), forces=forces)
-    return frame
-
-
-def _save_state(path, fingerprint, start, step, atoms, rng, n_frames) -> None:
-    """Checkpoint as JSON (floats round-trip exactly; nothing is unpickled)."""
-    state = {
-        "fingerprint": fingerprint,
-        "start": start,
+    info = {k: v for k, v in provenance.items() if k != "versions"}
+    info.update(start=start, step=step, time_fs=step * provenance["timestep_fs"])
+    info.update({f"version_{k}": v for k, v in provenance["versions"].items()})
+    frame = labelled(atoms, info, f"{output}: start {start}, step {step}", stress=False)
+    checkpoint.append(output, [frame])
+    resume = {
         "step": step,
-        "n_frames": n_frames,
-        "positions": None if atoms is None else atoms.positions.tolist(),
-        "momenta": None if atoms is None else atoms.get_momenta().tolist(),
-        "rng": None if rng is None else rng.bit_generator.state,
+        "positions": atoms.positions.tolist(),
+        "momenta": atoms.get_momenta().tolist(),
+        "rng": rng.bit_generator.state,
     }
-    save_json(path, state)
-
-
-def _load_state(path: Path, fingerprint: str, output: Path) -> Optional[dict]:
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text())
-        if state["positions"] is not None:
-            state["positions"] = np.array(state["positions"], dtype=np.float64)
-            state["momenta"] = np.array(state["momenta"], dtype=np.float64)
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise EquilensError(
-            f"{path}: unreadable generator checkpoint ({type(error).__name__}); remove it and "
-            f"{output.name} to start over"
-        ) from None
-    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
-        raise EquilensError(
-            f"{path} was written with other settings; remove it and {output.name} to start over"
-        )
-    cut_back(output, state["n_frames"])
-    return state
-
-
-def cut_back(output: Path, count: int) -> None:
-    """Leave the first ``count`` frames of ``output``, the ones its checkpoint
-    knows (frames appended after the last checkpoint go); fewer is an error."""
-    frames = ase.io.read(output, ":") if output.exists() else []
-    if len(frames) < count:
-        raise EquilensError(f"{output} has {len(frames)} frames but the checkpoint expects {count}")
-    if len(frames) > count:
-        with atomic_write(output, "w") as handle:
-            ase.io.write(handle, frames[:count], format="extxyz")
+    checkpoint.save(start, resume)

@@ -42,11 +42,12 @@ from tqdm.auto import tqdm
 from ...errors import ConfigError, EquilensError
 from ...provenance import package_versions
 from ...so3 import symmetric_tensor_to_spherical, vector_to_spherical
-from ...storage import atomic_write, hash_json, save_json, save_tensormap
+from ...storage import atomic_write, save_json, save_tensormap
 from ..basis import _auxiliary_layout, _conversion, _pyscf, molecule
 from ..geometry import check_geometry
 from ..io import ReadOptions, read_dataset
 from ..splits import resolve_path
+from .common import Checkpoint, fingerprint
 
 BOHR = 0.529177210903  # Å
 
@@ -199,20 +200,21 @@ def generate_water_tensors(
     output = Path(output)
     partial = output / "partial"
     partial.mkdir(parents=True, exist_ok=True)
-    fingerprint = hash_json(dataclasses.asdict(config))[:16]
+    checkpoint = Checkpoint.open(partial / "progress.state", fingerprint(config))
     structures = select_structures(config)
     results = []
     for index, atoms in enumerate(
         tqdm(structures, desc="PySCF", unit="structure", disable=not progress)
     ):
-        path = partial / f"{fingerprint}-{index:05d}.npz"
-        if path.is_file():
+        path = partial / f"{index:05d}.npz"
+        if index < checkpoint.done:
             with np.load(path) as stored:
                 results.append({k: stored[k] for k in stored.files})
             continue
         result = compute_targets(atoms, config)
         with atomic_write(path) as handle:
             np.savez(handle, **result)
+        checkpoint.save(index + 1)
         results.append(result)
     write_dataset(output, structures, results, config)
     return output
