@@ -69,3 +69,28 @@ def test_modules_and_functions_stay_small():
                 if length > 80:
                     too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length}")
     assert not too_long, "\n".join(too_long)
+
+
+def test_docstring_references_resolve():
+    """Every ``:mod:`` / ``:class:`` / ``:func:`` ... reference to an equilens
+    object names something that exists (moved modules leave no stale docs)."""
+    import importlib
+    import re
+
+    pattern = re.compile(r":(?:mod|class|func|meth|attr|data|exc):`~?(equilens[\w.]*)`")
+    stale = []
+    for path in sorted((ROOT / "src" / "equilens").rglob("*.py")):
+        for match in pattern.finditer(path.read_text()):
+            parts = match.group(1).split(".")
+            found = None
+            for cut in range(len(parts), 0, -1):
+                try:
+                    found, rest = importlib.import_module(".".join(parts[:cut])), parts[cut:]
+                    break
+                except ImportError:
+                    continue
+            for name in rest if found is not None else []:
+                found = getattr(found, name, None)
+            if found is None:
+                stale.append(f"{path.relative_to(ROOT)}: {match.group(1)}")
+    assert not stale, "\n".join(stale)

@@ -4,8 +4,7 @@
 - stacking invariant blocks into one array (:func:`stack_blocks`);
 - moving TensorMaps between metatensor and metatensor-torch
   (:func:`to_metatensor_torch`, :func:`to_metatensor_numpy`);
-- choosing blocks (:func:`select_blocks`), joining per-batch results
-  (:func:`join_by_system`);
+- joining per-batch results (:func:`join_by_system`);
 - the invariant summary of an equivariant layer (:func:`invariant_summary`).
 """
 
@@ -155,20 +154,6 @@ def to_metatensor_numpy(tensor) -> TensorMap:
 
     plain = metatensor.torch.detach(tensor).to(dtype=torch.float64, device="cpu")
     return load_buffer(metatensor.torch.save_buffer(plain).numpy())
-
-
-def select_blocks(tensor: TensorMap, keys: Labels) -> TensorMap:
-    """The blocks of ``tensor`` with ``keys``, in that order (copies of the
-    references, so the result owns its blocks)."""
-    blocks = []
-    for key in keys:
-        selection = dict(zip(keys.names, (int(v) for v in key.values)))
-        try:
-            block = tensor.block(selection)
-        except Exception as error:  # metatensor raises its own error type
-            raise EquilensError(f"no block {key_tuple(key)} (keys {tensor.keys.names})") from error
-        blocks.append(TensorBlock(block.values, block.samples, block.components, block.properties))
-    return TensorMap(keys, blocks)
 
 
 def join_by_system(parts: List[Tuple[int, TensorMap]]) -> TensorMap:

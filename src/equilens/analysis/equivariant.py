@@ -125,7 +125,7 @@ def equivariant_gfre_matrix(
     """The equivariant error between every ordered pair of feature sets, per key.
 
     :param features: named TensorMaps with the same keys (e.g. the layers of
-        an :class:`~equilens.models.equivariant.EquivariantNetwork`) and the
+        a :class:`~equilens.models.tensor.model.TensorModel`) and the
         same samples in each block
     :param keys: the keys to compare (default: the keys all sets have)
     :param seed: seeds the 50/50 split of the atoms of each block

@@ -174,5 +174,5 @@ class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
 
 
 def default_estimator(cache_size: Optional[int] = 2) -> FactorizedRidge2FoldCV:
-    """The estimator :func:`equilens.compare.compare` passes to scikit-matter."""
+    """The estimator :func:`equilens.analysis.compare.compare` passes to scikit-matter."""
     return FactorizedRidge2FoldCV(cache_size=cache_size or 0)

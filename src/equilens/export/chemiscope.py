@@ -82,7 +82,7 @@ def export_chemiscope(
     :param path: output file, ending in ``.json.gz`` or ``.json``
     :param frames: the structures
     :param layers: ``{name: TensorMap}`` of per-atom features (latents of
-        :func:`equilens.latents.latents`, descriptors) with samples
+        :func:`equilens.analysis.latents.latents`, descriptors) with samples
         ``(system, atom)`` covering every atom of ``frames``; each gets a map
         per method in ``projections``
     :param projections: any of ``"pca"``, ``"pcovr"``, ``"umap"``

@@ -6,7 +6,7 @@ pins metatensor versions other than equilens's, so it runs as a command
 (``mtt``, from any environment: ``mtt: /path/to/venv/bin/mtt``), and equilens
 never opens its checkpoints (they are pickles): it passes their path to
 metatrain and reads back the exported metatomic model (TorchScript, no
-Python code) with :class:`~equilens.models.adapters.metatomic.MetatomicModel`::
+Python code) with :class:`~equilens.models.metatomic.model.MetatomicModel`::
 
     task: metatrain
     name: pet_iron_water

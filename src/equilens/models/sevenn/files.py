@@ -5,7 +5,7 @@ ASE-readable data files, and writes checkpoints and ``lc.csv`` learning
 curves into its working folder. This module writes the first two, the
 starting checkpoint (the base model with its per-species energy shifts moved
 by the offsets refitted on the new data), and reads the learning curve.
-Checkpoints are read with :func:`~equilens.models.adapters.sevenn.read_checkpoint`
+Checkpoints are read with :func:`~equilens.models.sevenn.model.read_checkpoint`
 (no unpickling); sevenn itself, in its own process, reads what it wrote.
 """
 
@@ -98,7 +98,7 @@ def input_yaml(
 ) -> Path:
     """sevenn's ``input.yaml`` for continuing ``checkpoint`` on ``files``.
 
-    :param training: a :class:`~equilens.training.sevenn.SevennTraining`
+    :param training: a :class:`~equilens.models.sevenn.task.SevennTraining`
     :param resume: continue an interrupted run (keep the optimizer, scheduler
         and epoch of ``checkpoint``) rather than start fine-tuning
     """

@@ -17,7 +17,7 @@ interaction's gate; 128x0e+64x1e+32x2e, the last one 128x0e),
 Forward hooks copy the node features as each module finishes (sevenn
 mutates its data dictionary in place).
 
-Conventions: :mod:`equilens.models.adapters.e3nn` (featomic's real
+Conventions: :mod:`equilens.models.e3nn` (featomic's real
 harmonics through a fixed Wigner rotation). Every block has ``o3_sigma = 1``.
 SevenNet-0 is built without parity (``is_parity = False``), so its features
 are rotation-covariant but have no definite behaviour under inversion

@@ -137,7 +137,7 @@ def train_sevenn(
     overwrite: bool = False,
 ) -> Tuple[Any, Dict[str, Any]]:
     """Fine-tune ``config.base_model`` with sevenn; returns the fine-tuned
-    :class:`~equilens.models.adapters.sevenn.SevenNetModel` and the summary
+    :class:`~equilens.models.sevenn.model.SevenNetModel` and the summary
     written to ``metrics.json`` (``None`` and ``{}`` after ``stop_after``).
 
     :param stop_after: stop sevenn (as if interrupted) after this epoch

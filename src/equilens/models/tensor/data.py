@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import ase
+import metatensor
 import numpy as np
 import torch
 from metatensor import Labels, TensorBlock, TensorMap
@@ -23,7 +24,7 @@ from ...data.splits import resolve_path
 from ...descriptors.lambda_soap import compute_lambda_soap
 from ...errors import ConfigError, DataError, EquilensError
 from ...storage import load_tensormap
-from ...tensormaps import Key, key_tuple, select_blocks, to_metatensor_torch
+from ...tensormaps import Key, key_tuple, to_metatensor_torch
 from .layout import TargetLayout, network_keys
 
 
@@ -41,7 +42,7 @@ class TensorData:
 
 def read_tensor_data(config, progress: bool = False) -> TensorData:
     """Read, validate and align the structures (``config.data.train``) and the
-    target (``config.target``) of a :class:`~equilens.training.tensor.TensorConfig`."""
+    target (``config.target``) of a :class:`~equilens.models.tensor.config.TensorConfig`."""
     structures_path = resolve_path(config.data.train)
     options = with_species(config.read, config.descriptor.species)
     dataset: Dataset = read_dataset(structures_path, options)
@@ -63,7 +64,7 @@ def read_tensor_data(config, progress: bool = False) -> TensorData:
         progress=progress,
     )
     in_keys, _ = network_keys(layout, species)
-    soap = select_blocks(soap, in_keys)
+    soap = metatensor.filter_blocks(soap, in_keys)
     targets = _align_targets(target, layout, soap, len(frames), target_path)
     metric = None
     if config.target.overlap:
@@ -126,7 +127,7 @@ class OverlapMetric:
 
     ``gather[k]`` is the position, in the concatenation of all flattened
     per-atom blocks (in ``layout.keys`` order), of the coefficient of
-    auxiliary function ``k`` of :func:`~equilens.generate.water_tensors.auxiliary_basis`.
+    auxiliary function ``k`` of :func:`~equilens.data.basis.auxiliary_basis`.
     """
 
     overlap: torch.Tensor

@@ -1,14 +1,14 @@
 """The ``tensor`` task: an equivariant model of a tensorial property, with a ridge baseline.
 
 ``train_tensor_model(config)`` reads the structures and the target
-(:mod:`equilens.training.tensor_data`), splits the structures (stratified by
+(:mod:`equilens.models.tensor.data`), splits the structures (stratified by
 size), fits the equivariant PCA on the training atoms, trains the
 :class:`~equilens.models.tensor.module.TensorModule` with
 :func:`equilens.training.loop.fit` (the trainer of the energy models:
 schedule, early stopping, atomic checkpoints, resume), fits the per-block
 ridge baseline on the same data and writes the files every task writes
 (:mod:`equilens.training.run`). The loss is in
-:mod:`equilens.training.tensor_objective`.
+:mod:`equilens.models.tensor.objective`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def build_model(config: TensorConfig, data: TensorData, train: np.ndarray) -> Te
     """An untrained :class:`TensorModel` for ``data``: the equivariant PCA fitted
     on the ``train`` structures, weights seeded by ``config.training.seed``."""
     in_keys, out_keys = network_keys(data.layout, data.species)
-    in_features = [len(b.properties) for b in data.soap.blocks()]
+    in_features = [len(data.soap.block(key).properties) for key in in_keys]
     projection = None
     if config.model.n_components:
         projection = EquivariantPCA(config.model.n_components).fit(subset(data.soap, train)[0])
