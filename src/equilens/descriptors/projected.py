@@ -64,21 +64,33 @@ class FeatureSet:
     @property
     def system(self) -> torch.Tensor:
         """Frame index of every atom."""
-        return torch.repeat_interleave(torch.arange(self.n_frames), self.n_atoms_per_frame)
+        frames = torch.arange(self.n_frames, device=self.atom_offsets.device)
+        return torch.repeat_interleave(frames, self.n_atoms_per_frame)
 
     @property
     def has_gradients(self) -> bool:
         return self.grad_values is not None
 
+    def to(self, device=None, dtype=None) -> FeatureSet:
+        """The same features on ``device``, the float arrays in ``dtype``
+        (the stored gradients keep their own storage precision)."""
+        changes = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, torch.Tensor):
+                floating = value.is_floating_point() and field.name != "grad_values"
+                changes[field.name] = value.to(device=device, dtype=dtype if floating else None)
+        return dataclasses.replace(self, **changes)
+
     def select(self, positions: Sequence[int]) -> FeatureSet:
         """The frames at ``positions``, renumbered from zero."""
-        frames = torch.as_tensor(positions, dtype=torch.long)
+        frames = torch.as_tensor(positions, dtype=torch.long, device=self.atom_offsets.device)
         if len(frames) and bool(torch.all(frames[1:] - frames[:-1] == 1)):
             return self._slice(int(frames[0]), int(frames[-1]) + 1)
         starts, stops = self.atom_offsets[frames], self.atom_offsets[frames + 1]
         counts = stops - starts
         atoms = _ranges(starts, counts)
-        new_offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        new_offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
         changes = {
             "x": self.x[atoms],
             "species": self.species[atoms],
@@ -95,7 +107,7 @@ class FeatureSet:
                 grad_center=self.grad_center[pairs] + shift,
                 grad_neighbor=self.grad_neighbor[pairs] + shift,
                 grad_values=self.grad_values[pairs],
-                pair_offsets=torch.cat([torch.zeros(1, dtype=torch.long), p_counts.cumsum(0)]),
+                pair_offsets=torch.cat([p_counts.new_zeros(1), p_counts.cumsum(0)]),
             )
         return dataclasses.replace(self, **changes)
 
@@ -178,9 +190,11 @@ def _ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Concatenation of ``arange(start, start + count)`` for each pair."""
     total = int(counts.sum())
     if total == 0:
-        return torch.zeros(0, dtype=torch.long)
-    first = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)[:-1]])
-    return torch.arange(total) + torch.repeat_interleave(starts - first, counts)
+        return counts.new_zeros(0)
+    first = torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
+    return torch.arange(total, device=counts.device) + torch.repeat_interleave(
+        starts - first, counts
+    )
 
 
 def featurize(

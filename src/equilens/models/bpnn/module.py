@@ -268,7 +268,7 @@ class BPNNModule(torch.nn.Module):
         """Samples and values of the alchemical SOAP of one center type (the
         layout of :mod:`equilens.descriptors.alchemical_soap`), or None."""
         parts: List[torch.Tensor] = []
-        samples = torch.zeros((0, 2), dtype=torch.int32)
+        samples = torch.zeros((0, 2), dtype=torch.int32, device=dense.device)
         n_pseudo = self.mixing.shape[1]
         for l in range(self.max_angular + 1):  # noqa: E741
             found = _block_of(dense, [l, 1, center])
