@@ -151,8 +151,15 @@ def main():
     )
     per_species = {n for n in sets if n.startswith("bpnn/")}
     card_outputs = {n: outputs[n.split("/")[0]] for n in sets if n != "soap"}
-    card = Scorecard(labels, categorical=[c for c in CATEGORICAL if c in labels], max_samples=4000)
-    card.fit(sets, descriptor=soap, outputs=card_outputs, species=numbers, per_species=per_species)
+    card = Scorecard(categorical=[c for c in CATEGORICAL if c in labels], max_samples=4000)
+    card.fit(
+        sets,
+        labels,
+        descriptor=soap,
+        outputs=card_outputs,
+        species=numbers,
+        per_species=per_species,
+    )
     report["scorecard"] = card.table()
     for row in report["scorecard"]:
         print(

@@ -20,7 +20,7 @@ def synthetic():
 
 def test_the_set_that_encodes_the_labels_ranks_first(synthetic):
     labels, features = synthetic
-    card = Scorecard(labels, categorical=("state",), seed=1).fit(features)
+    card = Scorecard(categorical=("state",), seed=1).fit(features, labels)
     scores = card.scores_
     assert scores["encodes"]["decode_height"] > 0.99
     assert scores["noise"]["decode_height"] < 0.05
@@ -35,8 +35,8 @@ def test_information_scores(synthetic):
     labels, features = synthetic
     descriptor = features["encodes"]
     target = labels["height"]
-    card = Scorecard(labels, categorical=("state",)).fit(
-        features, descriptor=descriptor, outputs={name: target for name in features}
+    card = Scorecard(categorical=("state",)).fit(
+        features, labels, descriptor=descriptor, outputs={name: target for name in features}
     )
     assert card.scores_["encodes"]["gfre_from_descriptor"] < 1e-6
     assert card.scores_["noise"]["gfre_from_descriptor"] > 0.9
@@ -55,7 +55,7 @@ def test_equal_dimension_scores_do_not_reward_width():
     label = rng.normal(size=n)
     wide = np.column_stack([10 * rng.normal(size=(n, 30)), 0.1 * label])
     narrow = np.column_stack([label, 0.1 * rng.normal(size=(n, 3))])
-    card = Scorecard({"label": label}, n_components=4).fit({"wide": wide, "narrow": narrow})
+    card = Scorecard(n_components=4).fit({"wide": wide, "narrow": narrow}, {"label": label})
     assert card.scores_["wide"]["decode_label"] > 0.99
     assert card.scores_["wide"]["decode_label@pc"] < 0.1
     assert card.scores_["narrow"]["decode_label@pc"] > 0.99
@@ -74,9 +74,9 @@ def test_per_species_coordinates_are_decoded_within_each_species():
     x[species == 8, 0] = -label[species == 8] + 3 * rng.normal(size=n // 2)
     x[species == 8, 1] = label[species == 8]
     labels = {"label": label, "species": species}
-    stacked = Scorecard(labels, categorical=("species",)).fit({"x": x})
-    split = Scorecard(labels, categorical=("species",)).fit(
-        {"x": x}, species=species, per_species=["x"]
+    stacked = Scorecard(categorical=("species",)).fit({"x": x}, labels)
+    split = Scorecard(categorical=("species",)).fit(
+        {"x": x}, labels, species=species, per_species=["x"]
     )
     assert stacked.scores_["x"]["decode_label"] < 0.5
     assert split.scores_["x"]["decode_label"] > 0.99
@@ -106,8 +106,9 @@ def test_raw_soap_ranks_above_noise_for_coordination():
         projected[mask] = values[mask] @ pca.projection(z) - pca.offset(z)
     labels = atom_labels(frames, LabelConfig())
     noise = np.random.default_rng(5).normal(size=projected.shape)
-    card = Scorecard({"cn_o_h": labels["cn_o_h"]}, seed=2).fit(
+    card = Scorecard(seed=2).fit(
         {"soap-pca": projected, "noise": noise},
+        {"cn_o_h": labels["cn_o_h"]},
         species=numbers,
         per_species=["soap-pca", "noise"],
     )
@@ -128,12 +129,25 @@ def test_mixed_sets_are_decoded_on_one_footing():
     per_species = rng.normal(size=(n, 3))
     per_species[:, 0] = label - 3.0 * (species == 8)  # the within-species variation
     labels = {"label": label, "species": species}
-    alone = Scorecard(labels, categorical=("species",)).fit({"shared": only_species})
+    alone = Scorecard(categorical=("species",)).fit({"shared": only_species}, labels)
     assert alone.scores_["shared"]["decode_label"] > 0.9  # between-species credit
-    mixed = Scorecard(labels, categorical=("species",)).fit(
-        {"shared": only_species, "split": per_species}, species=species, per_species=["split"]
+    mixed = Scorecard(categorical=("species",)).fit(
+        {"shared": only_species, "split": per_species},
+        labels,
+        species=species,
+        per_species=["split"],
     )
     assert mixed.scores_["shared"]["decode_label"] < 0.1
     assert mixed.scores_["split"]["decode_label"] > 0.99
     assert [row["decoding"] for row in mixed.table()] == ["per species", "per species"]
     assert mixed.table()[0]["feature_set"] == "split"
+
+
+def test_a_new_fit_replaces_the_scores_of_the_last():
+    """scikit-learn style: the settings stay, each fit starts afresh."""
+    rng = np.random.default_rng(3)
+    label = rng.normal(size=300)
+    card = Scorecard(seed=1)
+    card.fit({"a": label[:, None]}, {"label": label})
+    card.fit({"b": rng.normal(size=(300, 2))}, {"label": label})
+    assert list(card.scores_) == ["b"]

@@ -57,9 +57,9 @@ OUTPUT_SCORES = ("decode_output", "gfre_to_output")
 
 @dataclass
 class Scorecard:
-    """Score feature sets for how directly they expose physical labels.
+    """Score feature sets for how directly they expose physical labels
+    (scikit-learn style: settings here, data in :meth:`fit`).
 
-    :param labels: ``{name: per-sample values}`` of the physical labels
     :param categorical: names of the categorical labels
     :param n_components: dimension of the equal-dimension scores (leading
         principal components of each set)
@@ -69,33 +69,38 @@ class Scorecard:
     :param seed: seeds the subsets and folds
     """
 
-    labels: Mapping[str, np.ndarray]
     categorical: Sequence[str] = ()
     n_components: int = 8
     n_folds: int = 5
     max_samples: int = 5000
     trust_samples: int = 1000
     seed: int = 0
+    labels_: Dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     scores_: Dict[str, Dict[str, float]] = field(default_factory=dict, init=False)
     decoding_: Dict[str, str] = field(default_factory=dict, init=False)
 
     def fit(
         self,
         features: Mapping[str, np.ndarray],
+        labels: Mapping[str, np.ndarray],
         descriptor: Optional[np.ndarray] = None,
         outputs: Optional[Mapping[str, np.ndarray]] = None,
         species: Optional[np.ndarray] = None,
         per_species: Iterable[str] = (),
     ) -> Scorecard:
-        """Score every set of ``features`` (rows aligned with the labels).
+        """Score every set of ``features`` (rows aligned with the labels);
+        a new fit replaces the scores of an earlier one.
 
+        :param labels: ``{name: per-sample values}`` of the physical labels
         :param descriptor: reference descriptor for ``gfre_from_descriptor``
         :param outputs: ``{set name: its model's per-sample output}``
         :param species: center type of each row (needed with ``per_species``)
         :param per_species: names of the sets whose coordinates differ per
             species; when there are any, every set is decoded within species
         """
-        n = len(next(iter(self.labels.values())))
+        self.labels_ = dict(labels)
+        self.scores_, self.decoding_ = {}, {}
+        n = len(next(iter(self.labels_.values())))
         per_species = set(per_species)
         if per_species and species is None:
             raise EquilensError("per-species decoding needs the species of every row")
@@ -116,7 +121,7 @@ class Scorecard:
     def _score(self, x, rows, groups, descriptor, output) -> Dict[str, float]:
         scores: Dict[str, float] = {}
         leading = _leading_components(x, self.n_components, groups)
-        for label, values in self.labels.items():
+        for label, values in self.labels_.items():
             values = np.asarray(values)[rows]
             if groups is not None and label == "species":
                 continue  # constant within each species

@@ -217,12 +217,12 @@ def score(config: StudyConfig, seed: int, sets: FeatureSets, labels, soap, numbe
     from ..analysis.scorecard import Scorecard
 
     card = Scorecard(
-        labels,
         categorical=[c for c in CATEGORICAL if c in labels],
         max_samples=config.max_samples,
         seed=seed,
     ).fit(
         sets.values,
+        labels,
         descriptor=soap,
         outputs=sets.outputs,
         species=numbers,
