@@ -17,7 +17,7 @@ from ase.data import chemical_symbols
 from ..analysis.labels import CATEGORICAL, O_STATES
 from ..config import to_mapping
 from ..figures import pyplot, save_figure
-from ..tensormaps import atom_tensormap, frame_atoms
+from ..tensormaps import frame_atoms
 from .layers import FeatureSets
 
 SHOWN = ("height", "o_state", "cn_o_h", "hbonds")
@@ -75,11 +75,8 @@ def export_study(config, frames, sets: FeatureSets, labels, atomic_energy, initi
     layers fitted species by species), all labels; it opens on ``initial``."""
     from ..export.chemiscope import export_chemiscope
 
-    system, atom, numbers = frame_atoms(frames)
-    tensors: Dict[str, object] = {
-        name: atom_tensormap(values, system, atom, numbers, per_species=False)
-        for name, values in sets.values.items()
-    }
+    _, _, numbers = frame_atoms(frames)
+    tensors: Dict[str, object] = dict(sets.tensors)
     properties = {k: v for k, v in labels.items() if k != "species"}
     properties["atomic energy"] = atomic_energy
     return export_chemiscope(

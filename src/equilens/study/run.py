@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
+import metatensor
 import numpy as np
+from metatensor import Labels, TensorMap
 
 from ..analysis.labels import CATEGORICAL, atom_labels
 from ..config import to_mapping
@@ -43,9 +45,9 @@ from ..errors import EquilensError
 from ..models.bpnn.config import PotentialConfig
 from ..models.bpnn.task import train_potential
 from ..storage import claim_outputs
-from ..tensormaps import atom_tensormap, frame_atoms, stack_blocks
+from ..tensormaps import frame_atoms
 from .config import REFERENCES, StudyConfig, StudyError
-from .layers import FeatureSets, external_models, model_layers
+from .layers import FeatureSets, external_models, like, model_layers
 from .maps import export_study, plot_layer_maps
 from .references import reference_sets
 from .report import aggregate, write_report, write_tables
@@ -103,10 +105,14 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     soap_tensor = compute_soap(frames, species, config.descriptor.descriptor_hypers(len(species)))
     # per-element networks have per-element coordinates; a shared one does not
     per_species = all(p.per_species_coordinates for p in potentials.values())
-    soap, _ = stack_blocks(soap_tensor.keys_to_samples("center_type"), "soap")
+    soap_map = metatensor.sort(soap_tensor.keys_to_samples("center_type"), axes="samples")
+    soap = np.asarray(soap_map.block().values)
     layers, outputs = read_layers(potentials, frames)
     first = f"{config.sweep[0].name}/seed{config.seeds[0]}"
-    references = reference_sets(soap, outputs[first], config)
+    references = {
+        name: like(soap_map, values)
+        for name, values in reference_sets(soap, outputs[first], config).items()
+    }
     external = external_models(config.models, frames)
     done("layers")
 
@@ -128,7 +134,7 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     compared = feature_sets(
         config, config.seeds[0], layers, outputs, references, external, per_species
     )
-    gfre = compare_layers(config, frames, soap, compared, folder)
+    gfre = compare_layers(config, frames, soap_map, compared, folder)
     done("compare")
 
     stage("outputs")
@@ -235,7 +241,9 @@ def score(config: StudyConfig, seed: int, sets: FeatureSets, labels, soap, numbe
 MIN_SPECIES_ATOMS = 10
 
 
-def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder: Path) -> dict:
+def compare_layers(
+    config: StudyConfig, frames, soap: TensorMap, sets: FeatureSets, folder: Path
+) -> dict:
     """GFRE between SOAP and every layer of the first seed: species by species
     where layers have per-species coordinates (species with fewer than
     :data:`MIN_SPECIES_ATOMS` atoms left out, with a line), over all atoms
@@ -244,7 +252,7 @@ def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder:
     from ..analysis.measures import constant_within_species
     from ..export.comparisons import save_comparison
 
-    system, atom, numbers = frame_atoms(frames)
+    _, _, numbers = frame_atoms(frames)
     species, counts = np.unique(numbers, return_counts=True)
     rare = species[counts < MIN_SPECIES_ATOMS] if sets.per_species else species[:0]
     if len(rare):
@@ -253,20 +261,22 @@ def compare_layers(config: StudyConfig, frames, soap, sets: FeatureSets, folder:
             f"{MIN_SPECIES_ATOMS} atoms in the analysis frames"
         )
     kept = ~np.isin(numbers, rare)
+    selection = Labels(["center_type"], species[~np.isin(species, rare)].reshape(-1, 1))
 
-    def as_tensor(values):
-        values = np.asarray(values)[kept]
-        return atom_tensormap(values, system[kept], atom[kept], numbers[kept], per_species=False)
+    def kept_atoms(tensor: TensorMap) -> TensorMap:
+        if not len(rare):
+            return tensor
+        return metatensor.slice(tensor, axis="samples", selection=selection)
 
-    compared = {"soap": as_tensor(soap)}
-    for name, values in sets.values.items():
+    compared = {"soap": kept_atoms(soap)}
+    for name, tensor in sets.tensors.items():
         if name in REFERENCES:
             continue
-        if sets.per_species and constant_within_species(values, numbers):
+        if sets.per_species and constant_within_species(sets.values[name], numbers):
             # e.g. a species embedding: nothing to reconstruct within a species
             print(f"[study {config.name}] GFRE leaves out {name}: constant within a species")
             continue
-        compared[name] = as_tensor(values)
+        compared[name] = kept_atoms(tensor)
     options: Dict[str, Any] = {"measures": ("gfre",), "seed": config.seeds[0]}
     gfre: Dict[Any, Any]
     if sets.per_species:
