@@ -79,3 +79,17 @@ def fingerprint_of_inputs(args: argparse.Namespace, names, files=()) -> dict:
         else:
             contents[str(item)] = str(item)
     return {"options": options, "inputs": contents}
+
+
+def library_defaults(args: argparse.Namespace, function, names) -> argparse.Namespace:
+    """Fill the options ``names`` that were not given (``None``) with the
+    defaults of ``function``'s parameters of the same names (the library is
+    the one source of its defaults; the command line only overrides them)."""
+    import inspect
+
+    parameters = inspect.signature(function).parameters
+    for name in names:
+        if getattr(args, name, None) is None:
+            default = parameters[name].default
+            setattr(args, name, list(default) if isinstance(default, tuple) else default)
+    return args

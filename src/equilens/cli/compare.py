@@ -22,19 +22,16 @@ def register(commands) -> None:
     parser.add_argument(
         "--measures",
         nargs="+",
-        default=["gfre", "gfrd", "lfre"],
         choices=["gfre", "gfrd", "lfre", "cka", "ii", "id"],
         help="reconstruction errors (gfre, gfrd, lfre), debiased linear CKA (cka), "
-        "information imbalance (ii), TwoNN intrinsic dimension (id)",
+        "information imbalance (ii), TwoNN intrinsic dimension (id); default: gfre gfrd lfre",
     )
-    parser.add_argument(
-        "--rank-samples", type=int, default=2000, help="sample budget of cka, ii and id"
-    )
-    parser.add_argument("--n-samples", type=int, default=10000, help="GFRE/GFRD sample budget")
-    parser.add_argument("--lfre-samples", type=int, default=1000, help="LFRE sample budget")
-    parser.add_argument("--lfre-neighbors", type=int, default=100)
-    parser.add_argument("--selection", choices=["random", "fps"], default="random")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rank-samples", type=int, help="sample budget of cka, ii and id")
+    parser.add_argument("--n-samples", type=int, help="GFRE/GFRD sample budget")
+    parser.add_argument("--lfre-samples", type=int, help="LFRE sample budget")
+    parser.add_argument("--lfre-neighbors", type=int, help="neighbours of each LFRE fit")
+    parser.add_argument("--selection", choices=["random", "fps"], help="how samples are chosen")
+    parser.add_argument("--seed", type=int, help="seeds the samples and the split")
     parser.add_argument("--jobs", type=int, help="LFRE worker processes (default: one per core)")
     parser.add_argument(
         "--per-species",
@@ -63,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import EquilensError
     from ..export.comparisons import save_comparison
     from ..storage import check_outputs, load_tensormap
-    from .common import fingerprint_of_inputs
+    from .common import fingerprint_of_inputs, library_defaults
 
+    budgets = ("rank_samples", "n_samples", "lfre_samples", "lfre_neighbors")
+    library_defaults(args, compare, ("measures", *budgets, "selection", "seed"))
     features = {}
     for item in args.inputs:
         name, _, path = item.rpartition("=") if "=" in item else ("", "", item)

@@ -19,7 +19,9 @@ def register(data_commands) -> None:
     parser.add_argument("file", help="dataset (any ASE-readable file)")
     parser.add_argument("--output", help="folder (default: results/overview/<file stem>)")
     parser.add_argument("--index", default=":", help="frames to read (ASE slice)")
-    parser.add_argument("--exemplars", type=int, default=6, help="exemplary structures")
+    parser.add_argument(
+        "--exemplars", dest="n_exemplars", type=int, help="exemplary structures (default: 6)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -29,13 +31,16 @@ def run(args: argparse.Namespace) -> int:
     from ..data.io import read_frames
     from ..errors import DataError
     from ..export.overview import dataset_overview
+    from .common import library_defaults
+
+    library_defaults(args, dataset_overview, ("n_exemplars",))
 
     path = Path(args.file)
     frames = read_frames(path, args.index)
     if len(frames) < 2:
         raise DataError("an overview needs at least 2 frames", path=path)
     output = Path(args.output or f"results/overview/{path.stem}")
-    summary = dataset_overview(frames, output, path.stem, args.exemplars)
+    summary = dataset_overview(frames, output, path.stem, args.n_exemplars)
     print(
         f"{summary['frames']} frames, {summary['atoms']} atoms, "
         f"{len(summary['elements'])} elements -> {output}"  # type: ignore[arg-type]

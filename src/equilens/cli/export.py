@@ -29,10 +29,10 @@ def register(commands) -> None:
         "--layers", nargs="+", help="layers to map (default: all but the output layer)"
     )
     parser.add_argument(
-        "--projections", nargs="+", default=["pca"], choices=["pca", "pcovr", "umap"]
+        "--projections", nargs="+", choices=["pca", "pcovr", "umap"], help="default: pca"
     )
     parser.add_argument("--species", help="only atoms of these species, e.g. 8,26")
-    parser.add_argument("--cutoff", type=float, default=3.5, help="environment radius in Å")
+    parser.add_argument("--cutoff", type=float, help="environment radius in Å (default: 3.5)")
     parser.add_argument("--no-forces", action="store_true", help="skip force predictions")
     parser.add_argument("--color", help="atom property to colour the map by (default: species)")
     parser.add_argument("--no-lod", action="store_true", help="draw every point of big maps")
@@ -51,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..export.page import standalone_html
+    from ..export.potential import export_potential
     from ..models import load
     from ..storage import check_outputs
-    from .common import fingerprint_of_inputs, read_frames
+    from .common import fingerprint_of_inputs, library_defaults, read_frames
 
+    library_defaults(args, export_potential, ("projections", "cutoff"))
     model = load(args.model)
     dataset = read_frames(args, species=model.species)
     stem = Path(str(args.file).split(":")[-1]).stem
@@ -78,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
         lod=not args.no_lod,
     )
     if "energy" in model.outputs:
-        from ..export.potential import export_potential
-
         path = export_potential(
             output,
             model,

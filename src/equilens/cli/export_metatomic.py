@@ -28,7 +28,7 @@ def register(commands) -> None:
         "--extensions", help="folder for the compiled extensions (default: extensions/ beside)"
     )
     parser.add_argument(
-        "--dtype", choices=["float64", "float32"], default="float64", help="model precision"
+        "--dtype", choices=["float64", "float32"], help="model precision (default: float64)"
     )
     add_overwrite_argument(parser)
     parser.set_defaults(handler=run)
@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from ..export.metatomic import export_metatomic
     from ..models import load
     from ..storage import check_outputs
-    from .common import fingerprint_of_inputs
+    from .common import fingerprint_of_inputs, library_defaults
 
+    library_defaults(args, export_metatomic, ("dtype",))
     output = Path(args.output)
     fingerprint = fingerprint_of_inputs(args, ("dtype",), [args.model])
     marker = output.with_name(f".{output.name}.run.json")

@@ -32,7 +32,7 @@ def register(commands) -> None:
         choices=["mean", "sum", "cumulants"],
         help="one row per structure: mean, sum, or mean + variance + third cumulant",
     )
-    parser.add_argument("--batch-size", type=int, default=50, help="frames per forward pass")
+    parser.add_argument("--batch-size", type=int, help="frames per forward pass")
     parser.add_argument(
         "--output", default="results/latents", help="output folder (default: %(default)s)"
     )
@@ -44,11 +44,13 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..analysis.latents import arrange_layers, save_latents
+    from ..analysis.latents import latents as latents_of
     from ..errors import ConfigError
     from ..models import load
     from ..storage import check_outputs
-    from .common import fingerprint_of_inputs, read_frames
+    from .common import fingerprint_of_inputs, library_defaults, read_frames
 
+    library_defaults(args, latents_of, ("batch_size",))
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     model = load(args.model)
