@@ -271,6 +271,33 @@ def forces_map(forces: Sequence[np.ndarray]) -> TensorMap:
     return TensorMap(Labels.single(), [block])
 
 
+def trained_description(trained: Any, **sections: Any) -> ModelDescription:
+    """The description of a model trained by equilens: it has ``hypers`` (its
+    descriptor's featomic hypers) and ``metadata`` (its training
+    configuration and metrics); ``sections`` describe its architecture."""
+    return ModelDescription(
+        trained.kind,
+        trained.species,
+        float(trained.hypers["cutoff"]["radius"]),
+        tuple(trained.layer_names),
+        trained.outputs,
+        {"descriptor": to_plain(trained.hypers), **sections},
+        {"config": trained.metadata.get("config", {}), "metrics": trained.metadata.get("metrics")},
+    )
+
+
+def prediction_maps(
+    energies: np.ndarray, forces: Optional[Sequence[np.ndarray]], wanted: Sequence[str]
+) -> Dict[str, TensorMap]:
+    """The ``energy`` and ``forces`` TensorMaps of the names in ``wanted``."""
+    result = {}
+    if "energy" in wanted:
+        result["energy"] = energy_map(energies)
+    if "forces" in wanted and forces is not None:
+        result["forces"] = forces_map(forces)
+    return result
+
+
 def energies_and_forces(
     prediction: Dict[str, TensorMap],
 ) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:

@@ -28,9 +28,9 @@ from ...tensormaps import atom_tensormap, frame_atoms
 from ..base import (
     Model,
     ModelDescription,
-    energy_map,
-    forces_map,
+    prediction_maps,
     to_plain,
+    trained_description,
     write_model_file,
 )
 from .config import BPNNConfig
@@ -136,19 +136,11 @@ class Potential(Model):
         return self.module.baseline.dtype
 
     def describe(self) -> ModelDescription:
-        return ModelDescription(
-            self.kind,
-            self.species,
-            float(self.hypers["cutoff"]["radius"]),
-            tuple(self.layer_names),
-            self.outputs,
-            {
-                "descriptor": to_plain(self.hypers),
-                "compression": {"n_components": int(self.module.n_features)},
-                "model": to_mapping(self.config),
-                "architecture": self.metadata.get("architecture", {}),
-            },
-            {"config": self.metadata.get("config", {}), "metrics": self.metadata.get("metrics")},
+        return trained_description(
+            self,
+            compression={"n_components": int(self.module.n_features)},
+            model=to_mapping(self.config),
+            architecture=self.metadata.get("architecture", {}),
         )
 
     def featurize(
@@ -188,12 +180,7 @@ class Potential(Model):
         when asked: they need the descriptor gradients)."""
         wanted = self.wanted_outputs(outputs)
         energies, all_forces = self.energies_and_forces(frames, "forces" in wanted, batch_size)
-        result = {}
-        if "energy" in wanted:
-            result["energy"] = energy_map(energies)
-        if all_forces is not None:
-            result["forces"] = forces_map(all_forces)
-        return result
+        return prediction_maps(energies, all_forces, wanted)
 
     def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 50) -> Dict[str, TensorMap]:
         """Every layer for every atom of ``frames``: keys ``center_type`` (one

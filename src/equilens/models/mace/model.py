@@ -37,7 +37,7 @@ import torch
 from metatensor import TensorMap
 
 from ...errors import ModelError
-from ..base import Model, ModelDescription, energy_map, forces_map
+from ..base import Model, ModelDescription, prediction_maps
 from ..e3nn import Blocks, irreps_blocks, layers_tensormaps
 from .loading import import_mace, load_mace
 
@@ -189,7 +189,4 @@ class MaceModel(Model):
             energies.extend(output["energy"].detach().double().reshape(-1).tolist())
             split = torch.split(output["forces"].detach().double(), [len(a) for a in chunk])
             forces.extend(f.numpy() for f in split)
-        result = {"energy": energy_map(np.array(energies))}
-        if "forces" in wanted:
-            result["forces"] = forces_map(forces)
-        return result
+        return prediction_maps(np.array(energies), forces, wanted)

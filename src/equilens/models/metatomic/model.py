@@ -36,7 +36,7 @@ from metatensor import Labels, TensorBlock, TensorMap
 
 from ...errors import ModelError
 from ...tensormaps import atom_tensormap, join_by_system
-from ..base import Model, ModelDescription, energy_map, forces_map
+from ..base import Model, ModelDescription, prediction_maps
 
 PathLike = Union[str, "os.PathLike[str]"]
 FEATURE_PREFIXES = ("feature/", "features/", "mtt::feature::", "equilens::feature/")
@@ -219,10 +219,7 @@ class MetatomicModel(Model):
             if "forces" in wanted:
                 (gradient,) = torch.autograd.grad(energy, systems[0].positions)
                 forces.append(-gradient.detach().cpu().numpy().astype(np.float64))
-        result = {"energy": energy_map(np.array(energies))}
-        if "forces" in wanted:
-            result["forces"] = forces_map(forces)
-        return result
+        return prediction_maps(np.array(energies), forces, wanted)
 
 
 def _equivariant(tensor, layer: str) -> TensorMap:

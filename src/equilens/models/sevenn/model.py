@@ -45,7 +45,7 @@ import torch
 from metatensor import TensorMap
 
 from ...errors import FileFormatError, ModelError
-from ..base import Model, ModelDescription, energy_map, forces_map
+from ..base import Model, ModelDescription, prediction_maps
 from ..e3nn import irreps_blocks, layers_tensormaps
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -289,10 +289,7 @@ class SevenNetModel(Model):
                 f.numpy().astype(np.float64)
                 for f in torch.split(output["inferred_force"].detach(), counts)
             )
-        result = {"energy": energy_map(np.array(energies))}
-        if "forces" in wanted:
-            result["forces"] = forces_map(forces)
-        return result
+        return prediction_maps(np.array(energies), forces, wanted)
 
     def calculator(self):
         """An ASE calculator: energy, forces and (periodic cells) stress from

@@ -38,7 +38,7 @@ from ...tensormaps import (
     to_metatensor_numpy,
     to_metatensor_torch,
 )
-from ..base import Model, ModelDescription, to_plain, write_model_file
+from ..base import Model, ModelDescription, to_plain, trained_description, write_model_file
 from .config import EquivariantConfig
 from .layout import TargetLayout, output_properties
 from .module import TensorModule
@@ -135,18 +135,10 @@ class TensorModel(Model):
         return (self.layout.name,)
 
     def describe(self) -> ModelDescription:
-        return ModelDescription(
-            self.kind,
-            self.species,
-            float(self.hypers["cutoff"]["radius"]),
-            tuple(self.layer_names),
-            self.outputs,
-            {
-                "descriptor": to_plain(self.hypers),
-                "model": to_mapping(self.config),
-                "target": {"name": self.layout.name, "per_atom": self.layout.per_atom},
-            },
-            {"config": self.metadata.get("config", {}), "metrics": self.metadata.get("metrics")},
+        return trained_description(
+            self,
+            model=to_mapping(self.config),
+            target={"name": self.layout.name, "per_atom": self.layout.per_atom},
         )
 
     def descriptor(self, frames: Sequence[ase.Atoms]):
