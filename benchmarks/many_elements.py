@@ -39,8 +39,9 @@ from equilens.data.io import read_frames
 from equilens.descriptors import DescriptorConfig
 from equilens.descriptors.budget import soap_size
 from equilens.descriptors.projected import FeatureSet
-from equilens.models.bpnn.config import LossConfig, PotentialConfig
+from equilens.models.bpnn.config import PotentialConfig
 from equilens.models.bpnn.task import _objective, train_potential
+from equilens.models.energy.config import LossConfig
 from equilens.training.loop import TrainConfig, _batches
 
 ROOT = Path(__file__).resolve().parents[1]

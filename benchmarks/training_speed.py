@@ -24,9 +24,10 @@ import torch
 
 from equilens.data import ReadOptions, random_split, read_dataset, reference_path
 from equilens.descriptors import PRESETS, SpeciesPCA, compute_soap, featurize
-from equilens.models.bpnn.config import BPNNConfig, LossConfig
+from equilens.models.bpnn.config import BPNNConfig
 from equilens.models.bpnn.model import Potential
-from equilens.models.bpnn.task import _fit_baseline, _objective
+from equilens.models.energy.config import LossConfig
+from equilens.models.energy.task import fit_baseline, objective
 from equilens.training.loop import TrainConfig, _batches
 
 SPECIES = (1, 8, 26)
@@ -73,10 +74,10 @@ def main():
     gradient_mb = f.grad_values.numel() * f.grad_values.element_size() / 1e6
 
     model = Potential.build(hypers, pca, BPNNConfig(hidden=tuple(args.hidden))).module
-    baseline, scale, energy_std, force_rms = _fit_baseline(train, SPECIES)
+    baseline, scale, energy_std, force_rms = fit_baseline(train, SPECIES)
     model.baseline.copy_(torch.as_tensor(baseline, dtype=torch.float32))
     model.scale.fill_(scale)
-    loss_fn, validate_fn = _objective(features, LossConfig(), energy_std, force_rms, 16)
+    loss_fn, validate_fn = objective(features, LossConfig(), energy_std, force_rms, 16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     config = TrainConfig(batch_size=args.batch_size, batching=args.batching)
 

@@ -25,6 +25,7 @@ from ...descriptors import DescriptorConfig
 from ...errors import ConfigError
 from ...training.config import output_folder
 from ...training.loop import TrainConfig
+from ..energy.config import LossConfig
 
 
 @dataclass(frozen=True)
@@ -103,22 +104,6 @@ class CompressionConfig:
     gradient_weight: float = 0.0
     gradient_frames: int = 16
     gradient_storage: Literal["float32", "float16"] = "float32"
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights of the energy and force terms (the ``loss:`` section).
-
-    Each term is a mean squared error divided by the variance of its target
-    in the training set (per-atom energies after the baseline, force
-    components), so the weights are comparable.
-
-    :param energy_weight: weight of the per-atom energy term
-    :param force_weight: weight of the force term
-    """
-
-    energy_weight: float = 1.0
-    force_weight: float = 1.0
 
 
 @dataclass(frozen=True)

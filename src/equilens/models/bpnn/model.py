@@ -33,8 +33,8 @@ from ..base import (
     trained_description,
     write_model_file,
 )
+from ..energy.forces import energy_and_forces
 from .config import BPNNConfig
-from .forces import energy_and_forces
 from .module import BPNNModule
 
 PathLike = Union[str, "os.PathLike[str]"]

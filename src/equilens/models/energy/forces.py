@@ -1,9 +1,11 @@
-"""Energies and exact forces of a BPNN from precomputed projected features.
+"""Energies and exact forces of a potential from precomputed projected features.
 
 :func:`energy_and_forces` is the one place where the training, the
-evaluation and :meth:`~equilens.models.bpnn.model.Potential.predict` compute
-forces: the exact negative gradient of the model energy, contracted with the
-projected descriptor gradients of a
+evaluation and the ``predict`` of every potential family (BPNN, equivariant
+potential) compute forces from features with stored position gradients
+(the module gives ``atomic_energies(x, species)``): the exact negative
+gradient of the model energy, contracted with the projected descriptor
+gradients of a
 :class:`~equilens.descriptors.projected.FeatureSet` (computed once, so an
 epoch with forces costs seconds, not the minutes of recomputing SOAP
 gradients). Everything stays on the device of the features.
@@ -17,17 +19,18 @@ import torch
 
 from ...descriptors.projected import FeatureSet
 from ...errors import EquilensError
-from .module import BPNNModule
 
 
 def energy_and_forces(
-    module: BPNNModule,
+    module,
     features: FeatureSet,
     forces: bool = True,
     create_graph: bool = False,
     atomic: Optional[List[torch.Tensor]] = None,
 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Total energy of each frame and, if asked, the force on each atom.
+
+    :param module: a family's module with ``atomic_energies(x, species)``
 
     ``F_j = -sum_i dE/dx_i . dx_i/dr_j`` with the projected descriptor
     gradients of ``features``: exactly minus the gradient of the energy.

@@ -1,0 +1,243 @@
+"""The steps every potential family takes to train on projected features.
+
+A family's task (``equilens.models.<family>.task``) reads the splits with
+:func:`read_splits`, fits its descriptor compression, featurizes every split
+(:func:`split_features`, cached on disk by :func:`cached_features`), builds
+its module and hands it to :func:`fit_and_write`: the composition baseline
+(unless the module starts from a base model), the one training loop, the
+metrics of every split against the composition-only model, ``model.pt``,
+``metrics.json`` and the parity and learning-curve plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ...data.io import Dataset, with_species
+from ...data.splits import load_splits
+from ...descriptors.projected import FeatureSet
+from ...errors import ConfigError, EquilensError, FileFormatError
+from ...storage import (
+    cached,
+    hash_arrays,
+    hash_frames,
+    hash_json,
+    load_torch,
+    save_json,
+    save_torch,
+)
+from ...training.loop import fit
+from ...training.metrics import composition_matrix, energy_force_metrics
+from ...training.plots import plot_learning_curve, plot_parity
+from ...training.run import run_summary
+from .config import LossConfig
+from .forces import energy_and_forces
+
+
+def read_splits(config) -> Dict[str, Dataset]:
+    """The validated splits of ``config``, each with energies and forces; the
+    training frames in a seeded random order, so that the consecutive-block
+    batches of the trainer mix the whole trajectory."""
+    splits = load_splits(config.data, with_species(config.read, config.descriptor.species))
+    order = np.random.default_rng(config.training.seed).permutation(len(splits["train"]))
+    splits["train"] = splits["train"].subset(order)
+    if "validation" not in splits:
+        raise ConfigError("training needs a validation set (file or validation_fraction)")
+    for name, dataset in splits.items():
+        if dataset.energies is None or dataset.forces is None:
+            raise EquilensError(f"the {name} set needs energies and forces")
+    return splits
+
+
+def split_features(
+    splits: Dict[str, Dataset], compute: Callable[[Dataset], FeatureSet]
+) -> Dict[str, FeatureSet]:
+    """``compute(dataset)`` of every split; a split given twice (e.g.
+    validation and test from one file) is featurized and held in memory once."""
+    features, by_content = {}, {}
+    for name, dataset in splits.items():
+        content = hash_frames(dataset.frames)
+        if content not in by_content:
+            by_content[content] = compute(dataset)
+        features[name] = by_content[content]
+    return features
+
+
+def cached_features(
+    dataset: Dataset, settings: Dict[str, Any], cache_dir: Optional[str], compute
+) -> FeatureSet:
+    """``compute()`` of ``dataset``, cached in ``cache_dir/features`` under
+    a key of the frames, their targets and ``settings`` (what else decides
+    the features)."""
+    key = hash_json(
+        {"frames": hash_frames(dataset.frames), "targets": target_hash(dataset)} | settings
+    )
+    path = None
+    if cache_dir is not None:
+        path = Path(cache_dir) / "features" / f"features-{key[:24]}.pt"
+
+    def load(target: Path) -> FeatureSet:
+        content = load_torch(target, "feature cache")
+        if not isinstance(content, dict) or "x" not in content:
+            raise FileFormatError(f"{target}: not a feature cache")
+        return FeatureSet(**content)
+
+    def save(target: Path, features: FeatureSet) -> None:
+        save_torch(target, dataclasses.asdict(features))
+
+    return cached(path, load, compute, save, "projected features")
+
+
+def baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[str, float]:
+    """Errors of the composition-only model (per-species energies, no forces)."""
+    composition = composition_matrix([a.numbers for a in dataset.frames], species)
+    forces = np.concatenate(dataset.forces)
+    return energy_force_metrics(
+        composition @ baseline,
+        dataset.energies,
+        composition.sum(axis=1),
+        np.zeros_like(forces),
+        forces,
+    )
+
+
+def evaluate(model, features: FeatureSet, species, batch_size: int = 16):
+    """Metrics of ``model`` on ``features`` and the raw predictions."""
+    energies, forces = [], []
+    for start in range(0, features.n_frames, batch_size):
+        batch = features.select(range(start, min(start + batch_size, features.n_frames)))
+        energy, force = energy_and_forces(model, batch, forces=True)
+        energies.append(energy.detach().double().cpu().numpy())
+        forces.append(force.detach().double().cpu().numpy())
+    e_pred, f_pred = np.concatenate(energies), np.concatenate(forces)
+    e_ref = features.energy.double().numpy()
+    f_ref = features.forces.double().numpy()
+    n_atoms = features.n_atoms_per_frame.numpy()
+    numbers = np.asarray(species)[features.species.numpy()]
+    metrics = energy_force_metrics(e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
+    return metrics, (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
+
+
+def objective(features, loss_config: LossConfig, energy_std, force_rms, eval_batch):
+    train = features["train"]
+    validation = features["validation"]
+
+    def loss_of(model, batch: FeatureSet, create_graph: bool):
+        energy, force = energy_and_forces(model, batch, forces=True, create_graph=create_graph)
+        per_atom = (energy - batch.energy) / batch.n_atoms_per_frame
+        energy_term = torch.mean(per_atom**2) / energy_std**2
+        force_term = torch.mean((force - batch.forces) ** 2) / force_rms**2
+        return loss_config.energy_weight * energy_term + loss_config.force_weight * force_term, (
+            energy_term,
+            force_term,
+        )
+
+    def loss_fn(model, indices):
+        loss, _ = loss_of(model, train.select(indices), create_graph=True)
+        return loss
+
+    def validate_fn(model):
+        total = energy_sq = force_sq = 0.0
+        n_frames = n_components = 0
+        for start in range(0, validation.n_frames, eval_batch):
+            batch = validation.select(range(start, min(start + eval_batch, validation.n_frames)))
+            _, (energy_term, force_term) = loss_of(model, batch, create_graph=False)
+            energy_sq += float(energy_term.detach()) * batch.n_frames
+            force_sq += float(force_term.detach()) * batch.forces.numel()
+            n_frames += batch.n_frames
+            n_components += batch.forces.numel()
+        energy_mse = energy_sq / n_frames
+        force_mse = force_sq / n_components
+        total = loss_config.energy_weight * energy_mse + loss_config.force_weight * force_mse
+        return total, {
+            "validation_energy_rmse_meV_per_atom": 1000 * energy_std * energy_mse**0.5,
+            "validation_force_rmse_eV_per_A": force_rms * force_mse**0.5,
+        }
+
+    return loss_fn, validate_fn
+
+
+def target_hash(dataset: Dataset) -> str:
+    return hash_arrays([dataset.energies, *dataset.forces])
+
+
+def fit_baseline(train: Dataset, species) -> Tuple[np.ndarray, float, float, float]:
+    """Per-species energies by least squares, and the scales of what is left."""
+    composition = composition_matrix([a.numbers for a in train.frames], species)
+    baseline, *_ = np.linalg.lstsq(composition, train.energies, rcond=None)
+    n_atoms = composition.sum(axis=1)
+    residual = (train.energies - composition @ baseline) / n_atoms
+    force_rms = float(np.sqrt(np.mean(np.concatenate(train.forces) ** 2)))
+    energy_std = float(max(residual.std(), 1e-3))
+    # the networks output O(1) numbers; an atom's energy varies by about
+    # F * 1 Angstrom when it moves, so the force scale sets the output scale
+    scale = max(force_rms, energy_std)
+    return baseline, scale, energy_std, force_rms
+
+
+def fit_and_write(
+    config,
+    potential,
+    features: Dict[str, FeatureSet],
+    splits: Dict[str, Dataset],
+    species,
+    timings: Dict[str, float],
+    fingerprint: Dict[str, Any],
+    progress: bool = True,
+    stop_after: Optional[int] = None,
+    start: Optional[Callable[[np.ndarray], None]] = None,
+) -> Dict[str, Any]:
+    """Train ``potential.module`` on ``features`` and write the outputs.
+
+    The module's per-species ``baseline`` and output ``scale`` come from the
+    composition fit of the training energies, unless ``start(baseline)``
+    sets the weights (a fine-tuning start). Writes ``model.pt`` (with the
+    metrics in the model's metadata), ``metrics.json`` (errors of every split,
+    and of the composition-only model), parity plots and the learning curve;
+    returns the summary.
+    """
+    module = potential.module
+    baseline, scale, energy_std, force_rms = fit_baseline(splits["train"], species)
+    if start is not None:
+        start(baseline)
+    else:
+        module.baseline.copy_(torch.as_tensor(baseline, dtype=module.baseline.dtype))
+        module.scale.fill_(scale)
+    loss_fn, validate_fn = objective(
+        features, config.loss, energy_std, force_rms, config.training.batch_size
+    )
+    output = config.output
+    result = fit(
+        module,
+        loss_fn,
+        validate_fn,
+        features["train"].n_frames,
+        config.training,
+        output,
+        progress=progress,
+        stop_after=stop_after,
+        fingerprint=fingerprint,
+    )
+    timings["training_s"] = result.seconds
+    metrics: Dict[str, Dict[str, float]] = {}
+    baselines: Dict[str, Dict[str, Dict[str, float]]] = {"composition": {}}
+    predictions: Dict[str, tuple] = {}
+    for name, feats in features.items():
+        metrics[name], predictions[name] = evaluate(module, feats, species)
+        baselines["composition"][name] = baseline_metrics(splits[name], species, baseline)
+    summary = run_summary(config, result, timings, splits, metrics, baselines)
+    summary["architecture"] = potential.metadata.get("architecture", {})
+    potential.metadata["metrics"] = metrics
+    potential.save(output / "model.pt")
+    save_json(output / "metrics.json", summary)
+    for name, (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers) in predictions.items():
+        title = f"{config.name}: {name}"
+        path = output / f"parity_{name}.png"
+        plot_parity(e_pred / n_atoms, e_ref / n_atoms, f_pred, f_ref, numbers, path, title)
+    plot_learning_curve(result.history, output / "learning_curve.png")
+    return summary
