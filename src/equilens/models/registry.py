@@ -87,6 +87,15 @@ FAMILIES: Tuple[Family, ...] = (
         export="equilens.models.tensor.export:metatomic_model",
     ),
     Family(
+        "equilens.equivariant_potential",
+        "equivariant networks on lambda-SOAP: energies, forces, stress",
+        model="equilens.models.equivariant.model:EquivariantPotential",
+        task="equivariant_potential",
+        config="equilens.models.equivariant.config:EquivariantPotentialConfig",
+        train="equilens.models.equivariant.task:train_equivariant_potential",
+        export="equilens.models.equivariant.export:metatomic_model",
+    ),
+    Family(
         "sevenn",
         "SevenNet checkpoints (sevenn:7net-0), fine-tuned by sevenn's trainer",
         model="equilens.models.sevenn.model:SevenNetModel",

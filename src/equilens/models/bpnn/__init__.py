@@ -5,7 +5,7 @@
 - :mod:`~equilens.models.bpnn.module`: the one torch module (networks on
   projected features; SOAP inside with featomic-torch for metatomic systems);
 - :mod:`~equilens.models.bpnn.model`: :class:`Potential`, the model protocol;
-- :mod:`~equilens.models.bpnn.forces`: exact forces from projected gradients;
+- exact forces come from :mod:`~equilens.models.energy.forces`;
 - :mod:`~equilens.models.bpnn.task`: training (``task: potential``);
 - :mod:`~equilens.models.bpnn.finetune`: starting from a trained potential;
 - :mod:`~equilens.models.bpnn.export`: the metatomic export.

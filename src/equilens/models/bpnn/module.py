@@ -7,7 +7,7 @@ fed the features and a learned element embedding), and it is used three ways:
 - **training and layers** call :meth:`BPNNModule.atomic_energies` and
   :meth:`BPNNModule.layer_values` on precomputed, projected SOAP features
   (:mod:`equilens.descriptors.projected`), whose position gradients give the
-  forces (:func:`equilens.models.bpnn.forces.energy_and_forces`);
+  forces (:func:`equilens.models.energy.forces.energy_and_forces`);
 - **the ASE calculator and the metatomic export** call :meth:`forward` on
   metatomic ``System`` objects: SOAP is computed inside with featomic-torch
   (the same hypers, the dense layout over the fixed species list; for many

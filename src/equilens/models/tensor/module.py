@@ -55,8 +55,8 @@ from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatensor.torch.learn.nn import EquivariantLinear, ModuleMap
 from metatomic.torch import ModelOutput, System
 
+from ..nn import HiddenLayer, Projection, invariant_sources
 from .blocks import _mu, _sum_by_system, mu_labels, pooled, summary
-from .nn import HiddenLayer, Projection
 
 KEY_NAMES = ["o3_lambda", "o3_sigma", "center_type"]
 
@@ -311,18 +311,6 @@ class TensorModule(torch.nn.Module):
             torch.tensor(self.target_symmetries, dtype=torch.int32, device=device),
         )
         return TensorMap(labels, summed)
-
-
-def invariant_sources(keys: List[List[int]]) -> List[int]:
-    """For every block, the position of the invariant ``(0, 1)`` block of its
-    center type (itself for invariant blocks): what gates and summaries read."""
-    sources: List[int] = []
-    for key in keys:
-        found = [i for i, k in enumerate(keys) if k[0] == 0 and k[1] == 1 and k[2] == key[2]]
-        if len(found) == 0:
-            raise ValueError(f"block {key} has no invariant block of its center type")
-        sources.append(found[0])
-    return sources
 
 
 def output_positions(in_keys: List[List[int]], out_keys: List[List[int]]) -> List[int]:

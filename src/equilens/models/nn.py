@@ -1,4 +1,5 @@
-"""The building blocks of the tensor network, from ``metatensor.torch.learn.nn``.
+"""The building blocks of the equivariant networks (the tensor family, the
+equivariant potential), from ``metatensor.torch.learn.nn``.
 
 Every hidden layer (:class:`HiddenLayer`) is
 
@@ -13,7 +14,17 @@ Every hidden layer (:class:`HiddenLayer`) is
 4. optionally, a second gate of every ``lambda > 0`` block by a sigmoid of a
    linear map of the invariant hidden features of the same atom, so that the
    covariant channels learn from the whole invariant description of the
-   environment (as in e3nn's gated nonlinearity).
+   environment (as in e3nn's gated nonlinearity);
+5. optionally (:class:`NormContraction`), the squared norm of every covariant
+   channel (its Clebsch-Gordan contraction with itself to ``lambda = 0``),
+   mapped linearly into the invariant block of the same atom: the covariant
+   information flows back into the invariant channel, from which a
+   potential reads its energy.
+
+A potential needs second derivatives of its energy (forces, trained on):
+``smooth > 0`` replaces the norm of the gate by ``sqrt(|x|^2 + smooth^2)``,
+whose derivatives stay finite where a covariant channel vanishes (in any
+centrosymmetric environment).
 
 Every operation multiplies covariant features by invariant numbers or mixes
 features linearly without touching the components, so every block transforms
@@ -34,7 +45,7 @@ import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatensor.torch.learn.nn import EquivariantLinear, InvariantLayerNorm, ModuleMap
 
-from ..activations import activation
+from .activations import activation
 
 
 class Projection(torch.nn.Module):
@@ -61,25 +72,39 @@ class _NormGate(torch.nn.Module):
 
 
 class _Covariant(torch.nn.Module):
-    """``x * module(|x|)``, ``|x|`` the norm of each channel over the components."""
+    """``x * module(|x|)``, ``|x|`` the norm of each channel over the
+    components (``sqrt(|x|^2 + smooth^2)`` when ``smooth > 0``)."""
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module: torch.nn.Module, smooth: float = 0.0):
         super().__init__()
         self.module = module
+        self.smooth = float(smooth)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return input * self.module(torch.linalg.vector_norm(input, dim=1, keepdim=True))
+        if self.smooth > 0:
+            squares = torch.sum(input * input, dim=1, keepdim=True)
+            norm = torch.sqrt(squares + self.smooth * self.smooth)
+        else:
+            norm = torch.linalg.vector_norm(input, dim=1, keepdim=True)
+        return input * self.module(norm)
 
 
 class Nonlinearity(torch.nn.Module):
     """The activation on invariant blocks, a norm gate on the others."""
 
     def __init__(
-        self, keys: Labels, invariant: List[bool], width: int, name: str, dtype: torch.dtype
+        self,
+        keys: Labels,
+        invariant: List[bool],
+        width: int,
+        name: str,
+        dtype: torch.dtype,
+        smooth: float = 0.0,
     ):
         super().__init__()
         modules = [
-            activation(name) if inv else _Covariant(_NormGate(width, dtype)) for inv in invariant
+            activation(name) if inv else _Covariant(_NormGate(width, dtype), smooth)
+            for inv in invariant
         ]
         properties = [Labels.range("feature", width)] * len(invariant)
         self.module_map = ModuleMap(keys, modules, properties)
@@ -117,8 +142,41 @@ class InvariantGate(torch.nn.Module):
         return with_values(tensor, values)
 
 
+class NormContraction(torch.nn.Module):
+    """Add to each invariant block ``W [|h_c|^2 for every covariant channel c
+    of the same center type]``: the covariant channels' squared norms (their
+    Clebsch-Gordan contraction to ``lambda = 0``) feed the invariant channel."""
+
+    def __init__(self, keys: List[List[int]], source: List[int], width: int, dtype: torch.dtype):
+        super().__init__()
+        self.index: Dict[str, int] = {}
+        self.members: Dict[str, List[int]] = {}
+        maps: Dict[str, torch.nn.Module] = {}
+        for b, key in enumerate(keys):
+            members = [c for c in range(len(keys)) if source[c] == b and c != b]
+            if source[b] == b and len(members) > 0:
+                name = _gate_name(key)
+                self.index[name] = b
+                self.members[name] = members
+                maps[name] = torch.nn.Linear(width * len(members), width, bias=False, dtype=dtype)
+        self.maps = torch.nn.ModuleDict(maps)
+
+    def forward(self, tensor: TensorMap) -> TensorMap:
+        values: List[torch.Tensor] = []
+        for b in range(len(tensor.keys)):
+            values.append(tensor.block_by_id(b).values)
+        for name, linear in self.maps.items():
+            squares: List[torch.Tensor] = []
+            for c in self.members[name]:
+                squares.append(torch.sum(values[c] * values[c], dim=1))
+            b = self.index[name]
+            values[b] = values[b] + linear(torch.cat(squares, dim=1)).unsqueeze(1)
+        return with_values(tensor, values)
+
+
 class HiddenLayer(torch.nn.Module):
-    """One hidden layer: linear map, layer norm, nonlinearity, invariant gate."""
+    """One hidden layer: linear map, layer norm, nonlinearity, invariant gate
+    and (optionally) the norm contraction into the invariant channel."""
 
     def __init__(
         self,
@@ -131,6 +189,8 @@ class HiddenLayer(torch.nn.Module):
         layer_norm: bool,
         invariant_gate: bool,
         dtype: torch.dtype,
+        smooth: float = 0.0,
+        contraction: bool = False,
     ):
         super().__init__()
         invariant = [source[b] == b for b in range(len(key_list))]
@@ -141,10 +201,13 @@ class HiddenLayer(torch.nn.Module):
             self.norm = InvariantLayerNorm(
                 keys, [width] * sum(invariant), out_properties=properties, dtype=dtype
             )
-        self.nonlinear = Nonlinearity(keys, invariant, width, name, dtype)
+        self.nonlinear = Nonlinearity(keys, invariant, width, name, dtype, smooth)
         self.gate: Optional[InvariantGate] = None
         if invariant_gate:
             self.gate = InvariantGate(key_list, source, width, dtype)
+        self.contraction: Optional[NormContraction] = None
+        if contraction:
+            self.contraction = NormContraction(key_list, source, width, dtype)
 
     def forward(self, tensor: TensorMap) -> TensorMap:
         tensor = self.linear(tensor)
@@ -153,6 +216,8 @@ class HiddenLayer(torch.nn.Module):
         tensor = self.nonlinear(tensor)
         if self.gate is not None:
             tensor = self.gate(tensor)
+        if self.contraction is not None:
+            tensor = self.contraction(tensor)
         return tensor
 
 
@@ -163,3 +228,15 @@ def with_values(tensor: TensorMap, values: List[torch.Tensor]) -> TensorMap:
         block = tensor.block_by_id(b)
         blocks.append(TensorBlock(block_values, block.samples, block.components, block.properties))
     return TensorMap(tensor.keys, blocks)
+
+
+def invariant_sources(keys: List[List[int]]) -> List[int]:
+    """For every block, the position of the invariant ``(0, 1)`` block of its
+    center type (itself for invariant blocks): what gates and summaries read."""
+    sources: List[int] = []
+    for key in keys:
+        found = [i for i, k in enumerate(keys) if k[0] == 0 and k[1] == 1 and k[2] == key[2]]
+        if len(found) == 0:
+            raise ValueError(f"block {key} has no invariant block of its center type")
+        sources.append(found[0])
+    return sources

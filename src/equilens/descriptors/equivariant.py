@@ -1,0 +1,354 @@
+"""The equivariant potential's input: lambda-SOAP of a compressed density,
+projected, with exact position gradients computed once.
+
+For each batch of frames::
+
+    rho_l         featomic's SphericalExpansion, neighbor types in properties
+    r_l           = rho_l P_(l, z)                   fixed equivariant PCA per (l, center type)
+    X_lambda      = CG(r, r)                         featomic's ClebschGordanProduct, l_1 <= l_2,
+                                                     o3_sigma = 1, lambda <= lambda_max
+    x_lambda      = X_lambda Q_(lambda, z)           fixed equivariant PCA per (lambda, center type)
+    dx_lambda/dr  = [CG(dr/dr_j, r) + CG(r, dr/dr_j)] Q
+
+The gradients of the density (featomic, per atom-neighbor pair) go through
+the same Clebsch-Gordan product as the values, so the forces of a network on
+``x`` are exact and the product is computed once, not at every training
+step (the idea of the BPNN's projected SOAP gradients,
+:mod:`equilens.descriptors.projected`). The projections act on the feature
+axis only, shared by the ``2 lambda + 1`` components, so ``x`` transforms
+like lambda-SOAP.
+
+Each atom's features are stored flat, ``lambda = 0 .. lambda_max`` one after
+the other, each ``(2 lambda + 1) x n_components``, in a
+:class:`~equilens.descriptors.projected.FeatureSet`.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import ase
+import metatensor
+import numpy as np
+import torch
+from featomic.clebsch_gordan import ClebschGordanProduct
+from metatensor import Labels, TensorBlock, TensorMap
+
+from ..errors import EquilensError
+from ..tensormaps import Key, key_tuple
+from ._batches import check_species, make_calculator
+from .compression import EquivariantPCA
+from .projected import FeatureSet
+
+#: the key names of densities and features
+KEY_NAMES = ["o3_lambda", "o3_sigma", "center_type"]
+
+
+def angular_pairs(max_angular: int) -> List[Tuple[int, int]]:
+    """The ``(l_1, l_2)`` of the product, ``l_1 <= l_2``, in property order."""
+    return [(a, b) for a in range(max_angular + 1) for b in range(a, max_angular + 1)]
+
+
+def spherical_density(frames, species: Sequence[int], hypers: dict, gradients: bool) -> TensorMap:
+    """featomic's spherical expansion of ``frames``, the neighbor types moved
+    to properties over ``species`` (keys ``o3_lambda, o3_sigma, center_type``)."""
+    import featomic
+
+    check_species(frames, species)
+    calculator = make_calculator(featomic.SphericalExpansion, hypers)
+    density = calculator.compute(list(frames), gradients=["positions"] if gradients else None)
+    types = Labels(["neighbor_type"], np.array(species, dtype=np.int32).reshape(-1, 1))
+    return density.keys_to_properties(types)
+
+
+def _filter(keys: Labels) -> List[int]:
+    return np.nonzero(keys.column("l_1") <= keys.column("l_2"))[0].tolist()
+
+
+class DensityProduct:
+    """The Clebsch-Gordan product of two compressed densities into the
+    ``lambda <= lambda_max``, ``o3_sigma = 1`` blocks, with the ``(l_1, l_2)``
+    combinations moved to properties in a fixed order.
+
+    :param max_angular: the density's largest ``l``
+    :param lambda_max: the largest ``lambda`` kept
+    """
+
+    def __init__(self, max_angular: int, lambda_max: int):
+        self.cg = ClebschGordanProduct(max_angular=2 * max_angular, keys_filter=_filter)
+        self.selected = Labels(
+            ["o3_lambda", "o3_sigma"],
+            np.array([[lam, 1] for lam in range(lambda_max + 1)], dtype=np.int32),
+        )
+        self.pairs = Labels(
+            ["l_1", "l_2"], np.array(angular_pairs(max_angular), dtype=np.int32).reshape(-1, 2)
+        )
+
+    def __call__(self, first: TensorMap, second: TensorMap) -> TensorMap:
+        first = metatensor.rename_dimension(first, "properties", "n", "n_1")
+        second = metatensor.rename_dimension(second, "properties", "n", "n_2")
+        product = self.cg.compute(first, second, "l_1", "l_2", selected_keys=self.selected)
+        return product.keys_to_properties(self.pairs)
+
+
+def _compress(density: TensorMap, pca: EquivariantPCA, width: int) -> Dict[Key, TensorBlock]:
+    """``density`` projected block by block to ``width`` channels (zero
+    padded), values and position gradients."""
+    result = {}
+    channels = Labels.range("n", width)
+    for key, block in density.items():
+        key = key_tuple(key)
+        matrix = _padded(pca.projections[key], width)
+        new = TensorBlock(block.values @ matrix, block.samples, block.components, channels)
+        if "positions" in block.gradients_list():
+            gradient = block.gradient("positions")
+            new.add_gradient(
+                "positions",
+                TensorBlock(
+                    gradient.values @ matrix, gradient.samples, gradient.components, channels
+                ),
+            )
+        result[key] = new
+    return result
+
+
+def _padded(matrix: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros((matrix.shape[0], width))
+    out[:, : min(width, matrix.shape[1])] = matrix[:, :width]
+    return out
+
+
+def _tensor(blocks: Dict[Key, TensorBlock], gradients: bool = True) -> TensorMap:
+    keys = sorted(blocks)
+    copied = []
+    for key in keys:
+        block = blocks[key]
+        new = TensorBlock(block.values, block.samples, block.components, block.properties)
+        if gradients and "positions" in block.gradients_list():
+            g = block.gradient("positions")
+            new.add_gradient(
+                "positions", TensorBlock(g.values, g.samples, g.components, g.properties)
+            )
+        copied.append(new)
+    return TensorMap(Labels(KEY_NAMES, np.array(keys, dtype=np.int32).reshape(-1, 3)), copied)
+
+
+def _pair_gradients(blocks: Dict[Key, TensorBlock]) -> TensorMap:
+    """The density gradients as a TensorMap whose samples are ``(system,
+    atom, neighbor, xyz)``: the atom whose density it is, the atom that
+    moves, the direction."""
+    keys, out = [], []
+    for key, block in sorted(blocks.items()):
+        gradient = block.gradient("positions")
+        g = np.asarray(gradient.samples.values)
+        centers = np.asarray(block.samples.values)[g[:, 0]]
+        n = len(g)
+        samples = np.column_stack(
+            [
+                np.repeat(centers[:, 0], 3),
+                np.repeat(centers[:, 1], 3),
+                np.repeat(g[:, 2], 3),
+                np.tile(np.arange(3), n),
+            ]
+        ).astype(np.int32)
+        values = np.asarray(gradient.values).reshape(n * 3, *gradient.values.shape[2:])
+        names = ["system", "atom", "neighbor", "xyz"]
+        out.append(TensorBlock(values, Labels(names, samples), block.components, block.properties))
+        keys.append(key)
+    return TensorMap(Labels(KEY_NAMES, np.array(keys, dtype=np.int32).reshape(-1, 3)), out)
+
+
+class EquivariantFeatures:
+    """The fixed maps from frames to the equivariant potential's features:
+    the density compression and the projection of its products.
+
+    :param species: the center and neighbor types
+    :param hypers: featomic spherical-expansion hypers
+    :param lambda_max: the largest ``lambda`` of the features
+    :param density_components: channels per ``(l, center type)`` of the density
+    :param n_components: features per ``(lambda, center type)`` block
+    """
+
+    def __init__(
+        self,
+        species: Sequence[int],
+        hypers: dict,
+        lambda_max: int = 2,
+        density_components: int = 8,
+        n_components: int = 32,
+    ):
+        self.species = [int(z) for z in species]
+        self.hypers = hypers
+        self.lambda_max = lambda_max
+        self.density_components = density_components
+        self.n_components = n_components
+        self.max_angular = int(hypers["basis"]["max_angular"])
+        self.density_pca = EquivariantPCA(density_components)
+        self.product_pca = EquivariantPCA(n_components)
+
+    @property
+    def width(self) -> int:
+        """Features per atom: ``sum_lambda (2 lambda + 1) n_components``."""
+        return sum((2 * lam + 1) * self.n_components for lam in range(self.lambda_max + 1))
+
+    def offsets(self) -> List[int]:
+        """Where each ``lambda``'s features start in an atom's row."""
+        starts, position = [], 0
+        for lam in range(self.lambda_max + 1):
+            starts.append(position)
+            position += (2 * lam + 1) * self.n_components
+        return starts
+
+    def fit(self, frames: Sequence[ase.Atoms], max_atoms: int = 4000, seed: int = 0):
+        """Fit both projections on (a seeded subset of) ``frames``."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(frames))
+        chosen, atoms = [], 0
+        for index in order:
+            chosen.append(frames[index])
+            atoms += len(frames[index])
+            if atoms >= max_atoms:
+                break
+        density = spherical_density(chosen, self.species, self.hypers, gradients=False)
+        self.density_pca.fit(density)
+        compressed = _tensor(_compress(density, self.density_pca, self.density_components))
+        product = DensityProduct(self.max_angular, self.lambda_max)(compressed, compressed)
+        self.product_pca.fit(product)
+        return self
+
+    def state(self) -> dict:
+        """Plain data and arrays, for saving."""
+        return {
+            "species": list(self.species),
+            "lambda_max": self.lambda_max,
+            "density_components": self.density_components,
+            "n_components": self.n_components,
+            "density": self.density_pca.state(),
+            "product": self.product_pca.state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, hypers: dict) -> EquivariantFeatures:
+        features = cls(
+            state["species"],
+            hypers,
+            int(state["lambda_max"]),
+            int(state["density_components"]),
+            int(state["n_components"]),
+        )
+        features.density_pca = EquivariantPCA.from_state(state["density"])
+        features.product_pca = EquivariantPCA.from_state(state["product"])
+        return features
+
+    def density_projection(self, key: Key) -> np.ndarray:
+        """The density compression of block ``(l, 1, z)``, padded to its width."""
+        return _padded(self.density_pca.projections[key], self.density_components)
+
+    def product_projection(self, key: Key) -> np.ndarray:
+        """The projection of the product block ``(lambda, 1, z)``, padded."""
+        return _padded(self.product_pca.projections[key], self.n_components)
+
+
+def featurize_equivariant(
+    frames: Sequence[ase.Atoms],
+    features: EquivariantFeatures,
+    gradients: bool = True,
+    energies: Optional[np.ndarray] = None,
+    forces: Optional[Sequence[np.ndarray]] = None,
+    batch_size: int = 4,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = False,
+    gradient_dtype: Optional[torch.dtype] = None,
+) -> FeatureSet:
+    """The features of ``frames`` (and their exact position gradients).
+
+    :param batch_size: frames per featomic call and product
+    :param gradient_dtype: storage type of the projected gradients (default
+        ``dtype``)
+    """
+    from tqdm.auto import tqdm
+
+    parts = []
+    bar = tqdm(total=len(frames), desc="features", unit="frame", disable=not progress, leave=False)
+    with bar:
+        for start in range(0, len(frames), batch_size):
+            batch = list(frames[start : start + batch_size])
+            parts.append(_batch(batch, features, gradients, dtype, gradient_dtype or dtype))
+            bar.update(len(batch))
+    result = FeatureSet.concatenate(parts)
+    if energies is not None:
+        result.energy = torch.as_tensor(np.asarray(energies), dtype=dtype)
+    if forces is not None:
+        result.forces = torch.as_tensor(np.concatenate(forces), dtype=dtype)
+    return result
+
+
+def _batch(frames, features: EquivariantFeatures, gradients: bool, dtype, gradient_dtype):
+    density = spherical_density(frames, features.species, features.hypers, gradients)
+    compressed = _compress(density, features.density_pca, features.density_components)
+    values = _tensor(compressed, gradients=False)
+    product = DensityProduct(features.max_angular, features.lambda_max)
+    counts = np.array([len(a) for a in frames])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    numbers = np.concatenate([a.numbers for a in frames])
+    starts = features.offsets()
+    x = np.zeros((len(numbers), features.width))
+    for key, block in product(values, values).items():
+        key = key_tuple(key)
+        rows = offsets[block.samples.column("system")] + block.samples.column("atom")
+        projected = np.asarray(block.values) @ features.product_projection(key)
+        x[rows, starts[key[0]] : starts[key[0]] + projected[0].size] = projected.reshape(
+            len(rows), -1
+        )
+    result = FeatureSet(
+        x=torch.as_tensor(x, dtype=dtype),
+        species=torch.as_tensor(np.searchsorted(features.species, numbers), dtype=torch.long),
+        atom_offsets=torch.as_tensor(offsets, dtype=torch.long),
+    )
+    if gradients:
+        _gradients(result, compressed, values, product, features, offsets, gradient_dtype)
+    return result
+
+
+def _gradients(result, compressed, values, product, features, offsets, gradient_dtype) -> None:
+    """The projected position gradients: both terms of the product rule,
+    summed per (atom, moving atom) pair, frame by frame."""
+    moving = _pair_gradients(compressed)
+    starts = features.offsets()
+    terms: List[Tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]] = []
+    for first, second in ((moving, values), (values, moving)):
+        for key, block in product(first, second).items():
+            key = key_tuple(key)
+            s = np.asarray(block.samples.values)
+            center = offsets[s[:, 0]] + s[:, 1]
+            neighbor = offsets[s[:, 0]] + s[:, 2]
+            projected = np.asarray(block.values) @ features.product_projection(key)
+            terms.append((center, neighbor, s[:, 3], starts[key[0]], projected))
+    n_atoms = offsets[-1]
+    pair_ids = np.unique(np.concatenate([c * n_atoms + n for c, n, _, _, _ in terms]))
+    grad = np.zeros((len(pair_ids), 3, features.width))
+    for center, neighbor, xyz, start, projected in terms:
+        pairs = np.searchsorted(pair_ids, center * n_atoms + neighbor)
+        flat = projected.reshape(len(pairs), -1)
+        np.add.at(grad[:, :, start : start + flat.shape[1]], (pairs, xyz), flat)
+    center, neighbor = pair_ids // n_atoms, pair_ids % n_atoms
+    frame = np.searchsorted(offsets, center, side="right") - 1
+    order = np.argsort(frame, kind="stable")
+    result.grad_center = torch.as_tensor(center[order], dtype=torch.long)
+    result.grad_neighbor = torch.as_tensor(neighbor[order], dtype=torch.long)
+    result.grad_values = torch.as_tensor(grad[order], dtype=gradient_dtype)
+    result.pair_offsets = torch.as_tensor(
+        np.concatenate([[0], np.cumsum(np.bincount(frame, minlength=len(offsets) - 1))]),
+        dtype=torch.long,
+    )
+
+
+def check_features(features: EquivariantFeatures, species: Sequence[int]) -> None:
+    """The fitted maps cover ``species`` (one line naming a missing block)."""
+    for z in species:
+        for lam in range(features.lambda_max + 1):
+            if (lam, 1, z) not in features.product_pca.projections:
+                raise EquilensError(
+                    f"no feature block (o3_lambda={lam}, center_type={z}): the training "
+                    "frames have no such atom"
+                )

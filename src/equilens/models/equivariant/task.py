@@ -1,0 +1,126 @@
+"""The ``equivariant_potential`` task: an equivariant network on lambda-SOAP,
+trained on energies and forces.
+
+``train_equivariant_potential(config)`` reads the splits, fits the density
+compression and the lambda-SOAP projection on the training frames
+(:class:`~equilens.descriptors.equivariant.EquivariantFeatures`), computes
+every split's features with their projected position gradients once (cached
+on disk) and trains the module with the loop, the composition baseline, the
+metrics and the files every potential writes
+(:func:`equilens.models.energy.task.fit_and_write`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+from ...config import to_mapping
+from ...data.io import Dataset
+from ...descriptors.budget import check_feature_memory
+from ...descriptors.equivariant import EquivariantFeatures, check_features, featurize_equivariant
+from ...descriptors.projected import FeatureSet
+from ...storage import hash_arrays, hash_frames, hash_json
+from ...training.config import claim_output, run_fingerprint
+from ..energy.task import cached_features, fit_and_write, read_splits, split_features, target_hash
+from .config import EquivariantPotentialConfig
+from .model import EquivariantPotential
+
+
+def train_equivariant_potential(
+    config: EquivariantPotentialConfig,
+    progress: bool = True,
+    stop_after: Optional[int] = None,
+    overwrite: bool = False,
+) -> Tuple[EquivariantPotential, Dict[str, Any]]:
+    """Run the whole training; returns the potential and the summary written
+    to ``metrics.json``.
+
+    :param stop_after: stop (as if interrupted) after this epoch
+    :param overwrite: replace the outputs of another run in the output folder
+    """
+    timings: Dict[str, float] = {}
+    start = time.perf_counter()
+    splits = read_splits(config)
+    found = set().union(*(set(d.species) for d in splits.values()))
+    species = config.descriptor.species or tuple(sorted(found))
+    hypers = config.descriptor.featomic_dict()
+    data = {
+        name: {"structures": hash_frames(d.frames), "targets": target_hash(d)}
+        for name, d in splits.items()
+    }
+    fingerprint = run_fingerprint(config, data)
+    claim_output(config.output, fingerprint, overwrite)
+    timings["read_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    settings = config.features
+    features = EquivariantFeatures(
+        species, hypers, settings.lambda_max, settings.density_components, settings.n_components
+    ).fit(splits["train"].frames, settings.max_atoms, config.training.seed)
+    check_features(features, species)
+    timings["compression_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    computed = _split_features(splits, features, config, progress)
+    timings["features_s"] = time.perf_counter() - start
+
+    dtype = config.training.torch_dtype
+    with torch.random.fork_rng():
+        torch.manual_seed(config.training.seed)
+        potential = EquivariantPotential.build(features, config.model, dtype)
+    potential.metadata = {
+        "config": to_mapping(config),
+        "species": list(species),
+        "architecture": {
+            "summary": f"{len(species)} elements: lambda-SOAP of a compressed density "
+            f"(lambda <= {settings.lambda_max}), equivariant network {list(config.model.hidden)}"
+        },
+    }
+    if progress:
+        print(f"{config.name}: {potential.metadata['architecture']['summary']}")
+    summary = fit_and_write(
+        config, potential, computed, splits, species, timings, fingerprint, progress, stop_after
+    )
+    return potential, summary
+
+
+def _split_features(
+    splits, features: EquivariantFeatures, config: EquivariantPotentialConfig, progress: bool
+) -> Dict[str, FeatureSet]:
+    """Every split's features (cached; a split given twice computed once),
+    after checking that they fit in memory."""
+    frames = [atoms for dataset in splits.values() for atoms in dataset.frames]
+    storage = torch.finfo(getattr(torch, config.features.gradient_storage)).bits // 8
+    cutoff = float(features.hypers["cutoff"]["radius"])
+    check_feature_memory(frames, cutoff, features.width, storage)
+    state = features.state()
+    settings = {
+        "hypers": features.hypers,
+        "features": hash_json({k: v for k, v in state.items() if k not in ("density", "product")}),
+        "projections": hash_arrays([m for _, m in state["density"] + state["product"]]),
+        "dtype": str(config.training.torch_dtype),
+        "gradient_storage": config.features.gradient_storage,
+    }
+
+    def compute(dataset: Dataset) -> FeatureSet:
+        return cached_features(
+            dataset,
+            settings,
+            config.cache_dir,
+            lambda: featurize_equivariant(
+                dataset.frames,
+                features,
+                gradients=True,
+                energies=dataset.energies,
+                forces=dataset.forces,
+                batch_size=config.features.batch_size,
+                dtype=config.training.torch_dtype,
+                progress=progress,
+                gradient_dtype=getattr(torch, config.features.gradient_storage),
+            ),
+        )
+
+    return split_features(splits, compute)
