@@ -56,6 +56,25 @@ def _tensor(target):
     return model, [f for f in frames if len(f) == 9][:2]
 
 
+def _equivariant_potential():
+    from equilens.descriptors import PRESETS
+    from equilens.descriptors.equivariant import EquivariantFeatures
+    from equilens.models.equivariant.config import EquivariantNetworkConfig
+    from equilens.models.equivariant.model import EquivariantPotential
+
+    frames = ase.io.read(embedded_path("iron_water_xtb.extxyz"), ":12")
+    features = EquivariantFeatures([1, 8, 26], PRESETS["small"].to_featomic(), 2, 4, 6)
+    features.fit(frames)
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        config = EquivariantNetworkConfig(hidden=(8, 6))
+        model = EquivariantPotential.build(features, config, torch.float64)
+        with torch.no_grad():  # non-trivial weights everywhere
+            for parameter in model.module.parameters():
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    return model, [frames[2], frames[7]]
+
+
 def _sevenn():
     if importlib.util.find_spec("sevenn") is None:
         pytest.skip("sevenn is not installed (pip install 'equilens[sevenn]')")
@@ -81,6 +100,7 @@ CASES = {
     "equilens.potential": ({}, ENERGY | {"export"}),
     "equilens.tensor_model/polarizability": ({}, ALWAYS | {"inversion", "reload", "export"}),
     "equilens.tensor_model/density": ({}, ALWAYS | {"inversion", "reload", "export"}),
+    "equilens.equivariant_potential": ({}, ENERGY | {"export"}),
     # float32, built without parity
     "sevenn": ({"atol": 2e-4, "force_atol": 2e-2, "fd_step": 1e-2}, ENERGY - {"inversion"}),
     "metatomic": ({}, ENERGY),
@@ -92,6 +112,8 @@ def case(request, make_potential, tmp_path_factory):
     name = request.param
     if name == "equilens.potential":
         model, frames = _potential(make_potential)
+    elif name == "equilens.equivariant_potential":
+        model, frames = _equivariant_potential()
     elif name.startswith("equilens.tensor_model"):
         model, frames = _tensor(name.split("/")[1])
     elif name == "sevenn":

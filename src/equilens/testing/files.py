@@ -68,26 +68,35 @@ def check_export(context: Context) -> Optional[str]:
     if family(model.kind).export is None:
         return f"{model.kind} models are not exported"
     module = metatomic_model(model).module
-    prefix = "" if context.energy else "equilens::"
     for index, atoms in enumerate(context.frames):
-        names = {f"{prefix}feature/{n}": ModelOutput(sample_kind="atom") for n in model.layer_names}
-        for target in model.outputs:
-            if target != "forces":
-                names[prefix + target] = ModelOutput(sample_kind="system")
+        native = model.layers([atoms])
+        names = {_layer_output(n, t): ModelOutput(sample_kind="atom") for n, t in native.items()}
+        targets = [t for t in model.outputs if t != "forces"]
+        for target in targets:
+            names[_target_output(target)] = ModelOutput(sample_kind="system")
         system = atoms_to_system(atoms, module, torch.float64)
         outputs = _to_numpy(module([system], names, None))
-        prediction = model.predict([atoms], outputs=[t for t in model.outputs if t != "forces"])
-        for target, tensor in prediction.items():
-            exported = outputs[prefix + target]
+        for target, tensor in model.predict([atoms], outputs=targets).items():
+            exported = outputs[_target_output(target)]
             if target == "energy":  # summed over the atoms by the module
                 exported = _energy_map(exported)
             _assert_same(tensor, exported, context.atol, f"export: frame {index} {target}")
-        for name, tensor in model.layers([atoms]).items():
-            exported = outputs[f"{prefix}feature/{name}"]
+        for name, tensor in native.items():
+            exported = outputs[_layer_output(name, tensor)]
             if "o3_lambda" not in tensor.keys.names:  # one block over all atoms
                 exported = _by_center(exported, atoms)
             _assert_same(tensor, exported, context.atol, f"export: frame {index} layer {name}")
     return None
+
+
+def _layer_output(name: str, tensor: TensorMap) -> str:
+    """The exported output of a layer: ``feature/<layer>`` for an invariant
+    layer, ``equilens::feature/<layer>`` for its equivariant blocks."""
+    return ("equilens::" if "o3_lambda" in tensor.keys.names else "") + f"feature/{name}"
+
+
+def _target_output(target: str) -> str:
+    return target if target == "energy" else f"equilens::{target}"
 
 
 def _to_numpy(outputs) -> Dict[str, TensorMap]:

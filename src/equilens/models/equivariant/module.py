@@ -148,7 +148,7 @@ class EquivariantPotentialModule(torch.nn.Module):
         self.energy_head = EquivariantLinear(
             self.energy_labels,
             [widths[0]] * len(self.species),
-            out_properties=[Labels.range("energy", 1)] * len(self.species),
+            out_properties=[Labels.range("feature", 1)] * len(self.species),
             dtype=dtype,
         )
         self.layer_names = ["input"] + [f"hidden_{i + 1}" for i in range(len(hidden))] + ["output"]
