@@ -182,7 +182,8 @@ CASES = {
     ),
     "train-unknown-task": (
         lambda w, t: ["train", _train_config(w, t / "c.yaml", task="magic")],
-        r"task: expected one of potential, tensor, sevenn, metatrain, got 'magic'",
+        r"task: expected one of potential, tensor, equivariant_potential, sevenn, metatrain, "
+        r"got 'magic'",
     ),
     "train-unknown-key": (
         lambda w, t: ["train", _train_config(w, t / "c.yaml", **{"training.epoch": 3})],

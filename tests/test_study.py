@@ -106,3 +106,47 @@ def test_study_reads_external_models(tmp_path, make_potential):
     references = ("autoencoder/latent", "pcovr/latent", "soap-pca/descriptor")
     best = next(name for name in rows if name not in references)  # the most interpretable
     assert data["settings"]["map"]["x"]["property"] == f"{best} PCA[1]"
+
+
+def test_a_sweep_across_families(tmp_path):
+    """An equivariant potential next to a BPNN in one sweep: both trained on
+    the same splits, their layers (equivariant ones through their invariant
+    summaries) scored and compared in one ranking."""
+    import csv
+
+    config = _tiny(
+        tmp_path,
+        sweep=[
+            {"name": "bpnn", "model": {"hidden": [8, 8]}},
+            {
+                "name": "equivariant",
+                "task": "equivariant_potential",
+                "model": {"hidden": [8]},
+                "options": {"features": {"density_components": 4, "n_components": 6}},
+            },
+        ],
+        seeds=[0],
+    )
+    folder = run_study(config, progress=False)
+    names = {row["feature_set"] for row in csv.DictReader(open(folder / "scorecard.csv"))}
+    assert {"bpnn/hidden_1", "equivariant/input", "equivariant/hidden_1"} <= names
+    assert (folder / "models" / "equivariant" / "seed0" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"name": "x", "task": "tensor"}, "sweep entry 'x'.*does not train a potential"),
+        ({"name": "x", "task": "magic"}, "sweep entry 'x': task: expected one of"),
+        ({"name": "x", "model": {"depth": 3}}, "sweep entry 'x'.*unknown key 'depth'"),
+        (
+            {"name": "x", "task": "equivariant_potential", "options": {"features": {"n": 1}}},
+            "sweep entry 'x'.*unknown key 'n'",
+        ),
+    ],
+)
+def test_a_bad_sweep_entry_is_named_before_training(tmp_path, entry, message):
+    config = _tiny(tmp_path, sweep=[entry])
+    with pytest.raises(StudyError, match=message):
+        run_study(config, progress=False)
+    assert not (tmp_path / "results" / "smoke" / "models").exists()

@@ -50,6 +50,8 @@ class Family:
         a file with one of ``suffixes`` is of this family
     :param finetune: the configuration field naming the starting model when
         the task fine-tunes (``equilens finetune`` requires it set)
+    :param potential: the task trains a potential (energies and forces) on
+        labelled frames: it can be an entry of a study's sweep
     """
 
     kind: str
@@ -63,6 +65,7 @@ class Family:
     suffixes: Tuple[str, ...] = ()
     sniff: Optional[str] = None
     finetune: Optional[str] = None
+    potential: bool = False
 
 
 #: every family and adapter equilens knows, one line each
@@ -76,6 +79,7 @@ FAMILIES: Tuple[Family, ...] = (
         train="equilens.models.bpnn.task:train_potential",
         export="equilens.models.bpnn.export:metatomic_model",
         finetune="finetune",
+        potential=True,
     ),
     Family(
         "equilens.tensor_model",
@@ -94,6 +98,7 @@ FAMILIES: Tuple[Family, ...] = (
         config="equilens.models.equivariant.config:EquivariantPotentialConfig",
         train="equilens.models.equivariant.task:train_equivariant_potential",
         export="equilens.models.equivariant.export:metatomic_model",
+        potential=True,
     ),
     Family(
         "sevenn",

@@ -9,7 +9,7 @@ and names any unknown or invalid key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from ..analysis.labels import LabelConfig
 from ..config import from_mapping, load_yaml
@@ -17,7 +17,7 @@ from ..data.io import ReadOptions
 from ..data.splits import SplitConfig
 from ..descriptors import DescriptorConfig
 from ..errors import ConfigError, EquilensError
-from ..models.bpnn.config import BPNNConfig, CompressionConfig
+from ..models.bpnn.config import CompressionConfig
 from ..training.loop import TrainConfig
 
 EMBEDDED_DATA = "embedded:iron_water_xtb.extxyz"
@@ -31,24 +31,34 @@ class StudyError(EquilensError):
 
 @dataclass(frozen=True)
 class ArchitectureConfig:
-    """One point of the sweep: a name and a BPNN.
+    """One entry of the sweep: a name, a training task and its sections; it
+    is trained with every seed on the study's data, descriptor and training
+    settings.
 
-    :param name: the architecture's name in tables and plots
-    :param model: the network (the ``model:`` section of a potential)
+    :param name: the entry's name in tables and plots
+    :param task: a task that trains a potential (``potential``,
+        ``equivariant_potential``, ...; see ``equilens config list``)
+    :param model: the task's ``model:`` section
+    :param training: overrides of the study's ``training`` section
+    :param options: the task's other sections (e.g. ``features`` of an
+        equivariant potential), as in its training configuration
     """
 
     name: str
-    model: BPNNConfig = field(default_factory=BPNNConfig)
+    task: str = "potential"
+    model: Dict[str, Any] = field(default_factory=dict)
+    training: Dict[str, Any] = field(default_factory=dict)
+    options: Dict[str, Any] = field(default_factory=dict)
 
 
 def _default_sweep() -> Tuple[ArchitectureConfig, ...]:
     return (
-        ArchitectureConfig("silu-2x32", BPNNConfig(hidden=(32, 32), activation="silu")),
-        ArchitectureConfig("silu-2x64", BPNNConfig(hidden=(64, 64), activation="silu")),
-        ArchitectureConfig("silu-3x64", BPNNConfig(hidden=(64, 64, 64), activation="silu")),
+        ArchitectureConfig("silu-2x32", model={"hidden": [32, 32], "activation": "silu"}),
+        ArchitectureConfig("silu-2x64", model={"hidden": [64, 64], "activation": "silu"}),
+        ArchitectureConfig("silu-3x64", model={"hidden": [64, 64, 64], "activation": "silu"}),
         ArchitectureConfig(
             "tanh-2x64-bottleneck8",
-            BPNNConfig(hidden=(64, 64), activation="tanh", bottleneck=8, layer_norm=True),
+            model={"hidden": [64, 64], "activation": "tanh", "bottleneck": 8, "layer_norm": True},
         ),
     )
 

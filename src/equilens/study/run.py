@@ -5,7 +5,7 @@
 1. **data**: read the labelled frames (default: the embedded GFN1-xTB
    iron/water set, ``embedded:iron_water_xtb.extxyz``);
 2. **train**: every architecture of the sweep with every seed
-   (:func:`equilens.models.bpnn.task.train_potential`; a finished run is
+   (:mod:`equilens.study.sweep`, through the registry; a finished run is
    reloaded from its folder, descriptors and features come from the cache);
 3. **layers**: every layer of every model on the analysis frames, plus two
    references on the same atoms (:mod:`equilens.study.references`);
@@ -27,7 +27,6 @@ A failure names the stage (``StudyError: stage 'train' (model deep, seed
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Dict, Tuple
@@ -42,8 +41,6 @@ from ..data.io import with_species
 from ..data.splits import load_splits
 from ..descriptors import compute_soap
 from ..errors import EquilensError
-from ..models.bpnn.config import PotentialConfig
-from ..models.bpnn.task import train_potential
 from ..storage import claim_outputs
 from ..tensormaps import frame_atoms
 from .config import REFERENCES, StudyConfig, StudyError
@@ -51,6 +48,7 @@ from .layers import FeatureSets, external_models, like, model_layers
 from .maps import export_study, plot_layer_maps
 from .references import reference_sets
 from .report import aggregate, write_report, write_tables
+from .sweep import train_sweep
 
 Layers = Dict[str, Dict[str, np.ndarray]]
 
@@ -152,37 +150,6 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     return folder
 
 
-def train_sweep(
-    config: StudyConfig, folder: Path, progress: bool, overwrite: bool = False
-) -> Tuple[dict, dict]:
-    """Train (or reload) every architecture with every seed."""
-    potentials, metrics = {}, {}
-    for architecture in config.sweep:
-        for seed in config.seeds:
-            key = f"{architecture.name}/seed{seed}"
-            potential_config = PotentialConfig(
-                data=config.data,
-                name=key,
-                read=config.read,
-                descriptor=config.descriptor,
-                compression=config.compression,
-                model=architecture.model,
-                training=dataclasses.replace(config.training, seed=seed),
-                output_dir=str(folder / "models" / architecture.name / f"seed{seed}"),
-                cache_dir=config.cache_dir,
-            )
-            try:
-                potentials[key], summary = train_potential(
-                    potential_config, progress=progress, overwrite=overwrite
-                )
-            except EquilensError as error:
-                raise StudyError(
-                    f"stage 'train' (model {architecture.name}, seed {seed}): {error}"
-                ) from error
-            metrics[key] = summary["metrics"]
-    return potentials, metrics
-
-
 def read_layers(potentials: dict, frames) -> Tuple[Layers, Dict[str, np.ndarray]]:
     """Every layer of every trained model on ``frames`` (all atoms stacked in
     order), and each model's atomic energies (its output layer)."""
@@ -200,13 +167,15 @@ def feature_sets(
     seed (per-species coordinates unless ``per_species`` is false: shared
     networks and compressions), the references, the external models."""
     sets = FeatureSets()
-    for index, architecture in enumerate(config.sweep):
+    shared_input = False
+    for architecture in config.sweep:
         key = f"{architecture.name}/seed{seed}"
         for layer, values in layers[key].items():
-            if layer == "input":
-                # the same PCA of SOAP for every architecture of a seed
-                if index == 0:
+            if layer == "input" and architecture.task == "potential":
+                # the same PCA of SOAP for every BPNN of a seed
+                if not shared_input:
                     sets.add("soap-pca/descriptor", values, per_species=per_species)
+                    shared_input = True
                 continue
             sets.add(f"{architecture.name}/{layer}", values, per_species, outputs[key])
     for name, values in references.items():

@@ -1,0 +1,86 @@
+"""The study's sweep: every entry (a task and its sections) trained with
+every seed on the study's data, descriptor and training settings.
+
+An entry is ``{name, task, model, training, options}``
+(:class:`~equilens.study.config.ArchitectureConfig`): it becomes the training
+configuration of its task (the study's ``data``, ``read``, ``descriptor``,
+``compression``, ``training`` and cache, where the task has such a section;
+then the entry's own sections), validated before anything is trained, and is
+trained through the registry (:func:`equilens.models.train`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, Tuple
+
+from ..config import from_mapping, to_mapping
+from ..errors import EquilensError
+from ..models.registry import FAMILIES, resolve, task_family, train
+from .config import ArchitectureConfig, StudyConfig, StudyError
+
+#: the study's sections a task's configuration receives when it has them
+SHARED = ("data", "read", "descriptor", "compression")
+
+
+def entry_config(config: StudyConfig, entry: ArchitectureConfig, seed: int, folder: Path):
+    """The training configuration of ``entry`` with ``seed``: a one-line
+    :class:`StudyError` names the entry when its task or sections do not fit."""
+    where = f"sweep entry '{entry.name}'"
+    try:
+        family = task_family(entry.task, where=f"{where}: task")
+        if not family.potential:
+            potentials = [f.task for f in FAMILIES if f.potential]
+            raise EquilensError(
+                f"task {entry.task} does not train a potential (a sweep takes {potentials})"
+            )
+        assert family.config is not None
+        cls = resolve(family.config)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        study = to_mapping(config)
+        mapping: Dict[str, Any] = {k: study[k] for k in SHARED if k in fields}
+        mapping.update(
+            task=entry.task,
+            name=f"{entry.name}/seed{seed}",
+            model=dict(entry.model),
+            training={**study["training"], **entry.training, "seed": seed},
+            output_dir=str(folder / "models" / entry.name / f"seed{seed}"),
+        )
+        if "cache_dir" in fields:
+            mapping["cache_dir"] = config.cache_dir
+        mapping.update(entry.options)
+        return from_mapping(cls, mapping, where=where)
+    except EquilensError as error:
+        message = str(error)
+        if not message.startswith(where):
+            message = f"{where}: {message}"
+        raise StudyError(message) from None
+
+
+def check_sweep(config: StudyConfig, folder: Path) -> None:
+    """Validate every entry before anything is trained."""
+    for entry in config.sweep:
+        entry_config(config, entry, config.seeds[0], folder)
+
+
+def train_sweep(
+    config: StudyConfig, folder: Path, progress: bool, overwrite: bool = False
+) -> Tuple[dict, dict]:
+    """Train (or reload) every entry with every seed: ``({key: model},
+    {key: metrics})``, keys ``<entry>/seed<seed>``."""
+    check_sweep(config, folder)
+    models, metrics = {}, {}
+    for entry in config.sweep:
+        for seed in config.seeds:
+            key = f"{entry.name}/seed{seed}"
+            try:
+                models[key], summary = train(
+                    entry_config(config, entry, seed, folder), progress, overwrite=overwrite
+                )
+            except EquilensError as error:
+                raise StudyError(
+                    f"stage 'train' (model {entry.name}, seed {seed}): {error}"
+                ) from error
+            metrics[key] = summary["metrics"]
+    return models, metrics
