@@ -95,7 +95,7 @@ def label_champions(aggregated: List[dict]) -> List[tuple]:
     return result
 
 
-def write_report(folder, config, aggregated, metrics, gfre, chemiscope, timings) -> Path:
+def write_report(folder, config, aggregated, summaries, gfre, chemiscope, timings) -> Path:
     """``report.md``: the verdicts, who encodes what, the scorecard, the models."""
     models = [row for row in aggregated if row["feature_set"] not in REFERENCES]
     best = models[0]
@@ -147,7 +147,8 @@ def write_report(folder, config, aggregated, metrics, gfre, chemiscope, timings)
     for row in aggregated:
         cells = [_cell(row.get(c, np.nan)) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += _models_section(metrics, gfre, chemiscope, timings)
+    lines += families_section(config, aggregated, summaries)
+    lines += _models_section(summaries, gfre, chemiscope, timings)
     path = folder / "report.md"
     with atomic_write(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -158,19 +159,29 @@ def _cell(value) -> str:
     return value if isinstance(value, str) else f"{value:.3f}"
 
 
-def _models_section(metrics, gfre, chemiscope, timings) -> List[str]:
+def _models_section(summaries, gfre, chemiscope, timings) -> List[str]:
     lines = [
         "",
         "## Models",
         "",
-        "| model | validation energy RMSE (meV/atom) | force RMSE (eV/Å) |",
-        "|---|---:|---:|",
+        "Validation errors of every model and of its composition-only baseline (per-species "
+        "energies, zero forces). A model whose force error is not well below the "
+        f"baseline's (ratio above {LEARNED:.1f}) learned little: its layers are not read as "
+        "interpretable.",
+        "",
+        "| model | energy RMSE (meV/atom) | force RMSE (eV/Å) | baseline force RMSE | "
+        "force / baseline | learned |",
+        "|---|---:|---:|---:|---:|---|",
     ]
-    for key, values in metrics.items():
-        v = values.get("validation", {})
+    for key, summary in summaries.items():
+        v = summary["metrics"].get("validation", {})
+        ratio = force_ratio(summary)
+        base = summary.get("baselines", {}).get("composition", {}).get("validation", {})
         lines.append(
             f"| {key} | {v.get('energy_rmse_meV_per_atom', float('nan')):.2f} | "
-            f"{v.get('force_rmse_eV_per_A', float('nan')):.3f} |"
+            f"{v.get('force_rmse_eV_per_A', float('nan')):.3f} | "
+            f"{base.get('force_rmse_eV_per_A', float('nan')):.3f} | {ratio:.2f} | "
+            f"{'yes' if ratio < LEARNED else 'no'} |"
         )
     lines += ["", "## GFRE between layers (first seed, per species or all atoms)", ""]
     for z in gfre:
@@ -189,3 +200,81 @@ def _models_section(metrics, gfre, chemiscope, timings) -> List[str]:
         + ", ".join(f"{k} {v:.0f}" for k, v in timings.items() if isinstance(v, float)),
     ]
     return lines
+
+
+#: a model learned when its validation force error is below this fraction of
+#: its composition baseline's (whose forces are zero: the RMS force)
+LEARNED = 0.8
+
+
+def force_ratio(summary: dict) -> float:
+    """Validation force RMSE of a model over its composition baseline's."""
+    model = summary["metrics"].get("validation", {}).get("force_rmse_eV_per_A", np.nan)
+    base = summary.get("baselines", {}).get("composition", {}).get("validation", {})
+    return float(model / base.get("force_rmse_eV_per_A", np.nan))
+
+
+def families_section(config, aggregated, summaries) -> List[str]:
+    """Per family (task) of the sweep: its best layer, its accuracy and cost,
+    and whether it learned; then the answer in words."""
+    places = {row["feature_set"]: place + 1 for place, row in enumerate(aggregated)}
+    rows = []
+    for entry in config.sweep:
+        keys = [f"{entry.name}/seed{seed}" for seed in config.seeds]
+        force = np.mean(
+            [summaries[k]["metrics"]["validation"]["force_rmse_eV_per_A"] for k in keys]
+        )
+        cost = np.nanmean([summaries[k].get("seconds", np.nan) for k in keys])
+        layers = [r for r in aggregated if r["feature_set"].startswith(f"{entry.name}/")]
+        best = min(layers, key=lambda r: places[r["feature_set"]]) if layers else None
+        learned = all(force_ratio(summaries[k]) < LEARNED for k in keys)
+        rows.append((entry, best, float(force), float(cost), learned))
+    lines = [
+        "",
+        "## Families",
+        "",
+        "| entry | task | best layer (place) | mean rank | validation force RMSE "
+        "(mean over seeds, eV/Å) | training time per model (s) | learned |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for entry, best, force, seconds, learned in rows:
+        name = f"{best['feature_set']} ({places[best['feature_set']]})" if best else "-"
+        rank = f"{best['mean_rank']:.2f}" if best else "-"
+        lines.append(
+            f"| {entry.name} | {entry.task} | {name} | {rank} | {force:.3f} | {seconds:.0f} | "
+            f"{'yes' if learned else 'no'} |"
+        )
+    readable = [r for r in rows if r[4] and r[1] is not None]
+    if readable:
+        top = min(readable, key=lambda r: places[r[1]["feature_set"]])
+        accurate = min(readable, key=lambda r: r[2])
+        lines += [
+            "",
+            f"Among the models that learned, the most readable layer is "
+            f"**{top[1]['feature_set']}** ({top[0].task}, place {places[top[1]['feature_set']]}); "
+            f"the most accurate entry is **{accurate[0].name}** ({accurate[0].task}, "
+            f"{accurate[2]:.3f} eV/Å, {accurate[3]:.0f} s per model).",
+        ]
+        tasks = {r[0].task for r in readable}
+        if "equivariant_potential" in tasks and "potential" in tasks:
+            lines.append(_equivariance_sentence(readable, places))
+    return lines
+
+
+def _equivariance_sentence(readable, places) -> str:
+    """Whether the equivariant entries read and fit better than the BPNNs."""
+
+    def best(task, key):
+        return min((r for r in readable if r[0].task == task), key=key)
+
+    place = lambda r: places[r[1]["feature_set"]]  # noqa: E731
+    equivariant, bpnn = best("equivariant_potential", place), best("potential", place)
+    fit_e, fit_b = best("equivariant_potential", lambda r: r[2]), best("potential", lambda r: r[2])
+    readability = "more" if place(equivariant) < place(bpnn) else "less"
+    accuracy = "more" if fit_e[2] < fit_b[2] else "less"
+    return (
+        f"Equivariance made the best layer {readability} readable here (place "
+        f"{place(equivariant)} against {place(bpnn)} for the best BPNN layer) and the model "
+        f"{accuracy} accurate ({fit_e[2]:.3f} against {fit_b[2]:.3f} eV/Å), at "
+        f"{fit_e[3]:.0f} s against {fit_b[3]:.0f} s of training per model."
+    )

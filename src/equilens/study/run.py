@@ -95,7 +95,8 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     done("data")
 
     stage("train")
-    potentials, metrics = train_sweep(config, folder, progress, overwrite)
+    potentials, summaries = train_sweep(config, folder, progress, overwrite)
+    metrics = {key: summary["metrics"] for key, summary in summaries.items()}
     done("train")
 
     stage("layers")
@@ -145,7 +146,7 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     chemiscope = export_study(config, frames, compared, labels, outputs[first], best[0])
     done("outputs")
     write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timings)
-    report = write_report(folder, config, aggregated, metrics, gfre, chemiscope, timings)
+    report = write_report(folder, config, aggregated, summaries, gfre, chemiscope, timings)
     print(f"[study {config.name}] report -> {report}; chemiscope -> {chemiscope}")
     return folder
 

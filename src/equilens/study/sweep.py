@@ -68,9 +68,10 @@ def train_sweep(
     config: StudyConfig, folder: Path, progress: bool, overwrite: bool = False
 ) -> Tuple[dict, dict]:
     """Train (or reload) every entry with every seed: ``({key: model},
-    {key: metrics})``, keys ``<entry>/seed<seed>``."""
+    {key: summary})`` (the ``metrics.json`` of each run), keys
+    ``<entry>/seed<seed>``."""
     check_sweep(config, folder)
-    models, metrics = {}, {}
+    models, summaries = {}, {}
     for entry in config.sweep:
         for seed in config.seeds:
             key = f"{entry.name}/seed{seed}"
@@ -82,5 +83,5 @@ def train_sweep(
                 raise StudyError(
                     f"stage 'train' (model {entry.name}, seed {seed}): {error}"
                 ) from error
-            metrics[key] = summary["metrics"]
-    return models, metrics
+            summaries[key] = summary
+    return models, summaries

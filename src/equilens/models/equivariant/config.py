@@ -8,8 +8,8 @@ A YAML file with ``task: equivariant_potential`` is read into
     name: iron_water_equivariant
     data: {train: reference:iron_water/train, validation_fraction: 0.1}
     descriptor: {preset: small}
-    features: {lambda_max: 2, density_components: 8, n_components: 32}
-    model: {hidden: [32, 32]}
+    features: {lambda_max: 2, density_components: 12, n_components: 64}
+    model: {hidden: [64, 64]}
 """
 
 from __future__ import annotations
@@ -39,17 +39,20 @@ class FeaturesConfig:
         radial channels)
     :param n_components: features kept per ``(o3_lambda, center_type)`` block
         of the product (equivariant PCA)
-    :param max_atoms: atoms the two projections are fitted on (seeded subset
-        of the training frames)
+    :param max_atoms: atoms the two projections are fitted on (a seeded
+        subset of the training frames)
+    :param seed: seeds that subset (not the training seed: models of other
+        seeds then share the features and their cache)
     :param batch_size: frames per featomic call and Clebsch-Gordan product
     :param gradient_storage: precision of the stored projected gradients
         (``float16`` halves the largest array of force training)
     """
 
     lambda_max: int = 2
-    density_components: int = 8
-    n_components: int = 32
+    density_components: int = 12
+    n_components: int = 64
     max_atoms: int = 4000
+    seed: int = 0
     batch_size: int = 4
     gradient_storage: Literal["float32", "float16"] = "float32"
 
@@ -76,9 +79,9 @@ class EquivariantNetworkConfig:
         channel vanishes
     """
 
-    hidden: Tuple[int, ...] = (32, 32)
+    hidden: Tuple[int, ...] = (64, 64)
     activation: Literal["silu", "tanh"] = "silu"
-    layer_norm: bool = True
+    layer_norm: bool = False
     invariant_gate: bool = True
     contraction: bool = True
     smooth: float = 1e-3

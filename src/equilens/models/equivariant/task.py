@@ -59,7 +59,7 @@ def train_equivariant_potential(
     settings = config.features
     features = EquivariantFeatures(
         species, hypers, settings.lambda_max, settings.density_components, settings.n_components
-    ).fit(splits["train"].frames, settings.max_atoms, config.training.seed)
+    ).fit(splits["train"].frames, settings.max_atoms, settings.seed)
     check_features(features, species)
     timings["compression_s"] = time.perf_counter() - start
 
