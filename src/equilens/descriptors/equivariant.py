@@ -330,7 +330,8 @@ def _gradients(result, compressed, values, product, features, offsets, gradient_
     for center, neighbor, xyz, start, projected in terms:
         pairs = np.searchsorted(pair_ids, center * n_atoms + neighbor)
         flat = projected.reshape(len(pairs), -1)
-        np.add.at(grad[:, :, start : start + flat.shape[1]], (pairs, xyz), flat)
+        # the rows of one product block are distinct (pair, direction) entries
+        grad[pairs, xyz, start : start + flat.shape[1]] += flat
     center, neighbor = pair_ids // n_atoms, pair_ids % n_atoms
     frame = np.searchsorted(offsets, center, side="right") - 1
     order = np.argsort(frame, kind="stable")
