@@ -121,15 +121,24 @@ class Scorecard:
     def _score(self, x, rows, groups, descriptor, output) -> Dict[str, float]:
         scores: Dict[str, float] = {}
         leading = _leading_components(x, self.n_components, groups)
+        continuous: Dict[str, np.ndarray] = {}
         for label, values in self.labels_.items():
             values = np.asarray(values)[rows]
             if groups is not None and label == "species":
                 continue  # constant within each species
-            categorical = label in self.categorical
-            scores[f"decode_{label}"] = self._decode(x, values, categorical, groups)
-            scores[f"decode_{label}@pc"] = self._decode(leading, values, categorical, groups)
-        if output is not None:
-            scores["decode_output"] = self._decode(x, output, False, groups)
+            if label in self.categorical:
+                scores[f"decode_{label}"] = self._decode(x, values, True, groups)
+                scores[f"decode_{label}@pc"] = self._decode(leading, values, True, groups)
+            else:
+                continuous[label] = values
+        # every continuous label (and the model's output) from one
+        # factorisation of each fold's features
+        targets = dict(continuous, **({} if output is None else {"\x00output": output}))
+        for suffix, features, wanted in (("", x, targets), ("@pc", leading, continuous)):
+            for label, value in self._regress_all(features, wanted, groups).items():
+                name = "decode_output" if label == "\x00output" else f"decode_{label}{suffix}"
+                scores[name] = value
+        scores = {k: scores[k] for k in self._order(scores)}
         if descriptor is not None or output is not None:
             from .compare import compare
 
@@ -155,34 +164,72 @@ class Scorecard:
         )
         return scores
 
-    def _decode(self, x, y, categorical: bool, groups) -> float:
-        """Decodability of ``y`` from ``x``, within each group when given
-        (averaged with the groups' sizes as weights, over the groups where it
-        is defined)."""
-        score = self._classify if categorical else self._regress
+    def _order(self, scores: Dict[str, float]) -> List[str]:
+        """The score names in the order of the labels (as before factorising)."""
+        order = []
+        for label in self.labels_:
+            order += [f"decode_{label}", f"decode_{label}@pc"]
+        return [k for k in order if k in scores] + [k for k in scores if k not in order]
+
+    def _regress_all(self, x, targets: Mapping[str, np.ndarray], groups) -> Dict[str, float]:
+        """R² of every continuous target from ``x`` (within each group when
+        given, averaged with the groups' sizes): one cross-validated ridge per
+        fold for all targets, each with its own regularisation."""
         if groups is None:
-            return score(x, y)
+            return self._regress_many(x, targets)
+        values: Dict[str, List[float]] = {name: [] for name in targets}
+        weights: Dict[str, List[int]] = {name: [] for name in targets}
+        for group in np.unique(groups):
+            mask = groups == group
+            if mask.sum() < 2 * self.n_folds:
+                continue
+            scored = self._regress_many(x[mask], {n: y[mask] for n, y in targets.items()})
+            for name, value in scored.items():
+                if np.isfinite(value):
+                    values[name].append(value)
+                    weights[name].append(int(mask.sum()))
+        return {
+            name: float(np.average(values[name], weights=weights[name]))
+            if values[name]
+            else float("nan")
+            for name in targets
+        }
+
+    def _regress_many(self, x, targets: Mapping[str, np.ndarray]) -> Dict[str, float]:
+        result = {name: float("nan") for name in targets}
+        names = [n for n, y in targets.items() if not np.allclose(y, np.asarray(y)[0])]
+        if not names:
+            return result
+        y = np.column_stack([np.asarray(targets[n], dtype=np.float64) for n in names])
+        predictions = np.zeros_like(y)
+        folds = KFold(self.n_folds, shuffle=True, random_state=self.seed)
+        for train, test in folds.split(x):
+            ridge = RidgeCV(alphas=np.geomspace(1e-6, 1e3, 10), alpha_per_target=True)
+            model = make_pipeline(StandardScaler(), ridge)
+            predictions[test] = (
+                model.fit(x[train], y[train]).predict(x[test]).reshape(len(test), -1)
+            )
+        for index, name in enumerate(names):
+            result[name] = float(r2_score(y[:, index], predictions[:, index]))
+        return result
+
+    def _decode(self, x, y, categorical: bool, groups) -> float:
+        """Balanced accuracy of a categorical ``y`` from ``x``, within each
+        group when given (averaged with the groups' sizes as weights, over the
+        groups where it is defined)."""
+        assert categorical, "continuous labels are decoded together (_regress_all)"
+        if groups is None:
+            return self._classify(x, y)
         values, weights = [], []
         for group in np.unique(groups):
             mask = groups == group
             if mask.sum() < 2 * self.n_folds:
                 continue
-            value = score(x[mask], y[mask])
+            value = self._classify(x[mask], y[mask])
             if np.isfinite(value):
                 values.append(value)
                 weights.append(mask.sum())
         return float(np.average(values, weights=weights)) if values else float("nan")
-
-    def _regress(self, x, y) -> float:
-        y = np.asarray(y, dtype=np.float64)
-        if np.allclose(y, y[0]):
-            return float("nan")
-        predictions = np.zeros_like(y)
-        folds = KFold(self.n_folds, shuffle=True, random_state=self.seed)
-        for train, test in folds.split(x):
-            model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.geomspace(1e-6, 1e3, 10)))
-            predictions[test] = model.fit(x[train], y[train]).predict(x[test])
-        return float(r2_score(y, predictions))
 
     def _classify(self, x, y) -> float:
         classes, counts = np.unique(y, return_counts=True)
