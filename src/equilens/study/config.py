@@ -60,6 +60,13 @@ def _default_sweep() -> Tuple[ArchitectureConfig, ...]:
             "tanh-2x64-bottleneck8",
             model={"hidden": [64, 64], "activation": "tanh", "bottleneck": 8, "layer_norm": True},
         ),
+        ArchitectureConfig(
+            "equivariant-2x32",
+            task="equivariant_potential",
+            model={"hidden": [32, 32]},
+            training={"learning_rate": 3e-3},
+            options={"features": {"density_components": 8, "n_components": 32}},
+        ),
     )
 
 

@@ -39,13 +39,18 @@ from .config import LossConfig
 from .forces import energy_and_forces
 
 
-def read_splits(config) -> Dict[str, Dataset]:
+def training_order(config, n_frames: int) -> np.ndarray:
+    """The seeded order the training frames are stored in, so that the
+    consecutive-block batches of the trainer mix the whole trajectory."""
+    return np.random.default_rng(config.training.seed).permutation(n_frames)
+
+
+def read_splits(config, shuffle: bool = True) -> Dict[str, Dataset]:
     """The validated splits of ``config``, each with energies and forces; the
-    training frames in a seeded random order, so that the consecutive-block
-    batches of the trainer mix the whole trajectory."""
+    training frames in :func:`training_order` (``shuffle``) or in file order."""
     splits = load_splits(config.data, with_species(config.read, config.descriptor.species))
-    order = np.random.default_rng(config.training.seed).permutation(len(splits["train"]))
-    splits["train"] = splits["train"].subset(order)
+    if shuffle:
+        splits["train"] = splits["train"].subset(training_order(config, len(splits["train"])))
     if "validation" not in splits:
         raise ConfigError("training needs a validation set (file or validation_fraction)")
     for name, dataset in splits.items():

@@ -24,7 +24,14 @@ from ...descriptors.equivariant import EquivariantFeatures, check_features, feat
 from ...descriptors.projected import FeatureSet
 from ...storage import hash_arrays, hash_frames, hash_json
 from ...training.config import claim_output, run_fingerprint
-from ..energy.task import cached_features, fit_and_write, read_splits, split_features, target_hash
+from ..energy.task import (
+    cached_features,
+    fit_and_write,
+    read_splits,
+    split_features,
+    target_hash,
+    training_order,
+)
 from .config import EquivariantPotentialConfig
 from .model import EquivariantPotential
 
@@ -43,7 +50,9 @@ def train_equivariant_potential(
     """
     timings: Dict[str, float] = {}
     start = time.perf_counter()
-    splits = read_splits(config)
+    # the features are computed (and cached) in file order, so that the models
+    # of a study's seeds share them, then put in each seed's training order
+    splits = read_splits(config, shuffle=False)
     found = set().union(*(set(d.species) for d in splits.values()))
     species = config.descriptor.species or tuple(sorted(found))
     hypers = config.descriptor.featomic_dict()
@@ -65,6 +74,9 @@ def train_equivariant_potential(
 
     start = time.perf_counter()
     computed = _split_features(splits, features, config, progress)
+    order = training_order(config, len(splits["train"]))
+    splits["train"] = splits["train"].subset(order)
+    computed["train"] = computed["train"].select(order.tolist())
     timings["features_s"] = time.perf_counter() - start
 
     dtype = config.training.torch_dtype
