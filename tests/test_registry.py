@@ -89,3 +89,10 @@ def test_every_registry_reference_resolves():
             if family.kind == "mace" and field == "model":
                 continue  # imports mace lazily, but needs e3nn 0.4 to build models
             assert callable(registry.resolve(reference)), (family.kind, field)
+
+
+def test_a_missing_package_is_named_with_its_install_command():
+    missing = registry.Family("x", "x", task="x", requires=("no_such_package_xyz", "pip install x"))
+    with pytest.raises(ConfigError, match="task x needs the no_such_package_xyz package: pip"):
+        missing.check_requirements()
+    registry.Family("y", "y", task="y", requires=("json", "-")).check_requirements()

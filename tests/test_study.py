@@ -109,28 +109,37 @@ def test_study_reads_external_models(tmp_path, make_potential):
 
 
 def test_a_sweep_across_families(tmp_path):
-    """An equivariant potential next to a BPNN in one sweep: both trained on
+    """An equivariant potential and a NequIP-type model (sevenn, trained from
+    scratch by its own trainer) next to a BPNN in one sweep: all trained on
     the same splits, their layers (equivariant ones through their invariant
     summaries) scored and compared in one ranking."""
     import csv
+    import importlib.util
+    import json
 
-    config = _tiny(
-        tmp_path,
-        sweep=[
-            {"name": "bpnn", "model": {"hidden": [8, 8]}},
-            {
-                "name": "equivariant",
-                "task": "equivariant_potential",
-                "model": {"hidden": [8]},
-                "options": {"features": {"density_components": 4, "n_components": 6}},
-            },
-        ],
-        seeds=[0],
-    )
-    folder = run_study(config, progress=False)
+    sweep = [
+        {"name": "bpnn", "model": {"hidden": [8, 8]}},
+        {
+            "name": "equivariant",
+            "task": "equivariant_potential",
+            "model": {"hidden": [8]},
+            "options": {"features": {"density_components": 4, "n_components": 6}},
+        },
+    ]
+    nequip = importlib.util.find_spec("sevenn") is not None
+    if nequip:
+        model = {"channel": 4, "lmax": 1, "num_convolution_layer": 2}
+        sweep.append({"name": "nequip", "task": "sevenn", "model": model})
+    folder = run_study(_tiny(tmp_path, sweep=sweep, seeds=[0]), progress=False)
     names = {row["feature_set"] for row in csv.DictReader(open(folder / "scorecard.csv"))}
     assert {"bpnn/hidden_1", "equivariant/input", "equivariant/hidden_1"} <= names
     assert (folder / "models" / "equivariant" / "seed0" / "model.pt").is_file()
+    if nequip:
+        assert {"nequip/embedding", "nequip/interaction_1"} <= names
+        run = folder / "models" / "nequip" / "seed0"
+        summary = json.loads((run / "metrics.json").read_text())
+        assert summary["base_model"] is None and "composition" in summary["baselines"]
+        assert summary["epochs_run"] == 2  # the study's epochs; its scheduler is not sevenn's
 
 
 @pytest.mark.parametrize(
@@ -142,6 +151,10 @@ def test_a_sweep_across_families(tmp_path):
         (
             {"name": "x", "task": "equivariant_potential", "options": {"features": {"n": 1}}},
             "sweep entry 'x'.*unknown key 'n'",
+        ),
+        (
+            {"name": "x", "task": "sevenn", "model": {"channels": 4}},
+            "sweep entry 'x'.*unknown key 'channels'|sweep entry 'x': task sevenn needs",
         ),
     ],
 )

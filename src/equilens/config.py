@@ -172,6 +172,9 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
                 return _convert(value, member, where)
             except ConfigError as error:
                 errors.append(str(error))
+        others = [a for a in args if a is not type(None)]
+        if value is not None and len(others) == 1 and dataclasses.is_dataclass(others[0]):
+            raise ConfigError(errors[-1])  # an optional section: what is wrong inside it
         names = " or ".join(_type_name(a) for a in args)
         raise ConfigError(f"{where}: expected {names}, got {value!r}")
     if origin is typing.Literal:

@@ -57,10 +57,13 @@ def targets_hash(dataset: Dataset) -> str:
     return hash_arrays([np.asarray(dataset.energies), *(dataset.forces or [])])
 
 
-def claim_run(config, splits: Mapping[str, Dataset], base_file: Path, outputs, overwrite: bool):
+def claim_run(
+    config, splits: Mapping[str, Dataset], base_file: Optional[Path], outputs, overwrite: bool
+):
     """Check that the splits have validation frames, and claim the run's
     output folder for its fingerprint (configuration, structures and targets
-    of every split, content of the base model file); returns the fingerprint."""
+    of every split, content of the base model file where there is one);
+    returns the fingerprint."""
     from ..errors import ConfigError
     from ..storage import claim_outputs, file_sha256, hash_frames
     from ..training.config import RUN_MARKER, run_fingerprint
@@ -73,7 +76,8 @@ def claim_run(config, splits: Mapping[str, Dataset], base_file: Path, outputs, o
         name: {"structures": hash_frames(d.frames), "targets": targets_hash(d)}
         for name, d in splits.items()
     }
-    data["base_sha256"] = file_sha256(base_file)
+    if base_file is not None:
+        data["base_sha256"] = file_sha256(base_file)
     fingerprint = run_fingerprint(config, data)
     output = config.output
     claim_outputs(output / RUN_MARKER, fingerprint, [output / n for n in outputs], overwrite,
@@ -85,6 +89,12 @@ def predict(model, dataset: Dataset) -> Predictions:
     """Total energies and the stacked forces of ``model`` on ``dataset``."""
     energies, forces = energies_and_forces(model.predict(dataset.frames))
     return np.asarray(energies), np.concatenate([np.asarray(f) for f in forces])
+
+
+def no_predictions(dataset: Dataset) -> Predictions:
+    """Zero energies and forces for ``dataset``: with :func:`fit_offsets`, the
+    composition baseline of a model trained from scratch."""
+    return np.zeros(len(dataset.frames)), np.zeros((sum(len(f) for f in dataset.frames), 3))
 
 
 def fit_offsets(train: Dataset, predicted: np.ndarray) -> Dict[int, float]:
@@ -112,12 +122,14 @@ def evaluate_against_base(
     offsets: Mapping[int, float],
     output: Path,
     name: str,
+    baseline: str = "zero_shot",
 ) -> Tuple[Dict[str, Dict[str, float]], Dict[str, Dict[str, Dict[str, float]]]]:
     """Metrics of ``model`` on every split, and of the base model's zero-shot
-    predictions plus ``offsets`` as the ``zero_shot`` baseline; parity plots
-    of ``model`` in ``output``."""
+    predictions plus ``offsets`` as the baseline named ``baseline`` (from
+    scratch: :func:`no_predictions`, the ``composition`` baseline); parity
+    plots of ``model`` in ``output``."""
     metrics: Dict[str, Dict[str, float]] = {}
-    baselines: Dict[str, Dict[str, Dict[str, float]]] = {"zero_shot": {}}
+    baselines: Dict[str, Dict[str, Dict[str, float]]] = {baseline: {}}
     for split, dataset in splits.items():
         n_atoms = np.array([len(f) for f in dataset.frames])
         numbers = np.concatenate([f.numbers for f in dataset.frames])
@@ -127,7 +139,7 @@ def evaluate_against_base(
             energies, dataset.energies, n_atoms, forces, reference, numbers
         )
         base_e, base_f = zero_shot[split]
-        baselines["zero_shot"][split] = energy_force_metrics(
+        baselines[baseline][split] = energy_force_metrics(
             base_e + offset_energies(dataset, offsets),
             dataset.energies,
             n_atoms,

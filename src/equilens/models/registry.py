@@ -52,6 +52,8 @@ class Family:
         the task fine-tunes (``equilens finetune`` requires it set)
     :param potential: the task trains a potential (energies and forces) on
         labelled frames: it can be an entry of a study's sweep
+    :param requires: the package its task needs in equilens's environment and
+        the command that installs it (checked before anything is trained)
     """
 
     kind: str
@@ -66,6 +68,17 @@ class Family:
     sniff: Optional[str] = None
     finetune: Optional[str] = None
     potential: bool = False
+    requires: Tuple[str, ...] = ()
+
+    def check_requirements(self) -> None:
+        """A one-line :class:`ConfigError` naming the install command when the
+        package the task needs is missing."""
+        import importlib.util
+
+        if self.requires and importlib.util.find_spec(self.requires[0]) is None:
+            raise ConfigError(
+                f"task {self.task} needs the {self.requires[0]} package: {self.requires[1]}"
+            )
 
 
 #: every family and adapter equilens knows, one line each
@@ -102,13 +115,16 @@ FAMILIES: Tuple[Family, ...] = (
     ),
     Family(
         "sevenn",
-        "SevenNet checkpoints (sevenn:7net-0), fine-tuned by sevenn's trainer",
+        "SevenNet (NequIP-type) models (sevenn:7net-0), fine-tuned or trained from scratch "
+        "by sevenn's trainer",
         model="equilens.models.sevenn.model:SevenNetModel",
         task="sevenn",
         config="equilens.models.sevenn.task:SevennConfig",
         train="equilens.models.sevenn.task:train_sevenn",
         prefix="sevenn:",
         finetune="base_model",
+        potential=True,
+        requires=("sevenn", "pip install 'equilens[sevenn]'"),
     ),
     Family(
         "mace",

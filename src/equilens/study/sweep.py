@@ -4,14 +4,17 @@ every seed on the study's data, descriptor and training settings.
 An entry is ``{name, task, model, training, options}``
 (:class:`~equilens.study.config.ArchitectureConfig`): it becomes the training
 configuration of its task (the study's ``data``, ``read``, ``descriptor``,
-``compression``, ``training`` and cache, where the task has such a section;
-then the entry's own sections), validated before anything is trained, and is
-trained through the registry (:func:`equilens.models.train`).
+``compression`` and cache where the task has such a section, the keys of the
+study's ``training`` that the task's training section has; then the entry's
+own sections), validated before anything is trained, and is trained from
+scratch (no base model, unless ``options`` names one) through the registry
+(:func:`equilens.models.train`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -35,20 +38,25 @@ def entry_config(config: StudyConfig, entry: ArchitectureConfig, seed: int, fold
             raise EquilensError(
                 f"task {entry.task} does not train a potential (a sweep takes {potentials})"
             )
+        family.check_requirements()
         assert family.config is not None
         cls = resolve(family.config)
         fields = {f.name for f in dataclasses.fields(cls)}
         study = to_mapping(config)
         mapping: Dict[str, Any] = {k: study[k] for k in SHARED if k in fields}
+        accepted = {f.name for f in dataclasses.fields(typing.get_type_hints(cls)["training"])}
+        shared = {k: v for k, v in study["training"].items() if k in accepted}
         mapping.update(
             task=entry.task,
             name=f"{entry.name}/seed{seed}",
             model=dict(entry.model),
-            training={**study["training"], **entry.training, "seed": seed},
+            training={**shared, **entry.training, "seed": seed},
             output_dir=str(folder / "models" / entry.name / f"seed{seed}"),
         )
         if "cache_dir" in fields:
             mapping["cache_dir"] = config.cache_dir
+        if family.finetune in fields:
+            mapping[family.finetune] = None  # trained from scratch
         mapping.update(entry.options)
         return from_mapping(cls, mapping, where=where)
     except EquilensError as error:

@@ -86,26 +86,37 @@ def shifted_checkpoint(content: dict, offsets: Mapping[int, float]) -> dict:
     return {k: (torch.as_tensor(v) if k == "epoch" else v) for k, v in out.items()}
 
 
-def input_yaml(
-    path: Path,
-    base_config: Mapping[str, Any],
-    training: Any,
-    files: Mapping[str, Path],
-    checkpoint: Path,
-    resume: bool,
-    stress: bool,
-    epochs: int,
-) -> Path:
-    """sevenn's ``input.yaml`` for continuing ``checkpoint`` on ``files``.
-
-    :param training: a :class:`~equilens.models.sevenn.task.SevennTraining`
-    :param resume: continue an interrupted run (keep the optimizer, scheduler
-        and epoch of ``checkpoint``) rather than start fine-tuning
-    """
+def continued_model(base_config: Mapping[str, Any]) -> Dict[str, Any]:
+    """sevenn's ``model`` section for continuing a checkpoint whose
+    configuration is ``base_config`` (its architecture repeated, species and
+    shift/scale left to the checkpoint)."""
     model = {k: plain(base_config[k]) for k in MODEL_KEYS if base_config.get(k) is not None}
     model["chemical_species"] = "Auto"  # replaced by the checkpoint's
     model["train_shift_scale"] = False
     model["train_denominator"] = False
+    return model
+
+
+def input_yaml(
+    path: Path,
+    model: Mapping[str, Any],
+    data_keys: Mapping[str, Any],
+    training: Any,
+    files: Mapping[str, Path],
+    checkpoint: Optional[Path],
+    resume: bool,
+    stress: bool,
+    epochs: int,
+) -> Path:
+    """sevenn's ``input.yaml`` for training ``model`` (its ``model`` section)
+    on ``files``, from ``checkpoint`` where there is one.
+
+    :param data_keys: further keys of sevenn's ``data`` section (``shift``,
+        ``scale``)
+    :param training: a :class:`~equilens.models.sevenn.task.SevennTraining`
+    :param resume: continue an interrupted run (keep the optimizer, scheduler
+        and epoch of ``checkpoint``) rather than start from its weights
+    """
     loss = {"loss": "Huber", "loss_param": {"delta": training.huber_delta}}
     if training.loss == "mse":
         loss = {"loss": "mse", "loss_param": {}}
@@ -122,23 +133,25 @@ def input_yaml(
         "force_loss_weight": training.force_weight,
         "per_epoch": training.checkpoint_every,
         "error_record": records[:2] + ([["Stress", "RMSE"]] if stress else []) + records[2:],
-        "continue": {
+    }
+    if checkpoint is not None:
+        train["continue"] = {
             "checkpoint": str(Path(checkpoint).resolve()),
             "reset_optimizer": not resume,
             "reset_scheduler": not resume,
             "reset_epoch": not resume,
-        },
-    }
+        }
     if stress:
         train["stress_loss_weight"] = training.stress_weight
     data = {
         "batch_size": training.batch_size,
+        **data_keys,
         "data_format_args": {"index": ":"},
         "load_trainset_path": [str(Path(files["train"]).resolve())],
         "load_validset_path": [str(Path(files["validation"]).resolve())],
     }
     with atomic_write(path, "w") as handle:
-        yaml.safe_dump({"model": model, "train": train, "data": data}, handle, sort_keys=False)
+        yaml.safe_dump({"model": dict(model), "train": train, "data": data}, handle, sort_keys=False)
     return path
 
 

@@ -1,4 +1,19 @@
-"""The ``sevenn`` task: fine-tune a SevenNet model with sevenn's own trainer.
+"""The ``sevenn`` task: train a SevenNet (NequIP-type) model with sevenn's own
+trainer, from scratch or from a base model.
+
+From scratch (``base_model: null``), the ``model`` section sizes the network
+(:class:`SevennModel`; sevenn's ``base`` preset scaled down to what two CPU
+cores train in minutes) and the baseline is the composition model (per-species
+energies fitted by least squares, zero forces)::
+
+    task: sevenn
+    name: nequip_iron_water
+    data: {train: reference:iron_water/train, validation_fraction: 0.1}
+    base_model: null
+    model: {channel: 16, lmax: 1, num_convolution_layer: 2, cutoff: 5.0}
+    training: {epochs: 100, batch_size: 4, learning_rate: 0.005, loss: mse}
+
+Fine-tuning (``base_model`` set):
 
 ``equilens finetune CONFIG`` (or ``train``) with ``task: sevenn`` continues a
 SevenNet checkpoint (``base_model``: a shipped name such as ``7net-0``, or a
@@ -14,21 +29,25 @@ other tasks::
 What equilens does around sevenn's trainer (it does not reimplement it):
 
 1. reads and validates the splits like every task, and checks that the base
-   model knows every element (one line naming the element otherwise);
-2. refits the per-species energy offsets on the training frames (reference
-   minus the base model's zero-shot energies, least squares over the species
-   counts) and moves the base model's per-species energy shifts by them, in a
-   starting checkpoint (``refit_offsets``; two levels of theory differ by
-   large constants that the network should not have to learn);
+   model (from scratch: the training frames) knows every element of every
+   split (one line naming the element otherwise);
+2. fine-tuning: refits the per-species energy offsets on the training frames
+   (reference minus the base model's zero-shot energies, least squares over
+   the species counts) and moves the base model's per-species energy shifts
+   by them, in a starting checkpoint (``refit_offsets``; two levels of theory
+   differ by large constants that the network should not have to learn);
+   from scratch: sevenn fits the same per-species energies itself
+   (``model.shift: elemwise_reference_energies``);
 3. writes the frames as extxyz and sevenn's ``input.yaml`` (the model section
-   copied from the checkpoint), and runs ``sevenn`` in a subprocess in
-   ``<output>/sevenn/``, with a progress bar over its epochs; an interrupted
-   run resumes from sevenn's latest checkpoint when the command is rerun;
+   copied from the checkpoint, or from ``model``), and runs ``sevenn`` in a
+   subprocess in ``<output>/sevenn/``, with a progress bar over its epochs;
+   an interrupted run resumes from sevenn's latest checkpoint when the
+   command is rerun;
 4. writes ``model.pth`` (sevenn's best-validation checkpoint without the
    optimizer state; ``equilens.models.load("sevenn:<output>/model.pth")``),
-   ``metrics.json`` in the schema of every task (with the zero-shot base
-   model, offsets refitted, as the baseline), ``log.csv``, the parity plots
-   and the learning curve.
+   ``metrics.json`` in the schema of every task (baseline: the zero-shot base
+   model with offsets refitted, or the composition model), ``log.csv``, the
+   parity plots and the learning curve.
 """
 
 from __future__ import annotations
@@ -96,18 +115,100 @@ class SevennTraining:
 
 
 @dataclass(frozen=True)
+class SevennModel:
+    """The network sevenn builds when training from scratch (``base_model:
+    null``): sevenn's ``base`` preset (NequIP-type, 32 channels, lmax 2, 3
+    layers) scaled to two CPU cores by default; see ``docs/benchmarks.md``
+    for the cost of each size.
+
+    :param cutoff: neighbour cutoff (Å)
+    :param channel: multiplicity of every irrep of the node features
+    :param lmax: the largest angular order of the node features
+    :param num_convolution_layer: message-passing layers
+    :param is_parity: E(3) (true: features of both parities) rather than SE(3)
+    :param self_connection_type: ``nequip`` (species-dependent) or ``linear``
+    :param weight_nn_hidden_neurons: hidden widths of the radial networks
+    :param bessel_basis_num: radial Bessel functions
+    :param poly_cut_p_value: power of the polynomial cutoff envelope
+    :param shift: per-atom energy shift of the output: per-species energies
+        fitted on the training frames (``elemwise_reference_energies``) or
+        the mean energy per atom
+    :param scale: scale of the output: the force RMS or the per-atom energy
+        standard deviation of the training frames
+    """
+
+    cutoff: float = 5.0
+    channel: int = 16
+    lmax: int = 1
+    num_convolution_layer: int = 2
+    is_parity: bool = False
+    self_connection_type: Literal["nequip", "linear"] = "nequip"
+    weight_nn_hidden_neurons: Tuple[int, ...] = (64, 64)
+    bessel_basis_num: int = 8
+    poly_cut_p_value: int = 6
+    shift: Literal["elemwise_reference_energies", "per_atom_energy_mean"] = (
+        "elemwise_reference_energies"
+    )
+    scale: Literal["force_rms", "per_atom_energy_std"] = "force_rms"
+
+    def __post_init__(self):
+        if self.cutoff <= 0:
+            raise ConfigError(f"model.cutoff: expected > 0, got {self.cutoff}")
+        for name in ("channel", "num_convolution_layer", "bessel_basis_num", "poly_cut_p_value"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"model.{name}: expected >= 1, got {getattr(self, name)}")
+        if self.lmax < 0:
+            raise ConfigError(f"model.lmax: expected >= 0, got {self.lmax}")
+        if any(width < 1 for width in self.weight_nn_hidden_neurons):
+            raise ConfigError(
+                f"model.weight_nn_hidden_neurons: widths must be >= 1, got "
+                f"{list(self.weight_nn_hidden_neurons)}"
+            )
+
+    def sections(self) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+        """The keys of sevenn's ``model`` and ``data`` sections."""
+        model = {
+            "cutoff": self.cutoff,
+            "channel": self.channel,
+            "lmax": self.lmax,
+            "num_convolution_layer": self.num_convolution_layer,
+            "is_parity": self.is_parity,
+            "self_connection_type": self.self_connection_type,
+            "weight_nn_hidden_neurons": list(self.weight_nn_hidden_neurons),
+            "radial_basis": {
+                "radial_basis_name": "bessel",
+                "bessel_basis_num": self.bessel_basis_num,
+            },
+            "cutoff_function": {
+                "cutoff_function_name": "poly_cut",
+                "poly_cut_p_value": self.poly_cut_p_value,
+            },
+            "act_gate": {"e": "silu", "o": "tanh"},
+            "act_scalar": {"e": "silu", "o": "tanh"},
+            "conv_denominator": "avg_num_neigh",
+            "train_denominator": False,
+            "train_shift_scale": False,
+        }
+        return model, {"shift": self.shift, "scale": self.scale}
+
+
+@dataclass(frozen=True)
 class SevennConfig:
-    """The ``sevenn`` task: fine-tune a SevenNet model with sevenn's own
-    trainer; everything ``equilens finetune`` reads from its YAML file.
+    """The ``sevenn`` task: train a SevenNet model with sevenn's own trainer,
+    from a base model or from scratch; everything ``equilens train`` (or
+    ``finetune``) reads from its YAML file.
 
     :param data: the training frames and how validation and test are held out
     :param task: ``sevenn``
     :param name: the run's name (default output folder ``results/train/<name>``)
     :param read: how frames are read and validated (energies and forces required)
     :param base_model: the starting model: a checkpoint shipped in the sevenn
-        wheel (``7net-0``) or a checkpoint path
+        wheel (``7net-0``) or a checkpoint path; ``null`` trains ``model``
+        from scratch
+    :param model: the network trained from scratch (only with ``base_model:
+        null``, where it defaults to :class:`SevennModel`'s sizes)
     :param refit_offsets: refit the per-species energy offsets on the training
-        frames and move the base model's energy shifts by them
+        frames and move the base model's energy shifts by them (fine-tuning)
     :param training: what sevenn's trainer is given
     :param output_dir: output folder (default ``results/train/<name>``)
     """
@@ -116,18 +217,28 @@ class SevennConfig:
     task: Literal["sevenn"] = "sevenn"
     name: str = "sevenn"
     read: ReadOptions = field(default_factory=lambda: ReadOptions(require_forces=True))
-    base_model: str = "7net-0"
+    base_model: Optional[str] = "7net-0"
+    model: Optional[SevennModel] = None
     refit_offsets: bool = True
     training: SevennTraining = field(default_factory=SevennTraining)
     output_dir: Optional[str] = None
+
+    def __post_init__(self):
+        if self.base_model is not None and self.model is not None:
+            raise ConfigError(
+                f"model: a network section trains from scratch; set base_model: null "
+                f"(fine-tuning keeps the architecture of {self.base_model})"
+            )
+        if self.base_model is None and self.model is None:
+            object.__setattr__(self, "model", SevennModel())
 
     @property
     def output(self) -> Path:
         return output_folder(self)
 
     @property
-    def base_spec(self) -> str:
-        return self.base_model.removeprefix("sevenn:")
+    def base_spec(self) -> Optional[str]:
+        return None if self.base_model is None else self.base_model.removeprefix("sevenn:")
 
 
 def train_sevenn(
@@ -148,12 +259,16 @@ def train_sevenn(
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     splits = load_splits(config.data, config.read)
-    base_path = checkpoint_path(config.base_spec)
-    base = SevenNetModel(config.base_spec)
-    if base.modal is not None or base.model.modal_map:
-        raise ConfigError(f"base_model: {config.base_model} is multi-fidelity; not supported")
-    for name, dataset in splits.items():
-        base.check_species(dataset.frames, where=f"data.{name}")
+    base = base_path = None
+    if config.base_spec is None:
+        _check_scratch_species(splits)
+    else:
+        base_path = checkpoint_path(config.base_spec)
+        base = SevenNetModel(config.base_spec)
+        if base.modal is not None or base.model.modal_map:
+            raise ConfigError(f"base_model: {config.base_model} is multi-fidelity; not supported")
+        for name, dataset in splits.items():
+            base.check_species(dataset.frames, where=f"data.{name}")
     outputs = ("model.pth", "metrics.json", "log.csv", "sevenn")
     external.claim_run(config, splits, base_path, outputs, overwrite)
     output = config.output
@@ -161,15 +276,18 @@ def train_sevenn(
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    zero_shot = {name: external.predict(base, d) for name, d in splits.items()}
+    if base is None:
+        zero_shot = {name: external.no_predictions(d) for name, d in splits.items()}
+    else:
+        zero_shot = {name: external.predict(base, d) for name, d in splits.items()}
     offsets = {z: 0.0 for z in splits["train"].species}
-    if config.refit_offsets:
+    if config.refit_offsets or base is None:
         offsets = external.fit_offsets(splits["train"], zero_shot["train"][0])
     timings["zero_shot_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
-    content = read_checkpoint(base_path)
+    content = None if base_path is None else read_checkpoint(base_path)
     best = _run_sevenn(config, content, splits, offsets, work, progress, stop_after)
     timings["training_s"] = time.perf_counter() - start
     if best is None:
@@ -186,29 +304,52 @@ def train_sevenn(
     return model, _finish(config, model, splits, zero_shot, offsets, work, timings, content)
 
 
+def _check_scratch_species(splits) -> None:
+    """Every element of every split is in the training frames (a model
+    trained from scratch knows only those)."""
+    from ase.data import chemical_symbols
+
+    known = set(splits["train"].species)
+    for name, dataset in splits.items():
+        missing = sorted(set(dataset.species) - known)
+        if missing:
+            raise ConfigError(
+                f"data.{name}: element {chemical_symbols[missing[0]]} is not in the training "
+                "frames; a model trained from scratch cannot predict it"
+            )
+
+
 def _run_sevenn(config, content, splits, offsets, work: Path, progress, stop_after):
     """Run sevenn's trainer in ``work``; the best checkpoint, or ``None`` when
     stopped early on purpose."""
+    from ase.data import chemical_symbols
+
     from .model import model_config
 
     paths = {n: external.write_frames(work / f"{n}.extxyz", d) for n, d in splits.items()}
     stress = external.has_stress(splits["train"]) and external.has_stress(splits["validation"])
     latest = files.latest_checkpoint(work)
-    if latest is None:
+    checkpoint: Optional[Path] = latest
+    if latest is None and content is not None:
         checkpoint = work / "start.pth"
         if not checkpoint.is_file():
             import torch
 
             with atomic_write(checkpoint) as handle:
                 torch.save(files.shifted_checkpoint(content, offsets), handle)
+    if content is None:
+        assert config.model is not None
+        sections = config.model.sections()
+        species = [chemical_symbols[z] for z in splits["train"].species]
+        sections = ({**sections[0], "chemical_species": species}, sections[1])
     else:
-        checkpoint = latest
+        sections = (files.continued_model(model_config(content)), {})
     epochs = config.training.epochs if stop_after is None else stop_after
     done = int(latest.stem.split("_")[1]) if latest is not None else 0
     if done < epochs:
         yaml_path = files.input_yaml(
             work / "input.yaml",
-            model_config(content),
+            *sections,
             config.training,
             paths,
             checkpoint,
@@ -269,8 +410,9 @@ def _finish(config, model, splits, zero_shot, offsets, work: Path, timings, cont
         stopped_early=False,
         seconds=timings["training_s"],
     )
+    baseline = "zero_shot" if config.base_model is not None else "composition"
     metrics, baselines = external.evaluate_against_base(
-        model, splits, zero_shot, offsets, output, config.name
+        model, splits, zero_shot, offsets, output, config.name, baseline
     )
     summary = run_summary(
         config, result, timings, splits, metrics, baselines,
