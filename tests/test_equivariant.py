@@ -217,6 +217,32 @@ def test_layers_of_a_network_compare_per_block(density_model, trimer):
     assert max(m[names.index("input"), names.index("hidden_2")] for m in matrices.values()) > 1e-3
 
 
+def test_the_study_compares_covariant_blocks_lambda_by_lambda(density_model):
+    """The study's comparison (parities side by side, center types weighted
+    by atoms) keeps the exact linear relations of a network and does not
+    change when the frames are rotated."""
+    from equilens.study.equivariant import compare_equivariant
+
+    frames = ase.io.read(DATA / "structures.extxyz", ":24")
+    result = compare_equivariant(density_model.layers(frames), min_atoms=10)
+    rotated = [transformed(f, random_rotation(np.random.default_rng(3))) for f in frames]
+    again = compare_equivariant(density_model.layers(rotated), min_atoms=10)
+    assert sorted(result) == sorted(again) and min(result) >= 1
+    for lam, comparison in result.items():
+        names = comparison.names
+        assert {"input", "hidden_2"} <= set(names), lam
+        assert np.all(np.diag(comparison.mean) < 1e-6)
+        if "output" in names:  # the output is a linear map of the last hidden layer
+            assert comparison.mean[names.index("hidden_2"), names.index("output")] < 1e-6
+        assert comparison.mean[names.index("input"), names.index("hidden_2")] > 1e-3
+        assert (
+            set(comparison.atoms) == set(comparison.per_type)
+            and min(comparison.atoms.values()) >= 10
+        )
+        np.testing.assert_allclose(again[lam].mean, comparison.mean, atol=1e-8)
+    assert any("output" in comparison.names for comparison in result.values())
+
+
 # --- overlap metric of the density ------------------------------------------
 
 

@@ -24,8 +24,9 @@ pytest.importorskip("sevenn")
 from equilens.config import from_mapping  # noqa: E402
 from equilens.errors import ModelError  # noqa: E402
 from equilens.models import energies_and_forces, load  # noqa: E402
+from equilens.models.sevenn.config import SevennConfig  # noqa: E402
 from equilens.models.sevenn.model import SevenNetModel  # noqa: E402
-from equilens.models.sevenn.task import SevennConfig, train_sevenn  # noqa: E402
+from equilens.models.sevenn.task import train_sevenn  # noqa: E402
 
 SHIFT = 4.0  # eV per Cu atom
 

@@ -25,7 +25,8 @@ from equilens.config import from_mapping  # noqa: E402
 from equilens.errors import ConfigError  # noqa: E402
 from equilens.models import load  # noqa: E402
 from equilens.models.registry import check_finetune  # noqa: E402
-from equilens.models.sevenn.task import SevennConfig, train_sevenn  # noqa: E402
+from equilens.models.sevenn.config import SevennConfig  # noqa: E402
+from equilens.models.sevenn.task import train_sevenn  # noqa: E402
 from equilens.testing import check_model  # noqa: E402
 
 MODEL = {"channel": 4, "lmax": 1, "num_convolution_layer": 2, "weight_nn_hidden_neurons": [8]}
@@ -103,9 +104,7 @@ def test_bad_scratch_configurations_are_refused(cual, tmp_path):
         _config(cual, tmp_path / "c", model={"channels": 4})
     with pytest.raises(ConfigError, match="base_model"):
         check_finetune(_config(cual, tmp_path / "d"))
-    default = from_mapping(
-        SevennConfig, {"data": {"train": str(cual)}, "base_model": None}
-    )
+    default = from_mapping(SevennConfig, {"data": {"train": str(cual)}, "base_model": None})
     assert default.model is not None and default.model.channel == 16
 
     copper_only = tmp_path / "cu.extxyz"

@@ -67,6 +67,18 @@ def latents(
             "(equilens.models.Model: layer_names, layers, predict)"
         )
     layers = model.layers(frames, batch_size=batch_size)
+    return frame_latents(layers, frames, per_species, pooling, invariant)
+
+
+def frame_latents(
+    layers: Dict[str, TensorMap],
+    frames: Sequence[ase.Atoms],
+    per_species: bool = True,
+    pooling: Optional[Literal["mean", "sum", "cumulants"]] = None,
+    invariant: bool = True,
+) -> Dict[str, TensorMap]:
+    """:func:`latents` of layers already computed with ``model.layers(frames)``
+    (:func:`arrange_layers`, then the structures of ``frames`` tagged)."""
     arranged = arrange_layers(layers, per_species, pooling, invariant)
     return {name: tag_structures(tensor, frames) for name, tensor in arranged.items()}
 

@@ -119,7 +119,7 @@ FAMILIES: Tuple[Family, ...] = (
         "by sevenn's trainer",
         model="equilens.models.sevenn.model:SevenNetModel",
         task="sevenn",
-        config="equilens.models.sevenn.task:SevennConfig",
+        config="equilens.models.sevenn.config:SevennConfig",
         train="equilens.models.sevenn.task:train_sevenn",
         prefix="sevenn:",
         finetune="base_model",

@@ -13,12 +13,12 @@ physical labels).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Set, Tuple
+from typing import Dict, Optional, Set
 
 import numpy as np
 from metatensor import TensorMap
 
-from ..analysis.latents import latents
+from ..analysis.latents import frame_latents
 from ..errors import EquilensError
 
 
@@ -64,21 +64,36 @@ def like(template: TensorMap, values: np.ndarray) -> TensorMap:
     return TensorMap(metatensor.Labels.single(), [block])
 
 
-def model_layers(model, frames) -> Tuple[Dict[str, TensorMap], Optional[np.ndarray]]:
-    """Every layer of ``model`` over the atoms of ``frames`` (equivariant
-    layers as invariant summaries), one block per layer, and its per-atom
-    output: the last layer when it has one column (the atomic energy), left
-    out of the layers."""
-    tensors = latents(model, frames, per_species=False)
+@dataclass
+class ModelLayers:
+    """The layers of one model over the analysis atoms.
+
+    :param sets: every layer (equivariant ones as invariant summaries), one
+        block over all atoms, the output layer left out when it is one column
+    :param output: that output (the atomic energy), or ``None``
+    :param equivariant: the equivariant layers as the model gives them (keys
+        ``o3_lambda, o3_sigma, center_type``)
+    """
+
+    sets: Dict[str, TensorMap]
+    output: Optional[np.ndarray]
+    equivariant: Dict[str, TensorMap]
+
+
+def model_layers(model, frames, batch_size: int = 50) -> ModelLayers:
+    """Every layer of ``model`` over the atoms of ``frames``, computed once."""
+    raw = model.layers(frames, batch_size=batch_size)
+    equivariant = {n: t for n, t in raw.items() if "o3_lambda" in t.keys.names}
+    tensors = frame_latents(raw, frames, per_species=False)
     last = model.layer_names[-1]
     output = None
     if len(tensors[last].block().properties) == 1:
         output = np.asarray(tensors.pop(last).block().values)[:, 0]
-    return tensors, output
+    return ModelLayers(tensors, output, equivariant)
 
 
 def external_models(specs, frames) -> Dict[str, tuple]:
-    """``{short name: (model, layers, output)}`` of the study's external models."""
+    """``{short name: (model, ModelLayers)}`` of the study's external models."""
     from ..models import load
 
     result = {}
@@ -89,10 +104,10 @@ def external_models(specs, frames) -> Dict[str, tuple]:
         try:
             model = load(spec)
             model.check_species(frames, where=f"the study's frames (model {spec})")
-            layers, output = model_layers(model, frames)
+            layers = model_layers(model, frames)
         except EquilensError as error:
             from .config import StudyError
 
             raise StudyError(f"stage 'layers' (model {spec}): {error}") from error
-        result[name] = (model, layers, output)
+        result[name] = (model, layers)
     return result

@@ -95,7 +95,9 @@ def label_champions(aggregated: List[dict]) -> List[tuple]:
     return result
 
 
-def write_report(folder, config, aggregated, summaries, gfre, chemiscope, timings) -> Path:
+def write_report(
+    folder, config, aggregated, summaries, gfre, equivariant, chemiscope, timings
+) -> Path:
     """``report.md``: the verdicts, who encodes what, the scorecard, the models."""
     models = [row for row in aggregated if row["feature_set"] not in REFERENCES]
     best = models[0]
@@ -148,18 +150,44 @@ def write_report(folder, config, aggregated, summaries, gfre, chemiscope, timing
         cells = [_cell(row.get(c, np.nan)) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     lines += families_section(config, aggregated, summaries)
-    lines += _models_section(summaries, gfre, chemiscope, timings)
+    lines += _models_section(summaries, gfre, equivariant, chemiscope, timings)
     path = folder / "report.md"
     with atomic_write(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     return path
 
 
+def equivariant_section(equivariant) -> List[str]:
+    """The equivariant GFRE between the covariant blocks of the equivariant
+    layers, one table per lambda (mean over center types, weighted by atoms)."""
+    if not equivariant:
+        return []
+    lines = [
+        "",
+        "## Covariant blocks compared (equivariant GFRE, first seed)",
+        "",
+        "The scorecard reads equivariant layers through invariant summaries (the norms of "
+        "their covariant channels). Here their lambda > 0 blocks themselves are compared: the "
+        "error of the best linear map, shared by the 2 lambda + 1 components, from the row "
+        "layer to the column layer (0: the column is a linear function of the row; about 1: "
+        "nothing of it is), averaged over center types weighted by atoms.",
+    ]
+    for lam, comparison in equivariant.items():
+        counts = ", ".join(f"{z}: {n}" for z, n in comparison.atoms.items())
+        lines += ["", f"lambda = {lam} (atoms per center type {counts}; "
+                  f"`equivariant_gfre/lambda_{lam}/`)", ""]  # fmt: skip
+        lines.append("| source → target | " + " | ".join(comparison.names) + " |")
+        lines.append("|---|" + "---:|" * len(comparison.names))
+        for name, row in zip(comparison.names, comparison.mean):
+            lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+    return lines
+
+
 def _cell(value) -> str:
     return value if isinstance(value, str) else f"{value:.3f}"
 
 
-def _models_section(summaries, gfre, chemiscope, timings) -> List[str]:
+def _models_section(summaries, gfre, equivariant, chemiscope, timings) -> List[str]:
     lines = [
         "",
         "## Models",
@@ -187,6 +215,7 @@ def _models_section(summaries, gfre, chemiscope, timings) -> List[str]:
     for z in gfre:
         where = "all atoms (shared coordinates)" if z == "all" else f"center type {z}"
         lines.append(f"- {where}: `gfre/center_type_{z}/heatmap_gfre.png`")
+    lines += equivariant_section(equivariant)
     lines += [
         "",
         "## Files",

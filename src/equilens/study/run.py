@@ -16,7 +16,8 @@
    (:class:`~equilens.analysis.scorecard.Scorecard`), for every (model,
    layer, seed); ranks averaged over seeds, with their spread;
 6. **compare**: GFRE between the layers of the first seed's models and SOAP,
-   species by species;
+   species by species, and the equivariant GFRE between their equivariant
+   layers, lambda by lambda (:mod:`equilens.study.equivariant`);
 7. **outputs**: ``results/<name>/`` (``scorecard.csv``,
    ``scorecard_seeds.csv``, ``gfre/``, ``metrics.json``, plots, ``report.md``)
    and ``chemiscope_out/<name>.json.gz`` (:mod:`equilens.study.report`).
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 import metatensor
 import numpy as np
@@ -44,14 +45,12 @@ from ..errors import EquilensError
 from ..storage import claim_outputs
 from ..tensormaps import frame_atoms
 from .config import REFERENCES, StudyConfig, StudyError
-from .layers import FeatureSets, external_models, like, model_layers
+from .equivariant import compare_equivariant, save_equivariant
+from .layers import FeatureSets, ModelLayers, external_models, like, model_layers
 from .maps import export_study, plot_layer_maps
 from .references import reference_sets
 from .report import aggregate, write_report, write_tables
 from .sweep import train_sweep
-
-Layers = Dict[str, Dict[str, np.ndarray]]
-
 
 STUDY_OUTPUTS = (
     "report.md",
@@ -62,6 +61,7 @@ STUDY_OUTPUTS = (
     "metrics.json",
     "config.json",
     "gfre",
+    "equivariant_gfre",
 )
 
 
@@ -100,13 +100,12 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     done("train")
 
     stage("layers")
-    species = tuple(config.descriptor.species or next(iter(potentials.values())).species)
-    soap_tensor = compute_soap(frames, species, config.descriptor.descriptor_hypers(len(species)))
+    soap_map = study_soap(config, frames, potentials)
+    soap = np.asarray(soap_map.block().values)
     # per-element networks have per-element coordinates; a shared one does not
     per_species = all(p.per_species_coordinates for p in potentials.values())
-    soap_map = metatensor.sort(soap_tensor.keys_to_samples("center_type"), axes="samples")
-    soap = np.asarray(soap_map.block().values)
-    layers, outputs = read_layers(potentials, frames)
+    layers = {key: model_layers(potential, frames) for key, potential in potentials.items()}
+    outputs = {key: read.output for key, read in layers.items()}
     first = f"{config.sweep[0].name}/seed{config.seeds[0]}"
     references = {
         name: like(soap_map, values)
@@ -124,16 +123,16 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     stage("scorecard")
     rows_per_seed = []
     for seed in config.seeds:
-        sets = feature_sets(config, seed, layers, outputs, references, external, per_species)
+        sets = feature_sets(config, seed, layers, references, external, per_species)
         rows_per_seed.extend(score(config, seed, sets, labels, soap, numbers))
     aggregated = aggregate(rows_per_seed)
     done("scorecard")
 
     stage("compare")
-    compared = feature_sets(
-        config, config.seeds[0], layers, outputs, references, external, per_species
-    )
+    compared = feature_sets(config, config.seeds[0], layers, references, external, per_species)
     gfre = compare_layers(config, frames, soap_map, compared, folder)
+    covariant = equivariant_layers(config, config.seeds[0], layers, external)
+    equivariant = save_equivariant(compare_equivariant(covariant, config.seeds[0]), folder)
     done("compare")
 
     stage("outputs")
@@ -146,23 +145,27 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     chemiscope = export_study(config, frames, compared, labels, outputs[first], best[0])
     done("outputs")
     write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timings)
-    report = write_report(folder, config, aggregated, summaries, gfre, chemiscope, timings)
+    report = write_report(
+        folder, config, aggregated, summaries, gfre, equivariant, chemiscope, timings
+    )
     print(f"[study {config.name}] report -> {report}; chemiscope -> {chemiscope}")
     return folder
 
 
-def read_layers(potentials: dict, frames) -> Tuple[Layers, Dict[str, np.ndarray]]:
-    """Every layer of every trained model on ``frames`` (all atoms stacked in
-    order), and each model's atomic energies (its output layer)."""
-    layers: Layers = {}
-    outputs: Dict[str, np.ndarray] = {}
-    for key, potential in potentials.items():
-        layers[key], outputs[key] = model_layers(potential, frames)
-    return layers, outputs
+def study_soap(config: StudyConfig, frames, potentials) -> TensorMap:
+    """The SOAP of the analysis atoms, one block over all atoms in frame order."""
+    species = tuple(config.descriptor.species or next(iter(potentials.values())).species)
+    soap = compute_soap(frames, species, config.descriptor.descriptor_hypers(len(species)))
+    return metatensor.sort(soap.keys_to_samples("center_type"), axes="samples")
 
 
 def feature_sets(
-    config: StudyConfig, seed: int, layers, outputs, references, external, per_species=True
+    config: StudyConfig,
+    seed: int,
+    layers: Dict[str, ModelLayers],
+    references,
+    external,
+    per_species=True,
 ):
     """The sets scored for ``seed``: every layer of the sweep's models of that
     seed (per-species coordinates unless ``per_species`` is false: shared
@@ -170,21 +173,37 @@ def feature_sets(
     sets = FeatureSets()
     shared_input = False
     for architecture in config.sweep:
-        key = f"{architecture.name}/seed{seed}"
-        for layer, values in layers[key].items():
+        read = layers[f"{architecture.name}/seed{seed}"]
+        for layer, values in read.sets.items():
             if layer == "input" and architecture.task == "potential":
                 # the same PCA of SOAP for every BPNN of a seed
                 if not shared_input:
                     sets.add("soap-pca/descriptor", values, per_species=per_species)
                     shared_input = True
                 continue
-            sets.add(f"{architecture.name}/{layer}", values, per_species, outputs[key])
+            sets.add(f"{architecture.name}/{layer}", values, per_species, read.output)
     for name, values in references.items():
         sets.add(name, values)
-    for name, (model, model_layers_, output) in external.items():
-        for layer, values in model_layers_.items():
-            sets.add(f"{name}/{layer}", values, model.per_species_coordinates, output)
+    for name, (model, read) in external.items():
+        for layer, values in read.sets.items():
+            sets.add(f"{name}/{layer}", values, model.per_species_coordinates, read.output)
     return sets
+
+
+def equivariant_layers(
+    config: StudyConfig, seed: int, layers: Dict[str, ModelLayers], external
+) -> Dict[str, TensorMap]:
+    """The equivariant layers of the sweep's models of ``seed`` and of the
+    external models, named as in the scorecard."""
+    found = {}
+    for architecture in config.sweep:
+        read = layers[f"{architecture.name}/seed{seed}"]
+        for layer, tensor in read.equivariant.items():
+            found[f"{architecture.name}/{layer}"] = tensor
+    for name, (_, read) in external.items():
+        for layer, tensor in read.equivariant.items():
+            found[f"{name}/{layer}"] = tensor
+    return found
 
 
 def score(config: StudyConfig, seed: int, sets: FeatureSets, labels, soap, numbers) -> list:

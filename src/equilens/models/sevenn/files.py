@@ -113,7 +113,7 @@ def input_yaml(
 
     :param data_keys: further keys of sevenn's ``data`` section (``shift``,
         ``scale``)
-    :param training: a :class:`~equilens.models.sevenn.task.SevennTraining`
+    :param training: a :class:`~equilens.models.sevenn.config.SevennTraining`
     :param resume: continue an interrupted run (keep the optimizer, scheduler
         and epoch of ``checkpoint``) rather than start from its weights
     """
@@ -151,7 +151,9 @@ def input_yaml(
         "load_validset_path": [str(Path(files["validation"]).resolve())],
     }
     with atomic_write(path, "w") as handle:
-        yaml.safe_dump({"model": dict(model), "train": train, "data": data}, handle, sort_keys=False)
+        yaml.safe_dump(
+            {"model": dict(model), "train": train, "data": data}, handle, sort_keys=False
+        )
     return path
 
 
