@@ -89,7 +89,11 @@ def test_from_scratch_resumes_and_keeps_the_contract(cual, tmp_path):
     assert loaded.describe().hypers["model"]["channel"] == MODEL["channel"]
     hidden = loaded.layers(_frames(1, seed=5))["interaction_1"]
     assert sorted({int(x) for x in hidden.keys.column("o3_lambda")}) == [0, 1]
-    report = check_model(loaded, _frames(2, seed=7), atol=2e-4, force_atol=2e-2, fd_step=1e-2,
+    # float32 layers: sevenn orders its sums by Python's string hashes, so a
+    # fresh process reproduces the small (cancelling) lambda = 1 block of this
+    # model to 2.4e-4 of its size under some PYTHONHASHSEED values, 1e-7 under
+    # others; 1e-3 bounds that rounding, not a wrong block
+    report = check_model(loaded, _frames(2, seed=7), atol=1e-3, force_atol=2e-2, fd_step=1e-2,
                          skip=["export"])  # fmt: skip
     ran = {name for name, result in report.items() if result == "ok"}
     assert {"rotation", "forces", "stress", "reload", "unknown element"} <= ran, report

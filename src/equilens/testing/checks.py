@@ -11,7 +11,7 @@ from metatensor import TensorMap
 
 from ..errors import ModelError
 from ..so3 import random_rotation
-from .symmetry import assert_covariant, key_dict, should_change, transformed
+from .symmetry import assert_covariant, block_error, key_dict, should_change, transformed
 
 
 class Context:
@@ -121,9 +121,8 @@ def check_permutation(context: Context) -> Optional[str]:
             rows = {int(a): i for i, a in enumerate(other.samples.column("atom"))}
             atoms = [rows[int(position[a])] for a in block.samples.column("atom")]
             values = np.asarray(other.values)[atoms]
-            scale = max(float(np.abs(block.values).max()) if block.values.size else 0, 1e-12)
-            error = float(np.abs(values - block.values).max()) if block.values.size else 0.0
-            assert error <= context.atol * scale, f"permutation: layer {name} block {key.values}"
+            error, tolerance = block_error(tensor, key, values, context.atol)
+            assert error <= tolerance, f"permutation: layer {name} block {key.values}"
     if context.energy:
         before = model.predict([frame], outputs=["energy"])["energy"].block().values
         after = model.predict([frame[order]], outputs=["energy"])["energy"].block().values

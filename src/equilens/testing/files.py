@@ -17,7 +17,7 @@ from metatensor import TensorMap
 
 from ..errors import ModelError
 from .checks import Context
-from .symmetry import key_dict
+from .symmetry import block_error, key_dict
 
 _RELOAD = """
 import sys, numpy as np, ase.io
@@ -50,10 +50,13 @@ def check_reload(context: Context) -> Optional[str]:
         assert done.returncode == 0, f"reload: {done.stderr.strip()[-1500:]}"
         fresh = np.load(values)
         for name, tensor in context.layers.items():
-            for index, block in enumerate(tensor.blocks()):
-                scale = max(float(np.abs(block.values).max()) if block.values.size else 0, 1e-12)
-                error = np.abs(fresh[f"{name}/{index}"] - block.values).max(initial=0.0)
-                assert error <= context.atol * scale, f"reload: layer {name} block {index}"
+            for index, key in enumerate(tensor.keys):
+                values = fresh[f"{name}/{index}"]
+                error, tolerance = block_error(tensor, key, values, context.atol)
+                assert error <= tolerance, (
+                    f"reload: layer {name} block {key_dict(tensor, key)}: differs by {error:.3g} "
+                    f"(tolerance {tolerance:.3g})"
+                )
     return None
 
 
@@ -126,8 +129,8 @@ def _assert_same(expected: TensorMap, actual: TensorMap, atol: float, where: str
         rows = {tuple(int(v) for v in s): i for i, s in enumerate(other.samples.values)}
         order = [rows[tuple(int(v) for v in s)] for s in block.samples.values]
         values = np.asarray(other.values)[order]
-        scale = max(float(np.abs(block.values).max()) if block.values.size else 0, 1e-12)
-        error = float(np.abs(values - block.values).max()) if block.values.size else 0.0
-        assert error <= atol * scale, (
-            f"{where} block {key_dict(expected, key)}: differs by {error:.3g}"
+        error, tolerance = block_error(expected, key, values, atol)
+        assert error <= tolerance, (
+            f"{where} block {key_dict(expected, key)}: differs by {error:.3g} "
+            f"(tolerance {tolerance:.3g})"
         )

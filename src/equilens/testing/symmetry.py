@@ -4,7 +4,7 @@ checked to transform as their keys say (featomic's Wigner-D convention)."""
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Tuple
 
 import ase
 import numpy as np
@@ -26,6 +26,24 @@ def transformed(atoms: ase.Atoms, matrix: np.ndarray) -> ase.Atoms:
 def key_dict(tensor: TensorMap, key) -> Dict[str, int]:
     """A key of ``tensor`` as ``{name: value}``."""
     return dict(zip(tensor.keys.names, (int(v) for v in key.values)))
+
+
+def block_error(tensor: TensorMap, key, values: np.ndarray, atol: float) -> Tuple[float, float]:
+    """``(error, tolerance)`` of ``values`` against the block ``key`` of
+    ``tensor``: the largest absolute difference, and ``atol`` times the
+    block's largest value, floored at 1 % of the tensor's largest value.
+
+    The floor keeps a block that is small by cancellation (a lambda = 1
+    block of nearly symmetric environments) from turning float32 rounding of
+    the layer into a failure, while a wrong block still fails: its values
+    are compared to ``atol`` of a hundredth of the layer's scale.
+    """
+    block = tensor.block(key_dict(tensor, key))
+    if not block.values.size:
+        return 0.0, 0.0
+    largest = max(float(np.abs(b.values).max()) for b in tensor.blocks() if b.values.size)
+    scale = max(float(np.abs(block.values).max()), 1e-2 * largest, 1e-12)
+    return float(np.abs(np.asarray(values) - block.values).max()), atol * scale
 
 
 def assert_covariant(
