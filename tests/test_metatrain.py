@@ -20,7 +20,7 @@ from conftest import side_environment
 
 from equilens.models import energies_and_forces, load
 
-METATRAIN = "metatrain==2026.4.1"
+METATRAIN = "metatrain[soap-bpnn]==2026.4.1"  # the SOAP-BPNN extra: spex, sphericart
 FIND_CHECKPOINT = (
     "import pathlib, metatrain\n"
     "folder = pathlib.Path(metatrain.__file__).parent / 'pet' / 'tests' / 'checkpoints'\n"
@@ -108,7 +108,8 @@ def test_metatrain_finetune_is_driven_resumed_and_read_back(pet_file, pet_checkp
     import json
 
     from equilens.config import from_mapping
-    from equilens.models.metatrain.task import MetatrainConfig, train_metatrain
+    from equilens.models.metatrain.config import MetatrainConfig
+    from equilens.models.metatrain.task import train_metatrain
 
     mtt = side_environment(".venv-metatrain", [METATRAIN]).parent / "mtt"
     data = _ethanol_frames(tmp_path / "ethanol.extxyz")
@@ -143,3 +144,69 @@ def test_metatrain_finetune_is_driven_resumed_and_read_back(pet_file, pet_checkp
         assert np.isfinite(summary["metrics"][split]["force_rmse_eV_per_A"])
         assert split in summary["baselines"]["zero_shot"]
     assert summary["task"] == "metatrain"
+
+
+SCRATCH = {
+    "pet": {"cutoff": 4.0, "d_pet": 16, "d_head": 16, "d_node": 16, "d_feedforward": 16,
+            "num_heads": 2, "num_attention_layers": 1, "num_gnn_layers": 1},
+    "soap_bpnn": {"soap": {"max_angular": 2, "max_radial": 3, "cutoff": {"radius": 4.0}},
+                  "bpnn": {"num_hidden_layers": 1, "num_neurons_per_layer": 8}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("architecture", sorted(SCRATCH))
+def test_metatrain_from_scratch_is_driven_resumed_and_read_back(architecture, tmp_path):
+    """``task: metatrain`` with ``base_checkpoint: null`` trains the
+    architecture from scratch with the given hypers (no finetune section, no
+    base model), resumes, and is measured against the composition baseline;
+    the exported model opens through the metatomic adapter and its layers
+    follow permuted atoms."""
+    import json
+
+    import yaml
+
+    from equilens.config import from_mapping
+    from equilens.errors import ConfigError
+    from equilens.models.metatrain.config import MetatrainConfig
+    from equilens.models.metatrain.task import train_metatrain
+
+    mtt = side_environment(".venv-metatrain", [METATRAIN]).parent / "mtt"
+    data = _ethanol_frames(tmp_path / "ethanol.extxyz")
+    mapping = {
+        "task": "metatrain",
+        "name": f"{architecture}-scratch",
+        "data": {"train": str(data), "validation_fraction": 0.25, "test_fraction": 0.25},
+        "base_checkpoint": None,
+        "architecture": architecture,
+        "model": SCRATCH[architecture],
+        "mtt": str(mtt),
+        "training": {"epochs": 2, "batch_size": 2, "learning_rate": 1e-3, "checkpoint_every": 1},
+        "output_dir": str(tmp_path / "run"),
+    }
+    config = from_mapping(MetatrainConfig, mapping)
+    assert train_metatrain(config, progress=False, stop_after=1) == (None, {})
+    model, summary = train_metatrain(config, progress=False)
+    work = tmp_path / "run" / "mtt"
+    options = yaml.safe_load((work / "options.yaml").read_text())["architecture"]
+    assert options["model"] == SCRATCH[architecture] and "finetune" not in options["training"]
+    assert "--restart auto" in (work / "mtt.log").read_text()
+    assert not (tmp_path / "run" / "base.pt").exists()
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(written["baselines"]) == {"composition"} and written["base_checkpoint"] is None
+    assert written["epochs_run"] == summary["epochs_run"] >= 2
+    assert np.isfinite(written["metrics"]["test"]["force_rmse_eV_per_A"])
+
+    loaded = load(tmp_path / "run" / "model.pt")
+    atoms = ase.io.read(data, "0")
+    order = np.random.default_rng(1).permutation(len(atoms))
+    layers = loaded.layers([atoms, atoms[order]])
+    assert layers, "no layer read from the trained model"
+    for tensor in layers.values():
+        for block in tensor.blocks():
+            rows = {(int(s), int(a)): r for (s, a), r in zip(block.samples.values, block.values)}
+            for (s, a), row in rows.items():
+                if s == 1:
+                    np.testing.assert_allclose(row, rows[(0, int(order[a]))], atol=1e-5)
+
+    with pytest.raises(ConfigError, match="base_checkpoint: null"):
+        from_mapping(MetatrainConfig, {**mapping, "base_checkpoint": str(data)})

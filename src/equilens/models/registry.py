@@ -145,9 +145,10 @@ FAMILIES: Tuple[Family, ...] = (
         "metatrain",
         "metatrain architectures trained or fine-tuned by `mtt train`",
         task="metatrain",
-        config="equilens.models.metatrain.task:MetatrainConfig",
+        config="equilens.models.metatrain.config:MetatrainConfig",
         train="equilens.models.metatrain.task:train_metatrain",
         finetune="base_checkpoint",
+        potential=True,
     ),
 )
 

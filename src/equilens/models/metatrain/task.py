@@ -1,4 +1,5 @@
-"""The ``metatrain`` task: fine-tune a metatrain checkpoint with ``mtt train``.
+"""The ``metatrain`` task: train a metatrain architecture with ``mtt train``,
+from scratch or fine-tuning a checkpoint.
 
 metatrain (PET, SOAP-BPNN, ...) has its own trainer and a ``finetune``
 section; equilens drives it rather than reimplementing it. metatrain often
@@ -15,11 +16,20 @@ Python code) with :class:`~equilens.models.metatomic.model.MetatomicModel`::
     architecture: pet
     training: {epochs: 10, batch_size: 4, learning_rate: 1.0e-5, method: full}
 
+From scratch, ``base_checkpoint: null`` and the architecture's hypers in
+``model`` (metatrain's defaults where left out)::
+
+    base_checkpoint: null
+    architecture: soap_bpnn
+    model: {soap: {cutoff: {radius: 5.0}}}
+    training: {epochs: 100, batch_size: 8, learning_rate: 1.0e-3}
+
 Outputs in the run folder: ``model.pt`` (the exported fine-tuned model:
 ``equilens.models.load`` and metatomic-ase read it), ``base.pt`` (the base
 exported, for the zero-shot baseline and the latent drift), ``metrics.json``
 in the schema of every task (with the zero-shot base model, per-species
-offsets refitted on the training frames, as the baseline), parity plots, and
+offsets refitted on the training frames, as the baseline; from scratch, the
+composition model and no ``base.pt``), parity plots, and
 metatrain's own files under ``mtt/`` (``options.yaml``, checkpoints, logs).
 Rerunning the same command resumes an interrupted run (``--restart auto``).
 """
@@ -30,90 +40,18 @@ import os
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
-from ...data.io import ReadOptions
-from ...data.splits import SplitConfig, load_splits
+from ...data.splits import load_splits
 from ...errors import ConfigError, EquilensError
 from ...storage import atomic_write, save_json
-from ...training.config import output_folder
 from ...training.loop import FitResult
 from ...training.run import run_summary
 from .. import external
-
-
-@dataclass(frozen=True)
-class MetatrainTraining:
-    """What ``mtt train`` is given.
-
-    :param epochs: the most epochs (metatrain's ``num_epochs``)
-    :param batch_size: structures per optimisation step
-    :param learning_rate: metatrain's learning rate
-    :param method: metatrain's fine-tuning method: ``full`` (all weights),
-        ``heads`` (the output heads only) or ``lora`` (low-rank adapters)
-    :param force_weight: weight of the force term of the energy loss
-    :param seed: metatrain's random seed
-    :param checkpoint_every: a checkpoint every this many epochs (metatrain's
-        ``checkpoint_interval``, the granularity of resuming)
-    """
-
-    epochs: int = 10
-    batch_size: int = 4
-    learning_rate: float = 1e-5
-    method: Literal["full", "heads", "lora"] = "full"
-    force_weight: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 5
-
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"training.{name}: expected >= 1, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class MetatrainConfig:
-    """The ``metatrain`` task: fine-tune a metatrain checkpoint with ``mtt
-    train``; everything ``equilens finetune`` reads from its YAML file.
-
-    :param data: the training frames and how validation and test are held out
-    :param base_checkpoint: the metatrain checkpoint to start from (passed to
-        metatrain, never opened by equilens)
-    :param task: ``metatrain``
-    :param name: the run's name (default output folder ``results/train/<name>``)
-    :param architecture: metatrain's architecture name of the checkpoint
-        (``pet``, ``soap_bpnn``, ...)
-    :param mtt: the ``mtt`` command (e.g. from metatrain's own environment:
-        ``/path/to/venv/bin/mtt``)
-    :param length_unit: the length unit declared to metatrain; it must be the
-        base checkpoint's (some test checkpoints were trained without units:
-        give ``""``)
-    :param energy_unit: the energy unit declared to metatrain (the base
-        checkpoint's)
-    :param read: how frames are read and validated (energies and forces required)
-    :param training: what ``mtt train`` is given
-    :param output_dir: output folder (default ``results/train/<name>``)
-    """
-
-    data: SplitConfig
-    base_checkpoint: str
-    task: Literal["metatrain"] = "metatrain"
-    name: str = "metatrain"
-    architecture: str = "pet"
-    mtt: str = "mtt"
-    length_unit: str = "angstrom"
-    energy_unit: str = "eV"
-    read: ReadOptions = field(default_factory=lambda: ReadOptions(require_forces=True))
-    training: MetatrainTraining = field(default_factory=MetatrainTraining)
-    output_dir: Optional[str] = None
-
-    @property
-    def output(self) -> Path:
-        return output_folder(self)
+from .config import MetatrainConfig
 
 
 def _mtt(config: MetatrainConfig) -> str:
@@ -132,9 +70,9 @@ def train_metatrain(
     stop_after: Optional[int] = None,
     overwrite: bool = False,
 ) -> Tuple[Any, Dict[str, Any]]:
-    """Fine-tune ``config.base_checkpoint`` with ``mtt train``; returns the
-    fine-tuned model (read through the metatomic adapter) and the summary
-    written to ``metrics.json``.
+    """Fine-tune ``config.base_checkpoint``, or train ``config.architecture``
+    from scratch, with ``mtt train``; returns the trained model (read through
+    the metatomic adapter) and the summary written to ``metrics.json``.
 
     :param stop_after: run this many epochs only (then rerun to resume)
     """
@@ -143,30 +81,30 @@ def train_metatrain(
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     mtt = _mtt(config)
-    base_checkpoint = Path(config.base_checkpoint)
-    if not base_checkpoint.is_file():
+    base_checkpoint = None if config.base_checkpoint is None else Path(config.base_checkpoint)
+    if base_checkpoint is not None and not base_checkpoint.is_file():
         raise ConfigError(f"base_checkpoint: no such file: {base_checkpoint}")
     splits = load_splits(config.data, config.read)
-    outputs = ("model.pt", "base.pt", "metrics.json", "mtt")
+    outputs = ("model.pt", "base.pt", "metrics.json", "mtt", "extensions")
     external.claim_run(config, splits, base_checkpoint, outputs, overwrite)
     output = config.output
     work = output / "mtt"
     work.mkdir(parents=True, exist_ok=True)
     paths = {n: external.write_frames(work / f"{n}.extxyz", d) for n, d in splits.items()}
-    if not (output / "base.pt").is_file():
-        exported = str((output / "base.pt").resolve())
-        _run([mtt, "export", str(base_checkpoint.resolve()), "-o", exported], work)
-    base = MetatomicModel(output / "base.pt")
-    for name, dataset in splits.items():
-        base.check_species(dataset.frames, where=f"data.{name}")
-    zero_shot = {name: external.predict(base, d) for name, d in splits.items()}
+    if base_checkpoint is None:  # from scratch: the composition model is the baseline
+        zero_shot = {name: external.no_predictions(d) for name, d in splits.items()}
+    else:
+        zero_shot = _zero_shot(mtt, base_checkpoint, splits, output, work)
     offsets = external.fit_offsets(splits["train"], zero_shot["train"][0])
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     epochs = config.training.epochs if stop_after is None else stop_after
-    _options(work / "options.yaml", config, base_checkpoint.resolve(), paths, epochs)
-    command = [mtt, "train", "options.yaml", "-o", str((output / "model.pt").resolve())]
+    _options(work / "options.yaml", config, paths, epochs)
+    # compiled extensions (SOAP-BPNN's sphericart) beside model.pt, where the
+    # metatomic adapter looks for them
+    command = [mtt, "train", "options.yaml", "-o", str((output / "model.pt").resolve()),
+               "-e", str((output / "extensions").resolve())]  # fmt: skip
     if any(work.glob("outputs/**/*.ckpt")):
         command += ["--restart", "auto"]
     _run(command, work, progress=progress)
@@ -183,22 +121,39 @@ def train_metatrain(
         stopped_early=False,
         seconds=timings["training_s"],
     )
+    baseline = "composition" if base_checkpoint is None else "zero_shot"
     metrics, baselines = external.evaluate_against_base(
-        model, splits, zero_shot, offsets, output, config.name
+        model, splits, zero_shot, offsets, output, config.name, baseline
     )
     external.write_history(output, history)
     summary = run_summary(
         config, result, timings, splits, metrics, baselines,
-        base_checkpoint=str(base_checkpoint),
+        base_checkpoint=config.base_checkpoint,
         zero_shot_offsets_eV={str(z): v for z, v in offsets.items()},
     )  # fmt: skip
     save_json(output / "metrics.json", summary)
     return model, summary
 
 
-def _options(path: Path, config: MetatrainConfig, base: Path, paths, epochs: int) -> Path:
-    """metatrain's ``options.yaml``: the architecture's training section with
-    ``finetune``, and the train/validation/test sets with energies and forces."""
+def _zero_shot(mtt: str, checkpoint: Path, splits, output: Path, work: Path):
+    """The base checkpoint exported to ``base.pt`` (once) and its predictions
+    on every split (species it cannot handle are named)."""
+    from ..metatomic.model import MetatomicModel
+
+    if not (output / "base.pt").is_file():
+        exported = str((output / "base.pt").resolve())
+        extensions = str((output / "extensions").resolve())
+        _run([mtt, "export", str(checkpoint.resolve()), "-o", exported, "-e", extensions], work)
+    base = MetatomicModel(output / "base.pt")
+    for name, dataset in splits.items():
+        base.check_species(dataset.frames, where=f"data.{name}")
+    return {name: external.predict(base, d) for name, d in splits.items()}
+
+
+def _options(path: Path, config: MetatrainConfig, paths, epochs: int) -> Path:
+    """metatrain's ``options.yaml``: the architecture's model hypers (from
+    scratch) or ``finetune`` section (from a checkpoint), and the
+    train/validation/test sets with energies and forces."""
     training = config.training
 
     def dataset(file: Path) -> dict:
@@ -214,19 +169,24 @@ def _options(path: Path, config: MetatrainConfig, base: Path, paths, epochs: int
             },
         }
 
+    section: Dict[str, Any] = {
+        "num_epochs": epochs,
+        "batch_size": training.batch_size,
+        "learning_rate": training.learning_rate,
+        "checkpoint_interval": training.checkpoint_every,
+        "log_interval": 1,  # a row of train.csv per epoch: the learning curve and epochs_run
+        "loss": {"energy": {"gradients": {"positions": {"weight": training.force_weight}}}},
+    }
+    architecture: Dict[str, Any] = {"name": config.architecture, "training": section}
+    if config.base_checkpoint is None:
+        if config.model:
+            architecture["model"] = dict(config.model)
+    else:
+        base = str(Path(config.base_checkpoint).resolve())
+        section["finetune"] = {"method": training.method, "read_from": base}
     options = {
         "seed": training.seed,
-        "architecture": {
-            "name": config.architecture,
-            "training": {
-                "num_epochs": epochs,
-                "batch_size": training.batch_size,
-                "learning_rate": training.learning_rate,
-                "checkpoint_interval": training.checkpoint_every,
-                "finetune": {"method": training.method, "read_from": str(base)},
-                "loss": {"energy": {"gradients": {"positions": {"weight": training.force_weight}}}},
-            },
-        },
+        "architecture": architecture,
         "training_set": dataset(paths["train"]),
         "validation_set": dataset(paths["validation"]),
         "test_set": dataset(paths["test"]) if "test" in paths else 0.0,
