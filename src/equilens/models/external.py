@@ -1,12 +1,17 @@
 """What the drivers of other packages' trainers share (``task: sevenn``,
-``task: metatrain``): the frames written for them, the zero-shot baseline of
-the base model with refitted per-species offsets, the metrics and plots every
-task writes, and the epoch log."""
+``task: metatrain``, ``task: mace``): the frames written for them, the
+trainer run as a child process with a progress bar, the zero-shot baseline
+of the base model with refitted per-species offsets (from scratch: the
+composition model), the metrics and plots every task writes, and the epoch
+log."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import ase
 import ase.io
@@ -163,4 +168,70 @@ def write_history(output: Path, history: List[Dict[str, float]]) -> None:
         handle.write(",".join(names) + "\n")
         for row in history:
             handle.write(",".join(f"{row[n]:.8g}" for n in names) + "\n")
-    plot_learning_curve(history, output / "learning_curve.png")
+    plot_learning_curve(history, output / "learning_curve.png", "loss (the trainer's own)")
+
+
+def check_scratch_species(splits: Mapping[str, Dataset]) -> None:
+    """Every element of every split is in the training frames (a model
+    trained from scratch knows only those)."""
+    from ase.data import chemical_symbols
+
+    from ..errors import ConfigError
+
+    known = set(splits["train"].species)
+    for name, dataset in splits.items():
+        missing = sorted(set(dataset.species) - known)
+        if missing:
+            raise ConfigError(
+                f"data.{name}: element {chemical_symbols[missing[0]]} is not in the training "
+                "frames; a model trained from scratch cannot predict it"
+            )
+
+
+def run_trainer(
+    command: Sequence[str],
+    work: Path,
+    name: str,
+    epochs: Tuple[int, int],
+    epochs_done: Callable[[], int],
+    progress: bool,
+    threads: Optional[int] = None,
+    logs: Sequence[str] = (),
+) -> None:
+    """Run another package's trainer in ``work`` (output in ``<name>.out``)
+    with a progress bar over the epochs (``(done, total)``; ``epochs_done``
+    reads the trainer's own log); a one-line error with the last line of
+    its logs when it fails.
+
+    :param threads: ``OMP_NUM_THREADS`` of the trainer (default: inherited)
+    :param logs: the trainer's own log files in ``work``, searched for the
+        error before ``<name>.out``
+    """
+    from tqdm.auto import tqdm
+
+    from ..errors import EquilensError
+
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    out = work / f"{name}.out"
+    done, total = epochs
+    with open(out, "ab") as log:
+        process = subprocess.Popen(
+            list(command), cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        bar = tqdm(total=total, initial=done, desc=name, unit="epoch", disable=not progress)
+        with bar:
+            while process.poll() is None:
+                time.sleep(1.0)
+                bar.update(max(0, epochs_done() - bar.n))
+    if process.returncode != 0:
+        text = "\n".join(
+            (work / log_name).read_text(errors="replace") if (work / log_name).is_file() else ""
+            for log_name in (*logs, out.name)
+        )
+        tail = text.strip().splitlines()[-1:]
+        raise EquilensError(
+            f"{work}: {name}'s trainer failed (exit {process.returncode}): "
+            f"{tail[0][:200] if tail else ''}; see {out}"
+        )

@@ -128,10 +128,15 @@ FAMILIES: Tuple[Family, ...] = (
     ),
     Family(
         "mace",
-        "MACE .model files (mace:PATH)",
+        "MACE models (mace:PATH, .model files), trained from scratch by mace-torch's trainer",
         model="equilens.models.mace.model:MaceModel",
+        task="mace",
+        config="equilens.models.mace.config:MaceConfig",
+        train="equilens.models.mace.task:train_mace",
         prefix="mace:",
         suffixes=(".model",),
+        potential=True,
+        requires=("mace", "pip install 'equilens[mace]' (in an environment without sevenn)"),
     ),
     Family(
         "metatomic",

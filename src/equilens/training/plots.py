@@ -52,27 +52,25 @@ def plot_parity(
     return save_figure(fig, path)
 
 
-def plot_learning_curve(history, path: PathLike) -> Path:
-    """Training and validation loss, and the learning rate, per epoch."""
+def plot_learning_curve(history, path: PathLike, loss: str = "loss (normalised MSE)") -> Path:
+    """Training and validation loss, and the learning rate where the history
+    has it, per epoch (``loss``: the label of the loss axis)."""
     epochs = [row["epoch"] for row in history]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     ax.semilogy(epochs, [row["train_loss"] for row in history], label="training loss")
     ax.semilogy(epochs, [row["validation_loss"] for row in history], label="validation loss")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (normalised MSE)")
-    twin = ax.twinx()
-    twin.semilogy(
-        epochs,
-        [row["learning_rate"] for row in history],
-        color="grey",
-        ls=":",
-        label="learning rate",
-    )
-    twin.set_ylabel("learning rate")
-    lines = ax.get_legend_handles_labels()
-    extra = twin.get_legend_handles_labels()
-    ax.legend(lines[0] + extra[0], lines[1] + extra[1])
+    ax.set_ylabel(loss)
+    lines, labels = ax.get_legend_handles_labels()
+    if all("learning_rate" in row for row in history):
+        twin = ax.twinx()
+        rates = [row["learning_rate"] for row in history]
+        twin.semilogy(epochs, rates, color="grey", ls=":", label="learning rate")
+        twin.set_ylabel("learning rate")
+        extra = twin.get_legend_handles_labels()
+        lines, labels = lines + extra[0], labels + extra[1]
+    ax.legend(lines, labels)
     return save_figure(fig, path)
 
 

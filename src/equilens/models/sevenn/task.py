@@ -52,8 +52,6 @@ What equilens does around sevenn's trainer (it does not reimplement it):
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -92,7 +90,7 @@ def train_sevenn(
     splits = load_splits(config.data, config.read)
     base = base_path = None
     if config.base_spec is None:
-        _check_scratch_species(splits)
+        external.check_scratch_species(splits)
     else:
         base_path = checkpoint_path(config.base_spec)
         base = SevenNetModel(config.base_spec)
@@ -133,21 +131,6 @@ def train_sevenn(
         torch.save(content, handle)
     model = SevenNetModel(str(output / "model.pth"))
     return model, _finish(config, model, splits, zero_shot, offsets, work, timings, content)
-
-
-def _check_scratch_species(splits) -> None:
-    """Every element of every split is in the training frames (a model
-    trained from scratch knows only those)."""
-    from ase.data import chemical_symbols
-
-    known = set(splits["train"].species)
-    for name, dataset in splits.items():
-        missing = sorted(set(dataset.species) - known)
-        if missing:
-            raise ConfigError(
-                f"data.{name}: element {chemical_symbols[missing[0]]} is not in the training "
-                "frames; a model trained from scratch cannot predict it"
-            )
 
 
 def _run_sevenn(config, content, splits, offsets, work: Path, progress, stop_after):
@@ -202,31 +185,14 @@ def _run_sevenn(config, content, splits, offsets, work: Path, progress, stop_aft
 
 def _subprocess(yaml_path: Path, work: Path, training: SevennTraining, epochs, done, progress):
     """``sevenn input.yaml`` in ``work``, with a progress bar over the epochs."""
-    from tqdm.auto import tqdm
 
-    env = dict(os.environ)
-    if training.threads:
-        env["OMP_NUM_THREADS"] = str(training.threads)
+    def epochs_done() -> int:
+        rows = files.learning_curve(work)
+        return int(rows[-1]["epoch"]) if rows else done
+
     command = [sys.executable, "-m", "sevenn.main.sevenn", yaml_path.name, "-w", "."]
-    with open(work / "sevenn.out", "ab") as log:
-        process = subprocess.Popen(command, cwd=work, stdout=log, stderr=subprocess.STDOUT, env=env)
-        bar = tqdm(total=epochs, initial=done, desc="sevenn", unit="epoch", disable=not progress)
-        with bar:
-            while process.poll() is None:
-                time.sleep(1.0)
-                rows = files.learning_curve(work)
-                now = int(rows[-1]["epoch"]) if rows else done
-                bar.update(max(0, now - bar.n))
-    if process.returncode != 0:
-        text = "\n".join(
-            (work / name).read_text(errors="replace") if (work / name).is_file() else ""
-            for name in ("log.sevenn", "sevenn.out")
-        )
-        tail = text.strip().splitlines()[-1:]
-        raise EquilensError(
-            f"{work}: sevenn's trainer failed (exit {process.returncode}): "
-            f"{tail[0][:200] if tail else ''}; see {work / 'sevenn.out'}"
-        )
+    external.run_trainer(command, work, "sevenn", (done, epochs), epochs_done, progress,
+                         training.threads, logs=["log.sevenn"])  # fmt: skip
 
 
 def _finish(config, model, splits, zero_shot, offsets, work: Path, timings, content):
