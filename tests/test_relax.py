@@ -80,3 +80,66 @@ def test_bad_relax_configs_are_named(structures, tmp_path, capsys):
     config.write_text(f"minima: {tmp_path / 'none.extxyz'}\ncalculators: {{EMT: emt}}\n")
     assert main(["relax", str(config)]) == 2
     assert "none.extxyz" in capsys.readouterr().err
+
+
+def _write_config(path, structures, output, **sections):
+    text = (
+        f"name: cuni\nminima: {structures / 'minima.extxyz'}\ncalculators: {{EMT: emt}}\n"
+        "rattle: {amplitude: 0.05, copies: 1, seed: 1}\n"
+        f"optimizer: {sections.get('optimizer', '{fmax: 0.01, steps: 50}')}\n"
+        f"output_dir: {output}\n"
+    )
+    path.write_text(text)
+    return path
+
+
+def test_damaged_records_are_redone_or_named(structures, tmp_path, capsys):
+    """A last record cut short by an interruption is redone; a record with
+    NaN in the middle is named with its line; nothing ends in 'median nan'."""
+    config = _write_config(tmp_path / "r.yaml", structures, tmp_path / "out")
+    assert main(["relax", str(config), "--no-progress"]) == 0
+    records = tmp_path / "out" / "relaxations.jsonl"
+    lines = records.read_text().splitlines()
+    assert len(lines) == 2
+    records.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # killed mid-write
+    with pytest.warns(UserWarning, match="line 2 was cut short"):
+        assert main(["relax", str(config), "--no-progress"]) == 0
+    again = records.read_text().splitlines()
+    assert len(again) == 2 and json.loads(again[1])["key"] == json.loads(lines[1])["key"]
+
+    row = json.loads(again[0])
+    row["rmsd_A"] = float("nan")
+    records.write_text(json.dumps(row) + "\n" + again[1] + "\n")
+    capsys.readouterr()
+    assert main(["relax", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "relaxations.jsonl" in err and "line 1" in err
+
+
+def test_a_calculator_returning_nan_is_named(structures, tmp_path, capsys, monkeypatch):
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class Broken(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            self.results = {"energy": float("nan"), "forces": np.full((len(atoms), 3), np.nan)}
+
+    monkeypatch.setattr("equilens.relax.run.make_calculator", lambda spec, where: Broken())
+    config = _write_config(tmp_path / "r.yaml", structures, tmp_path / "out")
+    assert main(["relax", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "calculators.EMT" in err and "non-finite" in err
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    "optimizer, message",
+    [("{fmax: -0.05}", "optimizer.fmax"), ("{fmax: .nan}", "optimizer.fmax"),
+     ("{steps: 0}", "optimizer.steps")],
+)  # fmt: skip
+def test_optimizer_limits_are_checked(structures, tmp_path, capsys, optimizer, message):
+    config = _write_config(tmp_path / "r.yaml", structures, tmp_path / "out", optimizer=optimizer)
+    assert main(["relax", str(config), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err

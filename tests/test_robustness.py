@@ -302,8 +302,55 @@ CASES = {
         lambda w, t: ["generate", "iron-water", "--output", _corrupt_state(t)],
         r"\.state: unreadable generator checkpoint",
     ),
+    # issue 26: readers and writers of the newer verbs (10)
+    "filter-nan-positions": (
+        lambda w, t: ["data", "filter", str(w["root"] / "nan.extxyz"), "{out}/x.extxyz"],
+        r"nan.extxyz: frame 1: non-finite positions",
+    ),
+    "filter-overlapping-atoms": (
+        lambda w, t: ["data", "filter", str(w["root"] / "overlap.extxyz"), "{out}/x.extxyz"],
+        r"overlap.extxyz: frame 1: atoms 3 \(\w+\) and 5",
+    ),
+    "filter-nothing-kept": (
+        lambda w, t: ["data", "filter", str(w["good"]), "{out}/x.extxyz", "--contains", "Au"],
+        r"good.extxyz: no frame passes the filters .*nothing written",
+    ),
+    "filter-nan-threshold": (
+        lambda w, t: ["data", "filter", str(w["good"]), "{out}/x.extxyz", "--min-entropy", "nan"],
+        "min_cation_entropy",
+    ),
+    "filter-output-is-a-folder": (
+        lambda w, t: ["data", "filter", str(w["good"]), str(w["root"])],
+        "is a folder; give the path of the extxyz file",
+    ),
+    "filter-output-under-a-file": (
+        lambda w, t: ["data", "filter", str(w["good"]), str(_a_file(t) / "x.extxyz")],
+        "afile: is a file, not a folder",
+    ),
+    "overview-nan-positions": (
+        lambda w, t: ["data", "overview", str(w["root"] / "nan.extxyz"), "--output", "{out}"],
+        r"nan.extxyz: frame 1: non-finite positions",
+    ),
+    "overview-no-exemplars": (
+        lambda w, t: ["data", "overview", str(w["good"]), "--output", "{out}", "--exemplars", "0"],
+        "n_exemplars: expected >= 1",
+    ),
+    "descriptors-output-is-a-file": (
+        lambda w, t: ["descriptors", str(w["good"]), "--output", str(_a_file(t)), "--no-progress"],
+        "afile: is a file, not a folder",
+    ),
+    "latents-output-is-a-file": (
+        lambda w, t: ["latents", str(w["model"]), str(w["good"]), "--output", str(_a_file(t))],
+        "afile: is a file, not a folder",
+    ),
 }
 del CASES["compare-one-input"]
+
+
+def _a_file(tmp):
+    path = tmp / "afile"
+    path.write_text("a file where a folder is expected\n")
+    return path
 
 
 def _bad_generator(tmp):

@@ -80,3 +80,8 @@ def format_location(path: Optional[str], frame: Optional[int]) -> str:
 class ResourceError(EquilensError):
     """A computation would need more memory than the machine has; the message
     says how much, why, and which options reduce it."""
+
+
+class OutputError(EquilensError):
+    """An output cannot be written where it was asked for (a file where a
+    folder should be, a folder where a file should be, a read-only place)."""

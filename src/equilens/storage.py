@@ -309,6 +309,29 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialize {type(value).__name__} to JSON")
 
 
+def check_writable(folder: Path) -> None:
+    """Refuse, in one line and before any work, an output folder that cannot
+    be made or written: a file where the folder (or one of its parents)
+    should be, or a read-only place.
+
+    :raises OutputError: naming the path and what to do
+    """
+    from .errors import OutputError
+
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OutputError(
+            f"{probe}: is a file, not a folder; choose another output (--output) or move it"
+        )
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputError(f"{probe}: not writable; choose another output (--output)")
+
+
 def claim_outputs(
     marker: Path,
     fingerprint: Any,
@@ -344,6 +367,7 @@ def check_outputs(
 
     from .errors import EquilensError
 
+    check_writable(marker.parent)
     digest = hash_json(fingerprint)
     owner = None
     if marker.is_file():

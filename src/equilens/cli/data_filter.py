@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import from_mapping, load_yaml, to_mapping
     from ..data.filters import FilterConfig, filter_frames
     from ..data.io import read_frames
+    from ..errors import DataError, OutputError
     from ..storage import atomic_write, check_outputs
 
     mapping = load_yaml(args.config) if args.config else {}
@@ -67,12 +68,25 @@ def run(args: argparse.Namespace) -> int:
     mapping.update({k: v for k, v in given.items() if v is not None})
     config = from_mapping(FilterConfig, mapping, where=args.config or "filters")
     path, output = Path(args.file), Path(args.output)
+    if output.is_dir():
+        raise OutputError(f"{output}: is a folder; give the path of the extxyz file to write")
     frames = read_frames(path, args.index)
     dropped_path = output.with_name(output.name + ".dropped.csv")
     marker = output.with_name(f".{output.name}.run.json")
     fingerprint = {"filters": to_mapping(config), "input": str(path.resolve()), "index": args.index}
     record = check_outputs(marker, fingerprint, [output, dropped_path], args.overwrite, str(output))
     kept, dropped = filter_frames(frames, config)
+    reasons: dict = {}
+    for _, reason in dropped:
+        first = reason.split(" ")[0]
+        reasons[first] = reasons.get(first, 0) + 1
+    if not kept:
+        first = dropped[0][1]
+        raise DataError(
+            f"no frame passes the filters (first: frame {dropped[0][0]} {first}; "
+            f"reasons {reasons}); nothing written",
+            path=path,
+        )
     record()
     with atomic_write(output, "w") as handle:
         ase.io.write(handle, [frames[i] for i in kept], format="extxyz")
@@ -81,10 +95,6 @@ def run(args: argparse.Namespace) -> int:
         writer.writerow(["frame", "formula", "reason"])
         for index, reason in dropped:
             writer.writerow([index, frames[index].get_chemical_formula(), reason])
-    reasons: dict = {}
-    for _, reason in dropped:
-        first = reason.split(" ")[0]
-        reasons[first] = reasons.get(first, 0) + 1
     print(f"kept {len(kept)} of {len(frames)} frames -> {output}")
     print(f"dropped {len(dropped)} -> {dropped_path} ({reasons})")
     return 0

@@ -76,6 +76,13 @@ class FilterConfig:
         overlap = set(self.contains) & set(self.exclude)
         if overlap:
             raise ConfigError(f"elements both required and excluded: {sorted(overlap)}")
+        if self.min_cation_entropy is not None and not (
+            np.isfinite(self.min_cation_entropy) and self.min_cation_entropy >= 0
+        ):
+            raise ConfigError(
+                f"min_cation_entropy: expected a number >= 0 (units of R), got "
+                f"{self.min_cation_entropy}"
+            )
         if self.min_elements is not None and self.min_elements < 1:
             raise ConfigError(f"min_elements: expected >= 1, got {self.min_elements}")
         if self.equimolar_tolerance is not None and not 0 <= self.equimolar_tolerance < 1:

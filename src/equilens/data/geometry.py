@@ -1,6 +1,11 @@
-"""Geometry checks of structures: overlapping atoms."""
+"""Geometry checks of structures: overlapping atoms, found with vesin's
+neighbour list (its cell list holds at most about one cell per atom, so a
+frame in a huge periodic box costs what its atoms cost; ASE's cell list makes
+one bin per cutoff-sized box and took 15 GB for one frame in a 10^6 Å cell)."""
 
 from __future__ import annotations
+
+from typing import Optional, Tuple
 
 import ase
 import numpy as np
@@ -12,37 +17,41 @@ def check_geometry(atoms: ase.Atoms, where: str, min_distance: float = 0.5) -> N
     """Fail with a clear error when two atoms overlap (closer than ``min_distance`` Å).
 
     Quantum-chemistry codes can spin for minutes on such geometries before
-    failing, or return nonsense; descriptors get NaN gradients. The check is
-    cheap (minimum-image distances).
+    failing, or return nonsense; descriptors get NaN gradients.
 
     :param where: names the file and frame in the error message
     """
-    if len(atoms) < 2:
-        return
-    distances = atoms.get_all_distances(mic=bool(np.any(atoms.pbc)))
-    np.fill_diagonal(distances, np.inf)
-    i, j = np.unravel_index(np.argmin(distances), distances.shape)
-    if distances[i, j] < min_distance:
+    pair = closest_pair(atoms, min_distance)
+    if pair is not None:
+        i, j, d = pair
         raise DataError(
             f"{where}: atoms {i} ({atoms[i].symbol}) and {j} ({atoms[j].symbol}) are "
-            f"{distances[i, j]:.3f} Å apart (less than {min_distance} Å): broken geometry"
+            f"{d:.3f} Å apart (less than {min_distance} Å): broken geometry"
         )
 
 
-def closest_pair(atoms: ase.Atoms, cutoff: float):
-    """``(i, j, distance)`` of the closest pair of atoms under ``cutoff`` (Å,
-    minimum image), or ``None``."""
-    from ase.neighborlist import neighbor_list
+def neighbor_pairs(atoms: ase.Atoms, cutoff: float, quantities: str = "ijd"):
+    """vesin's half neighbour list of ``atoms`` within ``cutoff`` (Å): every
+    pair once, each periodic image a pair of its own; the cell is ignored
+    along non-periodic directions."""
+    from vesin import NeighborList
 
-    probe = atoms
-    if not np.any(atoms.pbc):  # no cell needed for an isolated structure
-        probe = ase.Atoms(atoms.numbers, atoms.positions)
-    # a search radius of at least 1 Å keeps ASE's cell list coarse: bins of
-    # the size of a tiny cutoff make ~1e6-bin arrays per frame (measured to
-    # slow the whole process down afterwards, through the allocator)
-    i, j, d = neighbor_list("ijd", probe, max(cutoff, 1.0), self_interaction=False)
-    mask = (i != j) & (d < cutoff)
-    if not np.any(mask):
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    box = np.where(pbc[:, None], atoms.cell.array, 0.0) if pbc.any() else np.zeros((3, 3))
+    calculator = NeighborList(cutoff=float(cutoff), full_list=False)
+    return calculator.compute(
+        points=np.asarray(atoms.positions, dtype=np.float64), box=box, periodic=pbc.tolist(),
+        quantities=quantities,
+    )  # fmt: skip
+
+
+def closest_pair(atoms: ase.Atoms, cutoff: float) -> Optional[Tuple[int, int, float]]:
+    """``(i, j, distance)`` of the closest pair of atoms under ``cutoff`` (Å,
+    periodic images included, an atom and its own image too), or ``None``."""
+    if len(atoms) < 2 and not np.any(atoms.pbc):
         return None
-    k = int(np.argmin(np.where(mask, d, np.inf)))
+    i, j, d = neighbor_pairs(atoms, cutoff)
+    if not len(d):
+        return None
+    k = int(np.argmin(d))
     return int(i[k]), int(j[k]), float(d[k])

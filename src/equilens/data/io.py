@@ -179,11 +179,39 @@ def read_dataset(path: PathLike, options: Optional[ReadOptions] = None) -> Datas
 
 def read_frames(path: PathLike, index: str = ":", format: Optional[str] = None) -> List[ase.Atoms]:
     """The frames ``index`` (ASE slice syntax) of any ASE-readable file, as
-    they are (calculator results kept, nothing validated); a missing or
-    unreadable file or an empty selection is a :class:`DataError` naming it."""
+    they are (calculator results kept; energies and forces not required),
+    each checked by :func:`check_frames`; a missing or unreadable file, an
+    empty selection or a broken frame is a :class:`DataError` naming it."""
     path = Path(path)
     all_frames = _read_all(path, format)
-    return [all_frames[i] for i in _select(len(all_frames), index, path)]
+    selection = _select(len(all_frames), index, path)
+    frames = [all_frames[i] for i in selection]
+    check_frames(frames, path=path, frame_indices=selection)
+    return frames
+
+
+#: what every frame equilens reads or writes satisfies
+LENIENT = ReadOptions(require_energy=False, require_forces=False)
+
+
+def check_frames(
+    frames: Sequence[ase.Atoms],
+    *,
+    path: Optional[PathLike] = None,
+    frame_indices: Optional[ArrayLike] = None,
+) -> None:
+    """The one validation every reader and writer of frames shares: atoms
+    present, finite positions and cell, independent periodic cell vectors,
+    no overlapping atoms, and finite, well-shaped energies and forces where
+    the frame has them; a :class:`DataError` names the file and frame.
+
+    :param path: the file the frames come from or go to, for the message
+    :param frame_indices: the index of each frame there
+    """
+    where = None if path is None else os.fspath(path)
+    indices = np.arange(len(frames)) if frame_indices is None else np.asarray(frame_indices)
+    for atoms, index in zip(frames, indices):
+        _validate_frame(atoms, LENIENT, where, int(index))
 
 
 def _read_all(path: Path, format: Optional[str]) -> List[ase.Atoms]:

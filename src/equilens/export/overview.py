@@ -212,8 +212,13 @@ def dataset_overview(
     """Write the overview of ``frames`` into ``output`` (see the module
     docstring); returns the summary also written to ``overview.json``."""
     from ..descriptors import PRESETS
+    from ..errors import ConfigError
+    from ..storage import check_writable
 
+    if n_exemplars < 1:
+        raise ConfigError(f"n_exemplars: expected >= 1 (--exemplars), got {n_exemplars}")
     output = Path(output)
+    check_writable(output)
     output.mkdir(parents=True, exist_ok=True)
     frames = list(frames)
     in_frames, atoms = element_counts(frames)

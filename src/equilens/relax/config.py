@@ -23,6 +23,7 @@ equilens potential file, ``sevenn:NAME_OR_PATH``, or a metatomic ``.pt`` file
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional
@@ -43,6 +44,12 @@ class RattleConfig:
     copies: int = 3
     seed: int = 0
 
+    def __post_init__(self):
+        if not (math.isfinite(self.amplitude) and 0 <= self.amplitude <= 1.0):
+            raise ConfigError(f"rattle.amplitude: expected in [0, 1] Å, got {self.amplitude}")
+        if self.copies < 0:
+            raise ConfigError(f"rattle.copies: expected >= 0, got {self.copies}")
+
 
 @dataclass(frozen=True)
 class OptimizerConfig:
@@ -59,6 +66,12 @@ class OptimizerConfig:
     steps: int = 300
     cell_in_distribution: bool = False
     cell_out_of_distribution: bool = True
+
+    def __post_init__(self):
+        if not (math.isfinite(self.fmax) and self.fmax > 0):
+            raise ConfigError(f"optimizer.fmax: expected a force > 0 (eV/Å), got {self.fmax}")
+        if self.steps < 1:
+            raise ConfigError(f"optimizer.steps: expected >= 1, got {self.steps}")
 
 
 @dataclass(frozen=True)

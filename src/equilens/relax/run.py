@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from typing import Any, Dict, List, Optional
 
 import ase
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..config import to_mapping
 from ..data.io import read_frames
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, EquilensError
 from ..storage import atomic_write, check_outputs, hash_json, save_json
 from .config import RelaxConfig, make_calculator
 
@@ -50,8 +51,17 @@ def rmsd(moved: ase.Atoms, reference: ase.Atoms) -> float:
     return float(np.sqrt(np.mean(np.sum(cartesian**2, axis=1))))
 
 
+class NonFiniteResult(EquilensError):
+    """The calculator returned NaN or inf during a relaxation."""
+
+
 def relax(atoms: ase.Atoms, calculator, cell: bool, fmax: float, steps: int):
-    """``atoms`` relaxed with BFGS; returns (structure, converged, steps, seconds)."""
+    """``atoms`` relaxed with BFGS; returns (structure, converged, steps, seconds).
+
+    :raises NonFiniteResult: when the calculator returns NaN or inf forces
+        (checked before every step: BFGS would otherwise fail in its linear
+        algebra or walk on with NaN positions)
+    """
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS
 
@@ -59,8 +69,18 @@ def relax(atoms: ase.Atoms, calculator, cell: bool, fmax: float, steps: int):
     atoms.calc = calculator
     target: Any = FrechetCellFilter(atoms) if cell else atoms
     optimizer = BFGS(target, logfile=None)
+
+    def check() -> None:
+        if not np.all(np.isfinite(target.get_forces())):
+            raise NonFiniteResult(f"NaN or inf forces at step {optimizer.nsteps}")
+
     start = time.perf_counter()
-    converged = bool(optimizer.run(fmax=fmax, steps=steps))
+    check()
+    optimizer.attach(check, interval=1)
+    try:
+        converged = bool(optimizer.run(fmax=fmax, steps=steps))
+    except np.linalg.LinAlgError as error:
+        raise NonFiniteResult(f"BFGS failed at step {optimizer.nsteps} ({error})") from None
     return atoms, converged, int(optimizer.nsteps), time.perf_counter() - start
 
 
@@ -110,9 +130,15 @@ def run_relax(config: RelaxConfig, progress: bool = True, overwrite: bool = Fals
                     bar.update(1)
                     continue
                 calculator = calculator or make_calculator(spec, f"calculators.{label}")
-                result, converged, steps, seconds = relax(
-                    structure, calculator, cell, config.optimizer.fmax, config.optimizer.steps
-                )
+                try:
+                    result, converged, steps, seconds = relax(
+                        structure, calculator, cell, config.optimizer.fmax, config.optimizer.steps
+                    )
+                except NonFiniteResult as error:
+                    raise EquilensError(
+                        f"calculators.{label}: the {task} relaxation of structure {index}: "
+                        f"{error}; non-finite, nothing recorded for it"
+                    ) from None
                 row = _score(label, task, index, result, minima[index], converged, steps, seconds)
                 if reference is not None:
                     check = result.copy()
@@ -145,13 +171,34 @@ def _score(label, task, index, result, minimum, converged, steps, seconds) -> Di
 
 
 def _done(path) -> Dict[str, Dict[str, Any]]:
+    """The relaxations recorded in ``path``: a last line cut short by an
+    interruption is redone (with a warning); any other unreadable line, or a
+    record with a non-finite number, is a :class:`DataError` naming the line."""
     if not path.is_file():
         return {}
     rows = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
             row = json.loads(line)
-            rows[row.pop("key")] = row
+            key = row.pop("key")
+        except (ValueError, KeyError, AttributeError):
+            if number == len(lines):
+                warnings.warn(
+                    f"{path}: line {number} was cut short; that relaxation is redone", stacklevel=2
+                )
+                with atomic_write(path, "w") as handle:  # the next record starts on a new line
+                    handle.write("".join(f"{kept}\n" for kept in lines[:-1]))
+                continue
+            raise DataError(f"line {number} is not a relaxation record", path=path) from None
+        numbers = [v for v in row.values() if isinstance(v, float)]
+        if not np.all(np.isfinite(numbers)) or not np.all(np.isfinite(row.get("positions", []))):
+            raise DataError(
+                f"line {number} ({key}) holds NaN or inf; delete the line to redo it", path=path
+            )
+        rows[key] = row
     return rows
 
 
