@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
 
 import ase.io
 import numpy as np
@@ -122,8 +124,9 @@ def _lemat_row(atoms: ase.Atoms, index: int) -> dict:
 
 
 def test_lemat_reader_on_a_local_file_then_filter(tmp_path, capsys):
-    """The real datasets loading code, on a JSON-lines file in LeMat-Bulk's
-    schema (no network here), then the HEO filter on what it read."""
+    """The LeMat reader on a JSON-lines file in LeMat-Bulk's schema (no
+    network here; the hub goes through Hugging Face datasets), then the HEO
+    filter on what it read."""
     import json
 
     pytest.importorskip("datasets")
@@ -147,6 +150,78 @@ def test_lemat_reader_on_a_local_file_then_filter(tmp_path, capsys):
     path.write_text(json.dumps(_lemat_row(FRAMES[0], 0)) + "\n" + json.dumps(bad))
     assert main(["data", "lemat", str(output), "--source", str(path)]) == 2
     assert "frame 1" in capsys.readouterr().err
+
+
+def test_lemat_parquet_gives_the_same_frames(tmp_path):
+    pytest.importorskip("pyarrow")
+    import pyarrow
+    import pyarrow.parquet
+
+    from equilens.data.lemat import read_lemat
+
+    rows = [_lemat_row(a, i) for i, a in enumerate(FRAMES[:3])]
+    pyarrow.parquet.write_table(pyarrow.Table.from_pylist(rows), tmp_path / "lemat.parquet")
+    (tmp_path / "lemat.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    parquet, lines = (
+        read_lemat(str(tmp_path / "lemat.parquet")),
+        read_lemat(str(tmp_path / "lemat.jsonl")),
+    )
+    for a, b in zip(parquet, lines):
+        np.testing.assert_allclose(a.positions, b.positions)
+        assert a.get_potential_energy() == b.get_potential_energy()
+
+
+def _text_in_a_number(row):
+    row["energy"] = "minus five"
+    return json.dumps(row)
+
+
+def _nan_position(row):
+    row["cartesian_site_positions"][3][1] = float("nan")
+    return json.dumps(row)
+
+
+BAD_LEMAT = {
+    "broken-json-line": (lambda row: json.dumps(row)[:-5], r"lemat.jsonl: line 2: not JSON"),
+    "text-in-a-number": (_text_in_a_number, r"lemat.jsonl: frame 1: a value is not numeric"),
+    "nan-position": (_nan_position, r"lemat.jsonl: frame 1: non-finite positions"),
+    "not-an-object": (lambda row: "[1, 2, 3]", r"line 2: a row is a JSON object, got list"),
+    "empty-file": (None, r"lemat.jsonl: no rows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LEMAT))
+def test_malformed_lemat_files_are_named(case, tmp_path, capsys):
+    second, message = BAD_LEMAT[case]
+    path = tmp_path / "lemat.jsonl"
+    first = json.dumps(_lemat_row(FRAMES[0], 0))
+    path.write_text("" if second is None else first + "\n" + second(_lemat_row(FRAMES[1], 1)))
+    output = tmp_path / "out.extxyz"
+    capsys.readouterr()
+    assert main(["data", "lemat", str(output), "--source", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+    assert not output.exists()
+
+
+def test_lemat_limits_and_outputs_are_checked(tmp_path, capsys):
+    path = tmp_path / "lemat.jsonl"
+    path.write_text(json.dumps(_lemat_row(FRAMES[0], 0)))
+    assert (
+        main(["data", "lemat", str(tmp_path / "o.extxyz"), "--source", str(path), "--limit", "-1"])
+        == 2
+    )
+    assert "limit: expected >= 1" in capsys.readouterr().err
+    assert main(["data", "lemat", str(tmp_path), "--source", str(path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    assert (
+        main(
+            ["data", "lemat", str(tmp_path / "o.extxyz"), "--source", str(tmp_path / "bad.parquet")]
+        )
+        == 2
+    )
+    assert "bad.parquet: not a readable parquet file" in capsys.readouterr().err
 
 
 def test_overview_writes_figures_maps_and_a_chemiscope_file(tmp_path):

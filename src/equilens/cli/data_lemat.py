@@ -28,11 +28,18 @@ def register(data_commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     import ase.io
 
     from ..data.lemat import read_lemat
-    from ..storage import atomic_write
+    from ..errors import OutputError
+    from ..storage import atomic_write, check_writable
 
+    output = Path(args.output)
+    if output.is_dir():
+        raise OutputError(f"{output}: is a folder; give the path of the extxyz file to write")
+    check_writable(output.parent)
     frames = read_lemat(args.source, args.config, args.split, args.limit, args.stress_unit)
     with atomic_write(args.output, "w") as handle:
         ase.io.write(handle, frames, format="extxyz")
