@@ -343,8 +343,69 @@ CASES = {
         lambda w, t: ["latents", str(w["model"]), str(w["good"]), "--output", str(_a_file(t))],
         "afile: is a file, not a folder",
     ),
+    # generators: absurd sizes refused before anything is built, outputs checked (6)
+    **{
+        f"generate-{label}": (
+            lambda w, t, name=name, text=text: [
+                "generate",
+                name,
+                "--config",
+                _yaml(t, text),
+                "--output",
+                "{out}/x.extxyz",
+            ],
+            message,
+        )
+        for label, name, text, message in [
+            (
+                "water-million-molecules",
+                "iron-water",
+                "n_water: 1000000\n",
+                r"size, n_water: 3,000,018 atoms",
+            ),
+            (
+                "water-no-room",
+                "iron-water",
+                "size: [3, 2, 3]\nn_water: 40\n",
+                r"n_water: at most 8 water",
+            ),
+            (
+                "heo-million-cells",
+                "heo",
+                "formula_units: 1000000\n",
+                r"formula_units: 2,000,000 atoms",
+            ),
+            (
+                "elements-million-atoms",
+                "elements",
+                "atoms: [8, 3000000]\n",
+                r"atoms, compositions: 3,000,000 atoms",
+            ),
+        ]  # fmt: skip
+    },
+    "generate-output-under-a-file": (
+        lambda w, t: ["generate", "iron-water", "--output", str(_a_file(t) / "x.extxyz")],
+        "afile: is a file, not a folder",
+    ),
+    "generate-unknown-basis": (
+        lambda w, t: [
+            "generate",
+            "water-tensors",
+            "--config",
+            _yaml(t, "basis: nonsense-basis\nmonomers: 2\ndimers: 0\ntrimers: 0\n"),
+            "--output",
+            "{out}/tensors",
+        ],  # fmt: skip
+        r"basis: PySCF has no basis 'nonsense-basis'",
+    ),
 }
 del CASES["compare-one-input"]
+
+
+def _yaml(tmp, text):
+    path = tmp / "settings.yaml"
+    path.write_text(text)
+    return str(path)
 
 
 def _a_file(tmp):

@@ -97,7 +97,7 @@ def run_water_tensors(args: argparse.Namespace) -> int:
         f"{config.monomers} monomers, {config.dimers} dimers, {config.trimers} trimers at "
         f"{config.xc}/{config.basis} -> {args.output}"
     )
-    return _generate(generate_water_tensors, config, args)
+    return _generate(generate_water_tensors, config, args, folder=True)
 
 
 def run_heo(args: argparse.Namespace) -> int:
@@ -125,10 +125,19 @@ def run_elements(args: argparse.Namespace) -> int:
     return _generate(generate_elements, config, args)
 
 
-def _generate(generate, config, args: argparse.Namespace) -> int:
-    """Run ``generate(output, config, progress)`` and say how long it took."""
+def _generate(generate, config, args: argparse.Namespace, folder: bool = False) -> int:
+    """Run ``generate(output, config, progress)`` and say how long it took;
+    the output (an extxyz file, or a ``folder``) is checked writable first."""
     import time
+    from pathlib import Path
 
+    from ..errors import OutputError
+    from ..storage import check_writable
+
+    output = Path(args.output)
+    if not folder and output.is_dir():
+        raise OutputError(f"{output}: is a folder; give the path of the extxyz file to write")
+    check_writable(output if folder else output.parent)
     start = time.perf_counter()
     path = generate(args.output, config, progress=not args.quiet)
     print(f"done in {time.perf_counter() - start:.0f} s -> {path}")

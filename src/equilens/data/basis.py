@@ -33,6 +33,26 @@ def _pyscf():
     return gto, dft, df
 
 
+def check_basis(name: str, field: str, elements=("H", "O")) -> None:
+    """Refuse, before any calculation, a basis PySCF does not know for
+    ``elements`` (a one-line :class:`ConfigError` naming ``field``)."""
+    from ..errors import ConfigError
+
+    gto, _, _ = _pyscf()
+    for element in elements:
+        try:
+            found = gto.basis.load(name, element)
+        except Exception as error:  # PySCF raises several types for an unknown name
+            text = str(error).strip().splitlines()
+            reason = text[0][:120] if text else type(error).__name__
+            raise ConfigError(
+                f"{field}: PySCF has no basis '{name}' for {element} ({reason}); use a name "
+                "from pyscf.gto.basis (e.g. cc-pvdz, def2-svp, cc-pvdz-jkfit)"
+            ) from None
+        if not found:
+            raise ConfigError(f"{field}: PySCF's basis '{name}' has no functions for {element}")
+
+
 def molecule(atoms: ase.Atoms, basis: str):
     """A PySCF ``Mole`` of ``atoms`` (positions in Å)."""
     gto, _, _ = _pyscf()

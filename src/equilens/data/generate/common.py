@@ -27,6 +27,30 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ...errors import EquilensError
 from ...storage import atomic_write, hash_json, save_json
 
+#: the most atoms of one structure a generator computes: GFN-xTB's dense
+#: matrices grow as the square of the basis (about 9 functions per Fe) and
+#: its diagonalisation as the cube; 2,000 atoms is hours per step on a laptop
+MAX_ATOMS = 2000
+#: the most structures (starts, compositions) one generator run holds
+MAX_UNITS = 100_000
+
+
+def check_size(n_atoms: int, units: int, what: str) -> None:
+    """Refuse, before anything is built, structures of more than
+    :data:`MAX_ATOMS` atoms or runs of more than :data:`MAX_UNITS` units.
+
+    :param what: names the settings in the message (e.g. ``"size, n_water"``)
+    """
+    from ...errors import ConfigError
+
+    if n_atoms > MAX_ATOMS:
+        raise ConfigError(
+            f"{what}: {n_atoms:,} atoms per structure, more than the {MAX_ATOMS:,} GFN-xTB "
+            "handles in reasonable time and memory; make the structures smaller"
+        )
+    if units > MAX_UNITS:
+        raise ConfigError(f"{what}: {units:,} structures in one run (at most {MAX_UNITS:,})")
+
 
 def xtb_calculator(method: str = "GFN1-xTB", electronic_temperature: float = 1000.0):
     """A tblite ASE calculator (``pip install equilens[xtb]``)."""

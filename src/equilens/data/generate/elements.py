@@ -65,7 +65,7 @@ from tqdm.auto import tqdm
 
 from ...errors import ConfigError, EquilensError
 from ...provenance import package_versions
-from .common import Checkpoint, fingerprint, labelled, state_path, xtb_calculator
+from .common import Checkpoint, check_size, fingerprint, labelled, state_path, xtb_calculator
 
 _SYMBOLS = """H Li Be B C N O F Na Mg Al Si P S Cl K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se
 Br Rb Sr Y Zr Nb Mo Ru Rh Pd Ag Cd In Sn Sb Te I Cs Ba Hf Ta W Re Os Ir Pt Au Pb Bi"""
@@ -148,6 +148,8 @@ class ElementsConfig:
         for name, (valid, rule) in rules.items():
             if not valid:
                 raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}")
+        check_size(self.atoms[1], self.compositions * (1 + self.rattled), "atoms, compositions")
+        check_size(0, self.relax_steps, "relax_steps")
 
     @property
     def frames_per_composition(self) -> int:

@@ -54,7 +54,7 @@ from tqdm.auto import tqdm
 
 from ...errors import ConfigError
 from ...provenance import package_versions
-from .common import Checkpoint, fingerprint, labelled, state_path, xtb_calculator
+from .common import Checkpoint, check_size, fingerprint, labelled, state_path, xtb_calculator
 
 
 @dataclass
@@ -100,6 +100,12 @@ class HeoConfig:
             )
         if self.starts < 1 or self.relax_steps < 1 or self.keep_every < 1:
             raise ConfigError("starts, relax_steps and keep_every must be >= 1")
+        if self.rattled < 0 or not 0 <= self.rattle <= 0.5 or not 0 <= self.strain < 0.2:
+            raise ConfigError("rattled must be >= 0, rattle in [0, 0.5] Å, strain in [0, 0.2)")
+        if not (self.lattice > 0 and self.fmax > 0 and self.electronic_temperature > 0):
+            raise ConfigError("lattice, fmax and electronic_temperature must be > 0")
+        check_size(2 * self.formula_units, self.starts * (1 + self.rattled), "formula_units")
+        check_size(0, self.relax_steps, "relax_steps")
 
 
 def substituted(config: HeoConfig, start: int) -> ase.Atoms:

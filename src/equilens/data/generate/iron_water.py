@@ -37,7 +37,21 @@ from ...errors import ConfigError
 from ...provenance import package_versions
 from ..examples import iron_water_example
 from ..geometry import check_geometry
-from .common import Checkpoint, fingerprint, labelled, state_path, xtb_calculator
+from .common import Checkpoint, check_size, fingerprint, labelled, state_path, xtb_calculator
+
+#: the surface area (Å^2) one water molecule needs in the 2.7 Å layer the
+#: starting structures place them in at random, oxygens at least 2.2 Å apart
+#: (random sequential placement jams near 3 Å^2 per molecule there; beyond
+#: this the placement retries for minutes before it gives up)
+WATER_AREA = 4.0
+
+
+def _slab_area(size: Tuple[int, int, int]) -> float:
+    """The area of the surface cell of an Fe(110) slab of ``size``."""
+    from ase.build import bcc110
+
+    cell = bcc110("Fe", size=(size[0], size[1], 1), a=2.87).cell.array
+    return float(np.linalg.norm(np.cross(cell[0], cell[1])))
 
 
 @dataclass
@@ -93,6 +107,17 @@ class IronWaterConfig:
             raise ConfigError("fix_layers must leave at least one free Fe layer")
         if self.timestep <= 0 or self.temperature <= 0:
             raise ConfigError("timestep and temperature must be positive")
+        if self.n_water < 0 or not 0 <= self.rattle <= 0.5 or self.vacuum < 0:
+            raise ConfigError("n_water and vacuum must be >= 0, rattle in [0, 0.5] Å")
+        check_size(int(np.prod(self.size)) + 3 * self.n_water, self.starts, "size, n_water")
+        check_size(0, self.steps, "steps")
+        area = _slab_area(self.size)
+        if self.n_water > area / WATER_AREA:
+            raise ConfigError(
+                f"n_water: at most {int(area / WATER_AREA)} water molecules fit in the layer "
+                f"above a {self.size[0]}x{self.size[1]} slab ({area:.0f} Å^2); "
+                "use fewer or a larger slab"
+            )
 
     @property
     def kept_steps(self) -> List[int]:

@@ -43,7 +43,7 @@ from ...errors import ConfigError, EquilensError
 from ...provenance import package_versions
 from ...so3 import symmetric_tensor_to_spherical, vector_to_spherical
 from ...storage import atomic_write, save_json, save_tensormap
-from ..basis import _auxiliary_layout, _conversion, _pyscf, molecule
+from ..basis import _auxiliary_layout, _conversion, _pyscf, check_basis, molecule
 from ..geometry import check_geometry
 from ..io import ReadOptions, read_dataset
 from ..splits import resolve_path
@@ -197,6 +197,8 @@ def generate_water_tensors(
     ``density.mts`` and ``provenance.json``.
     """
     config = config or WaterTensorsConfig()
+    check_basis(config.basis, "basis")
+    check_basis(config.auxbasis, "auxbasis")
     output = Path(output)
     partial = output / "partial"
     partial.mkdir(parents=True, exist_ok=True)
