@@ -143,3 +143,33 @@ def test_optimizer_limits_are_checked(structures, tmp_path, capsys, optimizer, m
     config = _write_config(tmp_path / "r.yaml", structures, tmp_path / "out", optimizer=optimizer)
     assert main(["relax", str(config), "--no-progress"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_equilens_potential_and_its_metatomic_export_side_by_side(make_potential, tmp_path):
+    """Both documented calculator kinds in one relax config: featomic's
+    TorchScript library is registered once (it aborted the process before)
+    and the export relaxes like the native model."""
+    from equilens.data.examples import iron_water_example
+
+    model = make_potential(8, (8,), seed=3).save(tmp_path / "model.pt")
+    exported = tmp_path / "exported" / "model.pt"
+    assert main(["export-metatomic", str(model), str(exported)]) == 0
+    minimum = iron_water_example(n_frames=1, seed=3)[0]
+    minimum.calc = SinglePointCalculator(minimum, energy=0.0, forces=np.zeros((len(minimum), 3)))
+    ase.io.write(tmp_path / "minima.extxyz", minimum)
+    config = tmp_path / "r.yaml"
+    config.write_text(
+        f"minima: {tmp_path / 'minima.extxyz'}\n"
+        f"calculators: {{native: {model}, exported: {exported}}}\n"
+        f"rattle: {{copies: 1}}\noptimizer: {{steps: 3}}\noutput_dir: {tmp_path / 'out'}\n"
+    )
+    import subprocess
+    import sys
+
+    # a fresh process: the library registration is per process
+    done = subprocess.run([sys.executable, "-m", "equilens.cli", "relax", str(config),
+                           "--no-progress"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "out" / "relaxations.jsonl").open()]
+    native, export = (next(r for r in rows if r["calculator"] == n) for n in ("native", "exported"))
+    np.testing.assert_allclose(export["positions"], native["positions"], atol=1e-6)
