@@ -103,8 +103,10 @@ def test_sevennet_bad_input_is_named(sevennet, slab, tmp_path, monkeypatch):
 
     evil = tmp_path / "evil.pth"
     torch.save({"config": {}, "model_state_dict": {}, "x": Payload()}, evil)
-    with pytest.raises(FileFormatError, match="refused or unreadable SevenNet checkpoint"):
+    refused = "refused: this SevenNet checkpoint contains"
+    with pytest.raises(FileFormatError, match=refused) as caught:
         load(f"sevenn:{evil}")
+    assert "weights_only" not in str(caught.value)  # no advice to load it unsafely
     assert not (tmp_path / "PWNED").exists()
     monkeypatch.setitem(sys.modules, "sevenn", None)  # as if the extra were missing
     with pytest.raises(ModelError, match=r"pip install 'equilens\[sevenn\]'"):

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -110,7 +111,6 @@ def load_torch(path: PathLike, what: str = "file") -> Any:
 
     :param what: what the file should be, for messages (``"model file"``)
     """
-    import pickle
 
     import torch
 
@@ -121,17 +121,28 @@ def load_torch(path: PathLike, what: str = "file") -> Any:
         raise FileFormatError(f"{path}: is a directory, not a {what}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        text = str(error)
-        if "GLOBAL" in text or "Unsupported global" in text or "Unsupported class" in text:
-            raise FileFormatError(
-                f"{path}: refused: this {what} contains pickled Python objects, and "
-                "loading them could run arbitrary code; equilens only reads tensors and "
-                "plain data (re-create the file with this version of equilens)"
-            ) from None
-        raise FileFormatError(f"{path}: not a readable {what} ({_first_line(error)})") from None
     except Exception as error:  # torch raises many types for corrupt files
-        raise FileFormatError(f"{path}: not a readable {what} ({_first_line(error)})") from None
+        raise load_refusal(path, error, what) from None
+
+
+def load_refusal(path: PathLike, error: Exception, what: str) -> FileFormatError:
+    """The one-line error for a ``torch.load(weights_only=True)`` that failed:
+    a file that needs pickled Python objects is refused, naming the first
+    one (torch's own advice to load it unsafely is left out); anything else
+    is an unreadable file."""
+    import pickle
+
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError) and re.search(
+        "GLOBAL|Unsupported global|Unsupported class", text
+    ):
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        first = f" (the first: {found.group(1)})" if found else ""
+        return FileFormatError(
+            f"{path}: refused: this {what} contains pickled Python objects{first}, and "
+            "loading them could run arbitrary code; equilens only reads tensors and plain data"
+        )
+    return FileFormatError(f"{path}: not a readable {what} ({_first_line(error)})")
 
 
 def arrays_to_torch(value: Any) -> Any:

@@ -43,6 +43,7 @@ from typing import Any, Dict, Iterator, List
 import torch
 
 from ...errors import FileFormatError, ModelError
+from ...storage import load_refusal
 
 EXTRA = (
     "pip install 'equilens[mace]' (mace-torch pins e3nn 0.4: use an environment "
@@ -199,10 +200,8 @@ def read_skeleton(path: Path) -> torch.nn.Module:
     with torch.serialization.safe_globals(allowed_globals(path)):
         try:
             skeleton = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise FileFormatError(
-                f"{path}: unreadable MACE model file ({str(error).splitlines()[0][:160]})"
-            ) from None
+        except Exception as error:  # torch raises many types
+            raise load_refusal(path, error, "MACE model file") from None
     if not isinstance(skeleton, torch.nn.Module) or not hasattr(skeleton, "products"):
         raise FileFormatError(f"{path}: holds a {type(skeleton).__name__}, not a MACE model")
     return skeleton

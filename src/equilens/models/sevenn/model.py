@@ -45,6 +45,7 @@ import torch
 from metatensor import TensorMap
 
 from ...errors import FileFormatError, ModelError
+from ...storage import load_refusal
 from ..base import Model, ModelDescription, prediction_maps
 from ..e3nn import irreps_blocks, layers_tensormaps
 
@@ -104,11 +105,7 @@ def read_checkpoint(path: Path) -> dict:
         with torch.serialization.safe_globals(safe):
             content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise FileFormatError(
-            f"{path}: refused or unreadable SevenNet checkpoint ({type(error).__name__}: "
-            f"{first}); equilens reads checkpoints without unpickling code"
-        ) from None
+        raise load_refusal(path, error, "SevenNet checkpoint") from None
     if not isinstance(content, dict) or "config" not in content:
         raise FileFormatError(f"{path}: not a SevenNet checkpoint (no 'config')")
     return content
