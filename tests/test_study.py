@@ -163,3 +163,31 @@ def test_a_bad_sweep_entry_is_named_before_training(tmp_path, entry, message):
     with pytest.raises(StudyError, match=message):
         run_study(config, progress=False)
     assert not (tmp_path / "results" / "smoke" / "models").exists()
+
+
+def test_a_refused_study_is_corrected_and_runs_on_four_frames(tmp_path, capsys):
+    """An unusable external model is refused before anything is trained or
+    claimed, so the corrected configuration runs in the same folder; four
+    frames (fewer than a batch) train without an empty batch; --output
+    moves every output."""
+    import ase.io
+
+    from equilens.cli import main
+    from equilens.data.embedded import embedded_path
+
+    source = embedded_path(EMBEDDED_DATA.removeprefix("embedded:"))
+    ase.io.write(tmp_path / "four.extxyz", ase.io.read(source, ":4"))
+    text = (
+        f"name: four\ndata: {{train: {tmp_path / 'four.extxyz'}}}\n"
+        "sweep: [{name: a, model: {hidden: [8]}}]\nseeds: [0]\ntraining: {epochs: 2}\n"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text + "models: [sevenn:no-such-model]\n")
+    assert main(["study", str(bad), "--quiet", "--output", str(tmp_path / "out")]) == 2
+    assert "models (sevenn:no-such-model)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    good = tmp_path / "good.yaml"
+    good.write_text(text + "models: []\n")
+    assert main(["study", str(good), "--quiet", "--output", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "four" / "report.md").is_file()
+    assert (tmp_path / "out" / "four.json.gz").is_file()

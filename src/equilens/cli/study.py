@@ -18,6 +18,11 @@ def register(commands) -> None:
         ),
     )
     parser.add_argument("config", nargs="?", help="study YAML (default: the built-in study)")
+    parser.add_argument(
+        "--output",
+        help="folder of the results and of the chemiscope file (overrides output_dir "
+        "and chemiscope_dir)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--overwrite",
@@ -28,11 +33,14 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import time
 
     from ..study import load_study_config, run_study
 
     config = load_study_config(args.config)
+    if args.output:
+        config = dataclasses.replace(config, output_dir=args.output, chemiscope_dir=args.output)
     start = time.perf_counter()
     folder = run_study(config, progress=not args.quiet, overwrite=args.overwrite)
     print(f"study '{config.name}' done in {time.perf_counter() - start:.0f} s -> {folder}")

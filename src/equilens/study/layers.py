@@ -13,7 +13,7 @@ physical labels).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Set
+from typing import Any, Dict, Optional, Set
 
 import numpy as np
 from metatensor import TensorMap
@@ -92,22 +92,36 @@ def model_layers(model, frames, batch_size: int = 50) -> ModelLayers:
     return ModelLayers(tensors, output, equivariant)
 
 
-def external_models(specs, frames) -> Dict[str, tuple]:
-    """``{short name: (model, ModelLayers)}`` of the study's external models."""
+def open_external(specs, frames) -> Dict[str, Any]:
+    """``{short name: model}`` of the study's external models, opened and
+    checked against the study's frames (before anything is trained): a
+    one-line :class:`StudyError` names the spec that cannot be used."""
     from ..models import load
+    from .config import StudyError
 
     result = {}
     for spec in specs:
         name = str(spec).split("/")[-1].removesuffix(".pt")
         if name in result:
-            raise EquilensError(f"two external models are both named '{name}': {list(specs)}")
+            raise StudyError(f"models: two external models are both named '{name}': {list(specs)}")
         try:
             model = load(spec)
             model.check_species(frames, where=f"the study's frames (model {spec})")
+        except EquilensError as error:
+            raise StudyError(f"models ({spec}): {error}") from error
+        result[name] = model
+    return result
+
+
+def external_models(opened: Dict[str, Any], frames) -> Dict[str, tuple]:
+    """``{short name: (model, ModelLayers)}`` of the opened external models."""
+    result = {}
+    for name, model in opened.items():
+        try:
             layers = model_layers(model, frames)
         except EquilensError as error:
             from .config import StudyError
 
-            raise StudyError(f"stage 'layers' (model {spec}): {error}") from error
+            raise StudyError(f"stage 'layers' (model {name}): {error}") from error
         result[name] = (model, layers)
     return result

@@ -42,15 +42,15 @@ from ..data.io import with_species
 from ..data.splits import load_splits
 from ..descriptors import compute_soap
 from ..errors import EquilensError
-from ..storage import claim_outputs
+from ..storage import check_writable, claim_outputs
 from ..tensormaps import frame_atoms
 from .config import REFERENCES, StudyConfig, StudyError
 from .equivariant import compare_equivariant, save_equivariant
-from .layers import FeatureSets, ModelLayers, external_models, like, model_layers
+from .layers import FeatureSets, ModelLayers, external_models, like, model_layers, open_external
 from .maps import export_study, plot_layer_maps
 from .references import reference_sets
 from .report import aggregate, write_report, write_tables
-from .sweep import train_sweep
+from .sweep import check_sweep, train_sweep
 
 STUDY_OUTPUTS = (
     "report.md",
@@ -75,7 +75,8 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     chemiscope_file = Path(config.chemiscope_dir) / f"{config.name}.json.gz"
     settings = {k: v for k, v in to_mapping(config).items() if not k.endswith("_dir")}
     owned = [folder / name for name in STUDY_OUTPUTS] + [chemiscope_file]
-    claim_outputs(folder / "study.json", settings, owned, overwrite, f"study folder {folder}")
+    check_writable(folder)
+    check_writable(chemiscope_file.parent)
     timings: Dict[str, float] = {}
 
     def stage(name: str):
@@ -92,6 +93,11 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
         raise StudyError(f"stage 'data' ({config.data.train}): {error}") from error
     analysis = splits["train"].subset(range(min(config.analysis_frames, len(splits["train"]))))
     frames = analysis.frames
+    # every entry and external model checked before the folder is claimed and
+    # anything trained: a study refused here can be corrected and rerun
+    check_sweep(config, folder)
+    opened = open_external(config.models, frames)
+    claim_outputs(folder / "study.json", settings, owned, overwrite, f"study folder {folder}")
     done("data")
 
     stage("train")
@@ -111,7 +117,7 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
         name: like(soap_map, values)
         for name, values in reference_sets(soap, outputs[first], config).items()
     }
-    external = external_models(config.models, frames)
+    external = external_models(opened, frames)
     done("layers")
 
     stage("labels")

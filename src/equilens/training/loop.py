@@ -269,6 +269,8 @@ def _batches(n_train: int, config: TrainConfig, epoch: int) -> List[torch.Tensor
     offset = int(torch.randint(config.batch_size, (1,), generator=generator))
     frames = torch.arange(n_train)
     batches = ([frames[:offset]] if offset else []) + list(frames[offset:].split(config.batch_size))
+    # fewer training frames than the offset leave an empty slice: not a batch
+    batches = [batch for batch in batches if len(batch)]
     order = torch.randperm(len(batches), generator=generator)
     return [batches[i] for i in order]
 
