@@ -246,3 +246,18 @@ def test_lfre_in_worker_processes_gives_the_same_values(data):
     one = compare(data, measures=("lfre",), lfre_samples=200, lfre_neighbors=30, n_jobs=1)
     two = compare(data, measures=("lfre",), lfre_samples=200, lfre_neighbors=30, n_jobs=2)
     assert np.array_equal(one.matrices["lfre"], two.matrices["lfre"])
+
+
+def test_a_handful_of_samples_is_flagged():
+    """Six samples of twenty features: the GFRE is then the ridge's noise
+    (a set reconstructed from itself far from 0), and says so."""
+    rng = np.random.default_rng(1)
+    few = {"a": rng.normal(size=(6, 20)), "b": rng.normal(size=(6, 20))}
+    with pytest.warns(UserWarning, match="GFRE/GFRD: 3 training rows for up to 20 features"):
+        compare(few, measures=("gfre",))
+    enough = {"a": rng.normal(size=(200, 20)), "b": rng.normal(size=(200, 20))}
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compare(enough, measures=("gfre",))

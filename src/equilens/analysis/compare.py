@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 
 from ..errors import EquilensError
 from ..tensormaps import check_same_structures, stack_blocks
-from .estimators import FactorizedRidge2FoldCV, default_estimator
+from .estimators import FactorizedRidge2FoldCV, default_estimator, warn_few_rows
 from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
 
 MEASURES = ("gfre", "gfrd", "lfre")
@@ -130,6 +130,8 @@ def compare(
     chosen = _select(arrays[names[0]], min(n_samples, n_total), selection, rng)
     train_idx, test_idx = _split(len(chosen), train_fraction, split, rng)
     data = [arrays[name][chosen] for name in names]
+    if any(m in measures for m in ("gfre", "gfrd")):
+        warn_few_rows(len(train_idx), max(array.shape[1] for array in data), "GFRE/GFRD")
     seconds: Dict[str, float] = {}
     global_measures = [m for m in measures if m in ("gfre", "gfrd")]
     values = _global_values(data, global_measures, train_idx, test_idx, seconds, progress)

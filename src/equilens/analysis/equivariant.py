@@ -30,7 +30,6 @@ it is zero whenever ``Y`` is a feature mix of ``X`` (both tested).
 
 from __future__ import annotations
 
-import warnings
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -40,7 +39,7 @@ from skmatter.metrics import global_reconstruction_error
 from skmatter.preprocessing import StandardFlexibleScaler
 
 from ..errors import EquilensError
-from .estimators import SKMATTER_RANDOM_STATE, FactorizedRidge2FoldCV
+from .estimators import SKMATTER_RANDOM_STATE, FactorizedRidge2FoldCV, warn_few_rows
 
 Key = Tuple[int, ...]
 
@@ -164,13 +163,7 @@ def equivariant_gfre_matrix(
             continue
         widest = max(len(b.properties) for b in blocks.values())
         rows = (n // 2) * int(np.prod([len(c) for c in blocks[names[0]].components]))
-        if rows < 2 * widest:
-            warnings.warn(
-                f"block {key}: {rows} training rows for up to {widest} features; the "
-                "reconstruction errors of this block are dominated by the ridge's "
-                "cross-validation noise (use more atoms or fewer features)",
-                stacklevel=2,
-            )
+        warn_few_rows(rows, widest, f"block {key}")
         order = np.random.default_rng(seed).permutation(n)
         train, test = np.sort(order[: n // 2]), np.sort(order[n // 2 :])
         matrix = np.zeros((len(names), len(names)))

@@ -176,3 +176,18 @@ class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
 def default_estimator(cache_size: Optional[int] = 2) -> FactorizedRidge2FoldCV:
     """The estimator :func:`equilens.analysis.compare.compare` passes to scikit-matter."""
     return FactorizedRidge2FoldCV(cache_size=cache_size or 0)
+
+
+def warn_few_rows(rows: int, widest: int, where: str) -> None:
+    """Warn when a reconstruction is fitted on fewer than twice as many rows
+    as features: its error is then dominated by the ridge's cross-validation
+    noise, not by the feature sets (a GFRE of a set onto itself far from 0)."""
+    import warnings
+
+    if rows < 2 * widest:
+        warnings.warn(
+            f"{where}: {rows} training rows for up to {widest} features; the "
+            "reconstruction errors are dominated by the ridge's cross-validation noise "
+            "(use more samples or fewer features)",
+            stacklevel=3,
+        )
