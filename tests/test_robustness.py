@@ -168,6 +168,15 @@ CASES = {
         lambda w, t: ["train", _train_config(w, t / "c.yaml", **{"descriptor.species": [1, -3]})],
         r"species: \[-3\] are not atomic numbers",
     ),
+    "train-more-components-than-features": (
+        lambda w, t: [
+            "train",
+            _train_config(w, t / "c.yaml", **{"compression.n_components": 10**8}),
+            "--output",
+            "{out}",
+        ],  # fmt: skip
+        r"compression.n_components: 100000000 components of \d+ SOAP features",
+    ),
     # training configurations (9)
     "train-missing-config": (lambda w, t: ["train", str(t / "none.yaml")], "none.yaml"),
     "train-binary-config": (

@@ -19,7 +19,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import numpy as np
 from metatensor import Labels, TensorMap
 
-from ..errors import EquilensError
+from ..errors import ConfigError, EquilensError
 from ..tensormaps import key_tuple
 
 Key = Tuple[int, ...]
@@ -81,6 +81,12 @@ class SpeciesPCA:
             raise EquilensError(
                 "SpeciesPCA.fit needs the dense SOAP layout (keys 'center_type'); "
                 f"got keys {soap.keys.names}"
+            )
+        n_features = len(soap.block(0).properties)
+        if not 1 <= self.n_components <= n_features:
+            raise ConfigError(
+                f"compression.n_components: {self.n_components} components of "
+                f"{n_features} SOAP features per atom; use 1 to {n_features}"
             )
         gradient_covariance = (
             _gradient_covariances(gradients)
