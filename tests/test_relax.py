@@ -126,7 +126,7 @@ def test_a_calculator_returning_nan_is_named(structures, tmp_path, capsys, monke
             super().calculate(atoms, properties, system_changes)
             self.results = {"energy": float("nan"), "forces": np.full((len(atoms), 3), np.nan)}
 
-    monkeypatch.setattr("equilens.relax.run.make_calculator", lambda spec, where: Broken())
+    monkeypatch.setattr("equilens.relax.run.make_calculator", lambda *args: Broken())
     config = _write_config(tmp_path / "r.yaml", structures, tmp_path / "out")
     assert main(["relax", str(config), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
@@ -173,3 +173,20 @@ def test_an_equilens_potential_and_its_metatomic_export_side_by_side(make_potent
     rows = [json.loads(line) for line in (tmp_path / "out" / "relaxations.jsonl").open()]
     native, export = (next(r for r in rows if r["calculator"] == n) for n in ("native", "exported"))
     np.testing.assert_allclose(export["positions"], native["positions"], atol=1e-6)
+
+
+def test_a_calculator_without_the_elements_is_named_before_any_relaxation(tmp_path, capsys):
+    from equilens.data.examples import iron_water_example
+
+    minimum = iron_water_example(n_frames=1, seed=3)[0]  # H, O, Fe: EMT has no Fe
+    minimum.calc = SinglePointCalculator(minimum, energy=0.0, forces=np.zeros((len(minimum), 3)))
+    ase.io.write(tmp_path / "minima.extxyz", minimum)
+    config = tmp_path / "r.yaml"
+    config.write_text(
+        f"minima: {tmp_path / 'minima.extxyz'}\ncalculators: {{a: xtb, b: emt}}\n"
+        f"output_dir: {tmp_path / 'out'}\n"
+    )
+    assert main(["relax", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "calculators.b: emt has no parameters for Fe" in err
+    assert not (tmp_path / "out").exists()  # nothing claimed: the corrected config may run

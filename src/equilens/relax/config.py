@@ -26,7 +26,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
+
+import ase
+from ase.data import atomic_numbers, chemical_symbols
 
 from ..errors import ConfigError
 
@@ -112,13 +115,25 @@ class RelaxConfig:
         return Path(self.output_dir or f"results/relax/{self.name}")
 
 
-def make_calculator(spec: str, where: str):
-    """The ASE calculator named by ``spec`` (see the module docstring)."""
-    if spec == "xtb":
-        from ..data.generate.common import xtb_calculator
+def make_calculator(spec: str, where: str, frames: Sequence[ase.Atoms] = ()):
+    """The ASE calculator named by ``spec`` (see the module docstring); an
+    element of ``frames`` it has no parameters for is a one-line
+    :class:`ConfigError` naming ``where``, before any calculation."""
+    elements = sorted({int(z) for atoms in frames for z in atoms.numbers})
+    if spec in ("xtb", "emt"):
+        from ase.calculators.emt import parameters
 
-        return xtb_calculator()
-    if spec == "emt":
+        known = {atomic_numbers[s] for s in parameters} if spec == "emt" else set(range(1, 87))
+        missing = [chemical_symbols[z] for z in elements if z not in known]
+        if missing:
+            raise ConfigError(
+                f"{where}: {spec} has no parameters for {', '.join(missing)} (it covers "
+                f"{', '.join(sorted(parameters)) if spec == 'emt' else 'H to Rn'})"
+            )
+        if spec == "xtb":
+            from ..data.generate.common import xtb_calculator
+
+            return xtb_calculator()
         from ase.calculators.emt import EMT
 
         return EMT()
@@ -126,6 +141,8 @@ def make_calculator(spec: str, where: str):
     from ..models import load
 
     try:
-        return load(spec).calculator()
+        model = load(spec)
+        model.check_species(list(frames), where=f"{where} ({spec})")
+        return model.calculator()
     except ModelError as error:
         raise ConfigError(f"{where}: {error}") from None

@@ -111,25 +111,30 @@ def run_relax(config: RelaxConfig, progress: bool = True, overwrite: bool = Fals
     minima_hash = hash_json([m.positions.tolist() for m in minima])
     fingerprint = {"config": to_mapping(config), "minima": minima_hash}
     outputs = [output / "relaxations.jsonl"]
-    check_outputs(output / "run.json", fingerprint, outputs, overwrite, str(output))()
+    record = check_outputs(output / "run.json", fingerprint, outputs, overwrite, str(output))
+    structures = minima + (parents or [])
+    # every calculator made (and its elements checked) before any relaxation
+    calculators = {
+        label: make_calculator(spec, f"calculators.{label}", structures)
+        for label, spec in config.calculators.items()
+    }
     reference = None
     if config.reference is not None:
-        reference = make_calculator(config.reference, "reference")
+        reference = make_calculator(config.reference, "reference", structures)
+    record()  # claimed once everything is checked: a refused config can be corrected
     e_min = [m.get_potential_energy() if reference is not None else np.nan for m in minima]
     done = _done(output / "relaxations.jsonl")
     jobs = tasks(config, minima, parents)
     rows: List[Dict[str, Any]] = []
     bar = tqdm(total=len(jobs) * len(config.calculators), desc="relax", disable=not progress)
     with bar:
-        for label, spec in config.calculators.items():
-            calculator = None
+        for label, calculator in calculators.items():
             for task, index, structure, cell in jobs:
                 key = f"{label}|{task}|{index}"
                 if key in done:
                     rows.append(done[key])
                     bar.update(1)
                     continue
-                calculator = calculator or make_calculator(spec, f"calculators.{label}")
                 try:
                     result, converged, steps, seconds = relax(
                         structure, calculator, cell, config.optimizer.fmax, config.optimizer.steps

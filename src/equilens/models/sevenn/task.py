@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from ...data.splits import load_splits
-from ...errors import ConfigError, EquilensError
+from ...errors import ConfigError, EquilensError, ModelError
 from ...storage import (
     atomic_write,
     save_json,
@@ -92,8 +92,11 @@ def train_sevenn(
     if config.base_spec is None:
         external.check_scratch_species(splits)
     else:
-        base_path = checkpoint_path(config.base_spec)
-        base = SevenNetModel(config.base_spec)
+        try:
+            base_path = checkpoint_path(config.base_spec)
+            base = SevenNetModel(config.base_spec)
+        except ModelError as error:
+            raise ConfigError(f"base_model: {error}") from None
         if base.modal is not None or base.model.modal_map:
             raise ConfigError(f"base_model: {config.base_model} is multi-fidelity; not supported")
         for name, dataset in splits.items():
