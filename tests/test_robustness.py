@@ -592,3 +592,27 @@ def test_fit_names_the_epoch_and_the_non_finite_term(tmp_path):
 
     with pytest.raises(EquilensError, match="validation force rmse became nan at epoch 1"):
         fit(model, loss_fn, validate_fn, 8, TrainConfig(epochs=3), tmp_path, progress=False)
+
+
+def test_a_cache_entry_of_another_computation_is_not_used(tmp_path):
+    """An entry copied over another key's file (with its own checksum) holds
+    another layout: it is recomputed with a warning, never used as this one."""
+    import metatensor
+    from metatensor import Labels, TensorBlock, TensorMap
+
+    from equilens.storage import TensorMapCache
+
+    def tensor(names, value):
+        block = TensorBlock(np.full((2, 1), value), Labels.range("sample", 2), [],
+                            Labels.range("property", 1))  # fmt: skip
+        return TensorMap(Labels(names, np.zeros((1, len(names)), dtype=np.int32)), [block])
+
+    cache = TensorMapCache(tmp_path)
+    soap = cache.get_or_compute("soap", "a" * 64, lambda: tensor(["center_type"], 1.0))
+    cache.get_or_compute("soap", "b" * 64, lambda: tensor(["o3_lambda", "o3_sigma"], 2.0))
+    first, second = cache.path("soap", "a" * 64), cache.path("soap", "b" * 64)
+    for suffix in ("", ".sha256"):  # the other entry, checksum and all, under this key
+        Path(str(first) + suffix).write_bytes(Path(str(second) + suffix).read_bytes())
+    with pytest.warns(UserWarning, match="computed for another key"):
+        again = cache.get_or_compute("soap", "a" * 64, lambda: tensor(["center_type"], 1.0))
+    assert metatensor.equal(again, soap)

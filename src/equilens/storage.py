@@ -264,7 +264,7 @@ class TensorMapCache:
             if metadata is not None:
                 save_json(target.with_suffix(".json"), {"key": key, **metadata})
 
-        return cached(path, load_tensormap, compute, save, f"{prefix} cache entry")
+        return cached(path, load_tensormap, compute, save, f"{prefix} cache entry", key)
 
 
 def cached(
@@ -273,30 +273,38 @@ def cached(
     compute: Callable[[], T],
     save: Callable[[Path, T], Any],
     what: str = "cache entry",
+    key: Optional[str] = None,
 ) -> T:
     """The value cached at ``path``, or ``compute()`` saved there.
 
-    Each entry has a ``.sha256`` file beside it, written after the entry: an
-    entry without it (a crash between the two writes), with another digest
-    (a truncated or damaged file) or that fails to load is reported with a
+    Each entry has a ``.sha256`` file beside it, written after the entry,
+    holding the entry's digest and the key it was computed for (``key``, by
+    default the file name): an entry without it (a crash between the two
+    writes), with another digest (a truncated or damaged file), computed for
+    another key (an entry copied or renamed from another computation, which
+    can hold another layout) or that fails to load is reported with a
     warning and computed again. ``path=None`` disables the cache.
     """
     if path is None:
         return compute()
+    key = key or path.name
     digest_path = path.with_name(path.name + ".sha256")
     if path.is_file():
         try:
             if not digest_path.is_file():
                 raise FileFormatError(f"{path}: no checksum beside it (an interrupted write?)")
-            if digest_path.read_text().strip() != file_sha256(path):
+            recorded = digest_path.read_text().split()
+            if not recorded or recorded[0] != file_sha256(path):
                 raise FileFormatError(f"{path}: checksum mismatch (truncated or damaged)")
+            if recorded[1:] != [key]:
+                raise FileFormatError(f"{path}: computed for another key (copied or renamed?)")
             return load(path)
         except FileFormatError as error:
             warnings.warn(f"{error}; computing the {what} again", stacklevel=2)
     value = compute()
     save(path, value)
     with atomic_write(digest_path, "w") as handle:
-        handle.write(file_sha256(path) + "\n")
+        handle.write(f"{file_sha256(path)} {key}\n")
     return value
 
 

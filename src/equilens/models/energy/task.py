@@ -95,7 +95,7 @@ def cached_features(
     def save(target: Path, features: FeatureSet) -> None:
         save_torch(target, dataclasses.asdict(features))
 
-    return cached(path, load, compute, save, "projected features")
+    return cached(path, load, compute, save, "projected features", key)
 
 
 def baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[str, float]:
