@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -38,6 +39,18 @@ def check_same_structures(features) -> None:
     """Refuse feature sets (``{name: TensorMap or array}``) that record
     fingerprints of different structures, naming two of them."""
     seen: Dict[str, str] = {}
+    unchecked = [
+        name
+        for name, tensor in features.items()
+        if isinstance(tensor, TensorMap) and tensor.info().get(STRUCTURES_INFO) is None
+    ]
+    if unchecked and len(features) > 1:
+        warnings.warn(
+            f"feature sets {', '.join(repr(n) for n in unchecked[:4])} carry no structure "
+            "fingerprint (written by another tool): the structures could not be checked, "
+            "only the sample labels and counts (compare layers of the same frames)",
+            stacklevel=3,
+        )
     for name, tensor in features.items():
         tag = tensor.info().get(STRUCTURES_INFO) if isinstance(tensor, TensorMap) else None
         if tag is None:
