@@ -134,6 +134,12 @@ def equivariant_gfre_matrix(
     names = list(features)
     if not names:
         raise EquilensError("no feature sets to compare")
+    for name in names:
+        if "o3_lambda" not in features[name].keys.names:
+            raise EquilensError(
+                f"feature set '{name}' has no o3_lambda keys (keys {features[name].keys.names}): "
+                "the equivariant comparison takes lambda-SOAP or equivariant layers"
+            )
     first = features[names[0]]
     if keys is None:
         common = set.intersection(
