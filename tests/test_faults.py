@@ -1,7 +1,9 @@
-"""Faults: ``train``, ``generate``, ``study`` and ``export`` killed with SIGKILL
-at seeded random moments, several times; the rerun finishes with the result of
-an uninterrupted run and leaves no temporary file behind."""
+"""Faults: ``train``, ``generate``, ``study`` (with an external model),
+``export`` and ``relax`` killed with SIGKILL at seeded random moments, several
+times; the rerun finishes with the result of an uninterrupted run and leaves
+no temporary file behind."""
 
+import json
 import os
 import signal
 import subprocess
@@ -121,9 +123,11 @@ def test_killed_generator_resumes_to_the_same_frames(tmp_path):
     _no_temporaries(killed)
 
 
-def test_killed_study_finishes_with_the_same_scorecard(tmp_path):
+def test_killed_study_finishes_with_the_same_scorecard(tmp_path, make_potential):
     straight, killed = _both(tmp_path, "study")
+    external = make_potential(8, (6,), seed=7).save(tmp_path / "external.pt")
     config = {
+        "models": [str(external)],
         "name": "faults",
         "read": {"index": "0:16", "require_forces": True},
         "compression": {"n_components": 8},
@@ -157,4 +161,39 @@ def test_killed_export_writes_the_same_file(tmp_path, make_potential):
     _killed_then_finished(args, killed, duration, seed=4)
     for name in ("x.json.gz", "x.html"):
         assert (straight / name).read_bytes() == (killed / name).read_bytes(), name
+    _no_temporaries(killed)
+
+
+def test_killed_relax_finishes_with_the_same_relaxations(tmp_path, make_potential):
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from equilens.data.examples import iron_water_example
+
+    straight, killed = _both(tmp_path, "relax")
+    model = make_potential(8, (6,), seed=5).save(tmp_path / "model.pt")
+    minima = iron_water_example(n_frames=2, seed=3)
+    for atoms in minima:
+        atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
+    ase.io.write(tmp_path / "minima.extxyz", minima)
+    config = {
+        "minima": str(tmp_path / "minima.extxyz"),
+        "calculators": {"bpnn": str(model)},
+        "rattle": {"copies": 3, "amplitude": 0.05},
+        "optimizer": {"fmax": 0.05, "steps": 15},
+        "output_dir": "out",
+    }
+    for folder in (straight, killed):
+        (folder / "relax.yaml").write_text(yaml.safe_dump(config))
+    args = ["relax", "relax.yaml", "--no-progress"]
+    duration = _timed(args, straight)
+    _killed_then_finished(args, killed, duration, seed=5)
+
+    def relaxed(folder):
+        rows = [json.loads(line) for line in (folder / "out" / "relaxations.jsonl").open()]
+        return {row["key"]: row["positions"] for row in rows}
+
+    a, b = relaxed(straight), relaxed(killed)
+    assert a.keys() == b.keys() and len(a) == 6
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-9, err_msg=key)
     _no_temporaries(killed)
