@@ -29,7 +29,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import GPa
 
 from ..errors import ConfigError, DataError
-from .io import check_frames
+from .validation import check_frames
 
 REPOSITORY = "LeMaterial/LeMat-Bulk"
 CONFIGS = ("compatible_pbe", "compatible_pbesol", "compatible_scan", "non_compatible")

@@ -65,6 +65,24 @@ STUDY_OUTPUTS = (
 )
 
 
+def _checked_inputs(config: StudyConfig, folder: Path, overwrite: bool):
+    """The analysis frames and the opened external models; every sweep entry
+    and external model is checked before the folder is claimed and anything
+    trained, so that a study refused here can be corrected and rerun."""
+    try:
+        splits = load_splits(config.data, with_species(config.read, config.descriptor.species))
+    except EquilensError as error:
+        raise StudyError(f"stage 'data' ({config.data.train}): {error}") from error
+    analysis = splits["train"].subset(range(min(config.analysis_frames, len(splits["train"]))))
+    check_sweep(config, folder)
+    opened = open_external(config.models, analysis.frames)
+    chemiscope_file = Path(config.chemiscope_dir) / f"{config.name}.json.gz"
+    settings = {k: v for k, v in to_mapping(config).items() if not k.endswith("_dir")}
+    owned = [folder / name for name in STUDY_OUTPUTS] + [chemiscope_file]
+    claim_outputs(folder / "study.json", settings, owned, overwrite, f"study folder {folder}")
+    return analysis, opened
+
+
 def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = False) -> Path:
     """Run every stage; returns the results folder.
 
@@ -72,11 +90,8 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
         configuration in the same folder (otherwise refused)
     """
     folder = Path(config.output_dir) / config.name
-    chemiscope_file = Path(config.chemiscope_dir) / f"{config.name}.json.gz"
-    settings = {k: v for k, v in to_mapping(config).items() if not k.endswith("_dir")}
-    owned = [folder / name for name in STUDY_OUTPUTS] + [chemiscope_file]
     check_writable(folder)
-    check_writable(chemiscope_file.parent)
+    check_writable(Path(config.chemiscope_dir))
     timings: Dict[str, float] = {}
 
     def stage(name: str):
@@ -87,17 +102,8 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
         timings[name] = time.perf_counter() - timings[name]
 
     stage("data")
-    try:
-        splits = load_splits(config.data, with_species(config.read, config.descriptor.species))
-    except EquilensError as error:
-        raise StudyError(f"stage 'data' ({config.data.train}): {error}") from error
-    analysis = splits["train"].subset(range(min(config.analysis_frames, len(splits["train"]))))
+    analysis, opened = _checked_inputs(config, folder, overwrite)
     frames = analysis.frames
-    # every entry and external model checked before the folder is claimed and
-    # anything trained: a study refused here can be corrected and rerun
-    check_sweep(config, folder)
-    opened = open_external(config.models, frames)
-    claim_outputs(folder / "study.json", settings, owned, overwrite, f"study folder {folder}")
     done("data")
 
     stage("train")

@@ -28,12 +28,11 @@ from ...tensormaps import atom_tensormap, frame_atoms
 from ..base import (
     Model,
     ModelDescription,
-    prediction_maps,
     to_plain,
     trained_description,
     write_model_file,
 )
-from ..energy.forces import energy_and_forces
+from ..energy.model import ProjectedPotential
 from .config import BPNNConfig
 from .module import BPNNModule
 
@@ -69,7 +68,7 @@ def build_module(
     return module.to(dtype)
 
 
-class Potential(Model):
+class Potential(ProjectedPotential, Model):
     """Everything needed to evaluate a trained BPNN on new structures.
 
     Layers: ``input`` (the compressed SOAP), ``hidden_1`` ... (and
@@ -151,37 +150,6 @@ class Potential(Model):
             frames, self.hypers, self.pca, gradients=gradients, dtype=self.dtype, progress=progress
         )
 
-    def energies_and_forces(
-        self, frames: Sequence[ase.Atoms], forces: bool = True, batch_size: int = 8
-    ) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:
-        """Energies (eV) and forces (eV/Å, one array per frame) as numpy arrays."""
-        self.check_species(frames)
-        energies: List[np.ndarray] = []
-        all_forces: List[np.ndarray] = []
-        self.module.eval()
-        for start in range(0, len(frames), batch_size):
-            batch = list(frames[start : start + batch_size])
-            features = self.featurize(batch, gradients=forces)
-            energy, force = energy_and_forces(self.module, features, forces=forces)
-            energies.append(energy.detach().cpu().numpy().astype(np.float64))
-            if force is not None:
-                array = force.detach().cpu().numpy().astype(np.float64)
-                offsets = features.atom_offsets.numpy()
-                all_forces.extend(array[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
-        return np.concatenate(energies), (all_forces if forces else None)
-
-    def predict(
-        self,
-        frames: Sequence[ase.Atoms],
-        outputs: Optional[Sequence[str]] = None,
-        batch_size: int = 8,
-    ) -> Dict[str, TensorMap]:
-        """``energy`` (eV) and ``forces`` (eV/Å) as TensorMaps (forces only
-        when asked: they need the descriptor gradients)."""
-        wanted = self.wanted_outputs(outputs)
-        energies, all_forces = self.energies_and_forces(frames, "forces" in wanted, batch_size)
-        return prediction_maps(energies, all_forces, wanted)
-
     def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 50) -> Dict[str, TensorMap]:
         """Every layer for every atom of ``frames``: keys ``center_type`` (one
         block per species), samples ``(system, atom)``, properties ``feature``."""
@@ -210,13 +178,6 @@ class Potential(Model):
         module = build_module(self.hypers, self.pca, self.config, dtype)
         module.load_state_dict(self.module.state_dict())
         return module.eval()
-
-    def calculator(self, dtype: torch.dtype = torch.float64):
-        """An ASE calculator: energy, forces, stress (periodic cells) and atomic
-        energies, evaluated in ``dtype``."""
-        from ..calculator import EquilensCalculator
-
-        return EquilensCalculator(self, self.torch_module(dtype), dtype)
 
     def save(self, path: PathLike) -> Path:
         """Write the potential to one model file (atomically)."""

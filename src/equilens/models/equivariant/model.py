@@ -26,12 +26,11 @@ from ...tensormaps import join_by_system, to_metatensor_numpy
 from ..base import (
     Model,
     ModelDescription,
-    prediction_maps,
     to_plain,
     trained_description,
     write_model_file,
 )
-from ..energy.forces import energy_and_forces
+from ..energy.model import ProjectedPotential
 from .config import EquivariantNetworkConfig
 from .module import EquivariantPotentialModule
 
@@ -68,7 +67,7 @@ def build_module(
     return module.to(dtype)
 
 
-class EquivariantPotential(Model):
+class EquivariantPotential(ProjectedPotential, Model):
     """Energies and forces from an equivariant network on lambda-SOAP.
 
     Layers: ``input`` (the projected lambda-SOAP blocks), ``hidden_1`` ...,
@@ -139,36 +138,6 @@ class EquivariantPotential(Model):
         """The module's input features (and their position gradients)."""
         return featurize_equivariant(frames, self.features, gradients=gradients, dtype=self.dtype)
 
-    def energies_and_forces(
-        self, frames: Sequence[ase.Atoms], forces: bool = True, batch_size: int = 8
-    ) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:
-        """Energies (eV) and forces (eV/Å, one array per frame) as numpy arrays."""
-        self.check_species(frames)
-        energies: List[np.ndarray] = []
-        all_forces: List[np.ndarray] = []
-        self.module.eval()
-        for start in range(0, len(frames), batch_size):
-            batch = list(frames[start : start + batch_size])
-            features = self.featurize(batch, gradients=forces)
-            energy, force = energy_and_forces(self.module, features, forces=forces)
-            energies.append(energy.detach().cpu().numpy().astype(np.float64))
-            if force is not None:
-                array = force.detach().cpu().numpy().astype(np.float64)
-                offsets = features.atom_offsets.numpy()
-                all_forces.extend(array[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
-        return np.concatenate(energies), (all_forces if forces else None)
-
-    def predict(
-        self,
-        frames: Sequence[ase.Atoms],
-        outputs: Optional[Sequence[str]] = None,
-        batch_size: int = 8,
-    ) -> Dict[str, TensorMap]:
-        """``energy`` (eV) and ``forces`` (eV/Å) as TensorMaps."""
-        wanted = self.wanted_outputs(outputs)
-        energies, forces = self.energies_and_forces(frames, "forces" in wanted, batch_size)
-        return prediction_maps(energies, forces, wanted)
-
     def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 50) -> Dict[str, TensorMap]:
         """Every layer: keys ``(o3_lambda, o3_sigma, center_type)``, samples
         ``(system, atom)``, components ``o3_mu``, numpy values."""
@@ -194,12 +163,6 @@ class EquivariantPotential(Model):
         module = build_module(self.features, self.config, dtype)
         module.load_state_dict(self.module.state_dict())
         return module.eval()
-
-    def calculator(self, dtype: torch.dtype = torch.float64):
-        """An ASE calculator: energy, forces, stress (periodic cells), atomic energies."""
-        from ..calculator import EquilensCalculator
-
-        return EquilensCalculator(self, self.torch_module(dtype), dtype)
 
     def save(self, path) -> Path:
         """Write the potential to one model file (atomically)."""

@@ -1,0 +1,60 @@
+"""What the equilens potential families share as models: energies and
+exact forces from projected features (``featurize`` then the family's
+module), predictions as TensorMaps, and the ASE calculator."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import ase
+import numpy as np
+import torch
+from metatensor import TensorMap
+
+from ..base import prediction_maps
+from .forces import energy_and_forces
+
+
+class ProjectedPotential:
+    """Mixed into a :class:`~equilens.models.base.Model` whose ``featurize(frames,
+    gradients)`` gives a :class:`~equilens.descriptors.projected.FeatureSet`,
+    whose ``module`` has ``atomic_energies(x, species)`` and whose
+    ``torch_module(dtype)`` is the scripted copy the calculator runs."""
+
+    def energies_and_forces(
+        self, frames: Sequence[ase.Atoms], forces: bool = True, batch_size: int = 8
+    ) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:
+        """Energies (eV) and forces (eV/Å, one array per frame) as numpy arrays."""
+        self.check_species(frames)  # type: ignore[attr-defined]
+        energies: List[np.ndarray] = []
+        all_forces: List[np.ndarray] = []
+        self.module.eval()  # type: ignore[attr-defined]
+        for start in range(0, len(frames), batch_size):
+            batch = list(frames[start : start + batch_size])
+            features = self.featurize(batch, gradients=forces)  # type: ignore[attr-defined]
+            energy, force = energy_and_forces(self.module, features, forces=forces)  # type: ignore[attr-defined]
+            energies.append(energy.detach().cpu().numpy().astype(np.float64))
+            if force is not None:
+                array = force.detach().cpu().numpy().astype(np.float64)
+                offsets = features.atom_offsets.numpy()
+                all_forces.extend(array[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
+        return np.concatenate(energies), (all_forces if forces else None)
+
+    def predict(
+        self,
+        frames: Sequence[ase.Atoms],
+        outputs: Optional[Sequence[str]] = None,
+        batch_size: int = 8,
+    ) -> Dict[str, TensorMap]:
+        """``energy`` (eV) and ``forces`` (eV/Å) as TensorMaps (forces only
+        when asked: they need the descriptor gradients)."""
+        wanted = self.wanted_outputs(outputs)  # type: ignore[attr-defined]
+        energies, forces = self.energies_and_forces(frames, "forces" in wanted, batch_size)
+        return prediction_maps(energies, forces, wanted)
+
+    def calculator(self, dtype: torch.dtype = torch.float64):
+        """An ASE calculator: energy, forces, stress (periodic cells) and atomic
+        energies, evaluated in ``dtype``."""
+        from ..calculator import EquilensCalculator
+
+        return EquilensCalculator(self, self.torch_module(dtype), dtype)  # type: ignore[attr-defined]
