@@ -1,4 +1,4 @@
-"""``equilens train CONFIG``: train a potential or a tensor model."""
+"""``equilens train CONFIG``: train a model of any registered task."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import argparse
 def register(commands) -> None:
     parser = commands.add_parser(
         "train",
-        help="train a BPNN potential, or an equivariant model of a tensor",
+        help="train a potential (BPNN, equivariant, SevenNet, MACE, metatrain) or a tensor model",
         description=(
             "Train the task named by CONFIG (a YAML file, or a built-in configuration "
-            "such as 'water', 'iron_water', 'tensor_dipole'): 'task: potential' trains "
-            "per-species BPNNs on compressed SOAP with energies and forces; 'task: tensor' "
-            "an equivariant network on lambda-SOAP for a tensorial target (dipole, "
-            "polarizability, density coefficients) next to a per-block ridge baseline. "
-            "Writes model.pt, metrics.json, log.csv, checkpoint.pt, run.json and plots; "
-            "running the same command again resumes from the checkpoint."
+            "such as 'water', 'iron_water', 'tensor_dipole'; `equilens config list`): "
+            "'task: potential' trains per-species BPNNs on compressed SOAP; "
+            "'task: equivariant_potential' an equivariant network on lambda-SOAP; "
+            "'task: tensor' an equivariant network for a tensorial target (dipole, "
+            "polarizability, density coefficients); 'task: sevenn', 'task: mace' and "
+            "'task: metatrain' drive those packages' own trainers (from scratch, or "
+            "fine-tuning with `equilens finetune`). Writes the model, metrics.json, "
+            "log.csv, run.json and plots; running the same command again resumes."
         ),
     )
     parser.add_argument("config", help="YAML training configuration or built-in name")
