@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Dict, Optional, Sequence, Tuple, Union, cast
 
 import ase
 import numpy as np
@@ -121,18 +121,6 @@ class Potential(ProjectedPotential, Model):
     @property
     def species(self) -> Tuple[int, ...]:
         return tuple(self.module.species)
-
-    @property
-    def layer_names(self) -> List[str]:
-        return list(self.module.layer_names)
-
-    @property
-    def outputs(self) -> Tuple[str, ...]:
-        return ("energy", "forces")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.module.baseline.dtype
 
     def describe(self) -> ModelDescription:
         return trained_description(

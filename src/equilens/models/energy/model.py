@@ -21,6 +21,18 @@ class ProjectedPotential:
     whose ``module`` has ``atomic_energies(x, species)`` and whose
     ``torch_module(dtype)`` is the scripted copy the calculator runs."""
 
+    @property
+    def layer_names(self) -> List[str]:
+        return list(self.module.layer_names)  # type: ignore[attr-defined]
+
+    @property
+    def outputs(self) -> Tuple[str, ...]:
+        return ("energy", "forces")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.module.baseline.dtype  # type: ignore[attr-defined]
+
     def energies_and_forces(
         self, frames: Sequence[ase.Atoms], forces: bool = True, batch_size: int = 8
     ) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:

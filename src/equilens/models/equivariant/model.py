@@ -11,7 +11,7 @@ with everything computed inside by featomic-torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Dict, Optional, Sequence, Tuple, cast
 
 import ase
 import numpy as np
@@ -110,18 +110,6 @@ class EquivariantPotential(ProjectedPotential, Model):
     @property
     def species(self) -> Tuple[int, ...]:
         return tuple(self.features.species)
-
-    @property
-    def layer_names(self) -> List[str]:
-        return list(self.module.layer_names)
-
-    @property
-    def outputs(self) -> Tuple[str, ...]:
-        return ("energy", "forces")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.module.baseline.dtype
 
     def describe(self) -> ModelDescription:
         return trained_description(
