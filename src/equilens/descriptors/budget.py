@@ -75,14 +75,16 @@ def soap_size(
 
 def gradient_pairs(frames: Sequence[ase.Atoms], radius: float) -> int:
     """Distinct (atom, neighbor) pairs within ``radius`` (periodic images
-    merged), each atom with itself included: the rows of position gradients."""
-    from ase.neighborlist import neighbor_list
+    merged), each atom with itself included: the rows of position gradients
+    (vesin's neighbour list: its memory follows the pairs, not the cell)."""
+    from ..data.geometry import neighbor_pairs
 
     total = 0
     for atoms in frames:
         n = len(atoms)
-        first, second = neighbor_list("ij", atoms, radius)
-        total += len(np.unique(np.concatenate([first * n + second, np.arange(n) * (n + 1)])))
+        first, second = neighbor_pairs(atoms, radius, "ij")
+        rows = np.concatenate([first * n + second, second * n + first, np.arange(n) * (n + 1)])
+        total += len(np.unique(rows))
     return total
 
 
