@@ -79,10 +79,25 @@ def test_tensormaps_are_aligned_by_samples():
     a = tensor(samples, values)
     shuffled = np.random.default_rng(2).permutation(10)
     b = tensor(samples[shuffled], values[shuffled])  # same rows, other order
-    # TensorMaps written elsewhere carry no structure fingerprint: said, not silent
-    with pytest.warns(UserWarning, match="'a', 'b' carry no structure fingerprint"):
-        result = compare({"a": a, "b": b}, measures=("gfre",), n_samples=10, train_fraction=0.6)
+    result = compare({"a": a, "b": b}, measures=("gfre",), n_samples=10, train_fraction=0.6)
     assert result.matrices["gfre"][0, 1] < 1e-6
+
+
+def test_files_without_a_structure_fingerprint_are_named(tmp_path, capsys):
+    """.mts files written by another tool carry no structure fingerprint:
+    `equilens compare` says it could not check their structures."""
+    import metatensor
+
+    from equilens.cli import main
+
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):
+        block = TensorBlock(rng.normal(size=(40, 3)), Labels.range("sample", 40), [],
+                            Labels.range("feature", 3))  # fmt: skip
+        metatensor.save(str(tmp_path / f"{name}.mts"), TensorMap(Labels.single(), [block]))
+    files = [str(tmp_path / "a.mts"), str(tmp_path / "b.mts")]
+    with pytest.warns(UserWarning, match="'a', 'b' carry no structure fingerprint"):
+        assert main(["compare", *files, "--measures", "gfre", "--output", str(tmp_path / "o")]) == 0
 
 
 def test_errors(data):

@@ -35,22 +35,24 @@ def tag_structures(tensor: TensorMap, frames) -> TensorMap:
     return tensor
 
 
-def check_same_structures(features) -> None:
-    """Refuse feature sets (``{name: TensorMap or array}``) that record
-    fingerprints of different structures, naming two of them."""
-    seen: Dict[str, str] = {}
-    unchecked = [
-        name
-        for name, tensor in features.items()
-        if isinstance(tensor, TensorMap) and tensor.info().get(STRUCTURES_INFO) is None
-    ]
-    if unchecked and len(features) > 1:
+def warn_unfingerprinted(files: Dict[str, TensorMap]) -> None:
+    """Warn about TensorMaps read from files that carry no structure
+    fingerprint (written by another tool): :func:`check_same_structures`
+    cannot check them, only their sample labels and counts are compared."""
+    unchecked = [name for name, tensor in files.items() if STRUCTURES_INFO not in tensor.info()]
+    if unchecked:
         warnings.warn(
             f"feature sets {', '.join(repr(n) for n in unchecked[:4])} carry no structure "
             "fingerprint (written by another tool): the structures could not be checked, "
             "only the sample labels and counts (compare layers of the same frames)",
-            stacklevel=3,
+            stacklevel=2,
         )
+
+
+def check_same_structures(features) -> None:
+    """Refuse feature sets (``{name: TensorMap or array}``) that record
+    fingerprints of different structures, naming two of them."""
+    seen: Dict[str, str] = {}
     for name, tensor in features.items():
         tag = tensor.info().get(STRUCTURES_INFO) if isinstance(tensor, TensorMap) else None
         if tag is None:

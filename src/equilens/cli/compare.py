@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import EquilensError
     from ..export.comparisons import save_comparison
     from ..storage import check_outputs, load_tensormap
+    from ..tensormaps import warn_unfingerprinted
     from .common import fingerprint_of_inputs, library_defaults
 
     budgets = ("rank_samples", "n_samples", "lfre_samples", "lfre_neighbors")
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             features[name or path.stem] = load_tensormap(path)
         else:
             raise EquilensError(f"{path}: no such file or latents folder")
+    if len(features) > 1:
+        warn_unfingerprinted(features)
     output = Path(args.output)
     fingerprint = fingerprint_of_inputs(
         args,
