@@ -191,7 +191,7 @@ CASES = {
     ),
     "train-unknown-task": (
         lambda w, t: ["train", _train_config(w, t / "c.yaml", task="magic")],
-        r"task: expected one of potential, tensor, equivariant_potential, sevenn, metatrain, "
+        r"task: expected one of potential, tensor, equivariant_potential, sevenn, mace, metatrain, "
         r"got 'magic'",
     ),
     "train-unknown-key": (

@@ -11,6 +11,7 @@ import ase
 import numpy as np
 
 from ..errors import DataError
+from ..neighbors import neighbor_pairs
 
 
 def check_geometry(atoms: ase.Atoms, where: str, min_distance: float = 0.5) -> None:
@@ -28,21 +29,6 @@ def check_geometry(atoms: ase.Atoms, where: str, min_distance: float = 0.5) -> N
             f"{where}: atoms {i} ({atoms[i].symbol}) and {j} ({atoms[j].symbol}) are "
             f"{d:.3f} Å apart (less than {min_distance} Å): broken geometry"
         )
-
-
-def neighbor_pairs(atoms: ase.Atoms, cutoff: float, quantities: str = "ijd"):
-    """vesin's half neighbour list of ``atoms`` within ``cutoff`` (Å): every
-    pair once, each periodic image a pair of its own; the cell is ignored
-    along non-periodic directions."""
-    from vesin import NeighborList
-
-    pbc = np.asarray(atoms.pbc, dtype=bool)
-    box = np.where(pbc[:, None], atoms.cell.array, 0.0) if pbc.any() else np.zeros((3, 3))
-    calculator = NeighborList(cutoff=float(cutoff), full_list=False)
-    return calculator.compute(
-        points=np.asarray(atoms.positions, dtype=np.float64), box=box, periodic=pbc.tolist(),
-        quantities=quantities,
-    )  # fmt: skip
 
 
 def closest_pair(atoms: ase.Atoms, cutoff: float) -> Optional[Tuple[int, int, float]]:

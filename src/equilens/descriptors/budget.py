@@ -77,7 +77,7 @@ def gradient_pairs(frames: Sequence[ase.Atoms], radius: float) -> int:
     """Distinct (atom, neighbor) pairs within ``radius`` (periodic images
     merged), each atom with itself included: the rows of position gradients
     (vesin's neighbour list: its memory follows the pairs, not the cell)."""
-    from ..data.geometry import neighbor_pairs
+    from ..neighbors import neighbor_pairs
 
     total = 0
     for atoms in frames:

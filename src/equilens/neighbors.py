@@ -1,0 +1,24 @@
+"""Neighbour pairs of a structure with vesin: the one neighbour list the
+geometry checks and the memory estimates share. vesin's cell list holds
+about one cell per atom, so a frame in a huge periodic box costs what its
+atoms cost (ASE's cell list makes one bin per cutoff-sized box)."""
+
+from __future__ import annotations
+
+import ase
+import numpy as np
+
+
+def neighbor_pairs(atoms: ase.Atoms, cutoff: float, quantities: str = "ijd"):
+    """vesin's half neighbour list of ``atoms`` within ``cutoff`` (Å): every
+    pair once, each periodic image a pair of its own; the cell is ignored
+    along non-periodic directions."""
+    from vesin import NeighborList
+
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    box = np.where(pbc[:, None], atoms.cell.array, 0.0) if pbc.any() else np.zeros((3, 3))
+    calculator = NeighborList(cutoff=float(cutoff), full_list=False)
+    return calculator.compute(
+        points=np.asarray(atoms.positions, dtype=np.float64), box=box, periodic=pbc.tolist(),
+        quantities=quantities,
+    )  # fmt: skip
