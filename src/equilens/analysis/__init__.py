@@ -6,6 +6,9 @@
 - :mod:`~equilens.analysis.compare`: GFRE, GFRD, LFRE between feature sets
   (scikit-matter's measures with a factorising estimator,
   :mod:`~equilens.analysis.estimators`);
+- :mod:`~equilens.analysis.streaming`: GFRE, GFRD and CKA from statistics
+  accumulated chunk by chunk (any number of atoms), over latents written per
+  chunk (:mod:`~equilens.analysis.chunks`);
 - :mod:`~equilens.analysis.equivariant`: the equivariant reconstruction error
   between covariant blocks;
 - :mod:`~equilens.analysis.projection`: PCA, PCovR, UMAP maps;
@@ -31,9 +34,11 @@ __all__ = [
     "LabelConfig",
     "Projector",
     "Scorecard",
+    "StreamingComparison",
     "atom_labels",
     "compare",
     "compare_by_species",
+    "compare_streaming",
     "equivariant_gfre_matrix",
     "equivariant_reconstruction_error",
     "latent_drift",
@@ -47,6 +52,8 @@ _LAZY = {
     "atom_labels": "labels",
     "Projector": "projection",
     "Scorecard": "scorecard",
+    "StreamingComparison": "streaming",
+    "compare_streaming": "streaming",
     "equivariant_gfre_matrix": "equivariant",
     "equivariant_reconstruction_error": "equivariant",
     "latent_drift": "drift",

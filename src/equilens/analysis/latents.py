@@ -205,5 +205,12 @@ def load_latents(directory: PathLike) -> Dict[str, TensorMap]:
     index = directory / "layers.json"
     if not index.is_file():
         raise EquilensError(f"{directory}: no layers.json; not a latents folder")
-    names = json.loads(index.read_text())["layers"]
+    content = json.loads(index.read_text())
+    names = content["layers"]
+    if "chunks" in content:  # written per chunk of frames: joined here, in memory
+        parts = [load_latents(directory / chunk) for chunk in content["chunks"]]
+        return {
+            name: metatensor.join([p[name] for p in parts], axis="samples", different_keys="union")
+            for name in names
+        }
     return {name: load_tensormap(directory / f"{name}.mts") for name in names}

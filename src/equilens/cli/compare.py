@@ -46,6 +46,13 @@ def register(commands) -> None:
         "(inputs: the equivariant/ latents of a tensor model); writes block_*.png",
     )
     parser.add_argument(
+        "--streaming",
+        action="store_true",
+        help="GFRE, GFRD and CKA over all atoms from statistics accumulated chunk by chunk "
+        "(inputs: latents folders, e.g. from `equilens latents --chunk-frames`); memory "
+        "independent of the number of atoms",
+    )
+    parser.add_argument(
         "--output", default="results/compare", help="output folder (default: %(default)s)"
     )
     add_overwrite_argument(parser)
@@ -55,14 +62,15 @@ def register(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..analysis.compare import compare, compare_by_species
+    from ..analysis.compare import compare
     from ..analysis.latents import load_latents
     from ..errors import EquilensError
-    from ..export.comparisons import save_comparison
     from ..storage import check_outputs, load_tensormap
     from ..tensormaps import warn_unfingerprinted
     from .common import fingerprint_of_inputs, library_defaults
 
+    if args.streaming:
+        return _run_streaming(args)
     budgets = ("rank_samples", "n_samples", "lfre_samples", "lfre_neighbors")
     library_defaults(args, compare, ("measures", *budgets, "selection", "seed"))
     features = {}
@@ -100,6 +108,15 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
         n_jobs=args.jobs,
     )
+    results = _compare_in_memory(features, args, options)
+    record()
+    _print_results(results, args.output)
+    return 0
+
+
+def _compare_in_memory(features, args: argparse.Namespace, options: dict) -> dict:
+    from ..analysis.compare import compare, compare_by_species
+
     if args.per_species:
         results = {
             f"center_type_{z}": result
@@ -107,9 +124,16 @@ def run(args: argparse.Namespace) -> int:
         }
     else:
         results = {"": compare(features, **options)}
-    record()
+    return results
+
+
+def _print_results(results: dict, output) -> None:
+    from pathlib import Path
+
+    from ..export.comparisons import save_comparison
+
     for label, result in results.items():
-        files = save_comparison(result, Path(args.output) / label)
+        files = save_comparison(result, Path(output) / label)
         width = max(len(n) for n in result.names)
         for measure, matrix in result.matrices.items():
             title = f"{measure.upper()} {label}".strip()
@@ -122,6 +146,47 @@ def run(args: argparse.Namespace) -> int:
             for name, value in per_set.items():
                 print(f"{name:>{width}s}  {value:8.3f}")
         print(f"-> {', '.join(files.values())}")
+
+
+def _run_streaming(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..analysis.chunks import chunk_arrays
+    from ..analysis.streaming import MEASURES, StreamingComparison
+    from ..errors import ConfigError, EquilensError
+    from ..storage import check_outputs
+    from .common import fingerprint_of_inputs
+
+    measures = args.measures or list(MEASURES)
+    unsupported = sorted(set(measures) - set(MEASURES))
+    if unsupported or args.equivariant:
+        what = unsupported or ["--equivariant"]
+        raise ConfigError(f"--streaming computes {', '.join(MEASURES)} only, not {what}")
+    folders = {}
+    for item in args.inputs:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        if not Path(path).is_dir():
+            raise EquilensError(f"{path}: --streaming reads latents folders, not files")
+        folders[name or Path(path).name] = path
+    output = Path(args.output)
+    fingerprint = fingerprint_of_inputs(
+        args, ("measures", "seed", "per_species", "streaming"),
+        [item.rpartition("=")[2] for item in args.inputs],
+    )  # fmt: skip
+    outputs = [p for p in output.glob("*") if p.name != "run.json"] if output.is_dir() else []
+    record = check_outputs(output / "run.json", fingerprint, outputs, args.overwrite)
+    comparisons: dict = {}
+    for groups in chunk_arrays(folders, per_species=args.per_species):
+        for group, arrays in groups.items():
+            if group not in comparisons:
+                comparisons[group] = StreamingComparison(measures, seed=args.seed or 0)
+            comparisons[group].partial_fit(arrays)
+    results = {
+        ("" if group is None else f"center_type_{group}"): comparison.result()
+        for group, comparison in sorted(comparisons.items(), key=lambda item: item[0] or 0)
+    }
+    record()
+    _print_results(results, args.output)
     return 0
 
 

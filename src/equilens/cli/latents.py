@@ -34,6 +34,13 @@ def register(commands) -> None:
     )
     parser.add_argument("--batch-size", type=int, help="frames per forward pass")
     parser.add_argument(
+        "--chunk-frames",
+        type=int,
+        help="evaluate and write N frames at a time (OUTPUT/chunk-00000/, ...; equivariant "
+        "layers as invariant summaries), for datasets whose latents do not fit in memory; "
+        "`equilens compare --streaming` reads them chunk by chunk",
+    )
+    parser.add_argument(
         "--output", default="results/latents", help="output folder (default: %(default)s)"
     )
     add_overwrite_argument(parser)
@@ -60,11 +67,13 @@ def run(args: argparse.Namespace) -> int:
     options = dict(per_species=not args.single_block, pooling=args.pooling)
     output = Path(args.output)
     fingerprint = fingerprint_of_inputs(
-        args, ("index", "single_block", "pooling"), [args.model, args.file]
+        args, ("index", "single_block", "pooling", "chunk_frames"), [args.model, args.file]
     )
     outputs = [output / "layers.json", output / "equivariant", output / "invariant"]
-    outputs += sorted(output.glob("*.mts"))
+    outputs += sorted(output.glob("*.mts")) + sorted(output.glob("chunk-*"))
     record = check_outputs(output / "run.json", fingerprint, outputs, args.overwrite)
+    if args.chunk_frames is not None:
+        return _write_chunks(model, frames, args, source, options, record)
     layers = model.layers(frames, batch_size=args.batch_size)
     record()
     if any("o3_lambda" in t.keys.names for t in layers.values()):
@@ -84,4 +93,19 @@ def run(args: argparse.Namespace) -> int:
         block = tensor.block(0)
         print(f"  {name:16s} {len(tensor.keys)} block(s), {block.values.shape[1]} features")
     print(f"{len(layers)} layers of {len(dataset)} frames -> {folder}")
+    return 0
+
+
+def _write_chunks(model, frames, args: argparse.Namespace, source, options, record) -> int:
+    from ..analysis.chunks import save_latent_chunks
+    from ..errors import ConfigError
+
+    if args.chunk_frames < 1:
+        raise ConfigError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
+    record()
+    folder = save_latent_chunks(
+        args.output, model, frames, args.chunk_frames, args.batch_size, source, **options
+    )
+    count = -(-len(frames) // args.chunk_frames)
+    print(f"{len(model.layer_names)} layers of {len(frames)} frames in {count} chunks -> {folder}")
     return 0
