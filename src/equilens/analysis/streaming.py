@@ -83,13 +83,13 @@ class _Factor:
 
     def flush(self) -> None:
         if self._buffer:
-            self.r = np.linalg.qr(np.vstack([self.r, *self._buffer]), mode="r")
+            self.r = np.asarray(np.linalg.qr(np.vstack([self.r, *self._buffer]), mode="r"))
             self._buffer, self._buffered = [], 0
 
     def merge(self, other: _Factor) -> None:
         other.flush()
         self.flush()
-        self.r = np.linalg.qr(np.vstack([self.r, other.r]), mode="r")
+        self.r = np.asarray(np.linalg.qr(np.vstack([self.r, other.r]), mode="r"))
         self.rows += other.rows
 
 
@@ -284,7 +284,9 @@ class StreamingComparison:
     def _cka(self) -> np.ndarray:
         """Debiased linear CKA of every pair over all rows, from the sums."""
         assert self.names_ is not None
-        gram = sum(f.r.T @ f.r for f in self._factors)
+        gram = np.zeros((self.offsets_[-1] + 1,) * 2)
+        for factor in self._factors:
+            gram += factor.r.T @ factor.r
         n = self.n_rows_
         if n < 4:
             raise EquilensError("CKA needs at least 4 rows")
@@ -380,7 +382,7 @@ def compare_streaming(
     progress: bool = False,
 ) -> Comparison:
     """:class:`StreamingComparison` over ``chunks`` (an iterable of
-    ``{name: rows}``, e.g. :func:`equilens.analysis.latents.iter_latent_chunks`)."""
+    ``{name: rows}``, e.g. :func:`equilens.analysis.chunks.iter_latent_chunks`)."""
     streaming = StreamingComparison(measures, train_fraction, seed)
     return streaming.fit(chunks, progress=progress).result()
 

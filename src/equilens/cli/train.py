@@ -36,17 +36,29 @@ def add_run_arguments(parser) -> None:
         help="replace the outputs of a different run in the output folder",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--device",
+        help="auto (a CUDA GPU when torch sees one), cpu, cuda or cuda:N; overrides "
+        "training.device. Under torchrun each process takes the GPU of its LOCAL_RANK",
+    )
 
 
 def run(args: argparse.Namespace, finetune: bool = False) -> int:
+    from ..devices import resolve_device
     from ..models import load_run_config, train
     from ..models.registry import check_finetune
     from ..training import headline, with_overrides
+    from ..training.distributed import is_main, process_group
 
-    config = with_overrides(load_run_config(args.config), args.output, args.epochs)
+    config = with_overrides(load_run_config(args.config), args.output, args.epochs, args.device)
     if finetune:
         check_finetune(config, where=str(args.config))
-    _, summary = train(config, progress=not args.no_progress, overwrite=args.overwrite)
+    device = resolve_device(getattr(getattr(config, "training", None), "device", "cpu"))
+    with process_group(device):
+        main = is_main()
+        _, summary = train(config, progress=not args.no_progress and main, overwrite=args.overwrite)
+    if not main:
+        return 0
     print(
         f"{config.name} ({config.task}): best epoch {summary['best_epoch']} of "
         f"{summary['epochs_run']} ({summary['seconds_per_epoch']:.2f} s/epoch) -> "

@@ -27,6 +27,7 @@ from typing import Any, Dict, Optional, Union
 from ..config import to_mapping
 from ..errors import ConfigError
 from ..storage import claim_outputs
+from .distributed import main_first
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -35,8 +36,15 @@ RUN_MARKER = "run.json"
 RUN_OUTPUTS = ("checkpoint.pt", "model.pt", "metrics.json", "log.csv")
 
 
-def with_overrides(config, output: Optional[str] = None, epochs: Optional[int] = None):
-    """``config`` with a new output folder and/or number of epochs."""
+def with_overrides(
+    config, output: Optional[str] = None, epochs: Optional[int] = None, device: Optional[str] = None
+):
+    """``config`` with a new output folder, number of epochs and/or device."""
+    if device is not None:
+        if not hasattr(config.training, "device"):
+            raise ConfigError(f"task {config.task} takes no --device (its trainer chooses)")
+        training = dataclasses.replace(config.training, device=device)
+        config = dataclasses.replace(config, training=training)
     if output:
         config = dataclasses.replace(config, output_dir=str(output))
     if epochs is not None:
@@ -58,6 +66,8 @@ def run_fingerprint(config, data: Dict[str, Any]) -> Dict[str, Any]:
     mapping = to_mapping(config)
     for key in ("output_dir", "cache_dir"):
         mapping.pop(key, None)
+    if isinstance(mapping.get("training"), dict):
+        mapping["training"].pop("device", None)  # a run resumes on another device
     return {"config": mapping, "data": data}
 
 
@@ -66,4 +76,5 @@ def claim_output(folder: Path, fingerprint: Dict[str, Any], overwrite: bool = Fa
     (:func:`equilens.storage.claim_outputs`, recorded in ``run.json``)."""
     folder = Path(folder)
     outputs = [folder / name for name in RUN_OUTPUTS]
-    claim_outputs(folder / RUN_MARKER, fingerprint, outputs, overwrite, str(folder))
+    with main_first():  # under torchrun: rank 0 claims, the others see its claim
+        claim_outputs(folder / RUN_MARKER, fingerprint, outputs, overwrite, str(folder))

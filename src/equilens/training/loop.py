@@ -11,12 +11,19 @@ on ``(seed, e)``, and every other piece of state is in the checkpoint).
 What is trained is given by two functions: ``loss_fn(model, batch_indices)``
 returning a scalar to minimise, and ``validate_fn(model)`` returning the
 validation loss and a dictionary of metrics to log.
+
+Under ``torchrun`` (:mod:`equilens.training.distributed`) every process
+takes its share of each global batch and calls ``loss_fn(model, shard,
+batch)``: the loss of the shard's frames normalised by the counts of the
+whole ``batch``, so that the summed gradients are those of one process on
+the whole batch. Only rank 0 writes the log and the checkpoint.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import inspect
 import math
 import os
 import time
@@ -31,6 +38,7 @@ from tqdm.auto import tqdm
 from ..config import to_mapping
 from ..errors import ConfigError, EquilensError, FileFormatError
 from ..storage import atomic_write, hash_json, load_torch, save_torch
+from . import distributed
 
 PathLike = Union[str, "os.PathLike[str]"]
 CHECKPOINT_VERSION = 2  # 1: pickled (equilens 0.1)
@@ -63,6 +71,9 @@ class TrainConfig:
         frames are not consecutive MD steps
     :param seed: seeds the initial weights and the batch order
     :param dtype: ``float32`` or ``float64``
+    :param device: ``auto`` (a CUDA GPU when torch sees one, else the CPU),
+        ``cpu``, ``cuda`` or ``cuda:N``; the precomputed features move there
+        once. Not part of the run's identity: a run resumes on another device
     """
 
     epochs: int = 300
@@ -79,6 +90,7 @@ class TrainConfig:
     batching: Literal["frames", "blocks"] = "blocks"
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
+    device: str = "auto"
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -131,26 +143,23 @@ def fit(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = output_dir / "checkpoint.pt"
-    run_id = hash_json({"train": to_mapping(config), "run": fingerprint or {}})
+    _check_distributed(n_train, loss_fn)
+    settings = to_mapping(config)
+    settings.pop("device", None)  # where it runs is not what it computes
+    run_id = hash_json({"train": settings, "run": fingerprint or {}})
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = _scheduler(optimizer, config)
-    state = _restore(checkpoint_path, run_id, model, optimizer, scheduler) or {
-        "epoch": 0,
-        "best_loss": math.inf,
-        "best_epoch": 0,
-        "best_state": copy.deepcopy(model.state_dict()),
-        "bad_epochs": 0,
-        "history": [],
-        "seconds": 0.0,
-    }
+    state = _restore(checkpoint_path, run_id, model, optimizer, scheduler) or _fresh_state(model)
+    distributed.broadcast_parameters(model)
+    main = distributed.is_main()
     bar = tqdm(
         total=config.epochs,
         initial=state["epoch"],
         desc="training",
         unit="epoch",
-        disable=not progress,
+        disable=not progress or not main,
         leave=False,
     )
     with bar:
@@ -189,12 +198,15 @@ def fit(
             )
             state["epoch"] = epoch
             state["stopped"] = state["bad_epochs"] >= config.early_stopping_patience
-            _write_log(output_dir / "log.csv", state["history"])
+            if main:
+                _write_log(output_dir / "log.csv", state["history"])
             bar.update(1)
             bar.set_postfix(val=f"{validation_loss:.4g}", best=state["best_epoch"])
             finished = state["stopped"] or epoch == config.epochs
             if epoch % config.checkpoint_every == 0 or finished or epoch == stop_after:
-                _save_checkpoint(checkpoint_path, run_id, model, optimizer, scheduler, state)
+                if main:
+                    _save_checkpoint(checkpoint_path, run_id, model, optimizer, scheduler, state)
+                distributed.barrier()
             if stop_after is not None and epoch >= stop_after and not finished:
                 break
 
@@ -206,6 +218,29 @@ def fit(
         stopped_early=bool(state.get("stopped", False)),
         seconds=state["seconds"],
     )
+
+
+def _fresh_state(model) -> Dict[str, Any]:
+    """The loop state before the first epoch."""
+    return {
+        "epoch": 0,
+        "best_loss": math.inf,
+        "best_epoch": 0,
+        "best_state": copy.deepcopy(model.state_dict()),
+        "bad_epochs": 0,
+        "history": [],
+        "seconds": 0.0,
+    }
+
+
+def _check_distributed(n_train: int, loss_fn) -> None:
+    """Refuse, in one line, what cannot train under torchrun."""
+    distributed.check_frames(n_train)
+    if distributed.world_size() > 1 and len(inspect.signature(loss_fn).parameters) < 3:
+        raise ConfigError(
+            "this task does not train under torchrun (its loss has no per-rank share); "
+            "run it in one process"
+        )
 
 
 def _restore(path: Path, run_id: str, model, optimizer, scheduler) -> Optional[Dict[str, Any]]:
@@ -236,15 +271,25 @@ def _train_epoch(model, loss_fn, optimizer, n_train: int, config: TrainConfig, e
     """One pass over the training batches; returns the mean training loss."""
     model.train()
     total, count = 0.0, 0
+    several = distributed.world_size() > 1
     for batch in _batches(n_train, config, epoch):
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model, batch)
-        _check_finite(epoch, {"training loss": float(loss.detach())})
-        loss.backward()
+        value = 0.0
+        if not several:
+            loss = loss_fn(model, batch)
+        else:
+            shard = distributed.shard(batch)
+            # a rank without frames in this batch adds zero gradients
+            loss = loss_fn(model, shard, batch) if len(shard) else None
+        if loss is not None:
+            value = float(loss.detach())
+            _check_finite(epoch, {"training loss": value})
+            loss.backward()
+        distributed.all_reduce_gradients(model)
         if config.gradient_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
         optimizer.step()
-        total += float(loss.detach()) * len(batch)
+        total += distributed.all_reduce_sum(value) * len(batch)
         count += len(batch)
     return total / count
 

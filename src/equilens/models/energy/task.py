@@ -21,6 +21,7 @@ import torch
 from ...data.io import Dataset, with_species
 from ...data.splits import load_splits
 from ...descriptors.projected import FeatureSet
+from ...devices import resolve_device
 from ...errors import ConfigError, EquilensError, FileFormatError
 from ...storage import (
     cached,
@@ -31,6 +32,7 @@ from ...storage import (
     save_json,
     save_torch,
 )
+from ...training.distributed import frames_per_rank, is_main, main_first, world_size
 from ...training.loop import fit
 from ...training.metrics import composition_matrix, energy_force_metrics
 from ...training.plots import plot_learning_curve, plot_parity
@@ -65,11 +67,13 @@ def split_features(
     """``compute(dataset)`` of every split; a split given twice (e.g.
     validation and test from one file) is featurized and held in memory once."""
     features, by_content = {}, {}
-    for name, dataset in splits.items():
-        content = hash_frames(dataset.frames)
-        if content not in by_content:
-            by_content[content] = compute(dataset)
-        features[name] = by_content[content]
+    # under torchrun, rank 0 computes (and caches) first, the others read its cache
+    with main_first():
+        for name, dataset in splits.items():
+            content = hash_frames(dataset.frames)
+            if content not in by_content:
+                by_content[content] = compute(dataset)
+            features[name] = by_content[content]
     return features
 
 
@@ -120,10 +124,10 @@ def evaluate(model, features: FeatureSet, species, batch_size: int = 16):
         energies.append(energy.detach().double().cpu().numpy())
         forces.append(force.detach().double().cpu().numpy())
     e_pred, f_pred = np.concatenate(energies), np.concatenate(forces)
-    e_ref = features.energy.double().numpy()
-    f_ref = features.forces.double().numpy()
-    n_atoms = features.n_atoms_per_frame.numpy()
-    numbers = np.asarray(species)[features.species.numpy()]
+    e_ref = features.energy.double().cpu().numpy()
+    f_ref = features.forces.double().cpu().numpy()
+    n_atoms = features.n_atoms_per_frame.cpu().numpy()
+    numbers = np.asarray(species)[features.species.cpu().numpy()]
     metrics = energy_force_metrics(e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
     return metrics, (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
 
@@ -132,18 +136,24 @@ def objective(features, loss_config: LossConfig, energy_std, force_rms, eval_bat
     train = features["train"]
     validation = features["validation"]
 
-    def loss_of(model, batch: FeatureSet, create_graph: bool):
+    def loss_of(model, batch: FeatureSet, create_graph: bool, counts=None):
+        """Loss of ``batch``; with ``counts`` (frames, force components of a
+        larger batch it is a share of) its sums are divided by those."""
         energy, force = energy_and_forces(model, batch, forces=True, create_graph=create_graph)
         per_atom = (energy - batch.energy) / batch.n_atoms_per_frame
-        energy_term = torch.mean(per_atom**2) / energy_std**2
-        force_term = torch.mean((force - batch.forces) ** 2) / force_rms**2
+        frames, components = counts or (len(per_atom), force.numel())
+        energy_term = torch.sum(per_atom**2) / frames / energy_std**2
+        force_term = torch.sum((force - batch.forces) ** 2) / components / force_rms**2
         return loss_config.energy_weight * energy_term + loss_config.force_weight * force_term, (
             energy_term,
             force_term,
         )
 
-    def loss_fn(model, indices):
-        loss, _ = loss_of(model, train.select(indices), create_graph=True)
+    def loss_fn(model, indices, batch=None):
+        counts = None
+        if batch is not None:  # a share of ``batch`` (torchrun)
+            counts = (len(batch), 3 * int(train.n_atoms_per_frame[batch].sum()))
+        loss, _ = loss_of(model, train.select(indices), create_graph=True, counts=counts)
         return loss
 
     def validate_fn(model):
@@ -213,8 +223,11 @@ def fit_and_write(
     else:
         module.baseline.copy_(torch.as_tensor(baseline, dtype=module.baseline.dtype))
         module.scale.fill_(scale)
+    device = resolve_device(config.training.device)
+    module.to(device)
+    on_device = {name: f.to(device=device) for name, f in features.items()}
     loss_fn, validate_fn = objective(
-        features, config.loss, energy_std, force_rms, config.training.batch_size
+        on_device, config.loss, energy_std, force_rms, config.training.batch_size
     )
     output = config.output
     result = fit(
@@ -232,12 +245,19 @@ def fit_and_write(
     metrics: Dict[str, Dict[str, float]] = {}
     baselines: Dict[str, Dict[str, Dict[str, float]]] = {"composition": {}}
     predictions: Dict[str, tuple] = {}
-    for name, feats in features.items():
+    for name, feats in on_device.items():
         metrics[name], predictions[name] = evaluate(module, feats, species)
         baselines["composition"][name] = baseline_metrics(splits[name], species, baseline)
+    module.to("cpu")  # the model file loads anywhere
+    summary_device = str(device)
     summary = run_summary(config, result, timings, splits, metrics, baselines)
     summary["architecture"] = potential.metadata.get("architecture", {})
+    summary["device"] = summary_device
+    summary["world_size"] = world_size()
+    summary["frames_per_rank"] = frames_per_rank(features["train"].n_frames)
     potential.metadata["metrics"] = metrics
+    if not is_main():
+        return summary
     potential.save(output / "model.pt")
     save_json(output / "metrics.json", summary)
     for name, (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers) in predictions.items():

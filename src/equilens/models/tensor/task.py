@@ -22,6 +22,7 @@ import torch
 from ...config import to_mapping
 from ...data.splits import split_indices
 from ...descriptors.compression import EquivariantPCA
+from ...errors import ConfigError
 from ...storage import hash_arrays, hash_frames, save_json
 from ...training.config import claim_output, run_fingerprint
 from ...training.loop import fit
@@ -87,6 +88,11 @@ def train_tensor_model(
     :param stop_after: stop (as if interrupted) after this epoch
     :param overwrite: replace the outputs of another run in the output folder
     """
+    if config.training.device not in ("auto", "cpu"):
+        raise ConfigError(
+            f"task tensor trains on the CPU (training.device: {config.training.device}); "
+            "use auto or cpu"
+        )
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     data = read_tensor_data(config, progress)
