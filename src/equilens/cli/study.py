@@ -25,6 +25,12 @@ def register(commands) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--scheduler",
+        help="train the sweep's runs as Dask tasks: local:N (a LocalCluster of N worker "
+        "processes on this machine) or tcp://HOST:PORT (a running Dask scheduler, e.g. "
+        "dask-jobqueue's SLURMCluster); default: this process",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the outputs of a study with another configuration of the same name",
@@ -42,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         config = dataclasses.replace(config, output_dir=args.output, chemiscope_dir=args.output)
     start = time.perf_counter()
-    folder = run_study(config, progress=not args.quiet, overwrite=args.overwrite)
+    folder = run_study(
+        config, progress=not args.quiet, overwrite=args.overwrite, scheduler=args.scheduler
+    )
     print(f"study '{config.name}' done in {time.perf_counter() - start:.0f} s -> {folder}")
     return 0

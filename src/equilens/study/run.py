@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import metatensor
 import numpy as np
@@ -44,6 +44,7 @@ from ..descriptors import compute_soap
 from ..errors import EquilensError
 from ..storage import check_writable, claim_outputs
 from ..tensormaps import frame_atoms
+from .cluster import dask_client
 from .config import REFERENCES, StudyConfig, StudyError
 from .equivariant import compare_equivariant, save_equivariant
 from .layers import FeatureSets, ModelLayers, external_models, like, model_layers, open_external
@@ -83,12 +84,25 @@ def _checked_inputs(config: StudyConfig, folder: Path, overwrite: bool):
     return analysis, opened
 
 
-def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = False) -> Path:
+def run_study(
+    config: StudyConfig,
+    progress: bool = True,
+    overwrite: bool = False,
+    scheduler: Optional[str] = None,
+) -> Path:
     """Run every stage; returns the results folder.
 
     :param overwrite: replace the outputs of a study with another
         configuration in the same folder (otherwise refused)
+    :param scheduler: ``local:N`` or a Dask scheduler address: the sweep's
+        runs are trained as Dask tasks (:mod:`equilens.study.cluster`)
     """
+    with dask_client(scheduler) as client:
+        return _run_stages(config, progress, overwrite, client)
+
+
+def _run_stages(config: StudyConfig, progress: bool, overwrite: bool, client) -> Path:
+    """The stages of :func:`run_study`."""
     folder = Path(config.output_dir) / config.name
     check_writable(folder)
     check_writable(Path(config.chemiscope_dir))
@@ -107,7 +121,7 @@ def run_study(config: StudyConfig, progress: bool = True, overwrite: bool = Fals
     done("data")
 
     stage("train")
-    potentials, summaries = train_sweep(config, folder, progress, overwrite)
+    potentials, summaries = train_sweep(config, folder, progress, overwrite, client)
     metrics = {key: summary["metrics"] for key, summary in summaries.items()}
     done("train")
 

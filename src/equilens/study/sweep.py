@@ -21,6 +21,7 @@ from typing import Any, Dict, Tuple
 from ..config import from_mapping, to_mapping
 from ..errors import EquilensError
 from ..models.registry import FAMILIES, resolve, task_family, train
+from .cluster import single_threaded
 from .config import ArchitectureConfig, StudyConfig, StudyError
 
 #: the study's sections a task's configuration receives when it has them
@@ -73,12 +74,19 @@ def check_sweep(config: StudyConfig, folder: Path) -> None:
 
 
 def train_sweep(
-    config: StudyConfig, folder: Path, progress: bool, overwrite: bool = False
+    config: StudyConfig, folder: Path, progress: bool, overwrite: bool = False, client=None
 ) -> Tuple[dict, dict]:
     """Train (or reload) every entry with every seed: ``({key: model},
     {key: summary})`` (the ``metrics.json`` of each run), keys
-    ``<entry>/seed<seed>``."""
+    ``<entry>/seed<seed>``.
+
+    :param client: a ``dask.distributed.Client``: the runs are trained as
+        Dask tasks (one per entry and seed) and then reloaded here from
+        their folders
+    """
     check_sweep(config, folder)
+    if client is not None:
+        _train_on_cluster(config, folder, overwrite, client, progress)
     models, summaries = {}, {}
     for entry in config.sweep:
         for seed in config.seeds:
@@ -93,3 +101,34 @@ def train_sweep(
                 ) from error
             summaries[key] = summary
     return models, summaries
+
+
+def _train_run(config: StudyConfig, entry: ArchitectureConfig, seed: int, folder, overwrite):
+    """One run of the sweep (a Dask task): trains into its folder."""
+    _, summary = single_threaded(
+        train, entry_config(config, entry, seed, folder), False, overwrite=overwrite
+    )
+    return summary
+
+
+def _train_on_cluster(config: StudyConfig, folder: Path, overwrite: bool, client, progress):
+    """Every (entry, seed) run as a Dask task; a failed one is named."""
+    from dask.distributed import as_completed
+    from tqdm.auto import tqdm
+
+    futures = {}
+    for entry in config.sweep:
+        for seed in config.seeds:
+            future = client.submit(
+                _train_run, config, entry, seed, folder, overwrite, pure=False,
+                key=f"train-{entry.name}-seed{seed}-{id(config):x}",
+            )  # fmt: skip
+            futures[future] = (entry.name, seed)
+    bar = tqdm(total=len(futures), desc="sweep on Dask", unit="run", disable=not progress)
+    with bar:
+        for future in as_completed(futures):
+            name, seed = futures[future]
+            error = future.exception()
+            if error is not None:
+                raise StudyError(f"stage 'train' (model {name}, seed {seed}): {error}") from error
+            bar.update(1)

@@ -1,0 +1,75 @@
+"""Where the study's independent work runs: this process or a Dask cluster.
+
+``equilens study CONFIG --scheduler local:N`` starts a Dask ``LocalCluster``
+of ``N`` single-threaded worker processes on this machine;
+``--scheduler tcp://HOST:PORT`` joins a scheduler that is already running
+(for example one started by dask-jobqueue's ``SLURMCluster`` on an HPC
+system, see the README). Without ``--scheduler`` everything runs in this
+process.
+
+The study submits what does not depend on anything else: the training of
+every sweep entry and seed (:func:`equilens.study.sweep.train_sweep`). Each
+task trains into its own run folder, so a finished task is never redone
+when the study runs again (the run reloads from its folder), and Dask
+reruns the task of a worker that died on another worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any, Iterator, Optional
+
+from .config import StudyError
+
+#: seconds to wait for a scheduler to answer before refusing
+CONNECT_TIMEOUT = 10
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: Optional[str]) -> Iterator[Optional[Any]]:
+    """A ``dask.distributed.Client`` for ``scheduler`` (``local:N`` or a
+    scheduler address), closed at the end; ``None`` for no scheduler."""
+    if scheduler is None:
+        yield None
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise StudyError("--scheduler needs Dask: pip install 'equilens[cluster]'") from None
+    local = re.fullmatch(r"local:(\d+)", scheduler)
+    if local:
+        workers = int(local.group(1))
+        if workers < 1:
+            raise StudyError(f"--scheduler {scheduler}: at least one worker")
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        with cluster, Client(cluster) as client:
+            yield client
+        return
+    if not re.fullmatch(r"(tcp|tls|inproc|ucx)://\S+", scheduler):
+        raise StudyError(f"--scheduler must be local:N or tcp://HOST:PORT, got {scheduler!r}")
+    try:
+        client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s")
+    except (OSError, TimeoutError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StudyError(
+            f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT} s "
+            f"({reason}); nothing was trained"
+        ) from None
+    with client:
+        yield client
+
+
+def single_threaded(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` with torch on one thread, as a worker
+    of a local cluster runs (one thread per worker, one worker per core)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
