@@ -65,7 +65,14 @@ def test_two_processes_train_like_one(lj_files, tmp_path):
     summary = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert summary["world_size"] == 2 and sum(summary["frames_per_rank"]) == 24
     assert summary["frames_per_rank"] == [12, 12]
-    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["world_size"] == 1
+    single_summary = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    assert single_summary["world_size"] == 1
+    # the training metrics gathered from both ranks' shards are those of all frames
+    for key, value in single_summary["metrics"]["train"].items():
+        assert summary["metrics"]["train"][key] == pytest.approx(value, rel=1e-6, abs=1e-9)
+    # each rank featurized its own frames: the full training set (one process),
+    # the validation set (shared), and the two shards
+    assert len(list((tmp_path / "cache" / "features").glob("features-*.pt"))) == 4
     # one set of outputs: a checkpoint, a model, no partial files
     assert sorted(p.name for p in (tmp_path / "two").glob("*.pt")) == ["checkpoint.pt", "model.pt"]
 

@@ -9,10 +9,12 @@ simply the world of size 1 and nothing here holds state of its own.
 
 What the training loop does with it (:func:`equilens.training.loop.fit`):
 
+- every process featurizes and holds only its training frames
+  (:func:`own_frames`: frame ``f`` belongs to rank ``f mod N``), so the
+  memory of the features is divided by ``N``;
 - every process draws the same global batch (``batch_size`` frames, order
   seeded by ``(seed, epoch)``) and computes the loss of its share,
-  :func:`shard` (frame ``f`` goes to rank ``f mod N``, so that a rank's
-  frames are the same every epoch), normalised by the whole batch's counts;
+  :func:`shard`, normalised by the whole batch's counts;
 - :func:`all_reduce_gradients` sums the gradients (one flat buffer, one
   call), so every rank takes the same optimizer step as one process would
   on the whole batch, to the order of the floating-point sums;
@@ -28,6 +30,7 @@ import datetime
 import os
 from typing import Iterator, Optional
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -107,6 +110,26 @@ def check_frames(n_train: int) -> None:
             f"torchrun started {size} processes for {n_train} training frames; use at most "
             f"{n_train} processes (--nproc_per_node)"
         )
+
+
+def own_frames(n_train: int) -> np.ndarray:
+    """The training frames this rank owns (and featurizes): ``f mod N == rank``."""
+    return np.arange(rank(), n_train, world_size())
+
+
+def local_positions(frames: torch.Tensor) -> torch.Tensor:
+    """Positions, in this rank's shard, of frames it owns."""
+    return frames // world_size()
+
+
+def gather_to_main(value):
+    """``[value of rank 0, value of rank 1, ...]`` on rank 0 (``None`` on the
+    others; ``[value]`` for one process)."""
+    if world_size() == 1:
+        return [value]
+    gathered = [None] * world_size() if is_main() else None
+    torch.distributed.gather_object(value, gathered, dst=0)
+    return gathered
 
 
 def frames_per_rank(n_train: int) -> list:

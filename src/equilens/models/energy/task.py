@@ -32,7 +32,16 @@ from ...storage import (
     save_json,
     save_torch,
 )
-from ...training.distributed import frames_per_rank, is_main, main_first, world_size
+from ...training.distributed import (
+    check_frames,
+    frames_per_rank,
+    gather_to_main,
+    is_main,
+    local_positions,
+    main_first,
+    own_frames,
+    world_size,
+)
 from ...training.loop import fit
 from ...training.metrics import composition_matrix, energy_force_metrics
 from ...training.plots import plot_learning_curve, plot_parity
@@ -65,16 +74,28 @@ def split_features(
     splits: Dict[str, Dataset], compute: Callable[[Dataset], FeatureSet]
 ) -> Dict[str, FeatureSet]:
     """``compute(dataset)`` of every split; a split given twice (e.g.
-    validation and test from one file) is featurized and held in memory once."""
-    features, by_content = {}, {}
-    # under torchrun, rank 0 computes (and caches) first, the others read its cache
-    with main_first():
-        for name, dataset in splits.items():
-            content = hash_frames(dataset.frames)
+    validation and test from one file) is featurized and held in memory once.
+    Under torchrun the training split is this rank's frames only
+    (:func:`~equilens.training.distributed.own_frames`)."""
+    if world_size() > 1:
+        check_frames(len(splits["train"]))
+        splits = {**splits, "train": splits["train"].subset(own_frames(len(splits["train"])))}
+    features: Dict[str, FeatureSet] = {}
+    by_content: Dict[str, FeatureSet] = {}
+
+    def featurize(names) -> None:
+        for name in names:
+            content = hash_frames(splits[name].frames)
             if content not in by_content:
-                by_content[content] = compute(dataset)
+                by_content[content] = compute(splits[name])
             features[name] = by_content[content]
-    return features
+
+    # under torchrun every rank featurizes its own training frames at once;
+    # the other splits rank 0 computes (and caches) first, the others read them
+    featurize(["train"])
+    with main_first():
+        featurize([name for name in splits if name != "train"])
+    return {name: features[name] for name in splits}
 
 
 def cached_features(
@@ -115,8 +136,13 @@ def baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[st
     )
 
 
-def evaluate(model, features: FeatureSet, species, batch_size: int = 16):
-    """Metrics of ``model`` on ``features`` and the raw predictions."""
+def evaluate(model, features: FeatureSet, species, batch_size: int = 16, gather: bool = False):
+    """Metrics of ``model`` on ``features`` and the raw predictions.
+
+    :param gather: ``features`` is this rank's shard (torchrun): the
+        predictions of every rank are gathered and rank 0 computes the
+        metrics of all frames (the others get ``(None, None)``)
+    """
     energies, forces = [], []
     for start in range(0, features.n_frames, batch_size):
         batch = features.select(range(start, min(start + batch_size, features.n_frames)))
@@ -128,11 +154,23 @@ def evaluate(model, features: FeatureSet, species, batch_size: int = 16):
     f_ref = features.forces.double().cpu().numpy()
     n_atoms = features.n_atoms_per_frame.cpu().numpy()
     numbers = np.asarray(species)[features.species.cpu().numpy()]
-    metrics = energy_force_metrics(e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
-    return metrics, (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
+    arrays = (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
+    if gather:
+        parts = gather_to_main(arrays)
+        if parts is None:
+            return None, None
+        arrays = tuple(np.concatenate(column) for column in zip(*parts))
+    return energy_force_metrics(*arrays), arrays
 
 
-def objective(features, loss_config: LossConfig, energy_std, force_rms, eval_batch):
+def objective(
+    features, loss_config: LossConfig, energy_std, force_rms, eval_batch, atoms_per_frame=None
+):
+    """``(loss_fn, validate_fn)`` of the training loop.
+
+    :param atoms_per_frame: atoms of every training frame (all ranks'), to
+        normalise a rank's share of a batch under torchrun
+    """
     train = features["train"]
     validation = features["validation"]
 
@@ -151,8 +189,9 @@ def objective(features, loss_config: LossConfig, energy_std, force_rms, eval_bat
 
     def loss_fn(model, indices, batch=None):
         counts = None
-        if batch is not None:  # a share of ``batch`` (torchrun)
-            counts = (len(batch), 3 * int(train.n_atoms_per_frame[batch].sum()))
+        if batch is not None:  # a share of ``batch`` (torchrun), in this rank's shard
+            counts = (len(batch), 3 * int(atoms_per_frame[batch].sum()))
+            indices = local_positions(indices)
         loss, _ = loss_of(model, train.select(indices), create_graph=True, counts=counts)
         return loss
 
@@ -226,15 +265,16 @@ def fit_and_write(
     device = resolve_device(config.training.device)
     module.to(device)
     on_device = {name: f.to(device=device) for name, f in features.items()}
+    atoms_per_frame = torch.tensor([len(atoms) for atoms in splits["train"].frames])
     loss_fn, validate_fn = objective(
-        on_device, config.loss, energy_std, force_rms, config.training.batch_size
+        on_device, config.loss, energy_std, force_rms, config.training.batch_size, atoms_per_frame
     )
     output = config.output
     result = fit(
         module,
         loss_fn,
         validate_fn,
-        features["train"].n_frames,
+        len(splits["train"]),
         config.training,
         output,
         progress=progress,
@@ -245,19 +285,21 @@ def fit_and_write(
     metrics: Dict[str, Dict[str, float]] = {}
     baselines: Dict[str, Dict[str, Dict[str, float]]] = {"composition": {}}
     predictions: Dict[str, tuple] = {}
+    sharded = world_size() > 1
     for name, feats in on_device.items():
-        metrics[name], predictions[name] = evaluate(module, feats, species)
+        gather = sharded and name == "train"
+        metrics[name], predictions[name] = evaluate(module, feats, species, gather=gather)
         baselines["composition"][name] = baseline_metrics(splits[name], species, baseline)
     module.to("cpu")  # the model file loads anywhere
     summary_device = str(device)
+    if not is_main():
+        return {}
     summary = run_summary(config, result, timings, splits, metrics, baselines)
     summary["architecture"] = potential.metadata.get("architecture", {})
     summary["device"] = summary_device
     summary["world_size"] = world_size()
-    summary["frames_per_rank"] = frames_per_rank(features["train"].n_frames)
+    summary["frames_per_rank"] = frames_per_rank(len(splits["train"]))
     potential.metadata["metrics"] = metrics
-    if not is_main():
-        return summary
     potential.save(output / "model.pt")
     save_json(output / "metrics.json", summary)
     for name, (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers) in predictions.items():

@@ -1,0 +1,109 @@
+"""Scaling figures of issue 27: Dask workers for the study, torchrun for training.
+
+``study``: the default study (embedded GFN1-xTB set) in this process and on
+a local Dask cluster of ``--workers`` worker processes, each in fresh
+output and cache folders (no run reuses another's descriptors or models);
+prints every stage's wall time and the sweep's speed-up.
+
+``torchrun``: the built-in ``iron_water`` BPNN (reference DFT data) trained
+for ``--epochs`` epochs by 1 and by ``--processes`` processes under
+torchrun (gloo, CPU), with ``OMP_NUM_THREADS`` set so that the processes
+share the cores; prints the time per epoch and the validation and test
+errors of both.
+
+    python benchmarks/scale.py study [--workers 2]
+    python benchmarks/scale.py torchrun [--processes 2] [--epochs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def study(workers: int, keep: Path) -> None:
+    from equilens.study import StudyConfig, run_study
+
+    results = {}
+    for label, scheduler in (("1 process", None), (f"{workers} Dask workers", f"local:{workers}")):
+        folder = keep / label.replace(" ", "_")
+        config = dataclasses.replace(
+            StudyConfig(),
+            output_dir=str(folder / "results"),
+            chemiscope_dir=str(folder / "chemiscope"),
+            cache_dir=str(folder / "cache"),
+        )
+        started = time.perf_counter()
+        out = run_study(config, progress=False, scheduler=scheduler)
+        wall = time.perf_counter() - started
+        timings = json.loads((out / "metrics.json").read_text())["timings_s"]
+        results[label] = (wall, timings)
+    print(f"default study, {os.cpu_count()} cores")
+    stages = list(next(iter(results.values()))[1])
+    print(f"{'':20s}" + "".join(f"{s:>11s}" for s in stages) + f"{'wall':>9s}")
+    for label, (wall, timings) in results.items():
+        row = "".join(f"{timings[s]:10.1f}s" for s in stages)
+        print(f"{label:20s}{row}{wall:8.0f}s")
+    (one, _), (many, _) = results.values()
+    sweep = [timings["train"] for _, timings in results.values()]
+    print(f"sweep speed-up {sweep[0] / sweep[1]:.2f}x, whole study {one / many:.2f}x")
+
+
+def _train(processes: int, epochs: int, folder: Path) -> dict:
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m"]
+    if processes > 1:
+        command += ["torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m"]
+    command += ["equilens", "train", "iron_water", "--epochs", str(epochs), "--no-progress"]
+    command += ["--device", "cpu", "--output", str(folder)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=environment, cwd=folder.parent)
+    summary = json.loads((folder / "metrics.json").read_text())
+    summary["wall_s"] = time.perf_counter() - started
+    return summary
+
+
+def torchrun(processes: int, epochs: int, keep: Path) -> None:
+    print(f"iron_water BPNN, {epochs} epochs, {os.cpu_count()} cores")
+    for count in (1, processes):
+        summary = _train(count, epochs, keep / f"ranks{count}")
+        test = summary["metrics"].get("test", {})
+        validation = summary["metrics"]["validation"]
+        print(
+            f"{count} process(es): {summary['seconds_per_epoch']:.2f} s/epoch, wall "
+            f"{summary['wall_s']:.0f} s (features {summary['timings'].get('features_s', 0):.0f} s), "
+            f"validation {validation['energy_rmse_meV_per_atom']:.2f} meV/atom "
+            f"{validation['force_rmse_eV_per_A']:.3f} eV/A, test "
+            f"{test.get('energy_rmse_meV_per_atom', float('nan')):.2f} meV/atom "
+            f"{test.get('force_rmse_eV_per_A', float('nan')):.3f} eV/A, "
+            f"frames per rank {summary['frames_per_rank']}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["study", "torchrun"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--keep", help="folder for the runs (default: a temporary one)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        keep = Path(args.keep or scratch).resolve()
+        keep.mkdir(parents=True, exist_ok=True)
+        if args.what == "study":
+            study(args.workers, keep)
+        else:
+            torchrun(args.processes, args.epochs, keep)
+
+
+if __name__ == "__main__":
+    main()
