@@ -64,6 +64,12 @@ def test_study_smoke_run(tmp_path):
     assert "Which layer encodes which label" in report and "| cn_o_h |" in report
     for name in ("scorecard.png", "layer_maps.png", "metrics.json"):
         assert (folder / name).stat().st_size > 0
+    # the scorecard table fits a page; the report links its plots and chemiscope file
+    table = report[report.index("## Scorecard") : report.index("## Families")]
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows and all(line.count("|") == 7 for line in rows)
+    assert "(layer_maps.png)" in report and "(scorecard.png)" in report
+    assert "smoke.json.gz" in report and "## Files: what to look at" in report
     assert list((folder / "gfre").glob("center_type_*/heatmap_gfre.png"))
     data = validate_chemiscope(tmp_path / "chemiscope" / "smoke.json.gz")
     assert "a/hidden_1 PCA[1]" in data["properties"] and "height" in data["properties"]
@@ -191,3 +197,18 @@ def test_a_refused_study_is_corrected_and_runs_on_four_frames(tmp_path, capsys):
     assert main(["study", str(good), "--quiet", "--output", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "four" / "report.md").is_file()
     assert (tmp_path / "out" / "four.json.gz").is_file()
+
+
+def test_layer_maps_show_only_labels_that_vary_on_the_species():
+    from equilens.study.maps import varying_labels
+
+    numbers = np.array([1, 1, 8, 8, 26, 26])
+    labels = {
+        "height": np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+        "cn_o_h": np.array([0, 0, 1, 2, 0, 0]),
+        "hbonds": np.array([1, 0, 2, 2, 0, 0]),
+        "o_state": np.array([0, 0, 1, 2, 0, 0]),
+    }
+    assert varying_labels(labels, numbers == 26) == ["height"]
+    assert varying_labels(labels, numbers == 8) == ["height", "o_state", "cn_o_h"]
+    assert varying_labels(labels, numbers == 1) == ["height", "hbonds"]

@@ -101,7 +101,7 @@ def save_torch(path: PathLike, payload: Any) -> Path:
     return path
 
 
-def load_torch(path: PathLike, what: str = "file") -> Any:
+def load_torch(path: PathLike, what: str = "file", mmap: bool = False) -> Any:
     """Read a file written by :func:`save_torch`, never running code from it.
 
     ``torch.load(weights_only=True)`` only rebuilds tensors and plain data; a
@@ -110,6 +110,9 @@ def load_torch(path: PathLike, what: str = "file") -> Any:
     :class:`~equilens.errors.FileFormatError` that names the file.
 
     :param what: what the file should be, for messages (``"model file"``)
+    :param mmap: map the tensors' storage from the file instead of reading
+        it into memory (pages are read when touched and can be dropped by
+        the system under memory pressure)
     """
 
     import torch
@@ -120,7 +123,7 @@ def load_torch(path: PathLike, what: str = "file") -> Any:
     if path.is_dir():
         raise FileFormatError(f"{path}: is a directory, not a {what}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises many types for corrupt files
         raise load_refusal(path, error, what) from None
 

@@ -25,6 +25,11 @@ def register(commands) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--device",
+        help="device of the sweep's equilens potentials: auto, cpu, cuda or cuda:N "
+        "(overrides training.device)",
+    )
+    parser.add_argument(
         "--scheduler",
         help="train the sweep's runs as Dask tasks: local:N (a LocalCluster of N worker "
         "processes on this machine) or tcp://HOST:PORT (a running Dask scheduler, e.g. "
@@ -42,9 +47,14 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
+    from ..devices import resolve_device
     from ..study import load_study_config, run_study
 
     config = load_study_config(args.config)
+    if args.device is not None:
+        resolve_device(args.device)  # refused here, before anything runs
+        training = dataclasses.replace(config.training, device=args.device)
+        config = dataclasses.replace(config, training=training)
     if args.output:
         config = dataclasses.replace(config, output_dir=args.output, chemiscope_dir=args.output)
     start = time.perf_counter()

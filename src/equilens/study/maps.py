@@ -31,18 +31,21 @@ def plot_layer_maps(
     from sklearn.decomposition import PCA
 
     plt = pyplot()
-    shown = [n for n in SHOWN if n in labels]
     rows: list = []
     for name in best:
         if name in sets.per_species:
             rows.extend((name, z) for z in np.unique(numbers))
         else:
             rows.append((name, None))
+    masks = [np.ones(len(numbers), bool) if z is None else numbers == z for _, z in rows]
+    # a label constant on the atoms of a row (O-H coordination of Fe) says nothing there
+    varying = [set(varying_labels(labels, mask)) for mask in masks]
+    shown = [n for n in SHOWN if n in labels and any(n in v for v in varying)]
     fig, axes = plt.subplots(
         len(rows), len(shown), figsize=(3.2 * len(shown), 3.0 * len(rows)), squeeze=False
     )
     for row, (name, z) in enumerate(rows):
-        mask = np.ones(len(numbers), bool) if z is None else numbers == z
+        mask = masks[row]
         values = sets.values[name][mask]
         width = min(2, values.shape[1], len(values))
         coordinates = np.zeros((len(values), 2))
@@ -50,9 +53,24 @@ def plot_layer_maps(
             coordinates[:, :width] = PCA(n_components=width).fit_transform(values)
         title = name if z is None else f"{name} [{chemical_symbols[int(z)]}]"
         for column, label in enumerate(shown):
-            _scatter(fig, axes[row, column], coordinates, np.asarray(labels[label])[mask], label)
-            axes[row, column].set_title(f"{title}: {label}", fontsize=8)
+            ax = axes[row, column]
+            if label not in varying[row]:
+                ax.axis("off")
+                ax.text(0.5, 0.5, f"{label}: constant here", ha="center", fontsize=8,
+                        transform=ax.transAxes, color="grey")  # fmt: skip
+                continue
+            _scatter(fig, ax, coordinates, np.asarray(labels[label])[mask], label)
+            ax.set_title(f"{title}: {label}", fontsize=8)
     return save_figure(fig, folder / "layer_maps.png", dpi=90)
+
+
+def varying_labels(labels, mask: np.ndarray) -> list:
+    """The labels of :data:`SHOWN` that take more than one value on the
+    atoms of ``mask``."""
+    return [
+        name for name in SHOWN
+        if name in labels and len(np.unique(np.asarray(labels[name])[mask])) > 1
+    ]  # fmt: skip
 
 
 def _scatter(fig, ax, coordinates, values, label: str) -> None:

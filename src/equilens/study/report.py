@@ -140,21 +140,38 @@ def write_report(
             f"| {label} | {top['feature_set']} | {top[f'decode_{label}@pc']:.3f} | "
             f"{full['feature_set']} | {full[f'decode_{label}']:.3f} |"
         )
-    lines += ["", "## Scorecard (mean over seeds, best first)", ""]
-    columns = ["feature_set", "decoding", "mean_rank", "mean_rank_std", "output_rank"] + [
-        c for c in score_columns(aggregated) if c.startswith(("decode_", "gfre_"))
-    ]
-    lines.append("| " + " | ".join(columns) + " |")
-    lines.append("|" + "---|" * len(columns))
-    for row in aggregated:
-        cells = [_cell(row.get(c, np.nan)) for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += scorecard_table(aggregated)
     lines += families_section(config, aggregated, summaries)
     lines += _models_section(summaries, gfre, equivariant, chemiscope, timings)
     path = folder / "report.md"
     with atomic_write(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
     return path
+
+
+def scorecard_table(aggregated: List[dict]) -> List[str]:
+    """The scorecard in a table that fits a page: the ranks and the GFRE
+    from the descriptor; every label's score is in ``scorecard.csv``."""
+    lines = [
+        "", "## Scorecard (mean over seeds, best first)", "",
+        "Mean rank over the physical labels (± its spread over seeds), how often the set "
+        "ranks first, its rank at decoding its model's own output, and the GFRE from the "
+        "SOAP descriptor to it (0: a linear function of SOAP). The score of every label, at "
+        "full width and on the leading components, is in `scorecard.csv` (per seed: "
+        "`scorecard_seeds.csv`) and drawn in `scorecard.png`.",
+        "",
+        "| feature set | decoding | mean rank | first | output rank | GFRE from SOAP |",
+        "|---|---|---:|---:|---:|---:|",
+    ]  # fmt: skip
+    for row in aggregated:
+        first = row.get("top1_fraction", np.nan)
+        lines.append(
+            f"| {row['feature_set']} | {row.get('decoding', '')} | "
+            f"{_cell(row.get('mean_rank', np.nan))} ± {_cell(row.get('mean_rank_std', np.nan))} | "
+            f"{100 * first:.0f}% | {_cell(row.get('output_rank', np.nan))} | "
+            f"{_cell(row.get('gfre_from_descriptor', np.nan))} |"
+        )
+    return lines
 
 
 def equivariant_section(equivariant) -> List[str]:
@@ -218,12 +235,23 @@ def _models_section(summaries, gfre, equivariant, chemiscope, timings) -> List[s
     lines += equivariant_section(equivariant)
     lines += [
         "",
-        "## Files",
+        "## Files: what to look at",
         "",
-        "`scorecard.csv`, `scorecard_seeds.csv`, `scorecard.png`, `layer_maps.png` (the best "
-        "layers, per species for per-species layers), `metrics.json`, "
-        "`models/*/seed*/parity_*.png`, and the chemiscope file "
-        f"`{chemiscope}` (load it in chemiscope.org; it opens on the most interpretable layer).",
+        f"- [`{chemiscope}`]({chemiscope}): load it in chemiscope.org; it opens on the most "
+        "interpretable layer's map coloured by height: switch the colour to the labels "
+        "and the axes to other layers, and click a point to see its atom in the structure.",
+        "- [`layer_maps.png`](layer_maps.png): the best layers' PCA maps, species by species "
+        "for per-species layers, coloured by the labels that vary on those atoms: a readable "
+        "layer orders the atoms by them along its leading axes.",
+        "- [`scorecard.png`](scorecard.png): every set's score for every label (rows best "
+        "first): look for the labels that only some layers encode.",
+        "- `gfre/center_type_*/heatmap_gfre.png`: how much of the column layer is a linear "
+        "function of the row layer; an asymmetric pair means one layer holds information "
+        "the other lost.",
+        "- `models/<entry>/seed<seed>/parity_*.png` and `learning_curve.png`: check that "
+        "each model fits before reading its layers.",
+        "- `scorecard.csv`, `scorecard_seeds.csv`, `metrics.json`, `config.json`: the "
+        "numbers behind this report.",
         "",
         "Stage timings (s): "
         + ", ".join(f"{k} {v:.0f}" for k, v in timings.items() if isinstance(v, float)),

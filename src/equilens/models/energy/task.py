@@ -112,7 +112,7 @@ def cached_features(
         path = Path(cache_dir) / "features" / f"features-{key[:24]}.pt"
 
     def load(target: Path) -> FeatureSet:
-        content = load_torch(target, "feature cache")
+        content = load_torch(target, "feature cache", mmap=True)
         if not isinstance(content, dict) or "x" not in content:
             raise FileFormatError(f"{target}: not a feature cache")
         return FeatureSet(**content)
@@ -120,7 +120,10 @@ def cached_features(
     def save(target: Path, features: FeatureSet) -> None:
         save_torch(target, dataclasses.asdict(features))
 
-    return cached(path, load, compute, save, "projected features", key)
+    features = cached(path, load, compute, save, "projected features", key)
+    # training reads the cache file's pages (memory-mapped: the system keeps
+    # what fits and drops the rest), not a copy in the process's own memory
+    return features if path is None else load(path)
 
 
 def baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[str, float]:
