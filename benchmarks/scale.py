@@ -79,7 +79,7 @@ def torchrun(processes: int, epochs: int, keep: Path) -> None:
         validation = summary["metrics"]["validation"]
         print(
             f"{count} process(es): {summary['seconds_per_epoch']:.2f} s/epoch, wall "
-            f"{summary['wall_s']:.0f} s (features {summary['timings'].get('features_s', 0):.0f} s), "
+            f"{summary['wall_s']:.0f} s (features {summary['timings']['features_s']:.0f} s), "
             f"validation {validation['energy_rmse_meV_per_atom']:.2f} meV/atom "
             f"{validation['force_rmse_eV_per_A']:.3f} eV/A, test "
             f"{test.get('energy_rmse_meV_per_atom', float('nan')):.2f} meV/atom "

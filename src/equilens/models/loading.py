@@ -15,7 +15,7 @@ from typing import Optional, Type, Union
 
 from ..errors import ModelError
 from .base import Model, read_model_file
-from .registry import FAMILIES, Family, family, resolve
+from .registry import FAMILIES, Family, family, resolve, task_family
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -87,3 +87,10 @@ def _expected(model: Model, expect: Optional[Type[Model]], where: str) -> Model:
     if expect is not None and not isinstance(model, expect):
         raise ModelError(f"{where}: holds a {model.kind} model, not a {expect.kind} model")
     return model
+
+
+def trained_model(config):
+    """The model a finished run of ``config`` wrote, opened from its folder
+    (the registry's ``trained`` spec of its task)."""
+    entry = task_family(getattr(config, "task", None))
+    return load(entry.trained.format(folder=config.output))

@@ -54,6 +54,8 @@ class Family:
         labelled frames: it can be an entry of a study's sweep
     :param requires: the package its task needs in equilens's environment and
         the command that installs it (checked before anything is trained)
+    :param trained: what :func:`equilens.models.load` opens to get the model
+        a finished run of the task wrote (``{folder}``: its output folder)
     """
 
     kind: str
@@ -69,6 +71,7 @@ class Family:
     finetune: Optional[str] = None
     potential: bool = False
     requires: Tuple[str, ...] = ()
+    trained: str = "{folder}/model.pt"
 
     def check_requirements(self) -> None:
         """A one-line :class:`ConfigError` naming the install command when the
@@ -125,6 +128,7 @@ FAMILIES: Tuple[Family, ...] = (
         finetune="base_model",
         potential=True,
         requires=("sevenn", "pip install 'equilens[sevenn]'"),
+        trained="sevenn:{folder}/model.pth",
     ),
     Family(
         "mace",
@@ -137,6 +141,7 @@ FAMILIES: Tuple[Family, ...] = (
         suffixes=(".model",),
         potential=True,
         requires=("mace", "pip install 'equilens[mace]' (in an environment without sevenn)"),
+        trained="{folder}/model.model",
     ),
     Family(
         "metatomic",

@@ -42,9 +42,20 @@ def dask_client(scheduler: Optional[str]) -> Iterator[Optional[Any]]:
         workers = int(local.group(1))
         if workers < 1:
             raise StudyError(f"--scheduler {scheduler}: at least one worker")
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
+        import dask
+
+        # one thread per worker for every library (torch, BLAS, featomic's
+        # rayon pool), and no statistical profiler sampling the workers
+        single = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                         "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")}  # fmt: skip
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env=single,
+            )
         with cluster, Client(cluster) as client:
             yield client
         return

@@ -28,9 +28,10 @@ A failure names the stage (``StudyError: stage 'train' (model deep, seed
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import metatensor
 import numpy as np
@@ -97,16 +98,39 @@ def run_study(
     :param scheduler: ``local:N`` or a Dask scheduler address: the sweep's
         runs are trained as Dask tasks (:mod:`equilens.study.cluster`)
     """
-    with dask_client(scheduler) as client:
-        return _run_stages(config, progress, overwrite, client)
-
-
-def _run_stages(config: StudyConfig, progress: bool, overwrite: bool, client) -> Path:
-    """The stages of :func:`run_study`."""
     folder = Path(config.output_dir) / config.name
     check_writable(folder)
     check_writable(Path(config.chemiscope_dir))
-    timings: Dict[str, float] = {}
+    clock = _Clock(config.name)
+    # the cluster lives for the sweep only: its workers idle through the analysis
+    with dask_client(scheduler) as client:
+        with clock("data"):
+            analysis, opened = _checked_inputs(config, folder, overwrite)
+        with clock("train"):
+            potentials, summaries = train_sweep(config, folder, progress, overwrite, client)
+    return _analyse(config, folder, clock, analysis, opened, potentials, summaries)
+
+
+class _Clock:
+    """Announces each stage and records its wall time (``timings``)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.timings: Dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        print(f"[study {self.name}] {stage}", flush=True)
+        started = time.perf_counter()
+        yield
+        self.timings[stage] = time.perf_counter() - started
+
+
+def _analyse(config, folder: Path, clock: _Clock, analysis, opened, potentials, summaries) -> Path:
+    """The stages after training: layers, labels, scorecard, compare, outputs."""
+    frames = analysis.frames
+    metrics = {key: summary["metrics"] for key, summary in summaries.items()}
+    timings = clock.timings
 
     def stage(name: str):
         print(f"[study {config.name}] {name}", flush=True)
@@ -114,16 +138,6 @@ def _run_stages(config: StudyConfig, progress: bool, overwrite: bool, client) ->
 
     def done(name: str):
         timings[name] = time.perf_counter() - timings[name]
-
-    stage("data")
-    analysis, opened = _checked_inputs(config, folder, overwrite)
-    frames = analysis.frames
-    done("data")
-
-    stage("train")
-    potentials, summaries = train_sweep(config, folder, progress, overwrite, client)
-    metrics = {key: summary["metrics"] for key, summary in summaries.items()}
-    done("train")
 
     stage("layers")
     soap_map = study_soap(config, frames, potentials)

@@ -20,6 +20,7 @@ from typing import Any, Dict, Tuple
 
 from ..config import from_mapping, to_mapping
 from ..errors import EquilensError
+from ..models.loading import trained_model
 from ..models.registry import FAMILIES, resolve, task_family, train
 from .cluster import single_threaded
 from .config import ArchitectureConfig, StudyConfig, StudyError
@@ -81,12 +82,12 @@ def train_sweep(
     ``<entry>/seed<seed>``.
 
     :param client: a ``dask.distributed.Client``: the runs are trained as
-        Dask tasks (one per entry and seed) and then reloaded here from
-        their folders
+        Dask tasks (one per entry and seed) and their models opened here
+        from the files they wrote
     """
     check_sweep(config, folder)
     if client is not None:
-        _train_on_cluster(config, folder, overwrite, client, progress)
+        return _train_on_cluster(config, folder, overwrite, client, progress)
     models, summaries = {}, {}
     for entry in config.sweep:
         for seed in config.seeds:
@@ -111,8 +112,11 @@ def _train_run(config: StudyConfig, entry: ArchitectureConfig, seed: int, folder
     return summary
 
 
-def _train_on_cluster(config: StudyConfig, folder: Path, overwrite: bool, client, progress):
-    """Every (entry, seed) run as a Dask task; a failed one is named."""
+def _train_on_cluster(
+    config: StudyConfig, folder: Path, overwrite: bool, client, progress
+) -> Tuple[dict, dict]:
+    """Every (entry, seed) run as a Dask task (a failed one is named); the
+    models are then opened from the folders the workers wrote."""
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -125,10 +129,20 @@ def _train_on_cluster(config: StudyConfig, folder: Path, overwrite: bool, client
             )  # fmt: skip
             futures[future] = (entry.name, seed)
     bar = tqdm(total=len(futures), desc="sweep on Dask", unit="run", disable=not progress)
+    summaries = {}
     with bar:
         for future in as_completed(futures):
             name, seed = futures[future]
             error = future.exception()
             if error is not None:
                 raise StudyError(f"stage 'train' (model {name}, seed {seed}): {error}") from error
+            summaries[f"{name}/seed{seed}"] = future.result()
             bar.update(1)
+    # the models the workers wrote, opened here from their run folders
+    models, ordered = {}, {}
+    for entry in config.sweep:
+        for seed in config.seeds:
+            key = f"{entry.name}/seed{seed}"
+            models[key] = trained_model(entry_config(config, entry, seed, folder))
+            ordered[key] = summaries[key]
+    return models, ordered

@@ -157,7 +157,7 @@ def evaluate(model, features: FeatureSet, species, batch_size: int = 16, gather:
     f_ref = features.forces.double().cpu().numpy()
     n_atoms = features.n_atoms_per_frame.cpu().numpy()
     numbers = np.asarray(species)[features.species.cpu().numpy()]
-    arrays = (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
+    arrays: Tuple[np.ndarray, ...] = (e_pred, e_ref, n_atoms, f_pred, f_ref, numbers)
     if gather:
         parts = gather_to_main(arrays)
         if parts is None:
