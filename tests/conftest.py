@@ -141,17 +141,25 @@ def side_environment(name: str, requirements: List[str]) -> Path:
     torch installed, for packages whose pins conflict with the test extra
     (made once, about a minute; skipped, or failed under
     ``EQUILENS_REQUIRE_TOOLS=1``, when it cannot be made)."""
-    import subprocess
-    import sys
-
     import torch
+    from filelock import FileLock
 
     venv = ROOT / name
     python = venv / "bin" / "python"
     wanted = " ".join([f"torch=={torch.__version__.split('+')[0]}", *requirements])
     ready = venv / ".equilens-ready"
-    if ready.is_file() and ready.read_text() == wanted and python.exists():
-        return python
+    # test processes running in parallel (pytest -n) make it once, one at a time
+    with FileLock(str(ROOT / f".{name}.lock")):
+        if not (ready.is_file() and ready.read_text() == wanted and python.exists()):
+            _make_environment(venv, python, wanted, name)
+            ready.write_text(wanted)
+    return python
+
+
+def _make_environment(venv: Path, python: Path, wanted: str, name: str) -> None:
+    import subprocess
+    import sys
+
     steps = [
         [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
         [str(python), "-m", "pip", "install", "-q", *wanted.split()],
@@ -163,8 +171,6 @@ def side_environment(name: str, requirements: List[str]) -> Path:
             if os.environ.get("EQUILENS_REQUIRE_TOOLS") == "1":
                 pytest.fail(message)
             pytest.skip(message)
-    ready.write_text(wanted)
-    return python
 
 
 # tests/mace_env runs in the MACE environment only (tests/test_mace.py starts it there)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ase.io
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +33,21 @@ def test_latent_study_quick(tmp_path):
     summary = json.loads((folder / "best" / "metrics.json").read_text())
     assert summary["epochs_run"] == 2 and summary["name"] == f"{choice['entry']}-best"
     assert f"layer chosen in step 2: {choice['layer']}" in printed
+
+
+def test_tensors_quick(tmp_path, reference):
+    pytest.importorskip("pyscf", reason="the tensor workflow computes its targets with PySCF")
+    reference("water/train")  # the structures come from the reference data (else skip)
+    reference("water_molecule/train")
+    out = tmp_path / "tensors"
+    _step("tensors/1_generate.py", out)
+    for target in ("dipole", "polarizability", "density"):
+        assert (out / "data" / f"{target}.mts").is_file()
+    assert len(ase.io.read(out / "data" / "structures.extxyz", ":")) == 2
+    printed = _step("tensors/2_train.py", out)
+    assert "dipole:" in printed and "ridge baseline" in printed
+    printed = _step("tensors/3_layers_and_export.py", out)
+    for target in ("dipole", "polarizability", "density"):
+        assert f"{target}: metadata ok, rotation ok, inversion ok" in printed
+        assert (out / target / "metatomic.pt").is_file() and (out / f"{target}.json.gz").is_file()
+        assert (out / target / "latents" / "equivariant" / "layers.json").is_file()

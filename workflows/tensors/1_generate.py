@@ -12,13 +12,13 @@ the metatensor way). Resumes from its checkpoint when interrupted.
 
 import sys
 
-from common import arguments, data_folder
+from common import arguments, generated_folder
 
 from equilens.cli import main
 
 if __name__ == "__main__":
     args = arguments(__doc__.splitlines()[0])
-    command = ["generate", "water-tensors", "--output", str(data_folder(args))]
-    if args.quick:  # 8 monomers and 4 dimers instead of 60, 30 and 12 trimers
-        command += ["--monomers", "8", "--dimers", "4", "--trimers", "0"]
+    command = ["generate", "water-tensors", "--output", str(generated_folder(args))]
+    if args.quick:  # 2 monomers (steps 2 and 3 then use the shipped set)
+        command += ["--monomers", "2", "--dimers", "0", "--trimers", "0"]
     sys.exit(main(command + ["--quiet"]))

@@ -29,6 +29,7 @@ if __name__ == "__main__":
         if args.quick:
             sections["training"] = dataclasses.replace(config.training, epochs=30)
             sections["model"] = dataclasses.replace(config.model, n_components=12, hidden=(16,))
+            sections["descriptor"] = dataclasses.replace(config.descriptor, preset="small")
         config = dataclasses.replace(config, **sections)
         _, summary = train(config, progress=not args.quick)
         print(f"{target}: {headline(summary['metrics']['test'])}")

@@ -19,9 +19,21 @@ def arguments(description: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def data_folder(args: argparse.Namespace) -> Path:
-    """The generated targets (step 1)."""
+def generated_folder(args: argparse.Namespace) -> Path:
+    """Where step 1 writes the targets it computes."""
     return Path(args.output) / "data"
+
+
+def data_folder(args: argparse.Namespace) -> Path:
+    """The targets steps 2 and 3 train on: step 1's, or with ``--quick`` the
+    set equilens ships (made by the same generator at full size: 60
+    monomers, 30 dimers, 12 trimers), since the few molecules of step 1's
+    quick run are too few to split into training, validation and test."""
+    if args.quick:
+        from equilens.data.embedded import embedded_path
+
+        return embedded_path("water_tensors/structures.extxyz").parent
+    return generated_folder(args)
 
 
 def model_folder(args: argparse.Namespace, target: str) -> Path:
