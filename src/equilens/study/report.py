@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Dict, List
 
@@ -142,7 +143,7 @@ def write_report(
         )
     lines += scorecard_table(aggregated)
     lines += families_section(config, aggregated, summaries)
-    lines += _models_section(summaries, gfre, equivariant, chemiscope, timings)
+    lines += _models_section(folder, summaries, gfre, equivariant, chemiscope, timings)
     path = folder / "report.md"
     with atomic_write(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -201,10 +202,12 @@ def equivariant_section(equivariant) -> List[str]:
 
 
 def _cell(value) -> str:
-    return value if isinstance(value, str) else f"{value:.3f}"
+    if isinstance(value, str):
+        return value
+    return "-" if not np.isfinite(value) else f"{value:.3f}"
 
 
-def _models_section(summaries, gfre, equivariant, chemiscope, timings) -> List[str]:
+def _models_section(folder, summaries, gfre, equivariant, chemiscope, timings) -> List[str]:
     lines = [
         "",
         "## Models",
@@ -237,7 +240,8 @@ def _models_section(summaries, gfre, equivariant, chemiscope, timings) -> List[s
         "",
         "## Files: what to look at",
         "",
-        f"- [`{chemiscope}`]({chemiscope}): load it in chemiscope.org; it opens on the most "
+        f"- [`{chemiscope}`]({os.path.relpath(chemiscope, folder)}): load it in "
+        "chemiscope.org; it opens on the most "
         "interpretable layer's map coloured by height: switch the colour to the labels "
         "and the axes to other layers, and click a point to see its atom in the structure.",
         "- [`layer_maps.png`](layer_maps.png): the best layers' PCA maps, species by species "
