@@ -131,59 +131,46 @@ def _analyse(config, folder: Path, clock: _Clock, analysis, opened, potentials, 
     frames = analysis.frames
     metrics = {key: summary["metrics"] for key, summary in summaries.items()}
     timings = clock.timings
+    with clock("layers"):
+        soap_map = study_soap(config, frames, potentials)
+        soap = np.asarray(soap_map.block().values)
+        # per-element networks have per-element coordinates; a shared one does not
+        per_species = all(p.per_species_coordinates for p in potentials.values())
+        layers = {key: model_layers(potential, frames) for key, potential in potentials.items()}
+        outputs = {key: read.output for key, read in layers.items()}
+        first = f"{config.sweep[0].name}/seed{config.seeds[0]}"
+        references = {
+            name: like(soap_map, values)
+            for name, values in reference_sets(soap, outputs[first], config).items()
+        }
+        external = external_models(opened, frames)
 
-    def stage(name: str):
-        print(f"[study {config.name}] {name}", flush=True)
-        timings[name] = time.perf_counter()
+    with clock("labels"):
+        labels = atom_labels(frames, config.labels)
+        labels["force"] = np.concatenate([np.linalg.norm(f, axis=1) for f in analysis.forces])
+        numbers = np.concatenate([f.numbers for f in frames])
 
-    def done(name: str):
-        timings[name] = time.perf_counter() - timings[name]
+    with clock("scorecard"):
+        rows_per_seed = []
+        for seed in config.seeds:
+            sets = feature_sets(config, seed, layers, references, external, per_species)
+            rows_per_seed.extend(score(config, seed, sets, labels, soap, numbers))
+        aggregated = aggregate(rows_per_seed)
 
-    stage("layers")
-    soap_map = study_soap(config, frames, potentials)
-    soap = np.asarray(soap_map.block().values)
-    # per-element networks have per-element coordinates; a shared one does not
-    per_species = all(p.per_species_coordinates for p in potentials.values())
-    layers = {key: model_layers(potential, frames) for key, potential in potentials.items()}
-    outputs = {key: read.output for key, read in layers.items()}
-    first = f"{config.sweep[0].name}/seed{config.seeds[0]}"
-    references = {
-        name: like(soap_map, values)
-        for name, values in reference_sets(soap, outputs[first], config).items()
-    }
-    external = external_models(opened, frames)
-    done("layers")
+    with clock("compare"):
+        compared = feature_sets(config, config.seeds[0], layers, references, external, per_species)
+        gfre = compare_layers(config, frames, soap_map, compared, folder)
+        covariant = equivariant_layers(config, config.seeds[0], layers, external)
+        equivariant = save_equivariant(compare_equivariant(covariant, config.seeds[0]), folder)
 
-    stage("labels")
-    labels = atom_labels(frames, config.labels)
-    labels["force"] = np.concatenate([np.linalg.norm(f, axis=1) for f in analysis.forces])
-    numbers = np.concatenate([f.numbers for f in frames])
-    done("labels")
-
-    stage("scorecard")
-    rows_per_seed = []
-    for seed in config.seeds:
-        sets = feature_sets(config, seed, layers, references, external, per_species)
-        rows_per_seed.extend(score(config, seed, sets, labels, soap, numbers))
-    aggregated = aggregate(rows_per_seed)
-    done("scorecard")
-
-    stage("compare")
-    compared = feature_sets(config, config.seeds[0], layers, references, external, per_species)
-    gfre = compare_layers(config, frames, soap_map, compared, folder)
-    covariant = equivariant_layers(config, config.seeds[0], layers, external)
-    equivariant = save_equivariant(compare_equivariant(covariant, config.seeds[0]), folder)
-    done("compare")
-
-    stage("outputs")
-    best = [
-        row["feature_set"]
-        for row in aggregated
-        if row["feature_set"] in compared.values and row["feature_set"] not in REFERENCES
-    ]
-    plot_layer_maps(folder, compared, best[:4], labels, numbers)
-    chemiscope = export_study(config, frames, compared, labels, outputs[first], best[0])
-    done("outputs")
+    with clock("outputs"):
+        best = [
+            row["feature_set"]
+            for row in aggregated
+            if row["feature_set"] in compared.values and row["feature_set"] not in REFERENCES
+        ]
+        plot_layer_maps(folder, compared, best[:4], labels, numbers)
+        chemiscope = export_study(config, frames, compared, labels, outputs[first], best[0])
     write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timings)
     report = write_report(
         folder, config, aggregated, summaries, gfre, equivariant, chemiscope, timings

@@ -120,10 +120,16 @@ def cached_features(
     def save(target: Path, features: FeatureSet) -> None:
         save_torch(target, dataclasses.asdict(features))
 
-    features = cached(path, load, compute, save, "projected features", key)
+    computed = []
+
+    def compute_and_note() -> FeatureSet:
+        computed.append(True)
+        return compute()
+
+    features = cached(path, load, compute_and_note, save, "projected features", key)
     # training reads the cache file's pages (memory-mapped: the system keeps
-    # what fits and drops the rest), not a copy in the process's own memory
-    return features if path is None else load(path)
+    # what fits and drops the rest), not the copy just computed
+    return load(path) if computed and path is not None else features
 
 
 def baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[str, float]:
