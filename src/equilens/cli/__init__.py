@@ -6,7 +6,8 @@ heavy. Every error equilens raises on purpose ends as one line on stderr
 naming the file, frame, key or layer, with exit code 2.
 
 Verbs: ``study``, ``train``, ``finetune``, ``latents``, ``compare``, ``export``,
-``export-metatomic``, ``descriptors``, ``generate``, ``data``, ``relax``, ``config``.
+``export-metatomic``, ``descriptors``, ``generate``, ``data``, ``relax``,
+``uncertainty``, ``config``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ VERBS = (
     "generate",
     "data",
     "relax",
+    "uncertainty",
     "config",
 )
 

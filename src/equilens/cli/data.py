@@ -33,9 +33,10 @@ def register(commands) -> None:
     fetch.set_defaults(handler=_run_data_fetch)
     verify = data_commands.add_parser("verify", help="check SHA-256 of local copies")
     verify.set_defaults(handler=_run_data_verify)
-    from . import data_filter, data_lemat, data_overview
+    from . import data_filter, data_lemat, data_overview, data_select
 
     data_filter.register(data_commands)
+    data_select.register(data_commands)
     data_lemat.register(data_commands)
     data_overview.register(data_commands)
 
