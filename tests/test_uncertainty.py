@@ -180,6 +180,10 @@ def test_selection(models, frames):
     estimator = LatentDistance(model).fit(frames["train"])
     picked, sigma = select_by_uncertainty(estimator, pool, 2)
     assert np.all(picked >= 4) and sigma[0] >= sigma[1]
+    # LLPR chooses greedily: the copy of a chosen structure is known by then
+    llpr = LLPR(model).fit(frames["train"])
+    picked, _ = select_by_uncertainty(llpr, frames["far"] + frames["far"], 2)
+    assert picked[0] % len(frames["far"]) != picked[1] % len(frames["far"])
     with pytest.raises(DataError, match="cannot select 20"):
         select_by_uncertainty(estimator, pool, 20)
 

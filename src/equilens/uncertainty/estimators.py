@@ -40,7 +40,12 @@ from metatensor import TensorMap
 
 from ..errors import DataError, ModelError
 from ..models.base import energies_and_forces
-from .calibration import calibration_metrics, fit_scale, negative_log_likelihood
+from .calibration import (
+    calibration_metrics,
+    fit_scale,
+    negative_log_likelihood,
+    rank_correlation,
+)
 from .features import AtomRows, LayerLayout, check_layer, layer_tensors
 
 
@@ -94,30 +99,34 @@ class UncertaintyEstimator(abc.ABC):
         self.calibration: Dict[str, float] = {}
 
     @abc.abstractmethod
-    def fit(self, frames: Sequence[ase.Atoms]) -> UncertaintyEstimator:
+    def fit(self, frames: Sequence[ase.Atoms], **computed: Any) -> UncertaintyEstimator:
         """Learn from the training frames of the model."""
 
     @abc.abstractmethod
     def raw(
-        self, frames: Sequence[ase.Atoms], forces: bool = False
+        self, frames: Sequence[ase.Atoms], forces: bool = False, **computed: Any
     ) -> Tuple[np.ndarray, np.ndarray, List[np.ndarray], Optional[List[np.ndarray]]]:
-        """``(energies, uncalibrated sigma, per-atom sigma, forces or None)``."""
+        """``(energies, uncalibrated sigma, per-atom sigma, forces or None)``;
+        ``computed`` may hold what was already evaluated for ``frames``
+        (``layers``, ``predictions``: see :func:`evaluated`)."""
 
     def calibrate(
-        self, frames: Sequence[ase.Atoms], energies: Optional[np.ndarray] = None
+        self, frames: Sequence[ase.Atoms], energies: Optional[np.ndarray] = None, **computed: Any
     ) -> UncertaintyEstimator:
         """Fit :attr:`scale` on ``frames`` with reference ``energies`` (default:
         those the frames carry)."""
         reference = self._reference(frames, energies, "calibration frames")
-        predicted, sigma, _, _ = self.raw(frames)
+        predicted, sigma, _, _ = self.raw(frames, **computed)
         errors = predicted - reference
         self.scale = fit_scale(errors, sigma)
         self.calibration = calibration_metrics(errors, self.scale * sigma)
         return self
 
-    def predict(self, frames: Sequence[ase.Atoms], forces: bool = False) -> Uncertainties:
+    def predict(
+        self, frames: Sequence[ase.Atoms], forces: bool = False, **computed: Any
+    ) -> Uncertainties:
         """Energies (and forces) of the model with calibrated uncertainties."""
-        energy, sigma, atoms, predicted_forces = self.raw(frames, forces)
+        energy, sigma, atoms, predicted_forces = self.raw(frames, forces, **computed)
         return Uncertainties(
             energy,
             self.scale * sigma,
@@ -131,24 +140,11 @@ class UncertaintyEstimator(abc.ABC):
         frames: Sequence[ase.Atoms],
         energies: Optional[np.ndarray] = None,
         forces: Optional[Sequence[np.ndarray]] = None,
+        **computed: Any,
     ) -> Dict[str, float]:
-        """:func:`~equilens.uncertainty.calibration.calibration_metrics` of the
-        energies of ``frames``; with reference ``forces``, also the rank
-        correlation between each atom's uncertainty and its force error
-        (``atom_spearman``)."""
+        """:func:`score` of the predictions for ``frames``."""
         reference = self._reference(frames, energies, "evaluation frames")
-        result = self.predict(frames, forces=forces is not None)
-        metrics = calibration_metrics(result.energy - reference, result.energy_uncertainty)
-        if forces is not None and result.forces is not None:
-            from .calibration import rank_correlation
-
-            error = np.concatenate(
-                [np.linalg.norm(p - r, axis=1) for p, r in zip(result.forces, forces)]
-            )
-            metrics["atom_spearman"] = rank_correlation(
-                error, np.maximum(np.concatenate(result.atom_uncertainty), 1e-300)
-            )
-        return metrics
+        return score(self.predict(frames, forces is not None, **computed), reference, forces)
 
     @staticmethod
     def _reference(frames, energies, where: str) -> np.ndarray:
@@ -160,7 +156,38 @@ class UncertaintyEstimator(abc.ABC):
         return energies
 
 
-def _predictions(model, frames, forces: bool):
+def score(
+    result: Uncertainties, energies: np.ndarray, forces: Optional[Sequence[np.ndarray]] = None
+) -> Dict[str, float]:
+    """:func:`~equilens.uncertainty.calibration.calibration_metrics` of the
+    energies of ``result`` against the reference ``energies``; with reference
+    ``forces`` (and predicted ones in ``result``), also the rank correlation
+    between each atom's uncertainty and the norm of its force error
+    (``atom_spearman``)."""
+    metrics = calibration_metrics(result.energy - energies, result.energy_uncertainty)
+    if forces is not None and result.forces is not None:
+        error = np.concatenate(
+            [np.linalg.norm(p - r, axis=1) for p, r in zip(result.forces, forces)]
+        )
+        metrics["atom_spearman"] = rank_correlation(
+            error, np.maximum(np.concatenate(result.atom_uncertainty), 1e-300)
+        )
+    return metrics
+
+
+def evaluated(model, frames: Sequence[ase.Atoms], layers: Sequence[str], forces: bool) -> dict:
+    """What the layer estimators of ``model`` need for ``frames``, computed
+    once for all of them: ``{"layers": ..., "predictions": (energies, forces)}``
+    to pass as keyword arguments to ``fit``, ``calibrate``, ``predict``."""
+    return {
+        "layers": layer_tensors(model, frames, layers),
+        "predictions": _predictions(model, frames, forces),
+    }
+
+
+def _predictions(model, frames, forces: bool, predictions=None):
+    if predictions is not None and (predictions[1] is not None or not forces):
+        return predictions
     outputs = ["energy", "forces"] if forces else ["energy"]
     return energies_and_forces(model.predict(frames, outputs))
 
@@ -190,9 +217,10 @@ class _LayerEstimator(UncertaintyEstimator):
             self.layout = LayerLayout.of(self.model, self.layer, tensor)
         return self.layout.rows(tensor, frames)
 
-    def raw(self, frames, forces=False, layers=None):
+    def raw(self, frames, forces=False, layers=None, predictions=None):
         rows = self.rows(frames, layers)
-        energies, predicted_forces = _predictions(self.model, frames, forces)
+        energies, predicted_forces = _predictions(self.model, frames, forces, predictions)
+        predicted_forces = predicted_forces if forces else None
         sigma, atoms = self.spread(rows)
         return energies, sigma, rows.per_frame(atoms), predicted_forces
 
@@ -230,7 +258,7 @@ class LLPR(_LayerEstimator):
         self.eigenvalues: Optional[np.ndarray] = None
         self.eigenvectors: Optional[np.ndarray] = None
 
-    def fit(self, frames, layers=None):
+    def fit(self, frames, layers=None, predictions=None):
         sums = self.rows(frames, layers).structure_sums()
         eigenvalues, self.eigenvectors = np.linalg.eigh(sums.T @ sums)
         self.eigenvalues = np.clip(eigenvalues, 0.0, None)
@@ -247,10 +275,10 @@ class LLPR(_LayerEstimator):
         structures = np.sqrt(self._variances(rows.structure_sums(), self.regularizer))
         return structures, np.sqrt(self._variances(rows.values, self.regularizer))
 
-    def calibrate(self, frames, energies=None, layers=None):
+    def calibrate(self, frames, energies=None, layers=None, predictions=None):
         reference = self._reference(frames, energies, "calibration frames")
         rows = self.rows(frames, layers)
-        errors = _predictions(self.model, frames, False)[0] - reference
+        errors = _predictions(self.model, frames, False, predictions)[0] - reference
         sums = rows.structure_sums()
         best = None
         for regularizer in self.regularizers:
@@ -298,7 +326,7 @@ class LatentDistance(_LayerEstimator):
         start = self.layout.offset(species)
         return slice(start, start + self.layout.widths[self.layout.species.index(species)])
 
-    def fit(self, frames, layers=None):
+    def fit(self, frames, layers=None, predictions=None):
         from sklearn.neighbors import NearestNeighbors
 
         rows = self.rows(frames, layers)
@@ -359,11 +387,11 @@ class Ensemble(UncertaintyEstimator):
                 raise ModelError(f"ensemble: a {model.kind} model predicts no energy")
         self.models = list(models)
 
-    def fit(self, frames=None):
+    def fit(self, frames=None, **computed):
         """Nothing to learn: the members are trained."""
         return self
 
-    def raw(self, frames, forces=False):
+    def raw(self, frames, forces=False, **computed):
         results = [
             energies_and_forces(m.predict(frames, ["energy", "forces"])) for m in self.models
         ]

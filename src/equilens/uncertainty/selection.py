@@ -2,7 +2,11 @@
 
 - :func:`select_by_uncertainty`: the ``n`` structures of highest
   uncertainty under a fitted estimator (the ranking does not depend on the
-  calibration's scale factor);
+  calibration's scale factor). For :class:`~equilens.uncertainty.LLPR` the
+  choice is greedy: each chosen structure joins the training covariance
+  before the next is chosen (a rank-one update), so that a batch does not
+  fill up with near-copies of one uncertain structure (consecutive MD
+  frames); the other estimators take the ``n`` highest at once;
 - :func:`select_farthest`: farthest-point sampling of the structures in a
   layer's space (each structure the mean of its atoms' rows,
   :class:`~equilens.uncertainty.features.LayerLayout`), starting from the
@@ -20,7 +24,7 @@ import ase
 import numpy as np
 
 from ..errors import DataError
-from .estimators import UncertaintyEstimator
+from .estimators import LLPR, UncertaintyEstimator
 from .features import LayerLayout, check_layer, layer_tensors
 
 
@@ -32,11 +36,35 @@ def _check_count(pool: Sequence[ase.Atoms], n: int) -> None:
 def select_by_uncertainty(
     estimator: UncertaintyEstimator, pool: Sequence[ase.Atoms], n: int
 ) -> Tuple[np.ndarray, np.ndarray]:
-    """The ``n`` pool structures of highest energy uncertainty, highest first."""
+    """The ``n`` pool structures of highest energy uncertainty, highest first
+    (for LLPR, each one's uncertainty once the previous ones are known)."""
     _check_count(pool, n)
+    if isinstance(estimator, LLPR):
+        return _greedy_rigidity(estimator, pool, n)
     sigma = estimator.predict(pool).energy_uncertainty
     order = np.argsort(-sigma, kind="stable")[:n]
     return order, sigma[order]
+
+
+def _greedy_rigidity(estimator: LLPR, pool: Sequence[ase.Atoms], n: int):
+    """Greedy LLPR choice with the inverse covariance updated after each pick
+    (Sherman-Morrison)."""
+    assert estimator.eigenvalues is not None and estimator.eigenvectors is not None
+    sums = estimator.rows(pool).structure_sums()
+    shift = estimator.regularizer * max(float(estimator.eigenvalues.mean()), 1e-300)
+    vectors = estimator.eigenvectors
+    inverse = (vectors / (estimator.eigenvalues + shift)) @ vectors.T
+    chosen: list = []
+    scores = []
+    for _ in range(n):
+        variance = np.einsum("ij,jk,ik->i", sums, inverse, sums)
+        variance[chosen] = -np.inf
+        pick = int(np.argmax(variance))
+        chosen.append(pick)
+        scores.append(estimator.scale * np.sqrt(max(variance[pick], 0.0)))
+        column = inverse @ sums[pick]
+        inverse -= np.outer(column, column) / (1.0 + sums[pick] @ column)
+    return np.array(chosen), np.array(scores)
 
 
 def structure_means(model, layer: str, frames: Sequence[ase.Atoms], layout=None):
