@@ -146,6 +146,16 @@ def test_a_sweep_across_families(tmp_path):
         summary = json.loads((run / "metrics.json").read_text())
         assert summary["base_model"] is None and "composition" in summary["baselines"]
         assert summary["epochs_run"] == 2  # the study's epochs; its scheduler is not sevenn's
+    # every layer but the output of every family's model: its latent distance
+    # ranked against the model's force errors on the held-out atoms
+    rows = list(csv.DictReader(open(folder / "uncertainty.csv")))
+    layers = {(row["model"], row["layer"]) for row in rows}
+    assert {("bpnn", "input"), ("bpnn", "hidden_1"), ("equivariant", "hidden_1")} <= layers
+    assert ("bpnn", "output") not in layers
+    bpnn = [float(row["atom_spearman"]) for row in rows if row["model"] == "bpnn"]
+    assert len(bpnn) == 3 and all(-1 <= value <= 1 for value in bpnn)
+    report = (folder / "report.md").read_text()
+    assert "## Which layer's latent distance flags its model's errors" in report
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from ..analysis.scorecard import Scorecard
 from ..config import to_mapping
 from ..storage import atomic_write, save_json
 from .config import REFERENCES
+from .uncertainty import uncertainty_section
 
 
 def aggregate(rows: List[dict]) -> List[dict]:
@@ -97,7 +98,7 @@ def label_champions(aggregated: List[dict]) -> List[tuple]:
 
 
 def write_report(
-    folder, config, aggregated, summaries, gfre, equivariant, chemiscope, timings
+    folder, config, aggregated, summaries, gfre, equivariant, chemiscope, timings, uncertainty=()
 ) -> Path:
     """``report.md``: the verdicts, who encodes what, the scorecard, the models."""
     models = [row for row in aggregated if row["feature_set"] not in REFERENCES]
@@ -143,6 +144,7 @@ def write_report(
         )
     lines += scorecard_table(aggregated)
     lines += families_section(config, aggregated, summaries)
+    lines += uncertainty_section(list(uncertainty))
     lines += _models_section(folder, summaries, gfre, equivariant, chemiscope, timings)
     path = folder / "report.md"
     with atomic_write(path, "w") as handle:

@@ -18,8 +18,12 @@
 6. **compare**: GFRE between the layers of the first seed's models and SOAP,
    species by species, and the equivariant GFRE between their equivariant
    layers, lambda by lambda (:mod:`equilens.study.equivariant`);
-7. **outputs**: ``results/<name>/`` (``scorecard.csv``,
-   ``scorecard_seeds.csv``, ``gfre/``, ``metrics.json``, plots, ``report.md``)
+7. **uncertainty**: how well each layer's latent
+   distance to the training atoms ranks its model's errors on the held-out
+   frames (:mod:`equilens.study.uncertainty`);
+8. **outputs**: ``results/<name>/`` (``scorecard.csv``,
+   ``scorecard_seeds.csv``, ``gfre/``, ``uncertainty.csv``, ``metrics.json``, plots,
+   ``report.md``)
    and ``chemiscope_out/<name>.json.gz`` (:mod:`equilens.study.report`).
 
 A failure names the stage (``StudyError: stage 'train' (model deep, seed
@@ -53,6 +57,7 @@ from .maps import export_study, plot_layer_maps
 from .references import reference_sets
 from .report import aggregate, write_report, write_tables
 from .sweep import check_sweep, train_sweep
+from .uncertainty import layer_uncertainty, write_uncertainty
 
 STUDY_OUTPUTS = (
     "report.md",
@@ -64,6 +69,7 @@ STUDY_OUTPUTS = (
     "config.json",
     "gfre",
     "equivariant_gfre",
+    "uncertainty.csv",
 )
 
 
@@ -82,7 +88,7 @@ def _checked_inputs(config: StudyConfig, folder: Path, overwrite: bool):
     settings = {k: v for k, v in to_mapping(config).items() if not k.endswith("_dir")}
     owned = [folder / name for name in STUDY_OUTPUTS] + [chemiscope_file]
     claim_outputs(folder / "study.json", settings, owned, overwrite, f"study folder {folder}")
-    return analysis, opened
+    return splits, analysis, opened
 
 
 def run_study(
@@ -105,10 +111,10 @@ def run_study(
     # the cluster lives for the sweep only: its workers idle through the analysis
     with dask_client(scheduler) as client:
         with clock("data"):
-            analysis, opened = _checked_inputs(config, folder, overwrite)
+            splits, analysis, opened = _checked_inputs(config, folder, overwrite)
         with clock("train"):
             potentials, summaries = train_sweep(config, folder, progress, overwrite, client)
-    return _analyse(config, folder, clock, analysis, opened, potentials, summaries)
+    return _analyse(config, folder, clock, splits, analysis, opened, potentials, summaries)
 
 
 class _Clock:
@@ -126,8 +132,11 @@ class _Clock:
         self.timings[stage] = time.perf_counter() - started
 
 
-def _analyse(config, folder: Path, clock: _Clock, analysis, opened, potentials, summaries) -> Path:
-    """The stages after training: layers, labels, scorecard, compare, outputs."""
+def _analyse(
+    config, folder: Path, clock: _Clock, splits, analysis, opened, potentials, summaries
+) -> Path:
+    """The stages after training: layers, labels, scorecard, compare,
+    uncertainty, outputs."""
     frames = analysis.frames
     metrics = {key: summary["metrics"] for key, summary in summaries.items()}
     timings = clock.timings
@@ -163,6 +172,9 @@ def _analyse(config, folder: Path, clock: _Clock, analysis, opened, potentials, 
         covariant = equivariant_layers(config, config.seeds[0], layers, external)
         equivariant = save_equivariant(compare_equivariant(covariant, config.seeds[0]), folder)
 
+    with clock("uncertainty"):
+        uncertainty = layer_uncertainty(config, potentials, splits)
+
     with clock("outputs"):
         best = [
             row["feature_set"]
@@ -172,8 +184,9 @@ def _analyse(config, folder: Path, clock: _Clock, analysis, opened, potentials, 
         plot_layer_maps(folder, compared, best[:4], labels, numbers)
         chemiscope = export_study(config, frames, compared, labels, outputs[first], best[0])
     write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timings)
+    write_uncertainty(folder, uncertainty)
     report = write_report(
-        folder, config, aggregated, summaries, gfre, equivariant, chemiscope, timings
+        folder, config, aggregated, summaries, gfre, equivariant, chemiscope, timings, uncertainty
     )
     print(f"[study {config.name}] report -> {report}; chemiscope -> {chemiscope}")
     return folder

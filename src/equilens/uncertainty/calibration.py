@@ -36,7 +36,7 @@ from ..errors import DataError
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _checked(errors, sigma) -> Tuple[np.ndarray, np.ndarray]:
+def _checked(errors, sigma, positive: bool = True) -> Tuple[np.ndarray, np.ndarray]:
     errors = np.asarray(errors, dtype=np.float64).ravel()
     sigma = np.asarray(sigma, dtype=np.float64).ravel()
     if errors.shape != sigma.shape or len(errors) == 0:
@@ -46,7 +46,7 @@ def _checked(errors, sigma) -> Tuple[np.ndarray, np.ndarray]:
         )
     if not (np.all(np.isfinite(errors)) and np.all(np.isfinite(sigma))):
         raise DataError("calibration: errors and uncertainties must be finite")
-    if np.any(sigma <= 0):
+    if positive and np.any(sigma <= 0):
         raise DataError(
             f"calibration: {int(np.sum(sigma <= 0))} uncertainties are not positive "
             "(a structure identical to a training one has a zero latent distance)"
@@ -83,8 +83,9 @@ def miscalibration_area(errors, sigma, n_levels: int = 99) -> float:
 
 
 def rank_correlation(errors, sigma) -> float:
-    """Spearman correlation between ``sigma`` and ``|errors|``."""
-    errors, sigma = _checked(errors, sigma)
+    """Spearman correlation between ``sigma`` and ``|errors|`` (NaN when
+    ``sigma`` is constant)."""
+    errors, sigma = _checked(errors, sigma, positive=False)
     if len(errors) < 3 or np.ptp(sigma) == 0:
         return float("nan")
     return float(spearmanr(sigma, np.abs(errors)).statistic)
