@@ -154,6 +154,13 @@ def test_bad_inputs_are_named(tmp_path, dataset):
         export_chemiscope(tmp_path / "a.json", frames, atom_arrows={"f": [np.zeros((2, 3))] * 3})
     with pytest.raises(EquilensError, match="no such atom property"):
         export_chemiscope(tmp_path / "a.json", frames, color="charge")
+    with pytest.raises(EquilensError, match="property 'u' is given twice"):
+        export_chemiscope(
+            tmp_path / "a.json",
+            frames,
+            atom_properties={"u": np.zeros(dataset.n_atoms)},
+            structure_properties={"u": np.zeros(len(frames))},
+        )
     assert not list(tmp_path.glob("*.json"))  # nothing half-written
 
 

@@ -16,6 +16,7 @@ from equilens.cli import main
 from equilens.config import from_mapping
 from equilens.data.examples import iron_water_example
 from equilens.errors import DataError, ModelError
+from equilens.export.chemiscope import validate_chemiscope
 from equilens.models.bpnn.config import PotentialConfig
 from equilens.models.bpnn.task import train_potential
 from equilens.uncertainty import (
@@ -199,8 +200,13 @@ def test_command_lines_and_bad_input(models, frames, tmp_path, capsys):
     assert summary["frames"]["n"] == len(frames["far"])
     rows = (out / "structures.csv").read_text().splitlines()
     assert len(rows) == 1 + len(frames["far"])
-    for name in ("atoms.csv", "calibration.png", "uncertainty.chemiscope.json.gz"):
+    for name in ("atoms.csv", "calibration.png"):
         assert (out / name).stat().st_size > 0
+    data = validate_chemiscope(out / "uncertainty.chemiscope.json.gz")
+    n_atoms = sum(len(a) for a in frames["far"])
+    assert len(data["properties"]["energy uncertainty"]["values"]) == len(frames["far"])
+    assert len(data["properties"]["atom energy uncertainty"]["values"]) == n_atoms
+    assert data["settings"]["map"]["color"]["property"] == "atom energy uncertainty"
     capsys.readouterr()
     # bad input: one line each, exit 2
     bare = tmp_path / "bare.extxyz"

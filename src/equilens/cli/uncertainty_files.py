@@ -48,7 +48,7 @@ def write_chemiscope(output: Path, estimator, model, frames, result, errors) -> 
 
     layer = getattr(estimator, "layer", None) or last_hidden_layer(model)
     layers = layer_tensors(model, frames, [layer])
-    atom_name = f"{result.atom_quantity} uncertainty"
+    atom_name = f"atom {result.atom_quantity} uncertainty"
     structures = {
         "energy": result.energy,
         "energy uncertainty": result.energy_uncertainty,

@@ -150,9 +150,11 @@ def export_chemiscope(
         maps = _layer_maps(layer, values, projections, n_components, target, seed, split)
         properties.update(maps)
     for key, values in (atom_properties or {}).items():
+        _check_new(properties, key)
         values = _per_atom(values, n_atoms, key)[mask]
         properties[key] = _property("atom", values, key, units)
     for key, given in (structure_properties or {}).items():
+        _check_new(properties, key)
         values = np.asarray(given)
         if len(values) != len(frames):
             raise EquilensError(
@@ -189,6 +191,15 @@ def export_chemiscope(
     )
     _round_dataset(data, digits)
     return _write(path, data)
+
+
+def _check_new(properties: dict, key: str) -> None:
+    """Refuse a property whose name is taken (it would replace the other)."""
+    if key in properties:
+        raise EquilensError(
+            f"property '{key}' is given twice (as a layer map, an atom or a structure "
+            "property); give each a distinct name"
+        )
 
 
 def _layer_maps(layer, values, projections, n_components, target, seed, groups=None) -> dict:
