@@ -1,7 +1,8 @@
 """Faults: ``train``, ``generate``, ``study`` (with an external model),
 ``export`` and ``relax`` killed with SIGKILL at seeded random moments (training
-twice, so that a resumed run is killed again; the others once); the rerun finishes with the result of an uninterrupted run and leaves
-no temporary file behind."""
+twice, so that a resumed run is killed again; the others once); the rerun
+finishes with the result of an uninterrupted run and leaves no temporary file
+behind."""
 
 import json
 import os
