@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["src", "tests", "benchmarks", "workflows"]
+SOURCES = ["src", "tests", "benchmarks", "workflows", "docs"]
 
 
 def _tool(name: str) -> str:

@@ -132,6 +132,8 @@ def calibration_plot(
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
+    left.set_xscale("log")
+    left.set_yscale("log")
     levels = np.linspace(0, 1, 41)
     extremes = []
     for label, (errors, sigma) in sets.items():
@@ -152,8 +154,12 @@ def calibration_plot(
         )
     low, high = min(extremes), max(extremes)
     left.plot([low, high], [low, high], color="black", lw=0.8, ls="--", label="calibrated")
-    left.set_xscale("log")
-    left.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for axis in (left.xaxis, left.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(NullFormatter())
     left.set_xlabel(f"predicted uncertainty, RMS in bin ({unit})")
     left.set_ylabel(f"observed error, RMSE in bin ({unit})")
     left.legend(fontsize=7)
