@@ -349,7 +349,7 @@ def _curve_plot(curves, path: Path, seeds: int) -> None:
                 ax.fill_between(sizes, values.min(axis=0), values.max(axis=0), alpha=0.2)
         ax.set_xlabel("training frames")
         ax.set_ylabel(label)
-        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(
         f"iron/water: frames added by each strategy (mean and range over {seeds} seeds)",
