@@ -257,3 +257,38 @@ def test_command_lines_and_bad_input(models, frames, tmp_path, capsys):
     assert code == 0 and len(ase.io.read(selected, ":")) == 2
     table = (tmp_path / "sel.extxyz.selection.csv").read_text().splitlines()
     assert table[0] == "rank,pool_index,distance_to_nearest_known" and len(table) == 3
+
+
+def test_llpr_force_uncertainty_is_the_finite_difference_one(make_potential, frames):
+    """Through autograd of the torch module: equal to the finite differences
+    of the structure's rows (float64 model), and returned by the calculator."""
+    from equilens.uncertainty.forces import llpr_force_uncertainty
+
+    model = make_potential(12, (8, 6), seed=3)
+    model.module.double()
+    llpr = LLPR(model).fit(frames["train"]).calibrate(frames["validation"])
+    atoms = frames["far"][2]
+    sigma = llpr_force_uncertainty(llpr, atoms)
+    assert sigma.shape == (len(atoms), 3) and np.all(sigma > 0)
+    shift = llpr.regularizer * llpr.eigenvalues.mean()
+    factor = llpr.eigenvectors / np.sqrt(llpr.eigenvalues + shift)
+
+    def projected(positions):
+        moved = atoms.copy()
+        moved.positions = positions
+        return factor.T @ llpr.rows([moved]).structure_sums()[0]
+
+    step = 1e-4
+    for atom, axis in ((0, 0), (7, 2), (len(atoms) - 1, 1)):
+        plus, minus = atoms.positions.copy(), atoms.positions.copy()
+        plus[atom, axis] += step
+        minus[atom, axis] -= step
+        gradient = (projected(plus) - projected(minus)) / (2 * step)
+        expected = llpr.scale * np.linalg.norm(gradient)
+        assert sigma[atom, axis] == pytest.approx(expected, rel=1e-4), (atom, axis)
+    moved = atoms.copy()
+    moved.calc = UncertaintyCalculator(llpr)
+    moved.get_potential_energy()
+    np.testing.assert_allclose(
+        moved.calc.results["forces_uncertainty"], np.sqrt(np.mean(sigma**2, axis=1)), rtol=1e-10
+    )

@@ -8,8 +8,10 @@ and ``results`` gain
 - ``energy_uncertainty``: the calibrated uncertainty of the energy (eV);
 - ``energies_uncertainty``: per atom, the uncertainty of its energy
   contribution (eV; LLPR and latent distance);
-- ``forces_uncertainty``: per atom, the RMS over x, y, z of the spread of
-  its force (eV/Å; ensembles).
+- ``forces_uncertainty``: per atom, the RMS over x, y, z of the uncertainty
+  of its force (eV/Å): the spread for an ensemble; for LLPR, through the
+  gradients of the layer (:mod:`~equilens.uncertainty.forces`, about as
+  many backward passes as the layer has columns: ``forces=False`` skips it).
 
 Read them with ``atoms.calc.results["energy_uncertainty"]`` after
 ``atoms.get_potential_energy()``.
@@ -22,7 +24,8 @@ from typing import Optional
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from .estimators import Ensemble, UncertaintyEstimator
+from .estimators import LLPR, Ensemble, UncertaintyEstimator
+from .forces import llpr_force_uncertainty
 
 
 class UncertaintyCalculator(Calculator):
@@ -31,13 +34,19 @@ class UncertaintyCalculator(Calculator):
     :param estimator: a fitted (and calibrated) estimator
     :param calculator: the calculator of the predictions (default: the
         model's own; the ensemble's mean for an ensemble)
+    :param forces: also the LLPR uncertainty of the forces
     """
 
     def __init__(
-        self, estimator: UncertaintyEstimator, calculator: Optional[Calculator] = None, **kwargs
+        self,
+        estimator: UncertaintyEstimator,
+        calculator: Optional[Calculator] = None,
+        forces: bool = True,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.estimator = estimator
+        self.llpr_forces = forces and isinstance(estimator, LLPR)
         if calculator is None and not isinstance(estimator, Ensemble):
             calculator = estimator.model.calculator()  # type: ignore[attr-defined]
         self.calculator = calculator
@@ -46,6 +55,7 @@ class UncertaintyCalculator(Calculator):
         self.implemented_properties = sorted(
             {"energy", "free_energy", "forces", *base}
             | {"energy_uncertainty", f"{per_atom}_uncertainty"}
+            | ({"forces_uncertainty"} if self.llpr_forces else set())
         )
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -63,4 +73,7 @@ class UncertaintyCalculator(Calculator):
         per_atom = "energies" if result.atom_quantity == "energy" else "forces"
         results["energy_uncertainty"] = float(result.energy_uncertainty[0])
         results[f"{per_atom}_uncertainty"] = np.asarray(result.atom_uncertainty[0])
+        if self.llpr_forces:
+            components = llpr_force_uncertainty(self.estimator, self.atoms)
+            results["forces_uncertainty"] = np.sqrt(np.mean(components**2, axis=1))
         self.results = results
