@@ -13,6 +13,10 @@ between each atom's uncertainty and its force error), and the mean
 uncertainty and RMSE per atom; writes ``calibration_test.png`` and
 ``out_of_distribution.png``.
 
+``forces``: LLPR force uncertainties (autograd through the model's torch
+module) of the ``calibration`` run's seed-0 model on the first test frames,
+against the force errors.
+
 ``heo``: a BPNN trained on the GFN1-xTB high-entropy oxide frames (rattled
 minima and their MD, ``data/heo_xtb.extxyz``) of all but two starts, as in
 ``benchmarks/relax.py``; uncertainties of the held-out starts' frames and of
@@ -28,6 +32,7 @@ two layers of 64); prints the test errors after each round for each
 strategy and seed and writes ``learning_curve.png``.
 
     python benchmarks/uncertainty.py calibration [--seeds 3] [--epochs 40]
+    python benchmarks/uncertainty.py forces --epochs 60 [--frames 10]   # after calibration
     python benchmarks/uncertainty.py selection [--seeds 2] [--start 20] [--add 20] [--rounds 3]
     python benchmarks/uncertainty.py heo [--seeds 2] [--epochs 200]   # from the checkout
 """
@@ -176,6 +181,48 @@ def _ood_plot(spread, path: Path) -> None:
     ax.set_title("do frames unlike the training set get larger uncertainties?", fontsize=10)
     ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# LLPR force uncertainties
+
+
+def forces(frames_count: int, epochs: int, folder: Path) -> None:
+    """LLPR force uncertainties of the ``calibration`` run's seed-0 model
+    (trained again or reused) on the first test frames: their rank
+    correlation with the force errors, per component and per atom, and
+    z = RMS(error / sigma) with the scale calibrated on energies."""
+    from equilens.data.splits import load_splits
+    from equilens.uncertainty import LLPR
+    from equilens.uncertainty.calibration import rank_correlation
+    from equilens.uncertainty.forces import llpr_force_uncertainty
+
+    config = _config("seed0", folder.parent / "calibration", 0, epochs)
+    model = _train(config)[0]
+    splits = load_splits(config.data)
+    llpr = LLPR(model).fit(splits["train"].frames)
+    llpr.calibrate(splits["validation"].frames, splits["validation"].energies)
+    test = splits["test"]
+    begin = time.perf_counter()
+    sigma, errors, atoms_sigma, atoms_error = [], [], [], []
+    for atoms, reference in zip(test.frames[:frames_count], test.forces):
+        component = llpr_force_uncertainty(llpr, atoms)
+        predicted = model.predict([atoms], ["forces"])["forces"].block().values[:, :, 0]
+        error = np.asarray(predicted) - reference
+        sigma.append(component.ravel())
+        errors.append(error.ravel())
+        atoms_sigma.append(np.sqrt(np.mean(component**2, axis=1)))
+        atoms_error.append(np.linalg.norm(error, axis=1))
+    seconds = (time.perf_counter() - begin) / frames_count
+    sigma, errors = np.concatenate(sigma), np.concatenate(errors)
+    print(
+        f"LLPR {llpr.layer} forces on {frames_count} test frames ({seconds:.1f} s per frame, "
+        f"{llpr.layout.n_columns} backward passes): Spearman per component "
+        f"{rank_correlation(errors, sigma):.2f}, per atom "
+        f"{rank_correlation(np.concatenate(atoms_error), np.concatenate(atoms_sigma)):.2f}; "
+        f"z = RMS(error / sigma) {np.sqrt(np.mean((errors / sigma) ** 2)):.2f}; RMS sigma "
+        f"{np.sqrt(np.mean(sigma**2)):.3f} eV/A, RMSE {np.sqrt(np.mean(errors**2)):.3f} eV/A"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -360,7 +407,8 @@ def _curve_plot(curves, path: Path, seeds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["calibration", "selection", "heo"])
+    parser.add_argument("what", choices=["calibration", "forces", "selection", "heo"])
+    parser.add_argument("--frames", type=int, default=10, help="test frames of `forces`")
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--start", type=int, default=20)
@@ -373,6 +421,8 @@ def main() -> None:
     started = time.perf_counter()
     if args.what == "calibration":
         calibration(args.seeds or 3, args.epochs, folder)
+    elif args.what == "forces":
+        forces(args.frames, args.epochs, folder)
     elif args.what == "heo":
         heo(args.seeds or 2, args.epochs, folder)
     else:

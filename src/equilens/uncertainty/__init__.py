@@ -12,6 +12,8 @@ their calibration, and the curation they drive.
   uncertainty or by farthest-point sampling in a layer;
 - :mod:`~equilens.uncertainty.calculator`: an ASE calculator returning
   uncertainties with energies and forces;
+- :mod:`~equilens.uncertainty.forces`: LLPR uncertainties of the forces,
+  through autograd of the family's torch module;
 - :mod:`~equilens.uncertainty.features`: a layer as rows of one matrix.
 """
 
