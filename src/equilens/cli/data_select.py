@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import DataError, OutputError
     from ..models import load
     from ..storage import atomic_write, check_outputs
-    from ..uncertainty.estimators import make_estimator
+    from ..uncertainty.methods import make_estimator
     from ..uncertainty.selection import select_by_uncertainty, select_farthest
     from ..uncertainty.sets import recorded_splits
     from .common import fingerprint_of_inputs

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..models import load
     from ..storage import check_outputs
-    from ..uncertainty.estimators import make_estimator
+    from ..uncertainty.methods import make_estimator
     from .common import fingerprint_of_inputs, read_frames
 
     model = load(args.model)

@@ -194,12 +194,8 @@ def export_chemiscope(
 
 
 def _check_new(properties: dict, key: str) -> None:
-    """Refuse a property whose name is taken (it would replace the other)."""
-    if key in properties:
-        raise EquilensError(
-            f"property '{key}' is given twice (as a layer map, an atom or a structure "
-            "property); give each a distinct name"
-        )
+    if key in properties:  # it would replace the other one
+        raise EquilensError(f"property '{key}' is given twice; give each a distinct name")
 
 
 def _layer_maps(layer, values, projections, n_components, target, seed, groups=None) -> dict:

@@ -3,7 +3,8 @@ their calibration, and the curation they drive.
 
 - :mod:`~equilens.uncertainty.estimators`: :class:`LLPR` (last-layer
   prediction rigidity), :class:`LatentDistance` (k nearest training atoms
-  in any layer), :class:`Ensemble` (spread of several models); each
+  in any layer), and :mod:`~equilens.uncertainty.ensemble`:
+  :class:`Ensemble` (spread of several models); each
   ``fit`` on the training frames, ``calibrate`` on held-out frames (one
   scale factor by likelihood), ``predict`` and ``evaluate``;
 - :mod:`~equilens.uncertainty.calibration`: miscalibration area, negative
@@ -21,15 +22,15 @@ from __future__ import annotations
 
 from .calculator import UncertaintyCalculator
 from .calibration import calibration_metrics, calibration_plot, fit_scale
+from .ensemble import Ensemble
 from .estimators import (
     LLPR,
-    METHODS,
-    Ensemble,
     LatentDistance,
     Uncertainties,
     UncertaintyEstimator,
     reference_energies,
 )
+from .methods import METHODS, make_estimator
 from .selection import select_by_uncertainty, select_farthest
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "calibration_metrics",
     "calibration_plot",
     "fit_scale",
+    "make_estimator",
     "reference_energies",
     "select_by_uncertainty",
     "select_farthest",

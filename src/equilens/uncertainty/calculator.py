@@ -24,7 +24,8 @@ from typing import Optional
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from .estimators import LLPR, Ensemble, UncertaintyEstimator
+from .ensemble import Ensemble
+from .estimators import LLPR, UncertaintyEstimator
 from .forces import llpr_force_uncertainty
 
 

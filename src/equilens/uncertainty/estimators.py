@@ -23,9 +23,9 @@ scores them (:func:`~equilens.uncertainty.calibration.calibration_metrics`).
   median such distance between training atoms; a structure's uncertainty is
   ``alpha sqrt(sum_i d_i^2)`` (independent atomic errors scaling with
   distance).
-- :class:`Ensemble`: the spread (standard deviation) of the energies and
-  forces of several models (the study's seeds or any list), around their
-  mean, which is the ensemble's prediction.
+- :class:`~equilens.uncertainty.ensemble.Ensemble`: the spread (standard
+  deviation) of the energies and forces of several models (the study's
+  seeds or any list), around their mean, which is the ensemble's prediction.
 """
 
 from __future__ import annotations
@@ -367,71 +367,3 @@ class LatentDistance(_LayerEstimator):
         structures = np.zeros(rows.n_frames)
         np.add.at(structures, rows.system, atoms**2)
         return np.sqrt(structures), atoms
-
-
-class Ensemble(UncertaintyEstimator):
-    """The spread of several models' predictions.
-
-    :param models: two or more potentials of the protocol
-    """
-
-    method = "ensemble"
-    atom_quantity = "forces"
-
-    def __init__(self, models: Sequence) -> None:
-        super().__init__()
-        if len(models) < 2:
-            raise ModelError(f"an ensemble needs at least 2 models, got {len(models)}")
-        for model in models:
-            if "energy" not in model.outputs:
-                raise ModelError(f"ensemble: a {model.kind} model predicts no energy")
-        self.models = list(models)
-
-    def fit(self, frames=None, **computed):
-        """Nothing to learn: the members are trained."""
-        return self
-
-    def raw(self, frames, forces=False, **computed):
-        results = [
-            energies_and_forces(m.predict(frames, ["energy", "forces"])) for m in self.models
-        ]
-        energies = np.array([energy for energy, _ in results])
-        counts = [len(atoms) for atoms in frames]
-        if any(f is None for _, f in results):
-            atoms = [np.zeros(n) for n in counts]
-            mean_forces = None
-        else:
-            stacked = [np.stack([f[i] for _, f in results]) for i in range(len(frames))]
-            atoms = [np.sqrt(np.mean(np.var(s, axis=0, ddof=1), axis=1)) for s in stacked]
-            mean_forces = [s.mean(axis=0) for s in stacked]
-        return (
-            energies.mean(axis=0),
-            energies.std(axis=0, ddof=1),
-            atoms,
-            mean_forces if forces else None,
-        )
-
-
-METHODS = ("llpr", "distance", "ensemble")
-
-
-def make_estimator(
-    method: str,
-    model,
-    members: Sequence = (),
-    layer: Optional[str] = None,
-    neighbours: int = 5,
-) -> UncertaintyEstimator:
-    """The estimator named ``method`` (one of :data:`METHODS`) over ``model``
-    (and, for ``ensemble``, the other ``members``)."""
-    if method not in METHODS:
-        raise ModelError(f"unknown uncertainty method {method!r}; expected one of {METHODS}")
-    if method != "ensemble" and members:
-        raise ModelError(f"--member models are for --method ensemble, not {method}")
-    if method == "ensemble" and layer is not None:
-        raise ModelError("an ensemble uses no layer; leave out --layer")
-    if method == "llpr":
-        return LLPR(model, layer)
-    if method == "distance":
-        return LatentDistance(model, layer, neighbours=neighbours)
-    return Ensemble([model, *members])
