@@ -34,10 +34,11 @@ def test_a_study_on_a_local_cluster_equals_one_process(tmp_path):
     assert _scorecard(alone) == _scorecard(spread)
 
 
-def test_a_scheduler_that_does_not_answer_is_refused_before_training(tmp_path):
+def test_a_scheduler_that_does_not_answer_is_refused_before_training(tmp_path, monkeypatch):
     config = _tiny(tmp_path)
+    monkeypatch.setenv("EQUILENS_DASK_TIMEOUT", "1.5")  # the default waits 10 s
     started = time.perf_counter()
-    with pytest.raises(StudyError, match="no Dask scheduler answered within 10 s"):
+    with pytest.raises(StudyError, match="no Dask scheduler answered within 1.5 s"):
         run_study(config, progress=False, scheduler="tcp://127.0.0.1:9")
     assert time.perf_counter() - started < 60
     assert not (tmp_path / "results").exists()  # nothing trained, no folder claimed

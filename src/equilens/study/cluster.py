@@ -22,8 +22,22 @@ from typing import Any, Iterator, Optional
 
 from .config import StudyError
 
-#: seconds to wait for a scheduler to answer before refusing
+#: seconds to wait for a scheduler to answer before refusing (the
+#: environment variable EQUILENS_DASK_TIMEOUT overrides it: a cluster whose
+#: scheduler is still starting may need longer)
 CONNECT_TIMEOUT = 10
+
+
+def connect_timeout() -> float:
+    """:data:`CONNECT_TIMEOUT`, or ``$EQUILENS_DASK_TIMEOUT`` when set."""
+    import os
+
+    text = os.environ.get("EQUILENS_DASK_TIMEOUT")
+    try:
+        value = float(text) if text else float(CONNECT_TIMEOUT)
+    except ValueError:
+        raise StudyError(f"EQUILENS_DASK_TIMEOUT must be seconds, got {text!r}") from None
+    return value
 
 
 @contextlib.contextmanager
@@ -61,12 +75,13 @@ def dask_client(scheduler: Optional[str]) -> Iterator[Optional[Any]]:
         return
     if not re.fullmatch(r"(tcp|tls|inproc|ucx)://\S+", scheduler):
         raise StudyError(f"--scheduler must be local:N or tcp://HOST:PORT, got {scheduler!r}")
+    timeout = connect_timeout()
     try:
-        client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s")
+        client = Client(scheduler, timeout=f"{timeout}s")
     except (OSError, TimeoutError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise StudyError(
-            f"--scheduler {scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT} s "
+            f"--scheduler {scheduler}: no Dask scheduler answered within {timeout:g} s "
             f"({reason}); nothing was trained"
         ) from None
     with client:
