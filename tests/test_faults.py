@@ -81,7 +81,7 @@ def _train_yaml(folder, lj_files):
         "descriptor": {"preset": "small", "species": [1, 8, 26]},
         "compression": {"n_components": 12},
         "model": {"hidden": [8]},
-        "training": {"epochs": 30, "batch_size": 4, "checkpoint_every": 3, "dtype": "float64"},
+        "training": {"epochs": 18, "batch_size": 4, "checkpoint_every": 3, "dtype": "float64"},
         "output_dir": "out",
         "cache_dir": "cache",
     }

@@ -34,7 +34,7 @@ config = from_mapping(
         "descriptor": {"preset": "small"},
         "compression": {"n_components": 16},
         "model": {"hidden": [16, 16]},
-        "training": {"epochs": 5, "batch_size": 8, "learning_rate": 0.005},
+        "training": {"epochs": 3, "batch_size": 8, "learning_rate": 0.005},
         "output_dir": str(folder / "run"),
         "cache_dir": str(folder / "cache"),
     },

@@ -27,7 +27,7 @@ if __name__ == "__main__":
             cache_dir=str(args.output + "/cache"),
         )
         if args.quick:
-            sections["training"] = dataclasses.replace(config.training, epochs=30)
+            sections["training"] = dataclasses.replace(config.training, epochs=15)
             sections["model"] = dataclasses.replace(config.model, n_components=12, hidden=(16,))
             sections["descriptor"] = dataclasses.replace(config.descriptor, preset="small")
         config = dataclasses.replace(config, **sections)
