@@ -73,9 +73,7 @@ def test_study_smoke_run(tmp_path):
     assert list((folder / "gfre").glob("center_type_*/heatmap_gfre.png"))
     data = validate_chemiscope(tmp_path / "chemiscope" / "smoke.json.gz")
     assert "a/hidden_1 PCA[1]" in data["properties"] and "height" in data["properties"]
-    # a second run reuses the trained models (their checkpoints are final)
-    again = run_study(_tiny(tmp_path), progress=False)
-    assert (again / "scorecard.csv").read_text() == (folder / "scorecard.csv").read_text()
+    # a rerun reusing the trained models gives the same scorecard: tests/test_faults.py
 
 
 def test_study_errors_name_the_stage_or_key(tmp_path):
