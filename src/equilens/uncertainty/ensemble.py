@@ -34,9 +34,10 @@ class Ensemble(UncertaintyEstimator):
         return self
 
     def raw(self, frames, forces=False, **computed):
-        results = [
-            energies_and_forces(m.predict(frames, ["energy", "forces"])) for m in self.models
-        ]
+        results = []
+        for model in self.models:  # forces from the members that predict them
+            wanted = [name for name in ("energy", "forces") if name in model.outputs]
+            results.append(energies_and_forces(model.predict(frames, wanted)))
         energies = np.array([energy for energy, _ in results])
         counts = [len(atoms) for atoms in frames]
         if any(f is None for _, f in results):
