@@ -116,9 +116,14 @@ def write_outputs(output, estimator, model, dataset, calibration, label: str) ->
 
     from ..storage import save_json
     from ..uncertainty.calibration import calibration_metrics, calibration_plot
+    from ..uncertainty.features import last_hidden_layer, layer_tensors
     from .uncertainty_files import write_chemiscope, write_tables
 
-    result = estimator.predict(dataset.frames)
+    # the layer is read once: for the estimator and for the chemiscope map
+    layer = getattr(estimator, "layer", None) or last_hidden_layer(model)
+    layers = layer_tensors(model, dataset.frames, [layer])
+    computed = {"layers": layers} if hasattr(estimator, "layer") else {}
+    result = estimator.predict(dataset.frames, **computed)
     reference = dataset.energies
     errors = None if reference is None else result.energy - reference
     write_tables(output, dataset.frames, result, errors)
@@ -142,7 +147,7 @@ def write_outputs(output, estimator, model, dataset, calibration, label: str) ->
         sets[label] = (errors, result.energy_uncertainty)
     save_json(output / "summary.json", summary)
     calibration_plot(sets, output / "calibration.png", f"{estimator.method}: {model.kind}")
-    write_chemiscope(output, estimator, model, dataset.frames, result, errors)
+    write_chemiscope(output, estimator, model, dataset.frames, result, errors, layers)
     print(f"{estimator.method}: scale {estimator.scale:.4g}, calibration " + _line(summary))
     print(f"{len(dataset)} frames -> {output}")
 

@@ -40,14 +40,13 @@ def write_tables(output: Path, frames: Sequence[ase.Atoms], result, errors: Opti
                 writer.writerow([index, atom, symbol, f"{value:.6g}"])
 
 
-def write_chemiscope(output: Path, estimator, model, frames, result, errors) -> Path:
+def write_chemiscope(output: Path, estimator, model, frames, result, errors, layers) -> Path:
     """The layer of the estimator (the model's last hidden one for an
-    ensemble) mapped per atom and coloured by the atoms' uncertainty."""
+    ensemble) mapped per atom and coloured by the atoms' uncertainty
+    (``layers``: that layer, already read for ``frames``)."""
     from ..export.chemiscope import export_chemiscope
-    from ..uncertainty.features import last_hidden_layer, layer_tensors
 
-    layer = getattr(estimator, "layer", None) or last_hidden_layer(model)
-    layers = layer_tensors(model, frames, [layer])
+    (layer,) = layers
     atom_name = f"atom {result.atom_quantity} uncertainty"
     structures = {
         "energy": result.energy,
