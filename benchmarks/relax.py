@@ -28,7 +28,7 @@ from pathlib import Path
 import ase.io
 
 from equilens.config import from_mapping
-from equilens.data.generate.heo import HeoConfig, substituted
+from equilens.data.generate.heo import held_out_starts
 from equilens.models.bpnn.config import PotentialConfig
 from equilens.models.bpnn.task import train_potential
 from equilens.models.sevenn.task import SevennConfig, train_sevenn
@@ -37,16 +37,13 @@ from equilens.relax.run import run_relax
 
 
 def split(data: Path, output: Path, n_test: int):
-    frames = ase.io.read(data, ":")
+    """The held-out starts of the generated set, written to ``output``."""
     minima = ase.io.read(data.with_name(data.stem + ".minima.extxyz"), ":")
-    starts = sorted({int(f.info["start"]) for f in frames})
-    held = starts[-n_test:]
+    parts = held_out_starts(ase.io.read(data, ":"), minima, n_test)
     output.mkdir(parents=True, exist_ok=True)
-    paths = {name: output / f"{name}.extxyz" for name in ("train", "test", "minima", "parents")}
-    ase.io.write(paths["train"], [f for f in frames if int(f.info["start"]) not in held])
-    ase.io.write(paths["test"], [f for f in frames if int(f.info["start"]) in held])
-    ase.io.write(paths["minima"], [m for m in minima if int(m.info["start"]) in held])
-    ase.io.write(paths["parents"], [substituted(HeoConfig(), s) for s in held])
+    paths = {name: output / f"{name}.extxyz" for name in parts}
+    for name, frames in parts.items():
+        ase.io.write(paths[name], frames)
     return paths
 
 

@@ -35,7 +35,7 @@ extensions = [
     "myst_parser",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "examples/*.md", "examples/README.rst"]
+exclude_patterns = ["_build", "examples/*.md", "examples/README.rst", "workflow_examples/*"]
 myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]
 
@@ -47,10 +47,14 @@ autosummary_generate = False
 nitpicky = False
 
 
+# EQUILENS_DOCS_WORKFLOWS=0 renders the workflow examples without running
+# them (the test suite runs the same quick modes in tests/test_workflows.py)
+RUN_WORKFLOWS = os.environ.get("EQUILENS_DOCS_WORKFLOWS") != "0"
 sphinx_gallery_conf = {
-    "examples_dirs": "examples",
-    "gallery_dirs": "gallery",
-    "filename_pattern": r"/plot_",
+    "examples_dirs": ["examples", "workflow_examples"],
+    "gallery_dirs": ["gallery", "workflow_gallery"],
+    "filename_pattern": r"/plot_" if RUN_WORKFLOWS else r"/plot_\d",
+    "ignore_pattern": r"(__init__|_run)\.py",
     "download_all_examples": False,
     "remove_config_comments": True,
     "within_subsection_order": "FileNameSortKey",

@@ -10,10 +10,44 @@ from typing import List
 
 import pytest
 
-from equilens.data.reference import reference_path
-from equilens.errors import DatasetNotFoundError
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # the test processes (pytest -n) share the cores: one thread each, and in
+    # the processes they start, instead of every process spinning on all cores
+    for _name in (
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "RAYON_NUM_THREADS",
+    ):
+        os.environ[_name] = "1"
+
+from equilens.data.reference import reference_path  # noqa: E402
+from equilens.errors import DatasetNotFoundError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the most test processes ``-n auto`` starts: one per core, at most 8, and
+#: at least 3 GB of memory each (the workflow and fine-tuning tests peak at 4 GB)
+MAX_WORKERS = 8
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    return max(1, min(cores or 1, MAX_WORKERS, int(memory_gb // 3)))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The slow tests first, the longest modules (workflows, side
+    environments, fine-tuning) at the very front, so that the test
+    processes finish together rather than one running the workflows alone."""
+    first = ("test_workflows", "test_mace", "test_sevenn_finetune", "test_faults", "test_metatrain")
+
+    def key(item) -> tuple:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        front = first.index(module) if module in first else len(first)
+        return (front, item.get_closest_marker("slow") is None)
+
+    items.sort(key=key)  # stable: the order within each group is kept
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,8 @@ def test_documentation_builds_without_warnings(tmp_path):
         pytest.skip(message)
     out = tmp_path / "html"
     command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q"]
-    environment = {**os.environ, "EQUILENS_DOCS_RERUN": "1"}  # run every example now
+    # run every example now, but not the workflows' quick modes (test_workflows runs them)
+    environment = {**os.environ, "EQUILENS_DOCS_RERUN": "1", "EQUILENS_DOCS_WORKFLOWS": "0"}
     done = subprocess.run(
         [*command, "docs", str(out)],
         cwd=ROOT,
@@ -47,6 +48,9 @@ def test_documentation_builds_without_warnings(tmp_path):
     uncertainty = _text(out / "gallery" / "plot_02_uncertainty.html")
     assert re.search(r"LLPR: scale [0-9.e+-]+, miscalibration area 0\.\d+", uncertainty)
     assert (out / "_images").is_dir() and len(list((out / "_images").glob("sphx_glr_*"))) >= 2
+    # every workflow has its page (rendered, run in a full build)
+    for name in ("1_latent_study", "2_tensors", "3_foundation_heo"):
+        assert (out / "workflow_gallery" / f"plot_workflow_{name}.html").is_file(), name
     # generated from the parser at this build: every verb is there
     cli = _text(out / "_generated" / "cli.html")
     from equilens.cli import VERBS

@@ -253,3 +253,8 @@ def test_overview_writes_figures_maps_and_a_chemiscope_file(tmp_path):
     data = validate_chemiscope(output / "overview.json.gz")
     assert len(data["structures"]) == 24
     assert any("composition" in name for name in data["properties"])
+    # another setting does not silently replace the overview; --overwrite does
+    again = ["data", "overview", str(source), "--output", str(output), "--exemplars", "3"]
+    assert main(again) == 2 and len(summary["exemplars"]) == 6
+    assert main(again + ["--overwrite"]) == 0
+    assert len(json.loads((output / "overview.json").read_text())["exemplars"]) == 3

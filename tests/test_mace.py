@@ -17,7 +17,8 @@ def test_mace_adapter_in_its_environment():
     environment["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "src"), environment.get("PYTHONPATH", "")]
     ).rstrip(os.pathsep)
-    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+    command = [str(python), "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+               "-W", "ignore"]  # fmt: skip
     done = subprocess.run(
         [*command, str(ROOT / "tests" / "mace_env")],
         capture_output=True,

@@ -51,3 +51,25 @@ def test_tensors_quick(tmp_path, reference):
         assert f"{target}: metadata ok, rotation ok, inversion ok" in printed
         assert (out / target / "metatomic.pt").is_file() and (out / f"{target}.json.gz").is_file()
         assert (out / target / "latents" / "equivariant" / "layers.json").is_file()
+
+
+def test_foundation_heo_quick(tmp_path):
+    pytest.importorskip("sevenn", reason="the workflow fine-tunes SevenNet-0")
+    pytest.importorskip("tblite", reason="the relaxations are scored by GFN1-xTB")
+    out = tmp_path / "heo"
+    printed = _step("foundation_heo/1_curate.py", out)
+    assert "curated 126 of 522 frames" in printed  # the oxides, none of the random cells
+    assert (out / "overview" / "overview.json.gz").is_file()
+    for name, count in {"minima": 2, "parents": 2}.items():
+        assert len(ase.io.read(out / "data" / f"{name}.extxyz", ":")) == count
+    printed = _step("foundation_heo/2_train.py", out)
+    errors = json.loads((out / "errors.json").read_text())
+    assert set(errors) == {"SevenNet-0", "SevenNet-0 fine-tuned", "BPNN from scratch"}
+    assert errors["SevenNet-0"] != errors["SevenNet-0 fine-tuned"]
+    assert "configs" in {p.name for p in out.iterdir()} and (out / "configs/sevenn.yaml").is_file()
+    printed = _step("foundation_heo/3_relax.py", out)
+    assert printed.count("converged") == 6  # 3 models x (rattled minimum, parent crystal)
+    printed = _step("foundation_heo/4_drift.py", out)
+    summary = (out / "summary.md").read_text()
+    assert "relaxes closest to the xTB minima" in summary and "Fine-tuning moved layer" in summary
+    assert (out / "drift.png").stat().st_size > 10_000

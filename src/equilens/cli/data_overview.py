@@ -22,6 +22,9 @@ def register(data_commands) -> None:
     parser.add_argument(
         "--exemplars", dest="n_exemplars", type=int, help="exemplary structures (default: 6)"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the overview of another file or setting"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -30,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.io import read_frames
     from ..errors import DataError
-    from ..export.overview import dataset_overview
+    from ..export.overview import OUTPUTS, dataset_overview
+    from ..storage import check_outputs
     from .common import library_defaults
 
     library_defaults(args, dataset_overview, ("n_exemplars",))
@@ -40,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
     if len(frames) < 2:
         raise DataError("an overview needs at least 2 frames", path=path)
     output = Path(args.output or f"results/overview/{path.stem}")
+    fingerprint = {"input": str(path.resolve()), "index": args.index, "n": args.n_exemplars}
+    record = check_outputs(
+        output / ".overview.run.json", fingerprint, [output / name for name in OUTPUTS],
+        args.overwrite, str(output),
+    )  # fmt: skip
+    record()
     summary = dataset_overview(frames, output, path.stem, args.n_exemplars)
     print(
         f"{summary['frames']} frames, {summary['atoms']} atoms, "

@@ -34,6 +34,9 @@ from ..figures import pyplot, save_figure
 
 PathLike = Union[str, "os.PathLike[str]"]
 PERIOD_ENDS = (2, 10, 18, 36, 54, 86, 118)
+#: the files :func:`dataset_overview` writes
+OUTPUTS = ("elements.png", "sizes.png", "maps.png", "exemplars.extxyz", "exemplars.png",
+           "overview.json.gz", "overview.json")  # fmt: skip
 
 
 def table_position(z: int) -> Tuple[int, int]:

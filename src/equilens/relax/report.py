@@ -49,25 +49,39 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> Dict[str, Dict[str, Dict[str, f
 
 
 def plot_relaxations(rows: Sequence[Dict[str, Any]], path: PathLike, title: str = "") -> Path:
-    """RMSD and reference-energy distributions per calculator and task, and steps."""
+    """RMSD, reference energy above the minimum and steps of every relaxation,
+    per calculator and task: each relaxation a point (open when it did not
+    converge), a box where there are enough of them to describe."""
     plt = pyplot()
     keys = [("rmsd_A", "RMSD to the reference minimum (Å)"), ("steps", "optimiser steps")]
     if all(ENERGY in r for r in rows):
-        keys.insert(1, (ENERGY, "reference energy above minimum (meV/atom)"))
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 4))
+        keys.insert(1, (ENERGY, "reference E - E_min (meV/atom)"))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 4.8))
     groups = list(dict.fromkeys((r["calculator"], r["task"]) for r in rows))
     for axis, (key, label) in zip(np.atleast_1d(axes), keys):
-        data = [[r[key] for r in rows if (r["calculator"], r["task"]) == g] for g in groups]
-        axis.boxplot(data, showfliers=True)
+        data = [[r for r in rows if (r["calculator"], r["task"]) == g] for g in groups]
+        if min(len(chosen) for chosen in data) >= 5:
+            axis.boxplot([[r[key] for r in chosen] for chosen in data], showfliers=False)
+        for position, chosen in enumerate(data, start=1):
+            spread = np.linspace(-0.12, 0.12, len(chosen)) if len(chosen) > 1 else [0.0]
+            for offset, row in zip(spread, chosen):
+                axis.plot(
+                    position + offset, row[key], "o", color="C0",
+                    markerfacecolor="C0" if row["converged"] else "white",
+                )  # fmt: skip
         axis.set_xticks(range(1, len(groups) + 1))
         axis.set_xticklabels(
             [f"{c}\n{'in' if t.startswith('in') else 'out of'} distr." for c, t in groups],
             rotation=45, ha="right", fontsize=7,
         )  # fmt: skip
         axis.set_ylabel(label)
-        if key == ENERGY:
-            axis.set_yscale("symlog", linthresh=10.0)
-    fig.suptitle(title)
+        values = np.abs([r[key] for r in rows if np.isfinite(r[key])])
+        if key == ENERGY and values.size and values.max() > 30 * max(np.median(values), 10.0):
+            axis.set_yscale("symlog", linthresh=10.0)  # a few runaway relaxations
+    converged = sum(bool(r["converged"]) for r in rows)
+    fig.suptitle(
+        f"{title}: {len(rows)} relaxations, {converged} converged (open circles: not converged)"
+    )
     return save_figure(fig, path)
 
 

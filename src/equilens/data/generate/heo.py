@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import ase
 import ase.io
@@ -189,3 +189,34 @@ def _one_start(config: HeoConfig, start: int, calc, provenance):
 def _labelled(atoms: ase.Atoms, provenance: dict, start: int, kind: str, step: int) -> ase.Atoms:
     info = {**provenance, "start": start, "kind": kind, "step": step}
     return labelled(atoms, info, f"HEO start {start}, {kind} {step}")
+
+
+def held_out_starts(
+    frames: Sequence[ase.Atoms],
+    minima: Sequence[ase.Atoms],
+    n_test: int,
+    config: Optional[HeoConfig] = None,
+) -> Dict[str, List[ase.Atoms]]:
+    """Split a generated set by start, so that no held-out arrangement of
+    the cations was seen in training: the frames of the last ``n_test``
+    starts are ``test``, the others ``train``; ``minima`` are the held-out
+    starts' minima and ``parents`` their unrelaxed substituted rock salts
+    (:func:`substituted` with ``config``, the generator's settings), the
+    out-of-distribution starting points of a relaxation benchmark."""
+    config = config or HeoConfig()
+
+    def start_of(atoms: ase.Atoms, where: str) -> int:
+        if "start" not in atoms.info:
+            raise ConfigError(f"{where}: a frame without the 'start' of equilens generate heo")
+        return int(atoms.info["start"])
+
+    starts = sorted({start_of(atoms, "frames") for atoms in frames})
+    if not 0 < n_test < len(starts):
+        raise ConfigError(f"cannot hold out {n_test} of {len(starts)} starts (0 < n < starts)")
+    held = set(starts[-n_test:])
+    return {
+        "train": [atoms for atoms in frames if start_of(atoms, "frames") not in held],
+        "test": [atoms for atoms in frames if start_of(atoms, "frames") in held],
+        "minima": [atoms for atoms in minima if start_of(atoms, "minima") in held],
+        "parents": [substituted(config, start) for start in sorted(held)],
+    }
