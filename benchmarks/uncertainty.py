@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -313,11 +314,21 @@ def heo(seeds: int, epochs: int, folder: Path) -> None:
 # selection
 
 
-def selection(seeds: int, start: int, add: int, rounds: int, epochs: int, folder: Path) -> None:
+STRATEGIES = ("random", "LLPR (greedy)", "LLPR variance reduction", "FPS hidden_2")
+
+
+def selection(
+    seeds: int, start: int, add: int, rounds: int, epochs: int, folder: Path, strategies
+) -> None:
     import ase.io
 
     from equilens.data.splits import load_splits
-    from equilens.uncertainty import LLPR, select_by_uncertainty, select_farthest
+    from equilens.uncertainty import (
+        LLPR,
+        select_by_uncertainty,
+        select_by_variance_reduction,
+        select_farthest,
+    )
 
     base = _config("base", folder, 0, epochs)
     splits = load_splits(base.data)
@@ -348,7 +359,7 @@ def selection(seeds: int, start: int, add: int, rounds: int, epochs: int, folder
         rng = np.random.default_rng(seed)
         initial = list(rng.choice(len(pool_frames), start, replace=False))
         model, metrics = train_on(initial, f"s{seed}_start", seed)
-        for strategy in ("random", "LLPR (greedy)", "FPS hidden_2"):
+        for strategy in strategies:
             chosen, current = list(initial), model
             curve = [(len(chosen), metrics["test"])]
             for round_ in range(1, rounds + 1):
@@ -357,12 +368,16 @@ def selection(seeds: int, start: int, add: int, rounds: int, epochs: int, folder
                 known = [pool_frames[i] for i in chosen]
                 if strategy == "random":
                     picks = rng.choice(len(rest), add, replace=False)
+                elif strategy == "LLPR variance reduction":
+                    llpr = LLPR(current).fit(known)
+                    picks, _ = select_by_variance_reduction(llpr, pool, add)
                 elif strategy.startswith("LLPR"):
                     picks, _ = select_by_uncertainty(LLPR(current).fit(known), pool, add)
                 else:
                     picks, _ = select_farthest(current, pool, add, known, "hidden_2")
                 chosen += [rest[i] for i in picks]
-                tag = f"s{seed}_{strategy.split()[0].lower()}_{round_}"
+                name = re.sub(r"\W+", "_", strategy.lower()).strip("_")
+                tag = f"s{seed}_{name}_{round_}"
                 current, round_metrics = train_on(chosen, tag, seed)
                 curve.append((len(chosen), round_metrics["test"]))
                 print(
@@ -414,6 +429,9 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=20)
     parser.add_argument("--add", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--strategies", nargs="+", choices=STRATEGIES, default=STRATEGIES, help="of `selection`"
+    )
     parser.add_argument("--output", default="/tmp/equilens-bench/uncertainty")
     args = parser.parse_args()
     folder = Path(args.output) / args.what
@@ -426,7 +444,9 @@ def main() -> None:
     elif args.what == "heo":
         heo(args.seeds or 2, args.epochs, folder)
     else:
-        selection(args.seeds or 2, args.start, args.add, args.rounds, args.epochs, folder)
+        selection(
+            args.seeds or 2, args.start, args.add, args.rounds, args.epochs, folder, args.strategies
+        )
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

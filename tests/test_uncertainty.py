@@ -27,7 +27,9 @@ from equilens.uncertainty import (
     calibration_metrics,
     fit_scale,
     select_by_uncertainty,
+    select_by_variance_reduction,
     select_farthest,
+    selection,
 )
 from equilens.uncertainty.calibration import miscalibration_area, negative_log_likelihood
 
@@ -189,6 +191,31 @@ def test_selection(models, frames):
         select_by_uncertainty(estimator, pool, 20)
 
 
+def test_selection_by_variance_reduction(models, frames):
+    """Each pick is the pool structure whose label lowers the pool's summed
+    LLPR variance most, checked against covariances inverted directly, in a
+    pool where one structure has near-copies (they count, the greedy update
+    then knows them)."""
+    llpr = LLPR(models[0][0]).fit(frames["train"])
+    pool = frames["validation"] + frames["far"] + [frames["validation"][0].copy()] * 6
+    chosen, gains = select_by_variance_reduction(llpr, pool, 3)
+    sums = llpr.rows(pool).structure_sums()
+    covariance = np.linalg.inv(selection._inverse_covariance(llpr))
+
+    def summed_variance(matrix):
+        return np.einsum("ij,jk,ik->", sums, np.linalg.inv(matrix), sums)
+
+    for pick, gain in zip(chosen, gains):
+        before = summed_variance(covariance)
+        reductions = [before - summed_variance(covariance + np.outer(f, f)) for f in sums]
+        assert pick == int(np.argmax(reductions))
+        assert gain == pytest.approx(llpr.scale**2 * reductions[pick], rel=1e-6)
+        covariance = covariance + np.outer(sums[pick], sums[pick])
+    assert len(set(chosen)) == 3
+    with pytest.raises(DataError, match="needs the LLPR estimator"):
+        select_by_variance_reduction(LatentDistance(models[0][0]).fit(frames["train"]), pool, 1)
+
+
 def test_command_lines_and_bad_input(models, frames, tmp_path, capsys):
     (_, _), folder = models
     model = str(folder / "run0" / "model.pt")
@@ -257,6 +284,13 @@ def test_command_lines_and_bad_input(models, frames, tmp_path, capsys):
     assert code == 0 and len(ase.io.read(selected, ":")) == 2
     table = (tmp_path / "sel.extxyz.selection.csv").read_text().splitlines()
     assert table[0] == "rank,pool_index,distance_to_nearest_known" and len(table) == 3
+    argv = ["data", "select", str(frames["far_path"]), str(tmp_path / "vr.extxyz")]
+    argv += ["--model", model, "--n", "2", "--by", "variance-reduction"]
+    assert main(argv + ["--method", "distance"]) == 2
+    assert "needs --method llpr" in capsys.readouterr().err
+    assert main(argv) == 0
+    table = (tmp_path / "vr.extxyz.selection.csv").read_text().splitlines()
+    assert table[0].endswith("pool_variance_reduction_uncalibrated") and len(table) == 3
 
 
 def test_llpr_force_uncertainty_is_the_finite_difference_one(make_potential, frames):

@@ -13,7 +13,9 @@ def register(data_commands) -> None:
             "Rank the frames of POOL by the uncertainty of MODEL's energy (--by uncertainty; "
             "llpr, latent distance or ensemble, fitted on the model's training frames) or "
             "choose them by farthest-point sampling in a layer, away from the training "
-            "frames (--by fps), and write the N chosen frames to OUT (extxyz) and OUT + "
+            "frames (--by fps), or by how much each would reduce the summed LLPR variance "
+            "of the whole pool (--by variance-reduction: uncertain and representative, "
+            "rather than outliers), and write the N chosen frames to OUT (extxyz) and OUT + "
             "'.selection.csv' (index in POOL, score)."
         ),
     )
@@ -21,7 +23,9 @@ def register(data_commands) -> None:
     parser.add_argument("output", help="file for the chosen frames (.extxyz)")
     parser.add_argument("--model", required=True, help="the model whose uncertainty ranks")
     parser.add_argument("--n", type=int, required=True, help="how many frames to choose")
-    parser.add_argument("--by", choices=["uncertainty", "fps"], default="uncertainty")
+    parser.add_argument(
+        "--by", choices=["uncertainty", "variance-reduction", "fps"], default="uncertainty"
+    )
     parser.add_argument("--method", choices=["llpr", "distance", "ensemble"], default="llpr")
     parser.add_argument("--member", action="append", default=[], help="ensemble member (repeat)")
     parser.add_argument("--layer", help="layer (default: the last hidden one)")
@@ -41,18 +45,24 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.io import ReadOptions, read_dataset
     from ..data.splits import resolve_path
-    from ..errors import DataError, OutputError
+    from ..errors import ConfigError, DataError, OutputError
     from ..models import load
     from ..storage import atomic_write, check_outputs
     from ..uncertainty.methods import make_estimator
-    from ..uncertainty.selection import select_by_uncertainty, select_farthest
+    from ..uncertainty.selection import (
+        select_by_uncertainty,
+        select_by_variance_reduction,
+        select_farthest,
+    )
     from ..uncertainty.sets import recorded_splits
     from .common import fingerprint_of_inputs
 
     model = load(args.model)
     members = [load(path) for path in args.member]
     estimator = None
-    if args.by == "uncertainty":
+    if args.by == "variance-reduction" and args.method != "llpr":
+        raise ConfigError(f"--by variance-reduction needs --method llpr, not {args.method}")
+    if args.by != "fps":
         estimator = make_estimator(args.method, model, members, args.layer)
     options = ReadOptions(index=args.index, species=tuple(model.species), require_energy=False)
     pool = read_dataset(resolve_path(args.pool), options).frames
@@ -75,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
         train = recorded_splits(model)["train"].frames
     else:
         train = []
-    if estimator is not None:
+    if args.by == "variance-reduction":
+        chosen, scores = select_by_variance_reduction(estimator.fit(train), pool, args.n)
+        what = "pool_variance_reduction_uncalibrated"
+    elif estimator is not None:
         chosen, scores = select_by_uncertainty(estimator.fit(train), pool, args.n)
         what = "energy_uncertainty_uncalibrated"
     else:

@@ -31,7 +31,7 @@ from .estimators import (
     reference_energies,
 )
 from .methods import METHODS, make_estimator
-from .selection import select_by_uncertainty, select_farthest
+from .selection import select_by_uncertainty, select_by_variance_reduction, select_farthest
 
 __all__ = [
     "LLPR",
@@ -47,5 +47,6 @@ __all__ = [
     "make_estimator",
     "reference_energies",
     "select_by_uncertainty",
+    "select_by_variance_reduction",
     "select_farthest",
 ]

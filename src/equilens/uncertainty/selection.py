@@ -7,6 +7,11 @@
   before the next is chosen (a rank-one update), so that a batch does not
   fill up with near-copies of one uncertain structure (consecutive MD
   frames); the other estimators take the ``n`` highest at once;
+- :func:`select_by_variance_reduction`: the structures whose labels would
+  most reduce the summed LLPR variance of the whole pool (the transductive,
+  or integrated-variance, criterion of optimal design): an uncertain
+  structure like many others gains more than an outlier that is only
+  uncertain itself; greedy with the same rank-one updates;
 - :func:`select_farthest`: farthest-point sampling of the structures in a
   layer's space (each structure the mean of its atoms' rows,
   :class:`~equilens.uncertainty.features.LayerLayout`), starting from the
@@ -46,14 +51,24 @@ def select_by_uncertainty(
     return order, sigma[order]
 
 
-def _greedy_rigidity(estimator: LLPR, pool: Sequence[ase.Atoms], n: int):
-    """Greedy LLPR choice with the inverse covariance updated after each pick
-    (Sherman-Morrison)."""
+def _inverse_covariance(estimator: LLPR) -> np.ndarray:
+    """The fitted LLPR's regularised inverse training covariance."""
     assert estimator.eigenvalues is not None and estimator.eigenvectors is not None
-    sums = estimator.rows(pool).structure_sums()
     shift = estimator.regularizer * max(float(estimator.eigenvalues.mean()), 1e-300)
     vectors = estimator.eigenvectors
-    inverse = (vectors / (estimator.eigenvalues + shift)) @ vectors.T
+    return (vectors / (estimator.eigenvalues + shift)) @ vectors.T
+
+
+def _learn(inverse: np.ndarray, row: np.ndarray) -> None:
+    """``inverse`` once ``row`` joins the training covariance (Sherman-Morrison)."""
+    column = inverse @ row
+    inverse -= np.outer(column, column) / (1.0 + row @ column)
+
+
+def _greedy_rigidity(estimator: LLPR, pool: Sequence[ase.Atoms], n: int):
+    """Greedy LLPR choice with the inverse covariance updated after each pick."""
+    sums = estimator.rows(pool).structure_sums()
+    inverse = _inverse_covariance(estimator)
     chosen: list = []
     scores = []
     for _ in range(n):
@@ -62,8 +77,39 @@ def _greedy_rigidity(estimator: LLPR, pool: Sequence[ase.Atoms], n: int):
         pick = int(np.argmax(variance))
         chosen.append(pick)
         scores.append(estimator.scale * np.sqrt(max(variance[pick], 0.0)))
-        column = inverse @ sums[pick]
-        inverse -= np.outer(column, column) / (1.0 + sums[pick] @ column)
+        _learn(inverse, sums[pick])
+    return np.array(chosen), np.array(scores)
+
+
+def select_by_variance_reduction(
+    estimator: UncertaintyEstimator, pool: Sequence[ase.Atoms], n: int
+) -> Tuple[np.ndarray, np.ndarray]:
+    """The ``n`` pool structures that most reduce the summed LLPR energy
+    variance of the pool, chosen greedily; each score is the reduction its
+    structure brought (eV^2, calibrated), in the order chosen.
+
+    With ``f`` a structure's summed rows, ``C`` the inverse covariance and
+    ``S`` the pool's ``sum_j f_j f_j^T``, learning structure ``i`` lowers the
+    pool's summed variance by ``alpha^2 f_i^T C S C f_i / (1 + f_i^T C f_i)``;
+    computed with feature-sized matrices only, so the memory grows with the
+    pool linearly."""
+    if not isinstance(estimator, LLPR):
+        raise DataError("selection by variance reduction needs the LLPR estimator (--method llpr)")
+    _check_count(pool, n)
+    sums = estimator.rows(pool).structure_sums()
+    spread = sums.T @ sums
+    inverse = _inverse_covariance(estimator)
+    chosen: list = []
+    scores = []
+    for _ in range(n):
+        projected = sums @ inverse
+        own = np.einsum("ij,ij->i", projected, sums)
+        gain = np.einsum("ij,jk,ik->i", projected, spread, projected) / (1.0 + own)
+        gain[chosen] = -np.inf
+        pick = int(np.argmax(gain))
+        chosen.append(pick)
+        scores.append(estimator.scale**2 * gain[pick])
+        _learn(inverse, sums[pick])
     return np.array(chosen), np.array(scores)
 
 
