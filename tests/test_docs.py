@@ -48,6 +48,10 @@ def test_documentation_builds_without_warnings(tmp_path):
     uncertainty = _text(out / "gallery" / "plot_02_uncertainty.html")
     assert re.search(r"LLPR: scale [0-9.e+-]+, miscalibration area 0\.\d+", uncertainty)
     assert (out / "_images").is_dir() and len(list((out / "_images").glob("sphx_glr_*"))) >= 2
+    # every module has its section (the module reference, generated at this build)
+    modules = _text(out / "_generated" / "modules.html")
+    for name in ("equilens.uncertainty.selection", "equilens.models.bpnn.module"):
+        assert name in modules, name
     # every workflow has its page (rendered, run in a full build)
     for name in ("1_latent_study", "2_tensors", "3_foundation_heo"):
         assert (out / "workflow_gallery" / f"plot_workflow_{name}.html").is_file(), name

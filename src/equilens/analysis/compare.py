@@ -18,7 +18,7 @@ Choices made explicit here, since scikit-matter leaves them to the caller:
   maps between spaces of one dimension): a narrower target is padded with
   zero columns, as in Goscinski et al., Mach. Learn.: Sci. Technol. 2, 025028
   (2021); the padding changes neither the target's distances nor its scale.
-  :func:`global_reconstruction_distortion_thin` computes scikit-matter's value
+  ``global_reconstruction_distortion_thin`` computes scikit-matter's value
   for the padded problem without forming it (same number, checked by a test);
 - LFRE fits one ridge per test point on its ``lfre_neighbors`` nearest
   training points, so it runs on its own, smaller sample budget.

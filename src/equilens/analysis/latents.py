@@ -78,7 +78,7 @@ def frame_latents(
     invariant: bool = True,
 ) -> Dict[str, TensorMap]:
     """:func:`latents` of layers already computed with ``model.layers(frames)``
-    (:func:`arrange_layers`, then the structures of ``frames`` tagged)."""
+    (``arrange_layers``, then the structures of ``frames`` tagged)."""
     arranged = arrange_layers(layers, per_species, pooling, invariant)
     return {name: tag_structures(tensor, frames) for name, tensor in arranged.items()}
 

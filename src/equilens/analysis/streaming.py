@@ -17,7 +17,7 @@ quantities as :func:`equilens.analysis.compare.compare`: scikit-matter's GFRE
 (``StandardFlexibleScaler`` fitted on the training rows, ridge with
 singular-value cutoff chosen by 2-fold cross-validation over
 ``geomspace(1e-9, 0.9, 20)``, RMS error on the test rows), its GFRD (the thin
-form of :func:`~equilens.analysis.compare.global_reconstruction_distortion_thin`)
+form of ``global_reconstruction_distortion_thin``)
 and the debiased linear CKA of :func:`~equilens.analysis.measures.linear_cka`,
 here over all rows (its sums need no pairwise matrix). Given the same split
 they equal the in-memory values (``tests/test_streaming.py``).

@@ -7,7 +7,7 @@ in one OPTIMADE-like schema: per row ``lattice_vectors`` (3 x 3, Å),
 eV/Å), ``stress_tensor``, ``functional``, ``immutable_id``, and the
 composition columns. :func:`read_lemat` streams it with Hugging Face
 ``datasets`` (``pip install 'equilens[lemat]'``), from the hub (``source``
-the repository, ``config`` one of :data:`CONFIGS`) or from a local parquet or
+the repository, ``config`` one of ``CONFIGS``) or from a local parquet or
 JSON-lines file in the same schema, and returns ASE frames with the energy
 and forces as calculator results and the identifiers in ``info``, ready for
 ``equilens data filter``.
@@ -59,7 +59,7 @@ def read_lemat(
 
     :param source: the hub repository, or a local ``.parquet`` / ``.json`` /
         ``.jsonl`` file
-    :param config: the hub configuration (functional family), see :data:`CONFIGS`
+    :param config: the hub configuration (functional family), see ``CONFIGS``
     :param limit: at most this many rows (the hub dataset is streamed)
     :param stress_unit: attach ``stress_tensor`` converted from this unit
     """

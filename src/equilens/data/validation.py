@@ -1,5 +1,5 @@
 """The one validation of frames every reader and writer of equilens shares
-(:func:`check_frames`, :func:`validate_frame`) and the options of reading
+(:func:`check_frames`, ``validate_frame``) and the options of reading
 (:class:`ReadOptions`): atoms present, finite positions and cell, independent
 periodic cell vectors, no overlapping atoms, allowed species, and finite,
 well-shaped energies and forces (required or where present)."""
@@ -38,7 +38,7 @@ class ReadOptions:
     :param require_forces: fail on frames without forces
     :param species: the atomic numbers allowed in the data; ``None`` allows all
     :param on_error: ``"raise"`` stops at the first bad frame; ``"skip"``
-        leaves bad frames out and reports them in :attr:`Dataset.skipped`
+        leaves bad frames out and reports them in ``Dataset.skipped``
     :param min_distance: atoms closer than this (Å, minimum image) make the
         frame invalid (overlapping atoms give NaN descriptor gradients); well
         under any bond length

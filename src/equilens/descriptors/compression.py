@@ -9,7 +9,7 @@
 
 Both follow scikit-learn's conventions (parameters in ``__init__``, ``fit``
 returns ``self``, learned attributes end with ``_``) and save to plain arrays
-(:meth:`state` / :meth:`from_state`).
+(``state`` / ``from_state``).
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ class SpeciesPCA:
 
     @classmethod
     def from_state(cls, state: dict) -> SpeciesPCA:
-        """Rebuild a fitted projection from :meth:`state`."""
+        """Rebuild a fitted projection from ``state``."""
 
         pca = cls(**state["params"])
         pca.species_ = [int(z) for z in state["species"]]
@@ -250,7 +250,7 @@ class EquivariantPCA:
 
     @classmethod
     def from_state(cls, state) -> EquivariantPCA:
-        """Rebuild a fitted projection from :meth:`state`."""
+        """Rebuild a fitted projection from ``state``."""
         pca = cls(0)
         pca.projections = {tuple(int(v) for v in key): np.asarray(m) for key, m in state}
         if pca.projections:

@@ -15,7 +15,7 @@ featomic's sparse output, so the 1,470-wide dense gradients never exist.
 
 :class:`~equilens.descriptors.compression.SpeciesPCA` learns ``mean_z``,
 ``W_z`` and ``scale_z``; :func:`featurize` turns frames (and their targets) into a
-  :class:`FeatureSet` of torch tensors, in batches with a progress bar.
+:class:`FeatureSet` of torch tensors, in batches with a progress bar.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ def compute_soap(
     :param progress: show a progress bar
     :param neighbors: ``"properties"`` (default) or ``"keys"``, see below
     :returns: with ``hypers["alchemical"]`` (an
-        :class:`~equilens.descriptors.alchemical.AlchemicalConfig` as a
+        ``AlchemicalConfig`` as a
         mapping): the compressed SOAP of
         :func:`~equilens.descriptors.alchemical_soap.compute_alchemical_soap`
         (always the dense layout). Otherwise, with ``neighbors="properties"``:

@@ -3,7 +3,7 @@
 Every place that needs to know which models exist looks here:
 :func:`equilens.models.load` (opening a file or spec), :func:`train` and
 :func:`load_run_config` (``equilens train``, ``equilens finetune``, the
-study), :func:`metatomic_model` (``equilens export-metatomic``) and the list
+study), ``metatomic_model`` (``equilens export-metatomic``) and the list
 printed by ``equilens --help``. A family is one line of :data:`FAMILIES`:
 what it is called, where its model class, task configuration, training
 function and exporter live. They are named as ``"module:attribute"`` and

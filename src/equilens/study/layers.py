@@ -95,7 +95,7 @@ def model_layers(model, frames, batch_size: int = 50) -> ModelLayers:
 def open_external(specs, frames) -> Dict[str, Any]:
     """``{short name: model}`` of the study's external models, opened and
     checked against the study's frames (before anything is trained): a
-    one-line :class:`StudyError` names the spec that cannot be used."""
+    one-line ``StudyError`` names the spec that cannot be used."""
     from ..models import load
     from .config import StudyError
 

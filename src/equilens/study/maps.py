@@ -65,7 +65,7 @@ def plot_layer_maps(
 
 
 def varying_labels(labels, mask: np.ndarray) -> list:
-    """The labels of :data:`SHOWN` that take more than one value on the
+    """The labels of ``SHOWN`` that take more than one value on the
     atoms of ``mask``."""
     return [
         name for name in SHOWN

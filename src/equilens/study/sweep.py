@@ -31,7 +31,7 @@ SHARED = ("data", "read", "descriptor", "compression")
 
 def entry_config(config: StudyConfig, entry: ArchitectureConfig, seed: int, folder: Path):
     """The training configuration of ``entry`` with ``seed``: a one-line
-    :class:`StudyError` names the entry when its task or sections do not fit."""
+    ``StudyError`` names the entry when its task or sections do not fit."""
     where = f"sweep entry '{entry.name}'"
     try:
         family = task_family(entry.task, where=f"{where}: task")

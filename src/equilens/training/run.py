@@ -1,17 +1,17 @@
 """The summary every training task writes, and its headline figures.
 
-Every task (:func:`equilens.models.train` runs one) writes the same files into its output folder:
+Every task (:func:`equilens.models.train` runs one) writes the same files into
+its output folder:
 
-``model.pt``            the trained model (:func:`equilens.models.load` reads it)
-``metrics.json``        :func:`run_summary`: ``task``, ``name``, ``best_epoch``,
-                        ``epochs_run``, ``stopped_early``, ``seconds``,
-                        ``seconds_per_epoch``, ``timings``, ``n_frames`` per
-                        split, ``metrics`` per split and ``baselines`` (per
-                        baseline, per split)
-``log.csv``             one row per epoch
-``checkpoint.pt``       to resume an interrupted run (rerun the same command)
-``run.json``            the fingerprint of the run that owns the folder
-``parity_<split>.png``, ``learning_curve.png``
+- ``model.pt``: the trained model (:func:`equilens.models.load` reads it);
+- ``metrics.json``: :func:`run_summary`: ``task``, ``name``, ``best_epoch``,
+  ``epochs_run``, ``stopped_early``, ``seconds``, ``seconds_per_epoch``,
+  ``timings``, ``n_frames`` per split, ``metrics`` per split and
+  ``baselines`` (per baseline, per split);
+- ``log.csv``: one row per epoch;
+- ``checkpoint.pt``: to resume an interrupted run (rerun the same command);
+- ``run.json``: the fingerprint of the run that owns the folder;
+- ``parity_<split>.png``, ``learning_curve.png``.
 """
 
 from __future__ import annotations

@@ -113,7 +113,7 @@ class UncertaintyEstimator(abc.ABC):
     def calibrate(
         self, frames: Sequence[ase.Atoms], energies: Optional[np.ndarray] = None, **computed: Any
     ) -> UncertaintyEstimator:
-        """Fit :attr:`scale` on ``frames`` with reference ``energies`` (default:
+        """Fit ``scale`` on ``frames`` with reference ``energies`` (default:
         those the frames carry)."""
         reference = self._reference(frames, energies, "calibration frames")
         predicted, sigma, _, _ = self.raw(frames, **computed)

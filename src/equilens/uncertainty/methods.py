@@ -18,7 +18,7 @@ def make_estimator(
     layer: Optional[str] = None,
     neighbours: int = 5,
 ) -> UncertaintyEstimator:
-    """The estimator named ``method`` (one of :data:`METHODS`) over ``model``
+    """The estimator named ``method`` (one of ``METHODS``) over ``model``
     (and, for ``ensemble``, the other ``members``)."""
     if method not in METHODS:
         raise ModelError(f"unknown uncertainty method {method!r}; expected one of {METHODS}")

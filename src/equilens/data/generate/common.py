@@ -91,10 +91,10 @@ def state_path(output: Path) -> Path:
 
 
 class Checkpoint:
-    """The progress of a generator, in a JSON file ``path``: :attr:`done`
-    units finished, :attr:`failed` units (dictionaries with the reason),
-    :attr:`resume` the state of the unit in progress (or None), and
-    :attr:`counts` the frames of every output file it appends to.
+    """The progress of a generator, in a JSON file ``path``: ``done``
+    units finished, ``failed`` units (dictionaries with the reason),
+    ``resume`` the state of the unit in progress (or None), and
+    ``counts`` the frames of every output file it appends to.
     """
 
     def __init__(self, path: Path, settings: str, outputs: Sequence[Path]):

@@ -80,7 +80,7 @@ class Potential(ProjectedPotential, Model):
     :param hypers: featomic SOAP hypers
     :param pca: the fitted compression
     :param config: the architecture
-    :param module: the network (:func:`build_module`)
+    :param module: the network (``build_module``)
     :param metadata: free-form provenance (configs, training metrics), JSON-able
     """
 

@@ -8,7 +8,7 @@ fed the features and a learned element embedding), and it is used three ways:
   :meth:`BPNNModule.layer_values` on precomputed, projected SOAP features
   (:mod:`equilens.descriptors.projected`), whose position gradients give the
   forces (:func:`equilens.models.energy.forces.energy_and_forces`);
-- **the ASE calculator and the metatomic export** call :meth:`forward` on
+- **the ASE calculator and the metatomic export** call ``forward`` on
   metatomic ``System`` objects: SOAP is computed inside with featomic-torch
   (the same hypers, the dense layout over the fixed species list; for many
   elements the alchemical SOAP), projected with the fixed compression kept as
@@ -190,7 +190,7 @@ class BPNNModule(torch.nn.Module):
 
     @torch.jit.export
     def layer_values(self, x: torch.Tensor, species: torch.Tensor) -> List[torch.Tensor]:
-        """Every layer of every atom, in :attr:`layer_names` order: the input
+        """Every layer of every atom, in ``layer_names`` order: the input
         ``x``, each hidden layer after its activation (and layer norm), the
         atomic energy ``(n_atoms, 1)`` in eV."""
         energy, hidden = self._run(x, species, True)

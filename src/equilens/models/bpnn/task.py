@@ -6,11 +6,11 @@ their gradients (cached on disk), fits the composition baseline, trains with
 :func:`equilens.training.loop.fit` and writes into the output folder (the
 files of every task, see :mod:`equilens.training`):
 
-``model.pt``        the :class:`~equilens.models.bpnn.model.Potential`
-``metrics.json``    errors on every split (meV/atom, eV/Å, per species), and
-                    of the composition-only baseline
-``log.csv``, ``checkpoint.pt``, ``run.json``, ``parity_<split>.png``,
-``learning_curve.png``
+- ``model.pt``: the :class:`~equilens.models.bpnn.model.Potential`;
+- ``metrics.json``: errors on every split (meV/atom, eV/Å, per species), and
+  of the composition-only baseline;
+- ``log.csv``, ``checkpoint.pt``, ``run.json``, ``parity_<split>.png``,
+  ``learning_curve.png``.
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ class EquivariantPotentialModule(torch.nn.Module):
 
     @torch.jit.export
     def layer_tensors(self, x: torch.Tensor, species: torch.Tensor) -> List[TensorMap]:
-        """Every layer (:attr:`layer_names` order): the input blocks, each
+        """Every layer (``layer_names`` order): the input blocks, each
         hidden layer, the atomic energy (keys ``(0, 1, center_type)``); samples
         ``(system = 0, atom = row of x)``."""
         _, layers = self._run(x, species, True)

@@ -4,7 +4,7 @@ Spec: ``mace:PATH`` or a path ending in ``.model`` (what ``mace_run_train``
 writes; MACE-MP-0 and MACE-OFF files are of that kind). Needs
 ``pip install 'equilens[mace]'``; mace-torch pins e3nn 0.4, which SevenNet
 cannot use, so the two live in separate environments. The file is opened
-without running anything it contains (:mod:`.mace_loading`).
+without running anything it contains (``mace_loading``).
 
 Layers, in order (``k`` = 1 ... number of interactions):
 

@@ -27,7 +27,7 @@ Importing sevenn imports torch_geometric, which replaces ``torch.index_select``
 and ``torch.select`` with Python wrappers that TorchScript cannot compile;
 metatensor-operations scripts its functions when first imported, so any later
 ``import metatensor.torch`` (the metatomic export, the equilens calculator)
-would fail in the same process. :func:`_sevenn` puts torch's own functions
+would fail in the same process. ``_sevenn`` puts torch's own functions
 back after the import (SevenNet never passes torch_geometric's HashTensor).
 """
 
