@@ -188,11 +188,13 @@ def _ood_plot(spread, path: Path) -> None:
 # LLPR force uncertainties
 
 
-def forces(frames_count: int, epochs: int, folder: Path) -> None:
+def forces(frames_count: int, epochs: int, folder: Path, projections=()) -> None:
     """LLPR force uncertainties of the ``calibration`` run's seed-0 model
     (trained again or reused) on the first test frames: their rank
     correlation with the force errors, per component and per atom, and
-    z = RMS(error / sigma) with the scale calibrated on energies."""
+    z = RMS(error / sigma) with the scale calibrated on energies; then, for
+    each number of random projections, the time per frame and how far the
+    estimate is from the exact one."""
     from equilens.data.splits import load_splits
     from equilens.uncertainty import LLPR
     from equilens.uncertainty.calibration import rank_correlation
@@ -204,26 +206,38 @@ def forces(frames_count: int, epochs: int, folder: Path) -> None:
     llpr = LLPR(model).fit(splits["train"].frames)
     llpr.calibrate(splits["validation"].frames, splits["validation"].energies)
     test = splits["test"]
-    begin = time.perf_counter()
-    sigma, errors, atoms_sigma, atoms_error = [], [], [], []
-    for atoms, reference in zip(test.frames[:frames_count], test.forces):
-        component = llpr_force_uncertainty(llpr, atoms)
-        predicted = model.predict([atoms], ["forces"])["forces"].block().values[:, :, 0]
-        error = np.asarray(predicted) - reference
-        sigma.append(component.ravel())
-        errors.append(error.ravel())
-        atoms_sigma.append(np.sqrt(np.mean(component**2, axis=1)))
-        atoms_error.append(np.linalg.norm(error, axis=1))
-    seconds = (time.perf_counter() - begin) / frames_count
-    sigma, errors = np.concatenate(sigma), np.concatenate(errors)
-    print(
-        f"LLPR {llpr.layer} forces on {frames_count} test frames ({seconds:.1f} s per frame, "
-        f"{llpr.layout.n_columns} backward passes): Spearman per component "
-        f"{rank_correlation(errors, sigma):.2f}, per atom "
-        f"{rank_correlation(np.concatenate(atoms_error), np.concatenate(atoms_sigma)):.2f}; "
-        f"z = RMS(error / sigma) {np.sqrt(np.mean((errors / sigma) ** 2)):.2f}; RMS sigma "
-        f"{np.sqrt(np.mean(sigma**2)):.3f} eV/A, RMSE {np.sqrt(np.mean(errors**2)):.3f} eV/A"
-    )
+    chosen = test.frames[:frames_count]
+    for count in (None, *projections):
+        begin = time.perf_counter()
+        sigma, errors, atoms_sigma, atoms_error = [], [], [], []
+        for atoms, reference in zip(chosen, test.forces):
+            component = llpr_force_uncertainty(llpr, atoms, projections=count)
+            predicted = model.predict([atoms], ["forces"])["forces"].block().values[:, :, 0]
+            error = np.asarray(predicted) - reference
+            sigma.append(component.ravel())
+            errors.append(error.ravel())
+            atoms_sigma.append(np.sqrt(np.mean(component**2, axis=1)))
+            atoms_error.append(np.linalg.norm(error, axis=1))
+        seconds = (time.perf_counter() - begin) / frames_count
+        sigma, errors = np.concatenate(sigma), np.concatenate(errors)
+        passes = llpr.layout.n_columns if count is None else count
+        line = (
+            f"LLPR {llpr.layer} forces on {frames_count} test frames ({seconds:.1f} s per frame, "
+            f"{passes} backward passes): Spearman per component "
+            f"{rank_correlation(errors, sigma):.2f}, per atom "
+            f"{rank_correlation(np.concatenate(atoms_error), np.concatenate(atoms_sigma)):.2f}; "
+            f"z = RMS(error / sigma) {np.sqrt(np.mean((errors / sigma) ** 2)):.2f}; RMS sigma "
+            f"{np.sqrt(np.mean(sigma**2)):.3f} eV/A, RMSE {np.sqrt(np.mean(errors**2)):.3f} eV/A"
+        )
+        if count is None:
+            exact = sigma
+        else:
+            ratio = sigma / exact
+            line += (
+                f"; against the exact sigma: median |ratio - 1| "
+                f"{np.median(np.abs(ratio - 1)):.3f}, Spearman {rank_correlation(exact, sigma):.3f}"
+            )
+        print(line, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -430,6 +444,9 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--projections", type=int, nargs="*", default=[], help="of `forces`: random projections"
+    )
+    parser.add_argument(
         "--strategies", nargs="+", choices=STRATEGIES, default=STRATEGIES, help="of `selection`"
     )
     parser.add_argument("--output", default="/tmp/equilens-bench/uncertainty")
@@ -440,7 +457,7 @@ def main() -> None:
     if args.what == "calibration":
         calibration(args.seeds or 3, args.epochs, folder)
     elif args.what == "forces":
-        forces(args.frames, args.epochs, folder)
+        forces(args.frames, args.epochs, folder, args.projections)
     elif args.what == "heo":
         heo(args.seeds or 2, args.epochs, folder)
     else:

@@ -326,3 +326,15 @@ def test_llpr_force_uncertainty_is_the_finite_difference_one(make_potential, fra
     np.testing.assert_allclose(
         moved.calc.results["forces_uncertainty"], np.sqrt(np.mean(sigma**2, axis=1)), rtol=1e-10
     )
+    # random projections: seeded, and unbiased (the mean variance over many
+    # seeds approaches the exact one; 4 projections of more columns each)
+    columns = llpr.layout.n_columns
+    assert columns > 4
+    once = llpr_force_uncertainty(llpr, atoms, projections=4, seed=1)
+    np.testing.assert_array_equal(once, llpr_force_uncertainty(llpr, atoms, projections=4, seed=1))
+    assert not np.allclose(once, sigma, rtol=1e-3)
+    mean = np.mean(
+        [llpr_force_uncertainty(llpr, atoms, projections=4, seed=k) ** 2 for k in range(60)], axis=0
+    )
+    assert np.mean(mean) == pytest.approx(np.mean(sigma**2), rel=0.1)
+    np.testing.assert_array_equal(llpr_force_uncertainty(llpr, atoms, projections=columns), sigma)

@@ -36,6 +36,9 @@ class UncertaintyCalculator(Calculator):
     :param calculator: the calculator of the predictions (default: the
         model's own; the ensemble's mean for an ensemble)
     :param forces: also the LLPR uncertainty of the forces
+    :param force_projections: estimate the LLPR force uncertainty from this
+        many random projections (:func:`~equilens.uncertainty.forces.llpr_force_uncertainty`)
+        instead of one backward pass per column of the layer
     """
 
     def __init__(
@@ -43,10 +46,12 @@ class UncertaintyCalculator(Calculator):
         estimator: UncertaintyEstimator,
         calculator: Optional[Calculator] = None,
         forces: bool = True,
+        force_projections: Optional[int] = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.estimator = estimator
+        self.force_projections = force_projections
         self.llpr_forces = forces and isinstance(estimator, LLPR)
         if calculator is None and not isinstance(estimator, Ensemble):
             calculator = estimator.model.calculator()  # type: ignore[attr-defined]
@@ -75,6 +80,8 @@ class UncertaintyCalculator(Calculator):
         results["energy_uncertainty"] = float(result.energy_uncertainty[0])
         results[f"{per_atom}_uncertainty"] = np.asarray(result.atom_uncertainty[0])
         if self.llpr_forces:
-            components = llpr_force_uncertainty(self.estimator, self.atoms)
+            components = llpr_force_uncertainty(
+                self.estimator, self.atoms, projections=self.force_projections
+            )
             results["forces_uncertainty"] = np.sqrt(np.mean(components**2, axis=1))
         self.results = results
