@@ -17,4 +17,4 @@ output = run_quick("tensors", ["1_generate.py", "2_train.py", "3_layers_and_expo
 # %%
 # The dipole model's parity plot on its test molecules (quick mode: a few
 # epochs; the ridge baseline printed by step 2 is the bar to beat).
-show(next((output / "dipole").glob("*parity*.png")))
+show(output / "dipole" / "parity_test.png")
