@@ -55,7 +55,6 @@ def test_tensors_quick(tmp_path, reference):
 
 def test_foundation_heo_quick(tmp_path):
     pytest.importorskip("sevenn", reason="the workflow fine-tunes SevenNet-0")
-    pytest.importorskip("tblite", reason="the relaxations are scored by GFN1-xTB")
     out = tmp_path / "heo"
     printed = _step("foundation_heo/1_curate.py", out)
     assert "curated 126 of 522 frames" in printed  # the oxides, none of the random cells
