@@ -19,6 +19,8 @@ from common import DATA, arguments, data_folder, settings, write_config
 
 from equilens.cli import main
 from equilens.data.generate.heo import held_out_starts
+from equilens.errors import EquilensError
+from equilens.storage import check_outputs
 
 POOL = ("heo_xtb.extxyz", "elements_xtb.extxyz")
 
@@ -36,7 +38,8 @@ if __name__ == "__main__":
          "--exemplars", "4"],
     ]  # fmt: skip
     for command in steps:
-        code = main(command + ["--overwrite"])
+        # a rerun of the same mode passes; other settings are refused unless --overwrite
+        code = main(command + (["--overwrite"] if args.overwrite else []))
         if code:
             sys.exit(code)
 
@@ -45,6 +48,13 @@ if __name__ == "__main__":
     parts = held_out_starts(ase.io.read(curated, ":"), minima, split["held_out_starts"])
     parts["train"] = parts["train"][:: split["train_every"]]
     parts["test"] = parts["test"][:: split["test_every"]]
+    outputs = [folder / f"{name}.extxyz" for name in parts]
+    try:  # the split of another mode or setting is not silently replaced
+        marker = folder / ".split.run.json"
+        check_outputs(marker, split, outputs, args.overwrite, str(folder))()
+    except EquilensError as error:
+        print(f"equilens: error: {error}", file=sys.stderr)
+        sys.exit(2)
     for name, frames in parts.items():
         ase.io.write(folder / f"{name}.extxyz", frames)
     print(

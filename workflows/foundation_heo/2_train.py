@@ -29,7 +29,8 @@ if __name__ == "__main__":
             args, section, data=data, output_dir=str(output / folder),
             **({"cache_dir": str(output / "cache")} if section == "potential" else {}),
         )  # fmt: skip
-        _, summaries[section] = train(load_run_config(path), progress=not args.quick)
+        config = load_run_config(path)
+        _, summaries[section] = train(config, progress=not args.quick, overwrite=args.overwrite)
     errors = {
         "SevenNet-0": summaries["sevenn"]["baselines"]["zero_shot"]["test"],
         "SevenNet-0 fine-tuned": summaries["sevenn"]["metrics"]["test"],

@@ -34,7 +34,8 @@ if __name__ == "__main__":
         },
         output_dir=str(output / "relax"),
     )  # fmt: skip
-    summary = run_relax(from_yaml(RelaxConfig, path), progress=not args.quick, overwrite=True)
+    config = from_yaml(RelaxConfig, path)
+    summary = run_relax(config, progress=not args.quick, overwrite=args.overwrite)
     for label, tasks in summary.items():
         for task, entry in tasks.items():
             above = entry.get("energy_above_minimum_median_meV_per_atom", math.nan)

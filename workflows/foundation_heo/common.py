@@ -19,8 +19,16 @@ DATA = HERE.parents[1] / "data"  # the oxides equilens generated, committed with
 def arguments(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a few frames and steps (minutes)")
-    parser.add_argument("--output", default="results/workflows/foundation_heo", help="folder")
-    return parser.parse_args()
+    parser.add_argument(
+        "--output", help="folder (default: results/workflows/foundation_heo[_quick])"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the outputs of other settings"
+    )
+    args = parser.parse_args()
+    if args.output is None:  # each mode its own folder: neither replaces the other's outputs
+        args.output = "results/workflows/foundation_heo" + ("_quick" if args.quick else "")
+    return args
 
 
 def merged(base: Dict[str, Any], update: Dict[str, Any]) -> Dict[str, Any]:
