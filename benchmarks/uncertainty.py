@@ -24,7 +24,11 @@ their parent crystals (unrelaxed substituted rock salt, GFN1-xTB single
 points computed here).
 
 ``selection``: a learning curve. From ``--start`` random frames of the
-iron/water training split (its validation frames held apart), ``--rounds``
+iron/water training split (its validation frames held apart; with
+``--initial cold``, drawn at random from the quarter of the pool with the
+lowest RMS force instead: a start that has seen only near-equilibrium
+configurations, as a campaign that begins from relaxed or cool structures
+does), ``--rounds``
 rounds each add ``--add`` frames of the remaining pool chosen at random, by
 greedy LLPR, or by farthest-point sampling in the last hidden layer, a
 model being retrained after each round (a lighter BPNN: 128 PCA components,
@@ -34,6 +38,7 @@ strategy and seed and writes ``learning_curve.png``.
     python benchmarks/uncertainty.py calibration [--seeds 3] [--epochs 40]
     python benchmarks/uncertainty.py forces --epochs 60 [--frames 10]   # after calibration
     python benchmarks/uncertainty.py selection [--seeds 2] [--start 20] [--add 20] [--rounds 3]
+                                                [--initial random|cold]
     python benchmarks/uncertainty.py heo [--seeds 2] [--epochs 200]   # from the checkout
 """
 
@@ -331,8 +336,24 @@ def heo(seeds: int, epochs: int, folder: Path) -> None:
 STRATEGIES = ("random", "LLPR (greedy)", "LLPR variance reduction", "FPS hidden_2")
 
 
+def _initial(pool_frames, start: int, initial: str, rng) -> list[int]:
+    """The first training frames: random, or random among the coolest quarter."""
+    if initial == "random":
+        return list(rng.choice(len(pool_frames), start, replace=False))
+    rms = np.array([np.sqrt(np.mean(frame.get_forces() ** 2)) for frame in pool_frames])
+    coolest = np.argsort(rms)[: max(start, len(pool_frames) // 4)]
+    return [int(i) for i in rng.choice(coolest, start, replace=False)]
+
+
 def selection(
-    seeds: int, start: int, add: int, rounds: int, epochs: int, folder: Path, strategies
+    seeds: int,
+    start: int,
+    add: int,
+    rounds: int,
+    epochs: int,
+    folder: Path,
+    strategies,
+    initial: str = "random",
 ) -> None:
     import ase.io
 
@@ -371,10 +392,10 @@ def selection(
     curves: dict = {}
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        initial = list(rng.choice(len(pool_frames), start, replace=False))
-        model, metrics = train_on(initial, f"s{seed}_start", seed)
+        first = _initial(pool_frames, start, initial, rng)
+        model, metrics = train_on(first, f"s{seed}_start", seed)
         for strategy in strategies:
-            chosen, current = list(initial), model
+            chosen, current = list(first), model
             curve = [(len(chosen), metrics["test"])]
             for round_ in range(1, rounds + 1):
                 rest = [i for i in range(len(pool_frames)) if i not in set(chosen)]
@@ -389,7 +410,9 @@ def selection(
                     picks, _ = select_by_uncertainty(LLPR(current).fit(known), pool, add)
                 else:
                     picks, _ = select_farthest(current, pool, add, known, "hidden_2")
-                chosen += [rest[i] for i in picks]
+                added = [rest[i] for i in picks]
+                hot = np.median([np.sqrt(np.mean(pool_frames[i].get_forces() ** 2)) for i in added])
+                chosen += added
                 name = re.sub(r"\W+", "_", strategy.lower()).strip("_")
                 tag = f"s{seed}_{name}_{round_}"
                 current, round_metrics = train_on(chosen, tag, seed)
@@ -397,16 +420,18 @@ def selection(
                 print(
                     f"seed {seed} {strategy:14s} {len(chosen):4d} frames: test "
                     f"{round_metrics['test']['energy_rmse_meV_per_atom']:7.2f} meV/atom "
-                    f"{round_metrics['test']['force_rmse_eV_per_A']:6.3f} eV/A",
+                    f"{round_metrics['test']['force_rmse_eV_per_A']:6.3f} eV/A "
+                    f"(added frames: median RMS force {hot:.2f} eV/A)",
                     flush=True,
                 )
             curves.setdefault(strategy, []).append(curve)
     (folder / "selection.json").write_text(json.dumps(curves, indent=2))
-    _curve_plot(curves, folder / "learning_curve.png", seeds)
+    start_words = "random" if initial == "random" else "coolest-quarter"
+    _curve_plot(curves, folder / "learning_curve.png", seeds, f"{start} {start_words} frames")
     print(f"learning_curve.png and selection.json in {folder}")
 
 
-def _curve_plot(curves, path: Path, seeds: int) -> None:
+def _curve_plot(curves, path: Path, seeds: int, start: str) -> None:
     from equilens.figures import pyplot, save_figure
 
     plt = pyplot()
@@ -428,7 +453,8 @@ def _curve_plot(curves, path: Path, seeds: int) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(
-        f"iron/water: frames added by each strategy (mean and range over {seeds} seeds)",
+        f"iron/water: from {start}, frames added by each strategy "
+        f"(mean and range over {seeds} seeds)",
         fontsize=10,
     )
     save_figure(fig, path)
@@ -444,6 +470,12 @@ def main() -> None:
     parser.add_argument("--add", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--initial",
+        choices=["random", "cold"],
+        default="random",
+        help="of `selection`: the first frames at random, or among the coolest quarter",
+    )
+    parser.add_argument(
         "--projections", type=int, nargs="*", default=[], help="of `forces`: random projections"
     )
     parser.add_argument(
@@ -452,6 +484,8 @@ def main() -> None:
     parser.add_argument("--output", default="/tmp/equilens-bench/uncertainty")
     args = parser.parse_args()
     folder = Path(args.output) / args.what
+    if args.what == "selection" and args.initial != "random":
+        folder = folder.with_name(f"selection_{args.initial}")
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     if args.what == "calibration":
@@ -462,7 +496,14 @@ def main() -> None:
         heo(args.seeds or 2, args.epochs, folder)
     else:
         selection(
-            args.seeds or 2, args.start, args.add, args.rounds, args.epochs, folder, args.strategies
+            args.seeds or 2,
+            args.start,
+            args.add,
+            args.rounds,
+            args.epochs,
+            folder,
+            args.strategies,
+            args.initial,
         )
     print(f"total {time.perf_counter() - started:.0f} s")
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from equilens.analysis.latents import latents, load_latents, save_latents
 from equilens.data.examples import iron_water_example
@@ -109,6 +110,23 @@ def test_latents_command_line(setup, tmp_path, capsys):
     assert list(loaded) == ["input", "hidden_1", "hidden_2", "output"]
     assert loaded["hidden_2"].block(0).samples.names == ["system", "atom", "center_type"]
     assert "4 layers of 3 frames" in capsys.readouterr().out
+    # --device: the same layers on any device; a device that is not there is refused
+    devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    for device in devices:
+        out = tmp_path / f"on-{device}"
+        arguments = [str(tmp_path / "model.pt"), str(tmp_path / "frames.extxyz"), "--single-block"]
+        assert main(["latents", *arguments, "--output", str(out), "--device", device]) == 0
+        on_device = load_latents(out)
+        for name, tensor in load_latents(tmp_path / "out").items():
+            assert on_device[name].keys == tensor.keys
+            for block, reference in zip(on_device[name].blocks(), tensor.blocks()):
+                assert block.samples == reference.samples
+                np.testing.assert_allclose(block.values, reference.values, rtol=1e-5, atol=1e-6)
+    if not torch.cuda.is_available():
+        arguments = [str(tmp_path / "model.pt"), str(tmp_path / "frames.extxyz"), "--device"]
+        assert main(["latents", *arguments, "cuda", "--output", str(tmp_path / "x")]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and "torch sees no CUDA GPU" in error[0]
 
 
 def test_compare_layers_on_the_command_line(setup, tmp_path, capsys):

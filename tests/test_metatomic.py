@@ -167,6 +167,9 @@ def test_exported_file_read_back_by_the_metatomic_adapter(potential, tmp_path):
     model = load(path)
     assert isinstance(model, MetatomicModel) and model.species == potential.species
     assert model.layer_names == potential.layer_names
+    # declared for a GPU whatever machine exported it, the CPU as the fallback
+    assert model.supported_devices == ("cuda", "cpu")
+    assert model.to("cpu") is model and model.device.type == "cpu"
     frames = iron_water_example(n_frames=3, seed=8)
     native, read = potential.layers(frames), model.layers(frames)
     for name in potential.layer_names:

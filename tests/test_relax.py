@@ -9,6 +9,7 @@ import json
 import ase.io
 import numpy as np
 import pytest
+import torch
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
@@ -64,6 +65,9 @@ def test_emt_relaxes_back_to_its_minima(structures, tmp_path, capsys):
     lines = (tmp_path / "out" / "relaxations.jsonl").read_text().splitlines()
     assert main(["relax", str(config), "--no-progress"]) == 0  # nothing redone
     assert (tmp_path / "out" / "relaxations.jsonl").read_text().splitlines() == lines
+    # the device is not part of the run's identity: another one resumes it
+    assert main(["relax", str(config), "--no-progress", "--device", "cpu"]) == 0
+    assert (tmp_path / "out" / "relaxations.jsonl").read_text().splitlines() == lines
     from equilens.export.chemiscope import validate_chemiscope
 
     assert len(validate_chemiscope(tmp_path / "out" / "relaxed.json.gz")["structures"]) == 6
@@ -80,6 +84,17 @@ def test_bad_relax_configs_are_named(structures, tmp_path, capsys):
     config.write_text(f"minima: {tmp_path / 'none.extxyz'}\ncalculators: {{EMT: emt}}\n")
     assert main(["relax", str(config)]) == 2
     assert "none.extxyz" in capsys.readouterr().err
+    config.write_text(
+        f"minima: {structures / 'minima.extxyz'}\ncalculators: {{EMT: emt}}\ndevice: gpu\n"
+        f"output_dir: {tmp_path / 'bad'}\n"
+    )
+    assert main(["relax", str(config)]) == 2
+    assert "device must be auto, cpu, cuda or cuda:N, got 'gpu'" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["relax", str(config), "--device", "cuda"]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and "torch sees no CUDA GPU" in error[0]
+    assert not (tmp_path / "bad").exists()  # refused before anything was claimed
 
 
 def _write_config(path, structures, output, **sections):
@@ -168,7 +183,8 @@ def test_an_equilens_potential_and_its_metatomic_export_side_by_side(make_potent
 
     # a fresh process: the library registration is per process
     done = subprocess.run([sys.executable, "-m", "equilens.cli", "relax", str(config),
-                           "--no-progress"], capture_output=True, text=True)  # fmt: skip
+                           "--no-progress", "--device", "auto"], capture_output=True,
+                          text=True)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "out" / "relaxations.jsonl").open()]
     native, export = (next(r for r in rows if r["calculator"] == n) for n in ("native", "exported"))

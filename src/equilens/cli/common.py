@@ -59,6 +59,18 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_device_argument(
+    parser: argparse.ArgumentParser, what: str, key: Optional[str] = None, more: str = ""
+) -> None:
+    """``--device``: where ``what`` runs (overriding the configuration's ``key``)."""
+    default = f"overrides {key}" if key else "default: auto"
+    parser.add_argument(
+        "--device",
+        help=f"where {what} run: auto (a CUDA GPU when torch sees one), cpu, cuda or "
+        f"cuda:N ({default}){more}",
+    )
+
+
 def fingerprint_of_inputs(args: argparse.Namespace, names, files=()) -> dict:
     """What identifies a run of a verb: the given options ``names`` and the
     contents (SHA-256) of the input ``files``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_overwrite_argument, add_read_arguments
+from .common import add_device_argument, add_overwrite_argument, add_read_arguments
 
 
 def register(commands) -> None:
@@ -33,6 +33,7 @@ def register(commands) -> None:
         help="one row per structure: mean, sum, or mean + variance + third cumulant",
     )
     parser.add_argument("--batch-size", type=int, help="frames per forward pass")
+    add_device_argument(parser, "the model's layers")
     parser.add_argument(
         "--chunk-frames",
         type=int,
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..analysis.latents import arrange_layers, save_latents
     from ..analysis.latents import latents as latents_of
+    from ..devices import resolve_device
     from ..errors import ConfigError
     from ..models import load
     from ..storage import check_outputs
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     library_defaults(args, latents_of, ("batch_size",))
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = load(args.model)
+    device = resolve_device(args.device or "auto")
+    model = load(args.model).to(device)
     dataset = read_frames(args, species=model.species)
     frames = dataset.frames
     source = {"model": str(args.model), "file": str(args.file), "index": args.index}

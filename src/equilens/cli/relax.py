@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_device_argument
+
 
 def register(commands) -> None:
     parser = commands.add_parser(
@@ -23,6 +25,7 @@ def register(commands) -> None:
     parser.add_argument("--output", help="output folder (overrides output_dir)")
     parser.add_argument("--overwrite", action="store_true", help="replace another run's outputs")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_device_argument(parser, "the machine-learned calculators", "device")
     parser.set_defaults(handler=run)
 
 
@@ -30,12 +33,16 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..config import from_mapping, load_yaml
+    from ..devices import resolve_device
     from ..relax.config import RelaxConfig
     from ..relax.run import run_relax
 
     config = from_mapping(RelaxConfig, load_yaml(args.config), where=args.config)
     if args.output:
         config = dataclasses.replace(config, output_dir=args.output)
+    if args.device is not None:
+        config = dataclasses.replace(config, device=args.device)
+    resolve_device(config.device)  # refused here, before anything runs
     summary = run_relax(config, progress=not args.no_progress, overwrite=args.overwrite)
     for label, tasks in summary.items():
         for task, entry in tasks.items():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_device_argument
+
 
 def register(commands) -> None:
     parser = commands.add_parser(
@@ -24,11 +26,7 @@ def register(commands) -> None:
         "and chemiscope_dir)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument(
-        "--device",
-        help="device of the sweep's equilens potentials: auto, cpu, cuda or cuda:N "
-        "(overrides training.device)",
-    )
+    add_device_argument(parser, "the sweep's equilens potentials", "training.device")
     parser.add_argument(
         "--scheduler",
         help="train the sweep's runs as Dask tasks: local:N (a LocalCluster of N worker "

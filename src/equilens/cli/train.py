@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_device_argument
+
 
 def register(commands) -> None:
     parser = commands.add_parser(
@@ -36,10 +38,11 @@ def add_run_arguments(parser) -> None:
         help="replace the outputs of a different run in the output folder",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.add_argument(
-        "--device",
-        help="auto (a CUDA GPU when torch sees one), cpu, cuda or cuda:N; overrides "
-        "training.device. Under torchrun each process takes the GPU of its LOCAL_RANK",
+    add_device_argument(
+        parser,
+        "the training and evaluation",
+        "training.device",
+        ". Under torchrun each process takes the GPU of its LOCAL_RANK",
     )
 
 

@@ -2,9 +2,9 @@
 
 Each family's exporter builds its TorchScript module and the outputs it
 declares; :func:`atomistic_model` adds what every export shares (the
-capabilities: atomic types, cutoff, Å, devices, dtype; the metadata: name,
-description, versions, training configuration and hypers from the model's
-:meth:`~equilens.models.base.Model.describe`) and :func:`save_atomistic`
+capabilities: atomic types, cutoff, Å, devices (CUDA first, then the CPU),
+dtype; the metadata: name, description, versions, training configuration
+and hypers from the model's :meth:`~equilens.models.base.Model.describe`) and :func:`save_atomistic`
 writes the file atomically with the compiled extensions it needs.
 
 In a process that also imports ``featomic.torch``, import it *before*
@@ -42,7 +42,10 @@ def atomistic_model(model, module, outputs, dtype: str, kind: str, description: 
     from metatomic.torch import AtomisticModel, ModelCapabilities, ModelMetadata
 
     described = model.describe()
-    devices = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
+    # the families' modules create every tensor on the device of their input
+    # (featomic-torch computes on the CPU and returns to it): the file runs on
+    # a GPU wherever one is, whatever machine exported it
+    devices = ["cuda", "cpu"]
     capabilities = ModelCapabilities(
         outputs=outputs,
         atomic_types=[int(z) for z in described.species],

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 import ase
 import numpy as np
+import torch
 from metatensor import Labels, TensorBlock, TensorMap
 
 from ..errors import FileFormatError, ModelError
@@ -135,6 +136,23 @@ class Model(abc.ABC):
     ) -> Dict[str, TensorMap]:
         """The model's predictions for ``frames``: ``{name: TensorMap}`` for
         each name of ``outputs`` (default: all of :attr:`outputs`)."""
+
+    @property
+    def device(self) -> torch.device:
+        """The device :meth:`layers` and :meth:`predict` compute on (the CPU
+        unless :meth:`to` moved the model); their results are numpy arrays
+        whatever the device."""
+        return torch.device("cpu")
+
+    def to(self, device: Union[str, torch.device]) -> Model:
+        """Compute on ``device`` from now on (``cpu``, ``cuda``, ``cuda:N``);
+        returns the model. The default keeps the model on the CPU and refuses
+        any other device in one line; families and adapters whose networks
+        run on a GPU override it."""
+        device = torch.device(device)
+        if device.type != "cpu":
+            raise ModelError(f"{self.kind} models compute on the CPU only (asked for {device})")
+        return self
 
     def describe(self) -> ModelDescription:
         """Species, cutoff, layers, outputs, hypers and provenance."""

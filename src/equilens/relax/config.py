@@ -92,6 +92,9 @@ class RelaxConfig:
     :param rattle: the rattled copies of the minima
     :param optimizer: BFGS settings and which tasks relax the cell
     :param output_dir: output folder (default ``results/relax/<name>``)
+    :param device: where the machine-learned calculators run: ``auto`` (a
+        CUDA GPU when torch sees one), ``cpu``, ``cuda`` or ``cuda:N``; not
+        part of the run's identity (a run resumes on another device)
     """
 
     minima: str
@@ -103,6 +106,7 @@ class RelaxConfig:
     rattle: RattleConfig = field(default_factory=RattleConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     output_dir: Optional[str] = None
+    device: str = "auto"
 
     def __post_init__(self):
         if not self.calculators:
@@ -115,10 +119,11 @@ class RelaxConfig:
         return Path(self.output_dir or f"results/relax/{self.name}")
 
 
-def make_calculator(spec: str, where: str, frames: Sequence[ase.Atoms] = ()):
-    """The ASE calculator named by ``spec`` (see the module docstring); an
-    element of ``frames`` it has no parameters for is a one-line
-    :class:`ConfigError` naming ``where``, before any calculation."""
+def make_calculator(spec: str, where: str, frames: Sequence[ase.Atoms] = (), device: str = "cpu"):
+    """The ASE calculator named by ``spec`` (see the module docstring), a
+    machine-learned one running on ``device``; an element of ``frames`` it has
+    no parameters for is a one-line :class:`ConfigError` naming ``where``,
+    before any calculation."""
     elements = sorted({int(z) for atoms in frames for z in atoms.numbers})
     if spec in ("xtb", "emt"):
         from ase.calculators.emt import parameters
@@ -137,12 +142,13 @@ def make_calculator(spec: str, where: str, frames: Sequence[ase.Atoms] = ()):
         from ase.calculators.emt import EMT
 
         return EMT()
+    from ..devices import resolve_device
     from ..errors import ModelError
     from ..models import load
 
     try:
         model = load(spec)
         model.check_species(list(frames), where=f"{where} ({spec})")
-        return model.calculator()
+        return model.to(resolve_device(device)).calculator()
     except ModelError as error:
         raise ConfigError(f"{where}: {error}") from None

@@ -109,18 +109,20 @@ def run_relax(config: RelaxConfig, progress: bool = True, overwrite: bool = Fals
         raise ConfigError(f"parents: {len(parents)} structures for {len(minima)} minima")
     output = config.output
     minima_hash = hash_json([m.positions.tolist() for m in minima])
-    fingerprint = {"config": to_mapping(config), "minima": minima_hash}
+    identity = to_mapping(config)
+    identity.pop("device")  # a run resumes on another device
+    fingerprint = {"config": identity, "minima": minima_hash}
     outputs = [output / "relaxations.jsonl"]
     record = check_outputs(output / "run.json", fingerprint, outputs, overwrite, str(output))
     structures = minima + (parents or [])
     # every calculator made (and its elements checked) before any relaxation
     calculators = {
-        label: make_calculator(spec, f"calculators.{label}", structures)
+        label: make_calculator(spec, f"calculators.{label}", structures, config.device)
         for label, spec in config.calculators.items()
     }
     reference = None
     if config.reference is not None:
-        reference = make_calculator(config.reference, "reference", structures)
+        reference = make_calculator(config.reference, "reference", structures, config.device)
     record()  # claimed once everything is checked: a refused config can be corrected
     e_min = [m.get_potential_energy() if reference is not None else np.nan for m in minima]
     done = _done(output / "relaxations.jsonl")

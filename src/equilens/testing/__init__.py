@@ -22,6 +22,9 @@ does not apply is skipped with its reason in the returned report.
 - ``forces``: forces are minus the central finite differences of the energy;
 - ``stress``: the calculator's stress is the strain derivative of the energy
   over the volume (periodic frames, calculators that give stress);
+- ``devices``: :meth:`~equilens.models.base.Model.to` the CPU returns the
+  model; with a CUDA GPU, the layers and predictions on it equal the CPU's
+  (or the model refuses the GPU in one line);
 - ``unknown element``: a frame with an element the model does not know is
   refused in one line naming the frame and the element;
 - ``reload``: the same layers from the model saved (or reopened from its
@@ -42,6 +45,7 @@ import ase
 from .checks import (
     Context,
     check_batches,
+    check_devices,
     check_forces,
     check_inversion,
     check_metadata,
@@ -64,6 +68,7 @@ CHECKS: Dict[str, Callable[[Context], Optional[str]]] = {
     "predictions": check_predictions,
     "forces": check_forces,
     "stress": check_stress,
+    "devices": check_devices,
     "unknown element": check_unknown_element,
     "reload": check_reload,
     "export": check_export,

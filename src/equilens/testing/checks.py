@@ -7,6 +7,7 @@ from typing import Dict, Optional
 
 import ase
 import numpy as np
+import torch
 from metatensor import TensorMap
 
 from ..errors import ModelError
@@ -222,3 +223,28 @@ def check_unknown_element(context: Context) -> Optional[str]:
         assert "\n" not in message, "unknown element: the message is not one line"
         return None
     raise AssertionError(f"unknown element: a frame with Z={z} was not refused")
+
+
+def check_devices(context: Context) -> Optional[str]:
+    model = context.model
+    assert model.to("cpu") is model, "devices: to('cpu') does not return the model"
+    assert model.device.type == "cpu", f"devices: on {model.device} after to('cpu')"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU on this machine (the CPU path was checked)"
+    try:
+        model.to("cuda")
+    except ModelError as error:
+        assert "\n" not in str(error), "devices: the refusal is not one line"
+        return f"CPU only ({error})"
+    try:
+        assert model.device.type == "cuda", f"devices: on {model.device} after to('cuda')"
+        on_gpu = model.layers(context.frames)
+        gpu_prediction = _prediction_values(model.predict(context.frames))
+    finally:
+        model.to("cpu")
+    for name, tensor in context.layers.items():
+        assert_covariant(tensor, on_gpu[name], np.eye(3), context.atol, f"layer {name} on cuda:")
+    cpu_prediction = _prediction_values(model.predict(context.frames))
+    for name, tensor in cpu_prediction.items():
+        assert_covariant(tensor, gpu_prediction[name], np.eye(3), context.atol, f"{name} on cuda:")
+    return None

@@ -148,7 +148,7 @@ class Potential(ProjectedPotential, Model):
         with torch.no_grad():
             for start in range(0, len(frames), batch_size):
                 batch = list(frames[start : start + batch_size])
-                features = self.featurize(batch, gradients=False)
+                features = self.device_features(batch, gradients=False)
                 layers = self.module.layer_values(features.x, features.species)
                 for name, layer in zip(names, layers):
                     values[name].append(layer.cpu().numpy().astype(np.float64))

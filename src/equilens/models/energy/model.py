@@ -33,6 +33,22 @@ class ProjectedPotential:
     def dtype(self) -> torch.dtype:
         return self.module.baseline.dtype  # type: ignore[attr-defined]
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs; features are computed on the CPU (featomic)
+        and moved there batch by batch."""
+        return self.module.baseline.device  # type: ignore[attr-defined]
+
+    def to(self, device):
+        """Run the network on ``device`` (``cpu``, ``cuda``, ``cuda:N``)."""
+        self.module.to(torch.device(device))  # type: ignore[attr-defined]
+        return self
+
+    def device_features(self, frames: Sequence[ase.Atoms], gradients: bool):
+        """``featurize(frames, gradients)`` on the network's device."""
+        features = self.featurize(frames, gradients=gradients)  # type: ignore[attr-defined]
+        return features if self.device.type == "cpu" else features.to(device=self.device)
+
     def energies_and_forces(
         self, frames: Sequence[ase.Atoms], forces: bool = True, batch_size: int = 8
     ) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:
@@ -43,12 +59,12 @@ class ProjectedPotential:
         self.module.eval()  # type: ignore[attr-defined]
         for start in range(0, len(frames), batch_size):
             batch = list(frames[start : start + batch_size])
-            features = self.featurize(batch, gradients=forces)  # type: ignore[attr-defined]
+            features = self.device_features(batch, gradients=forces)
             energy, force = energy_and_forces(self.module, features, forces=forces)  # type: ignore[attr-defined]
             energies.append(energy.detach().cpu().numpy().astype(np.float64))
             if force is not None:
                 array = force.detach().cpu().numpy().astype(np.float64)
-                offsets = features.atom_offsets.numpy()
+                offsets = features.atom_offsets.cpu().numpy()
                 all_forces.extend(array[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
         return np.concatenate(energies), (all_forces if forces else None)
 
@@ -66,7 +82,8 @@ class ProjectedPotential:
 
     def calculator(self, dtype: torch.dtype = torch.float64):
         """An ASE calculator: energy, forces, stress (periodic cells) and atomic
-        energies, evaluated in ``dtype``."""
+        energies, evaluated in ``dtype`` on the model's device."""
         from ..calculator import EquilensCalculator
 
-        return EquilensCalculator(self, self.torch_module(dtype), dtype)  # type: ignore[attr-defined]
+        module = self.torch_module(dtype).to(self.device)  # type: ignore[attr-defined]
+        return EquilensCalculator(self, module, dtype)

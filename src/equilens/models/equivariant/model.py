@@ -136,10 +136,10 @@ class EquivariantPotential(ProjectedPotential, Model):
         with torch.no_grad():
             for start in range(0, len(frames), batch_size):
                 batch = frames[start : start + batch_size]
-                features = self.featurize(batch, gradients=False)
+                features = self.device_features(batch, gradients=False)
                 tensors = self.module.layer_tensors(features.x, features.species)
-                system = features.system.numpy()
-                atom = np.arange(len(system)) - features.atom_offsets.numpy()[system]
+                system = features.system.cpu().numpy()
+                atom = np.arange(len(system)) - features.atom_offsets.cpu().numpy()[system]
                 for name, tensor in zip(self.layer_names, tensors):
                     tensor = _with_frames(to_metatensor_numpy(tensor), system, atom)
                     parts[name].append((start, tensor))

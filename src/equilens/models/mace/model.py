@@ -91,6 +91,15 @@ class MaceModel(Model):
     def layer_names(self) -> List[str]:
         return list(self.hooks) + ["output"]
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> MaceModel:
+        """Run the network on ``device``; graphs are built on the CPU and moved."""
+        self.model.to(torch.device(device))
+        return self
+
     def _batch(self, frames: Sequence[ase.Atoms]) -> Dict[str, torch.Tensor]:
         """MACE's input: neighbour lists at the model's cutoff, one-hot species."""
         import_mace()
@@ -114,7 +123,8 @@ class MaceModel(Model):
             ]
         finally:
             torch.set_default_dtype(previous)
-        return torch_geometric.batch.Batch.from_data_list(graphs).to_dict()
+        batch = torch_geometric.batch.Batch.from_data_list(graphs).to(self.device)
+        return batch.to_dict()
 
     def _run(self, frames: Sequence[ase.Atoms], forces: bool) -> Tuple[dict, dict]:
         """MACE's output dictionary and the layers captured on the way."""
@@ -124,7 +134,7 @@ class MaceModel(Model):
 
             def hook(_module, _inputs, output, name=name, index=index):
                 value = output[index] if index is not None else output
-                captured[name] = value.detach().to(torch.float64).clone()
+                captured[name] = value.detach().to("cpu", torch.float64).clone()
 
             handles.append(self.model.get_submodule(module).register_forward_hook(hook))
         try:
@@ -151,7 +161,7 @@ class MaceModel(Model):
             output, captured = self._run(frames[start : start + batch_size], False)
             for name, values in captured.items():
                 pieces[name].append(irreps_blocks(values.numpy(), self.irreps[name]))
-            energy = output["node_energy"].detach().to(torch.float64).reshape(-1, 1)
+            energy = output["node_energy"].detach().to("cpu", torch.float64).reshape(-1, 1)
             pieces["output"].append(irreps_blocks(energy.numpy(), o3.Irreps("1x0e")))
         return layers_tensormaps(pieces, frames)
 
@@ -186,7 +196,7 @@ class MaceModel(Model):
         for start in range(0, len(frames), batch_size):
             chunk = frames[start : start + batch_size]
             output, _ = self._run(chunk, True)
-            energies.extend(output["energy"].detach().double().reshape(-1).tolist())
-            split = torch.split(output["forces"].detach().double(), [len(a) for a in chunk])
+            energies.extend(output["energy"].detach().cpu().double().reshape(-1).tolist())
+            split = torch.split(output["forces"].detach().cpu().double(), [len(a) for a in chunk])
             forces.extend(f.numpy() for f in split)
         return prediction_maps(np.array(energies), forces, wanted)

@@ -115,6 +115,24 @@ class MetatomicModel(Model):
         self._layers = layer_outputs(list(self.model_outputs))
         if not self._layers and "energy" not in self.model_outputs:
             raise ModelError(f"{path}: the model has no feature or energy output")
+        self.supported_devices = tuple(capabilities.supported_devices)
+        self._device = torch.device("cpu")
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def to(self, device) -> MetatomicModel:
+        """Run the model on ``device``, one the file declares it supports."""
+        device = torch.device(device)
+        if device.type not in self.supported_devices:
+            raise ModelError(
+                f"{self.path}: the model supports {', '.join(self.supported_devices)}, "
+                f"not {device.type}"
+            )
+        self.model.to(device)
+        self._device = device
+        return self
 
     @property
     def species(self) -> Tuple[int, ...]:
@@ -147,7 +165,9 @@ class MetatomicModel(Model):
             super().calculator()
         from metatomic_ase import MetatomicCalculator
 
-        return MetatomicCalculator(self.model, extensions_directory=self.extensions_directory)
+        return MetatomicCalculator(
+            self.model, extensions_directory=self.extensions_directory, device=str(self.device)
+        )
 
     def _systems(self, frames: Sequence[ase.Atoms], positions_grad: bool = False):
         from metatomic.torch import systems_to_torch
@@ -159,7 +179,9 @@ class MetatomicModel(Model):
         calculators = neighbor_lists_for_model("angstrom", self.model)
         for calculator in calculators:
             calculator.add_neighbor_list(systems)
-        return systems
+        if self.device.type == "cpu":
+            return systems
+        return [system.to(device=self.device) for system in systems]
 
     def _run(self, systems, names: Sequence[str]) -> Dict[str, Any]:
         from metatomic.torch import ModelEvaluationOptions, ModelOutput
@@ -180,7 +202,7 @@ class MetatomicModel(Model):
             with torch.no_grad():
                 outputs = self._run(self._systems(batch), list(self._layers.values()))
             for layer, output in self._layers.items():
-                tensor = outputs[output]
+                tensor = outputs[output].to(device="cpu")
                 if "o3_lambda" in tensor.keys.names:
                     parts[layer].append((start, _equivariant(tensor, layer)))
                 else:
@@ -215,7 +237,7 @@ class MetatomicModel(Model):
             systems = self._systems([atoms], positions_grad=True)
             output = self._run(systems, ["energy"])["energy"]
             energy = output.block().values.sum()
-            energies.append(float(energy.detach()))
+            energies.append(float(energy.detach().cpu()))
             if "forces" in wanted:
                 (gradient,) = torch.autograd.grad(energy, systems[0].positions)
                 forces.append(-gradient.detach().cpu().numpy().astype(np.float64))

@@ -193,6 +193,15 @@ class SevenNetModel(Model):
     def layer_names(self) -> List[str]:
         return list(self.modules)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> SevenNetModel:
+        """Run the network on ``device``; graphs are built on the CPU and moved."""
+        self.model.to(torch.device(device))
+        return self
+
     def _batch(self, frames: Sequence[ase.Atoms]):
         from sevenn.atom_graph_data import AtomGraphData
         from sevenn.train.dataload import unlabeled_atoms_to_graph
@@ -220,7 +229,7 @@ class SevenNetModel(Model):
 
             handles.append(children[module].register_forward_hook(hook))
         try:
-            data = self._batch(frames)
+            data = self._batch(frames).to(self.device)
             if forces:
                 output = model(data)
             else:
@@ -242,7 +251,7 @@ class SevenNetModel(Model):
         for start in range(0, len(frames), batch_size):
             _, captured = self._run(frames[start : start + batch_size], list(self.modules), False)
             for name, values in captured.items():
-                values = values.reshape(len(values), -1).numpy()
+                values = values.reshape(len(values), -1).cpu().numpy()
                 pieces[name].append(irreps_blocks(values, Irreps(self.irreps[name]), parity=False))
         return layers_tensormaps(pieces, frames)
 
@@ -280,11 +289,11 @@ class SevenNetModel(Model):
         for start in range(0, len(frames), batch_size):
             chunk = frames[start : start + batch_size]
             output, _ = self._run(chunk, [], True)
-            energies.extend(output["inferred_total_energy"].detach().reshape(-1).tolist())
+            energies.extend(output["inferred_total_energy"].detach().cpu().reshape(-1).tolist())
             counts = [len(a) for a in chunk]
             forces.extend(
                 f.numpy().astype(np.float64)
-                for f in torch.split(output["inferred_force"].detach(), counts)
+                for f in torch.split(output["inferred_force"].detach().cpu(), counts)
             )
         return prediction_maps(np.array(energies), forces, wanted)
 
@@ -302,14 +311,14 @@ class SevenNetModel(Model):
                 super().calculate(atoms, properties, system_changes)
                 model.check_species([self.atoms])
                 output, _ = model._run([self.atoms], [], True)
-                energy = float(output["inferred_total_energy"].detach().reshape(-1)[0])
+                energy = float(output["inferred_total_energy"].detach().cpu().reshape(-1)[0])
                 self.results = {
                     "energy": energy,
                     "free_energy": energy,
-                    "forces": output["inferred_force"].detach().numpy().astype(np.float64),
+                    "forces": output["inferred_force"].detach().cpu().numpy().astype(np.float64),
                 }
                 if self.atoms.pbc.all():  # sevenn's stress: -(xx yy zz xy yz zx) -> Voigt
-                    stress = -output["inferred_stress"].detach().reshape(-1).numpy()
+                    stress = -output["inferred_stress"].detach().cpu().reshape(-1).numpy()
                     self.results["stress"] = stress[[0, 1, 2, 4, 5, 3]].astype(np.float64)
 
         return SevenNetASE()
