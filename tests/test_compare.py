@@ -166,6 +166,32 @@ def test_factorized_estimator_reproduces_skmatter(shape):
         )
 
 
+@pytest.mark.parametrize("shape", [(300, 8), (120, 40)])
+def test_lfre_of_many_targets_at_once_equals_skmatter(shape):
+    """One pass over the test points fits every target with its own cutoff:
+    scikit-matter's LFRE with its default estimator, target by target
+    (targets wider and narrower than the source, noise, the source itself)."""
+    from skmatter.metrics import local_reconstruction_error
+
+    from equilens.analysis.local import local_reconstruction_errors
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=shape) @ rng.normal(size=(shape[1], shape[1]))
+    y = np.tanh(x[:, :5] @ rng.normal(size=(5, 6))) + 0.1 * rng.normal(size=(shape[0], 6))
+    noise = 100.0 + rng.normal(size=(shape[0], 2))  # offset: the scaler centres it
+    train, test = np.arange(0, shape[0], 2), np.arange(1, shape[0], 2)[:25]
+    for source in (x, y):
+        targets = [x, y, noise, np.hstack([y, x])]
+        ours = local_reconstruction_errors(source, targets, 30, train, test)
+        reference = [
+            local_reconstruction_error(source, t, 30, train_idx=train, test_idx=test)
+            for t in targets
+        ]
+        # the source onto itself is round-off (1e-15): absolute tolerance there
+        np.testing.assert_allclose(ours, reference, rtol=1e-9, atol=1e-12)
+        assert ours[2] > 0.5 and min(ours[:2]) < ours[2]  # noise is not reconstructed
+
+
 def test_fps_selection_reaches_outliers():
     """Farthest-point sampling picks the isolated points that random sampling misses."""
     rng = np.random.default_rng(4)

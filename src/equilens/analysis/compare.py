@@ -40,17 +40,15 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from metatensor import Labels, TensorBlock, TensorMap
-from skmatter.metrics import (
-    global_reconstruction_error,
-    local_reconstruction_error,
-)
+from skmatter.metrics import global_reconstruction_error
 from skmatter.sample_selection import FPS
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..errors import EquilensError
 from ..tensormaps import check_same_structures, stack_blocks
-from .estimators import FactorizedRidge2FoldCV, default_estimator, warn_few_rows
+from .estimators import default_estimator, warn_few_rows
+from .local import local_reconstruction_errors
 from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
 
 MEASURES = ("gfre", "gfrd", "lfre")
@@ -267,20 +265,12 @@ def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, 
 
 
 def _lfre_row(task) -> List[float]:
-    """LFRE from one source to every set (runs in a worker process)."""
+    """LFRE from one source to every set (runs in a worker process): the
+    source's neighbours and local factorisations once, every target fitted
+    from them (:mod:`equilens.analysis.local`, scikit-matter's values)."""
     source, sets, train, test, neighbors = task
-    # the source's local factorisations (one per test point) are the same for
-    # every target: keep them all; small SVDs run 2x faster on one BLAS thread
-    local = FactorizedRidge2FoldCV(cache_size=len(test) + 1, cache_min_samples=0)
-    with threadpool_limits(1):
-        return [
-            float(
-                local_reconstruction_error(
-                    sets[source], target, neighbors, train_idx=train, test_idx=test, estimator=local
-                )
-            )
-            for target in sets
-        ]
+    with threadpool_limits(1):  # small SVDs run 2x faster on one BLAS thread
+        return local_reconstruction_errors(sets[source], sets, neighbors, train, test)
 
 
 def compare_by_species(features: Mapping[str, TensorMap], **options) -> Dict[int, Comparison]:
