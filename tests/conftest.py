@@ -40,7 +40,14 @@ def pytest_collection_modifyitems(config, items) -> None:
     """The slow tests first, the longest modules (workflows, side
     environments, fine-tuning) at the very front, so that the test
     processes finish together rather than one running the workflows alone."""
-    first = ("test_workflows", "test_mace", "test_sevenn_finetune", "test_faults", "test_metatrain")
+    first = (
+        "test_workflows",
+        "test_mace",
+        "test_sevenn_finetune",
+        "test_faults",
+        "test_metatrain",
+        "test_cluster",
+    )
 
     def key(item) -> tuple:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""

@@ -18,19 +18,81 @@ def _scorecard(folder):
     return {row["feature_set"]: row for row in csv.DictReader(open(folder / "scorecard.csv"))}
 
 
-def test_a_study_on_a_local_cluster_equals_one_process(tmp_path):
-    # two entries and one seed: two runs, one per worker
-    alone = run_study(_tiny(tmp_path / "one", seeds=[0]), progress=False)
-    started = time.perf_counter()
-    spread = run_study(_tiny(tmp_path / "two", seeds=[0]), progress=False, scheduler="local:2")
-    assert time.perf_counter() - started < 600
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory):
+    """The two-run study (two entries, one seed) in one process."""
+    folder = tmp_path_factory.mktemp("one")
+    return run_study(_tiny(folder, seeds=[0], training=TRAINING), progress=False)
+
+
+#: long enough for a worker to be killed in the middle of a run
+TRAINING = {"epochs": 12, "learning_rate": 0.001, "scheduler": "cosine"}
+
+
+def _same_models(alone, other) -> None:
     for run in ("a/seed0", "b/seed0"):
         one = load(alone / "models" / run / "model.pt").module.state_dict()
-        two = load(spread / "models" / run / "model.pt").module.state_dict()
+        two = load(other / "models" / run / "model.pt").module.state_dict()
         assert one.keys() == two.keys()
         # the same seeded runs: the same weights, bit for bit
-        assert all(torch.equal(two[name], tensor) for name, tensor in one.items())
+        assert all(torch.equal(two[name], tensor) for name, tensor in one.items()), run
+
+
+def test_a_study_on_a_local_cluster_equals_one_process(alone, tmp_path):
+    # two entries and one seed: two runs, one per worker
+    started = time.perf_counter()
+    config = _tiny(tmp_path / "two", seeds=[0], training=TRAINING)
+    spread = run_study(config, progress=False, scheduler="local:2")
+    assert time.perf_counter() - started < 600
+    _same_models(alone, spread)
     # and so the same scorecard, computed here from the same models
+    assert _scorecard(alone) == _scorecard(spread)
+
+
+def test_a_killed_worker_is_retried_and_the_study_is_unchanged(alone, tmp_path):
+    """A worker killed (SIGKILL) in the middle of a run: Dask reruns its task
+    on a worker the nanny restarts, the run resumes from what it had written,
+    and the models are still the one-process models bit for bit."""
+    import os
+    import signal
+    import threading
+
+    from dask.distributed import Client, LocalCluster
+
+    single = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                     "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")}  # fmt: skip
+    killed = {}
+
+    def kill_a_busy_worker(client, pids, stop):
+        deadline = time.monotonic() + 300
+        while not stop.is_set() and time.monotonic() < deadline:
+            busy = [address for address, keys in client.processing().items() if keys]
+            if busy and busy[0] in pids:
+                time.sleep(1.0)  # into the run: features cached, training started
+                if client.processing().get(busy[0]):
+                    os.kill(pids[busy[0]], signal.SIGKILL)
+                    killed["pid"] = pids[busy[0]]
+                    return
+            time.sleep(0.05)
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env=single
+    )
+    with cluster, Client(cluster) as client:
+        pids = client.run(os.getpid)
+        stop = threading.Event()
+        killer = threading.Thread(target=kill_a_busy_worker, args=(client, pids, stop))
+        killer.start()
+        try:
+            config = _tiny(tmp_path / "killed", seeds=[0], training=TRAINING)
+            spread = run_study(config, progress=False, scheduler=cluster.scheduler_address)
+        finally:
+            stop.set()
+            killer.join()
+    assert "pid" in killed, "no run was in progress long enough to kill its worker"
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed["pid"], 0)  # that worker is gone: the run was finished by another
+    _same_models(alone, spread)
     assert _scorecard(alone) == _scorecard(spread)
 
 
