@@ -40,7 +40,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from metatensor import Labels, TensorBlock, TensorMap
-from skmatter.metrics import global_reconstruction_error
 from skmatter.sample_selection import FPS
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
@@ -48,8 +47,8 @@ from tqdm.auto import tqdm
 from ..errors import EquilensError
 from ..tensormaps import check_same_structures, stack_blocks
 from .estimators import default_estimator, warn_few_rows
-from .local import local_reconstruction_errors
 from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
+from .reconstruction import global_measures, local_reconstruction_errors, orthogonal_distance
 
 MEASURES = ("gfre", "gfrd", "lfre")
 #: measures on a subsample of the selection: pairwise (matrices) and per set
@@ -204,24 +203,24 @@ def _split(n_chosen: int, train_fraction: float, split, rng) -> Tuple[np.ndarray
 def _global_values(data, measures, train_idx, test_idx, seconds, progress) -> Dict[tuple, float]:
     """GFRE / GFRD of every ordered pair: ``{(measure, i, j): value}``.
 
-    One estimator for all pairs: it factorises each source once (sources are
-    the outer loop) and computes the same fit as skmatter's default.
+    One fit per source for all its targets (:mod:`equilens.analysis.reconstruction`,
+    scikit-matter's values); GFRD reuses the ridge of GFRE.
     """
-    estimator = default_estimator()
-    functions = {
-        "gfre": global_reconstruction_error,
-        "gfrd": global_reconstruction_distortion_thin,
-    }
-    pairs = [(i, j) for i in range(len(data)) for j in range(len(data))]
     values: Dict[tuple, float] = {}
-    for i, j in tqdm(pairs, desc="GFRE/GFRD", unit="pair", disable=not progress or not measures):
+    if not measures:
+        return values
+    bar = dict(desc="GFRE/GFRD", unit="source", disable=not progress)
+    for i in tqdm(range(len(data)), **bar):
+        started = time.perf_counter()
+        errors, distortions = global_measures(
+            data[i], data, train_idx, test_idx, distortion="gfrd" in measures
+        )
+        # one fit serves both measures: its time is shared between them
+        share = (time.perf_counter() - started) / len(measures)
         for measure in measures:
-            started = time.perf_counter()
-            value = functions[measure](
-                data[i], data[j], train_idx=train_idx, test_idx=test_idx, estimator=estimator
-            )
-            seconds[measure] = seconds.get(measure, 0.0) + time.perf_counter() - started
-            values[(measure, i, j)] = float(value)
+            seconds[measure] = seconds.get(measure, 0.0) + share
+            row = errors if measure == "gfre" else distortions
+            values.update({(measure, i, j): value for j, value in enumerate(row)})
     return values
 
 
@@ -267,7 +266,7 @@ def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, 
 def _lfre_row(task) -> List[float]:
     """LFRE from one source to every set (runs in a worker process): the
     source's neighbours and local factorisations once, every target fitted
-    from them (:mod:`equilens.analysis.local`, scikit-matter's values)."""
+    from them (:mod:`equilens.analysis.reconstruction`, scikit-matter's values)."""
     source, sets, train, test, neighbors = task
     with threadpool_limits(1):  # small SVDs run 2x faster on one BLAS thread
         return local_reconstruction_errors(sets[source], sets, neighbors, train, test)
@@ -399,11 +398,6 @@ def global_reconstruction_distortion_thin(
     x_train, x_test = x_scaler.transform(x[train_idx]), x_scaler.transform(x[test_idx])
     y_train = y_scaler.transform(y[train_idx])
     estimator.fit(x_train, y_train)
-    ridge_test = estimator.predict(x_test)
-    ridge_train = estimator.predict(x_train)
-    u, _, vt = np.linalg.svd(x_train.T @ ridge_train, full_matrices=False)
-    projected = x_test @ u
-    orthogonal = projected @ vt
-    squared = np.sum((ridge_test - orthogonal) ** 2, axis=1)
-    squared += np.sum(x_test**2, axis=1) - np.sum(projected**2, axis=1)
-    return float(np.sqrt(np.mean(np.maximum(squared, 0.0))))
+    return orthogonal_distance(
+        x_train, x_test, estimator.predict(x_train), estimator.predict(x_test)
+    )

@@ -1,23 +1,25 @@
-"""LFRE from one source to many targets at once, equal to scikit-matter's.
+"""scikit-matter's reconstruction measures from one source to many targets at once.
 
-scikit-matter's ``local_reconstruction_error(X, Y, k)`` scales ``X`` and
-``Y`` (one global factor each, fitted on the training rows), and for every
-test point fits a ridge (``Ridge2FoldCV``: singular-value cutoff chosen by
-2-fold cross-validation) from its ``k`` nearest training points in ``X``,
-centred, to the same points in ``Y``, and reports the root mean square of
-the test points' reconstruction errors.
+scikit-matter's measures scale ``X`` and ``Y`` (``StandardFlexibleScaler``:
+centred, one global factor each, fitted on the training rows) and fit a
+ridge (``Ridge2FoldCV``: a singular-value cutoff chosen by 2-fold
+cross-validation) from ``X`` to ``Y``: on all training rows for the global
+measures (GFRE: RMS error of the test rows; GFRD: how far the map is from
+an orthogonal one), on the ``k`` nearest training rows of each test row,
+centred, for the local one (LFRE).
 
-Everything about a test point except the targets' columns depends on the
-source only: its neighbours, the centred local source, the three singular
-value decompositions of the fit. :func:`local_reconstruction_errors` does
-that work once per test point and fits every target from it in one pass:
-the targets' columns are stacked, the cross-validation scores of each
-cutoff are computed for all columns together and reduced per target (each
-target keeps its own cutoff, as in separate calls), and the predictions for
-every cutoff are partial sums of one product. The values are scikit-matter's
-with its default estimator (``tests/test_compare.py`` checks them against
-``skmatter.metrics.local_reconstruction_error``); an ``n x n`` LFRE matrix
-costs ``n`` passes over the test points instead of ``n^2``.
+Everything but the targets' columns depends on the source only: the
+scaling, the neighbours, the singular value decompositions of the fits.
+Here that work is done once per source (per test point for LFRE) and every
+target is fitted from it in one pass: the targets' columns are stacked, the
+cross-validation scores of each cutoff are computed for all columns
+together and reduced per target (each target keeps its own cutoff, as in
+separate calls), and the predictions reuse one product. The values are
+scikit-matter's with its default estimator (``tests/test_compare.py``
+checks :func:`global_measures` against ``global_reconstruction_error`` and
+``global_reconstruction_distortion``, :func:`local_reconstruction_errors`
+against ``local_reconstruction_error``); an ``n x n`` matrix costs ``n``
+fits instead of ``n^2`` (``2 n^2`` with GFRD).
 """
 
 from __future__ import annotations
@@ -38,6 +40,62 @@ def _scaled(a: np.ndarray, train: np.ndarray, test: np.ndarray) -> Tuple[np.ndar
     return (rows - mean) / scale, (a[test] - mean) / scale
 
 
+def global_measures(
+    source: np.ndarray,
+    targets: Sequence[np.ndarray],
+    train: np.ndarray,
+    test: np.ndarray,
+    distortion: bool = True,
+    alphas: np.ndarray = SKMATTER_ALPHAS,
+    random_state: int = SKMATTER_RANDOM_STATE,
+) -> Tuple[List[float], List[float]]:
+    """GFRE and GFRD (``nan`` when not ``distortion``) from ``source`` to
+    each of ``targets`` (rows aligned), fitted on ``train``, scored on ``test``."""
+    x_train, x_test = _scaled(np.asarray(source, dtype=np.float64), train, test)
+    y_train, y_test, starts, widths = _stacked(targets, train, test)
+    f = _Factorization(x_train, random_state)
+    cutoffs = np.asarray(alphas, dtype=np.float64) * max(np.max(f.s1), np.max(f.s2))
+    best = _best_cutoffs(f, y_train, cutoffs, np.argsort(-cutoffs, kind="stable"), starts, widths)
+    ut, s, vt = f.full()
+    coefficients = (ut @ y_train) / s[:, None]
+    a_train, a_test = x_train @ vt.T, x_test @ vt.T
+    errors, distortions = [], []
+    for t, (start, width) in enumerate(zip(starts, widths)):
+        k = min(len(s), int(np.sum(s > cutoffs[best[t]])))
+        columns = slice(start, start + width)
+        ridge_test = a_test[:, :k] @ coefficients[:k, columns]
+        difference = y_test[:, columns] - ridge_test
+        errors.append(float(np.sqrt(np.sum(difference**2) / len(test))))
+        if distortion:
+            ridge_train = a_train[:, :k] @ coefficients[:k, columns]
+            distortions.append(orthogonal_distance(x_train, x_test, ridge_train, ridge_test))
+        else:
+            distortions.append(float("nan"))
+    return errors, distortions
+
+
+def orthogonal_distance(x_train, x_test, ridge_train, ridge_test) -> float:
+    """GFRD's last step: the RMS distance, on the test rows, between the
+    ridge predictions and the orthogonal (Procrustes) map of the source
+    fitted to the ridge predictions of the training rows, the narrower side
+    zero-padded (see :func:`~equilens.analysis.compare.global_reconstruction_distortion_thin`)."""
+    u, _, vt = np.linalg.svd(x_train.T @ ridge_train, full_matrices=False)
+    projected = x_test @ u
+    orthogonal = projected @ vt
+    squared = np.sum((ridge_test - orthogonal) ** 2, axis=1)
+    squared += np.sum(x_test**2, axis=1) - np.sum(projected**2, axis=1)
+    return float(np.sqrt(np.mean(np.maximum(squared, 0.0))))
+
+
+def _stacked(targets: Sequence[np.ndarray], train, test):
+    """The scaled targets side by side: training rows, test rows, and each
+    target's first column and width."""
+    scaled = [_scaled(np.asarray(t, dtype=np.float64), train, test) for t in targets]
+    widths = np.array([part[0].shape[1] for part in scaled])
+    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
+    return np.hstack([p[0] for p in scaled]), np.hstack([p[1] for p in scaled]), starts, widths
+
+
 def local_reconstruction_errors(
     source: np.ndarray,
     targets: Sequence[np.ndarray],
@@ -52,11 +110,7 @@ def local_reconstruction_errors(
     if len(source) < neighbors:
         raise ValueError(f"{len(source)} samples for {neighbors} local points")
     x_train, x_test = _scaled(np.asarray(source, dtype=np.float64), train, test)
-    scaled = [_scaled(np.asarray(t, dtype=np.float64), train, test) for t in targets]
-    y_train = np.hstack([s[0] for s in scaled])
-    y_test = np.hstack([s[1] for s in scaled])
-    widths = np.array([s[0].shape[1] for s in scaled])
-    starts = np.concatenate([[0], np.cumsum(widths)[:-1]])
+    y_train, y_test, starts, widths = _stacked(targets, train, test)
     block = np.repeat(np.arange(len(targets)), widths)  # target of every column
     # the same expression and sort as scikit-matter: the same neighbours, ties included
     squared = (
