@@ -220,3 +220,32 @@ def test_layer_maps_show_only_labels_that_vary_on_the_species():
     assert varying_labels(labels, numbers == 26) == ["height"]
     assert varying_labels(labels, numbers == 8) == ["height", "o_state", "cn_o_h"]
     assert varying_labels(labels, numbers == 1) == ["height", "hbonds"]
+
+
+def test_the_uncertainty_stage_reuses_the_training_layers(make_potential, tmp_path):
+    """Layers the study already has for the training frames give the same
+    uncertainty rows as layers computed again."""
+    from equilens.data.examples import iron_water_example
+    from equilens.data.io import Dataset
+    from equilens.study.layers import model_layers
+    from equilens.study.uncertainty import layer_uncertainty
+
+    model = make_potential(6, (8, 8), seed=2)
+    rng = np.random.default_rng(0)
+
+    def labelled(frames):
+        energies, forces = model.energies_and_forces(frames)
+        noisy = [f + 0.1 * rng.normal(size=f.shape) for f in forces]
+        return Dataset(frames, energies + rng.normal(size=len(frames)), noisy)
+
+    splits = {
+        "train": labelled(iron_water_example(n_frames=6, seed=4)),
+        "validation": labelled(iron_water_example(n_frames=3, seed=5)),
+    }
+    config = _tiny(tmp_path, sweep=[{"name": "m", "model": {"hidden": [8, 8]}}])
+    potentials = {"m/seed0": model}
+    again = layer_uncertainty(config, potentials, splits)
+    computed = {"m/seed0": model_layers(model, splits["train"].frames).raw}
+    reused = layer_uncertainty(config, potentials, splits, computed)
+    assert [row["layer"] for row in again] == ["input", "hidden_1", "hidden_2"]
+    assert reused == again

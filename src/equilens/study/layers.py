@@ -73,11 +73,14 @@ class ModelLayers:
     :param output: that output (the atomic energy), or ``None``
     :param equivariant: the equivariant layers as the model gives them (keys
         ``o3_lambda, o3_sigma, center_type``)
+    :param raw: every layer as the model gives them (what the uncertainty
+        stage arranges its own way when the analysis atoms are its training atoms)
     """
 
     sets: Dict[str, TensorMap]
     output: Optional[np.ndarray]
     equivariant: Dict[str, TensorMap]
+    raw: Dict[str, TensorMap] = field(default_factory=dict)
 
 
 def model_layers(model, frames, batch_size: int = 50) -> ModelLayers:
@@ -89,7 +92,7 @@ def model_layers(model, frames, batch_size: int = 50) -> ModelLayers:
     output = None
     if len(tensors[last].block().properties) == 1:
         output = np.asarray(tensors.pop(last).block().values)[:, 0]
-    return ModelLayers(tensors, output, equivariant)
+    return ModelLayers(tensors, output, equivariant, raw)
 
 
 def open_external(specs, frames) -> Dict[str, Any]:

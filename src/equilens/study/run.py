@@ -173,7 +173,10 @@ def _analyse(
         equivariant = save_equivariant(compare_equivariant(covariant, config.seeds[0]), folder)
 
     with clock("uncertainty"):
-        uncertainty = layer_uncertainty(config, potentials, splits)
+        # the layers stage's layers are the training frames' when it analysed them all
+        whole = len(frames) == len(splits["train"])
+        raw = {key: read.raw for key, read in layers.items()} if whole else None
+        uncertainty = layer_uncertainty(config, potentials, splits, raw)
 
     with clock("outputs"):
         best = [

@@ -18,10 +18,11 @@ out: the study does not know the frames they were trained on.
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..analysis.latents import arrange_layers
 from ..data.io import Dataset
 from ..uncertainty.calibration import rank_correlation
 from ..uncertainty.estimators import LatentDistance, evaluated
@@ -40,8 +41,15 @@ def held_out(splits: Dict[str, Dataset]) -> Dataset:
     return Dataset(frames, energies, forces)
 
 
-def layer_uncertainty(config, potentials, splits: Dict[str, Dataset]) -> List[dict]:
-    """One row per (model, seed, layer): see the module's description."""
+def layer_uncertainty(
+    config, potentials, splits: Dict[str, Dataset], computed: Optional[Dict[str, dict]] = None
+) -> List[dict]:
+    """One row per (model, seed, layer): see the module's description.
+
+    :param computed: ``{model key: {layer: TensorMap}}``, every layer of the
+        models over the training frames when the study already has them (the
+        layers stage's, when its analysis frames are the whole training split)
+    """
     if not any(name in splits for name in ("validation", "test")):
         return []
     train = splits["train"].frames
@@ -53,7 +61,11 @@ def layer_uncertainty(config, potentials, splits: Dict[str, Dataset]) -> List[di
             continue
         name, seed = key.rsplit("/seed", 1)
         layers = list(model.layer_names[:-1])
-        fitted = layer_tensors(model, train, layers)
+        if computed is not None and key in computed:
+            raw = {layer: computed[key][layer] for layer in layers}
+            fitted = arrange_layers(raw, per_species=True, pooling=None, invariant=True)
+        else:
+            fitted = layer_tensors(model, train, layers)
         computed = evaluated(model, held.frames, layers, forces=held.forces is not None)
         for layer in layers:
             estimator = LatentDistance(model, layer).fit(train, layers=fitted)
