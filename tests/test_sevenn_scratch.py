@@ -11,6 +11,7 @@ that cannot work are refused in one line before sevenn starts.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -120,3 +121,27 @@ def test_bad_scratch_configurations_are_refused(cual, tmp_path):
     with pytest.raises(ConfigError, match="data.validation: element Al is not in the training"):
         train_sevenn(config, progress=False)
     assert not (tmp_path / "e" / "sevenn").exists()
+
+
+def test_several_processes_go_through_sevenns_own_distributed_training(cual, tmp_path):
+    """``training.processes`` above 1 runs sevenn under torchrun with its own
+    ``-d`` flag (NCCL, one GPU per process); refused in one line, before
+    anything is claimed, on a machine with fewer GPUs."""
+    import torch
+
+    from equilens.models.sevenn.config import SevennTraining
+    from equilens.models.sevenn.task import trainer_command
+
+    one = trainer_command(SevennTraining(), Path("input.yaml"))
+    assert one[1:] == ["-m", "sevenn.main.sevenn", "input.yaml", "-w", "."]
+    with pytest.raises(ConfigError, match=r"training.processes: expected >= 1"):
+        SevennTraining(processes=0)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus >= 2:
+        two = trainer_command(SevennTraining(processes=2), Path("input.yaml"))
+        assert two[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+        assert two[-3:] == ["-d", "--distributed_backend", "nccl"]
+    config = _config(cual, tmp_path / "p", training={"epochs": 1, "processes": max(2, gpus + 1)})
+    with pytest.raises(ConfigError, match=f"one CUDA GPU each; this machine has {gpus}"):
+        train_sevenn(config, progress=False)
+    assert not (tmp_path / "p").exists()

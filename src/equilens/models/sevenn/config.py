@@ -32,6 +32,9 @@ class SevennTraining:
         (the granularity of resuming)
     :param seed: sevenn's random seed
     :param threads: torch threads of the trainer (default: torch's)
+    :param processes: data-parallel training processes: above 1, sevenn's
+        own distributed training (``torchrun ... sevenn -d``, NCCL), one CUDA
+        GPU per process, ``batch_size`` frames per process
     """
 
     epochs: int = 20
@@ -45,9 +48,10 @@ class SevennTraining:
     checkpoint_every: int = 5
     seed: int = 1
     threads: Optional[int] = None
+    processes: int = 1
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "checkpoint_every"):
+        for name in ("epochs", "batch_size", "checkpoint_every", "processes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training.{name}: expected >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:

@@ -55,7 +55,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...data.splits import load_splits
 from ...errors import ConfigError, EquilensError, ModelError
@@ -85,6 +85,7 @@ def train_sevenn(
     """
     from .model import SevenNetModel, checkpoint_path, read_checkpoint
 
+    trainer_command(config.training, Path("input.yaml"))  # refused here, before anything runs
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     splits = load_splits(config.data, config.read)
@@ -193,9 +194,29 @@ def _subprocess(yaml_path: Path, work: Path, training: SevennTraining, epochs, d
         rows = files.learning_curve(work)
         return int(rows[-1]["epoch"]) if rows else done
 
-    command = [sys.executable, "-m", "sevenn.main.sevenn", yaml_path.name, "-w", "."]
+    command = trainer_command(training, yaml_path)
     external.run_trainer(command, work, "sevenn", (done, epochs), epochs_done, progress,
                          training.threads, logs=["log.sevenn"])  # fmt: skip
+
+
+def trainer_command(training: SevennTraining, yaml_path: Path) -> List[str]:
+    """sevenn's command line: one process, or ``training.processes`` under
+    torchrun with sevenn's own distributed flag (NCCL: one CUDA GPU each);
+    a one-line :class:`ConfigError` when this machine has too few GPUs."""
+    command = ["-m", "sevenn.main.sevenn", yaml_path.name, "-w", "."]
+    if training.processes == 1:
+        return [sys.executable, *command]
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus < training.processes:
+        raise ConfigError(
+            f"training.processes: sevenn trains {training.processes} processes with NCCL, one "
+            f"CUDA GPU each; this machine has {gpus} (use processes: 1)"
+        )
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    launcher.append(f"--nproc_per_node={training.processes}")
+    return [*launcher, *command, "-d", "--distributed_backend", "nccl"]
 
 
 def _finish(config, model, splits, zero_shot, offsets, work: Path, timings, content):
