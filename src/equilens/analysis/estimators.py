@@ -65,9 +65,46 @@ class _Factorization:
         return self.ut, self.s, self.vt
 
 
-def _mean_column_rmse(y: np.ndarray, prediction: np.ndarray) -> float:
-    difference = y - prediction
-    return float(np.mean(np.sqrt(np.einsum("ij,ij->j", difference, difference) / len(y))))
+def cutoff_scores(f: _Factorization, y: np.ndarray, cutoffs: np.ndarray, widths) -> np.ndarray:
+    """2-fold cross-validation scores ``(n_cutoffs, n_targets)`` of the
+    singular-value ``cutoffs`` for targets side by side in the columns of
+    ``y`` (``widths`` columns each): minus the mean over a target's columns
+    of the per-column RMSE, averaged over the two folds (scikit-matter's
+    ``neg_root_mean_squared_error``).
+
+    The prediction with the ``k`` largest singular values is a partial sum:
+    the cutoffs are walked from the largest (fewest values) down, adding only
+    the new terms, one full product in all instead of one per cutoff.
+    """
+    widths = np.asarray(widths)
+    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
+    y1, y2 = y[f.fold1], y[f.fold2]
+    ut1_y1, ut2_y2 = f.u1t @ y1, f.u2t @ y2
+    b1 = f.x2_v1 / f.s1[: f.n1]
+    b2 = f.x1_v2 / f.s2[: f.n2]
+    one_to_two, two_to_one = np.zeros_like(y2), np.zeros_like(y1)
+    scores = np.empty((len(cutoffs), len(widths)))
+    done1 = done2 = 0
+    previous = None
+    for index in np.argsort(-cutoffs, kind="stable"):
+        k1 = min(f.n1, int(np.sum(f.s1 > cutoffs[index])))
+        k2 = min(f.n2, int(np.sum(f.s2 > cutoffs[index])))
+        if previous is not None and k1 == done1 and k2 == done2:
+            scores[index] = scores[previous]  # the same fits: the same score
+            continue
+        previous = index
+        if k1 > done1:
+            one_to_two += b1[:, done1:k1] @ ut1_y1[done1:k1]
+            done1 = k1
+        if k2 > done2:
+            two_to_one += b2[:, done2:k2] @ ut2_y2[done2:k2]
+            done2 = k2
+        d2, d1 = y2 - one_to_two, y1 - two_to_one
+        rmse2 = np.sqrt(np.einsum("ij,ij->j", d2, d2) / len(y2))
+        rmse1 = np.sqrt(np.einsum("ij,ij->j", d1, d1) / len(y1))
+        summed = np.add.reduceat(rmse2, starts) + np.add.reduceat(rmse1, starts)
+        scores[index] = -summed / (2 * widths)
+    return scores
 
 
 class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
@@ -122,32 +159,8 @@ class FactorizedRidge2FoldCV(RegressorMixin, BaseEstimator):
         if y.ndim == 1:
             y = y[:, None]
         f = self._factorize(x)
-        y1, y2 = y[f.fold1], y[f.fold2]
-        ut1_y1 = f.u1t @ y1
-        ut2_y2 = f.u2t @ y2
         scaled = np.asarray(self.alphas, dtype=np.float64) * max(np.max(f.s1), np.max(f.s2))
-        # the prediction with the k largest singular values is a partial sum:
-        # walk the cutoffs from the largest alpha (fewest values) down and add
-        # only the new terms, one full product in all instead of one per alpha
-        scores = np.empty(len(scaled))
-        one_to_two = np.zeros_like(y2)
-        two_to_one = np.zeros_like(y1)
-        done1 = done2 = 0
-        b1 = f.x2_v1 / f.s1[: f.n1]
-        b2 = f.x1_v2 / f.s2[: f.n2]
-        for index in np.argsort(-scaled, kind="stable"):
-            alpha = scaled[index]
-            k1 = min(f.n1, int(np.sum(f.s1 > alpha)))
-            k2 = min(f.n2, int(np.sum(f.s2 > alpha)))
-            if k1 > done1:
-                one_to_two += b1[:, done1:k1] @ ut1_y1[done1:k1]
-                done1 = k1
-            if k2 > done2:
-                two_to_one += b2[:, done2:k2] @ ut2_y2[done2:k2]
-                done2 = k2
-            scores[index] = (
-                -(_mean_column_rmse(y2, one_to_two) + _mean_column_rmse(y1, two_to_one)) / 2
-            )
+        scores = cutoff_scores(f, y, scaled, [y.shape[1]])[:, 0]
         best = int(np.argmax(scores))
         self.cv_values_ = scores
         self.alpha_ = float(np.asarray(self.alphas)[best])

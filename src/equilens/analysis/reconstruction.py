@@ -28,7 +28,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .estimators import SKMATTER_ALPHAS, SKMATTER_RANDOM_STATE, _Factorization
+from .estimators import SKMATTER_ALPHAS, SKMATTER_RANDOM_STATE, _Factorization, cutoff_scores
 
 
 def _scaled(a: np.ndarray, train: np.ndarray, test: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -55,7 +55,7 @@ def global_measures(
     y_train, y_test, starts, widths = _stacked(targets, train, test)
     f = _Factorization(x_train, random_state)
     cutoffs = np.asarray(alphas, dtype=np.float64) * max(np.max(f.s1), np.max(f.s2))
-    best = _best_cutoffs(f, y_train, cutoffs, np.argsort(-cutoffs, kind="stable"), starts, widths)
+    best = np.argmax(cutoff_scores(f, y_train, cutoffs, widths), axis=0)
     ut, s, vt = f.full()
     coefficients = (ut @ y_train) / s[:, None]
     a_train, a_test = x_train @ vt.T, x_test @ vt.T
@@ -118,54 +118,17 @@ def local_reconstruction_errors(
         - 2 * x_test @ x_train.T
     )  # fmt: skip
     squared_errors = np.zeros((len(test), len(targets)))
-    order = None
     for i in range(len(test)):
         local = np.argsort(squared[i])[:neighbors]
         lx, ly = x_train[local], y_train[local]
         x_mean, y_mean = lx.mean(axis=0), ly.mean(axis=0)
         f = _Factorization(lx - x_mean, random_state)
         cutoffs = np.asarray(alphas, dtype=np.float64) * max(np.max(f.s1), np.max(f.s2))
-        if order is None or len(order) != len(cutoffs):
-            order = np.argsort(-cutoffs, kind="stable")
-        best = _best_cutoffs(f, ly - y_mean, cutoffs, order, starts, widths)
+        best = np.argmax(cutoff_scores(f, ly - y_mean, cutoffs, widths), axis=0)
         prediction = _predict(f, x_test[i] - x_mean, ly - y_mean, cutoffs[best][block])
         difference = y_test[i] - (y_mean + prediction)
         squared_errors[i] = np.add.reduceat(difference**2, starts)
     return [float(np.sqrt(np.mean(squared_errors[:, t]))) for t in range(len(targets))]
-
-
-def _best_cutoffs(f: _Factorization, y, cutoffs, order, starts, widths) -> np.ndarray:
-    """Index of the cutoff each target's 2-fold cross-validation picks: the
-    first maximum of minus the mean over its columns of the per-column RMSE,
-    averaged over the two folds (``FactorizedRidge2FoldCV.fit`` per target)."""
-    y1, y2 = y[f.fold1], y[f.fold2]
-    ut1_y1, ut2_y2 = f.u1t @ y1, f.u2t @ y2
-    b1 = f.x2_v1 / f.s1[: f.n1]
-    b2 = f.x1_v2 / f.s2[: f.n2]
-    one_to_two, two_to_one = np.zeros_like(y2), np.zeros_like(y1)
-    scores = np.empty((len(cutoffs), len(widths)))
-    done1 = done2 = 0
-    previous = None
-    for index in order:
-        k1 = min(f.n1, int(np.sum(f.s1 > cutoffs[index])))
-        k2 = min(f.n2, int(np.sum(f.s2 > cutoffs[index])))
-        if previous is not None and k1 == done1 and k2 == done2:
-            scores[index] = scores[previous]  # the same fits: the same score
-            continue
-        previous = index
-        if k1 > done1:
-            one_to_two += b1[:, done1:k1] @ ut1_y1[done1:k1]
-            done1 = k1
-        if k2 > done2:
-            two_to_one += b2[:, done2:k2] @ ut2_y2[done2:k2]
-            done2 = k2
-        d2, d1 = y2 - one_to_two, y1 - two_to_one
-        rmse2 = np.sqrt(np.einsum("ij,ij->j", d2, d2) / len(y2))
-        rmse1 = np.sqrt(np.einsum("ij,ij->j", d1, d1) / len(y1))
-        scores[index] = -(np.add.reduceat(rmse2, starts) + np.add.reduceat(rmse1, starts)) / (
-            2 * widths
-        )
-    return np.argmax(scores, axis=0)
 
 
 def _predict(f: _Factorization, x: np.ndarray, y: np.ndarray, column_cutoffs) -> np.ndarray:
