@@ -126,6 +126,15 @@ def test_outputs(data, tmp_path):
     assert (tmp_path / "cmp" / "heatmap_gfre.png").stat().st_size > 5000
 
 
+def _related_sets(shape):
+    """A correlated source (``shape``) and a noisy nonlinear function of it
+    (6 columns), and the generator that made them."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=shape) @ rng.normal(size=(shape[1], shape[1]))
+    y = np.tanh(x[:, :5] @ rng.normal(size=(5, 6))) + 0.1 * rng.normal(size=(shape[0], 6))
+    return x, y, rng
+
+
 @pytest.mark.parametrize("shape", [(300, 8), (120, 40)])
 def test_factorized_estimator_reproduces_skmatter(shape):
     """The fast estimator gives skmatter's default measures (wide and narrow sources)."""
@@ -137,9 +146,7 @@ def test_factorized_estimator_reproduces_skmatter(shape):
 
     from equilens.analysis.estimators import FactorizedRidge2FoldCV
 
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=shape) @ rng.normal(size=(shape[1], shape[1]))
-    y = np.tanh(x[:, :5] @ rng.normal(size=(5, 6))) + 0.1 * rng.normal(size=(shape[0], 6))
+    x, y, rng = _related_sets(shape)
     train, test = np.arange(0, shape[0], 2), np.arange(1, shape[0], 2)
     # cache_min_samples=0: the cached path is exercised on these small sets
     fast = FactorizedRidge2FoldCV(cache_min_samples=0)
@@ -181,9 +188,7 @@ def test_measures_of_many_targets_at_once_equal_skmatter(shape):
 
     from equilens.analysis.reconstruction import global_measures, local_reconstruction_errors
 
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=shape) @ rng.normal(size=(shape[1], shape[1]))
-    y = np.tanh(x[:, :5] @ rng.normal(size=(5, 6))) + 0.1 * rng.normal(size=(shape[0], 6))
+    x, y, rng = _related_sets(shape)
     noise = 100.0 + rng.normal(size=(shape[0], 2))  # offset: the scaler centres it
     train, test = np.arange(0, shape[0], 2), np.arange(1, shape[0], 2)[:25]
     for source in (x, y):

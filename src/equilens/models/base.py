@@ -211,6 +211,21 @@ class Model(abc.ABC):
                 )
 
 
+class NetworkOnDevice:
+    """Mixed into adapters whose network is the torch module ``self.model``
+    (SevenNet, MACE): :meth:`Model.to` moves it, and the adapter moves its
+    inputs to :attr:`device` and its results back to the CPU."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device  # type: ignore[attr-defined]
+
+    def to(self, device):
+        """Run the network on ``device``; graphs are built on the CPU and moved."""
+        self.model.to(torch.device(device))  # type: ignore[attr-defined]
+        return self
+
+
 # ---------------------------------------------------------------------------
 # files
 

@@ -37,12 +37,12 @@ import torch
 from metatensor import TensorMap
 
 from ...errors import ModelError
-from ..base import Model, ModelDescription, prediction_maps
+from ..base import Model, ModelDescription, NetworkOnDevice, prediction_maps
 from ..e3nn import Blocks, irreps_blocks, layers_tensormaps
 from .loading import import_mace, load_mace
 
 
-class MaceModel(Model):
+class MaceModel(NetworkOnDevice, Model):
     """A MACE ``.model`` file: node features of every layer as TensorMaps.
 
     :param path: the ``.model`` file
@@ -90,15 +90,6 @@ class MaceModel(Model):
     @property
     def layer_names(self) -> List[str]:
         return list(self.hooks) + ["output"]
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device) -> MaceModel:
-        """Run the network on ``device``; graphs are built on the CPU and moved."""
-        self.model.to(torch.device(device))
-        return self
 
     def _batch(self, frames: Sequence[ase.Atoms]) -> Dict[str, torch.Tensor]:
         """MACE's input: neighbour lists at the model's cutoff, one-hot species."""

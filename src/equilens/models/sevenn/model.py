@@ -46,7 +46,7 @@ from metatensor import TensorMap
 
 from ...errors import FileFormatError, ModelError
 from ...storage import load_refusal
-from ..base import Model, ModelDescription, prediction_maps
+from ..base import Model, ModelDescription, NetworkOnDevice, prediction_maps
 from ..e3nn import irreps_blocks, layers_tensormaps
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -137,7 +137,7 @@ def build_model(content: dict, where: str):
     return model.eval(), config
 
 
-class SevenNetModel(Model):
+class SevenNetModel(NetworkOnDevice, Model):
     """A SevenNet checkpoint: node features of every layer as TensorMaps.
 
     :param spec: a shipped checkpoint name (``7net-0``) or a checkpoint path
@@ -192,15 +192,6 @@ class SevenNetModel(Model):
     @property
     def layer_names(self) -> List[str]:
         return list(self.modules)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device) -> SevenNetModel:
-        """Run the network on ``device``; graphs are built on the CPU and moved."""
-        self.model.to(torch.device(device))
-        return self
 
     def _batch(self, frames: Sequence[ase.Atoms]):
         from sevenn.atom_graph_data import AtomGraphData
