@@ -48,7 +48,7 @@ from ..errors import EquilensError
 from ..tensormaps import check_same_structures, stack_blocks
 from .estimators import default_estimator, warn_few_rows
 from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
-from .reconstruction import global_measures, local_reconstruction_errors, orthogonal_distance
+from .reconstruction import global_measures, local_squared_errors, orthogonal_distance
 
 MEASURES = ("gfre", "gfrd", "lfre")
 #: measures on a subsample of the selection: pairwise (matrices) and per set
@@ -241,35 +241,63 @@ def _rank_values(data, measures, seconds) -> Dict[tuple, float]:
     return values
 
 
+#: test points per LFRE task: the tasks of a wide source are spread over the
+#: workers, and the chunks (and so the values) do not depend on their number
+LFRE_CHUNK = 100
+
+
 def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, float]:
-    """LFRE of every ordered pair, one source per task (in worker processes
-    when ``n_jobs`` allows); only the LFRE rows travel, re-indexed."""
+    """LFRE of every ordered pair. A task is one source and a chunk of test
+    points (its neighbours and local fits serve every target); the tasks run
+    in worker processes when ``n_jobs`` allows, which receive the LFRE rows
+    once; each source's squared errors are joined in chunk order."""
     rows = np.concatenate([train, test])
     subset = [array[rows] for array in data]
     local_train = np.arange(len(train))
-    local_test = np.arange(len(train), len(rows))
-    tasks = [(i, subset, local_train, local_test, neighbors) for i in range(len(data))]
-    jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(data)))
-    bar = dict(total=len(tasks), desc="LFRE", unit="source", disable=not progress)
+    chunks = np.array_split(np.arange(len(train), len(rows)), -(-len(test) // LFRE_CHUNK))
+    # the widest sources (the slowest local factorisations) first
+    order = sorted(range(len(data)), key=lambda i: -subset[i].shape[1])
+    tasks = [(i, local_train, chunk, neighbors) for i in order for chunk in chunks]
+    jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
+    bar = dict(total=len(tasks), desc="LFRE", unit="task", disable=not progress)
     if jobs == 1:
-        results = [_lfre_row(task) for task in tqdm(tasks, **bar)]
+        squared = [_lfre_task(task, subset) for task in tqdm(tasks, **bar)]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            results = list(tqdm(pool.map(_lfre_row, tasks), **bar))
-    return {("lfre", i, j): value for i, row in enumerate(results) for j, value in enumerate(row)}
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_lfre_worker_data, initargs=(subset,)
+        ) as pool:
+            squared = list(tqdm(pool.map(_lfre_task, tasks), **bar))
+    per_source: Dict[int, list] = {}
+    for (source, *_), part in zip(tasks, squared):
+        per_source.setdefault(source, []).append(part)
+    values = {}
+    for i, parts in per_source.items():
+        lfre = np.sqrt(np.mean(np.vstack(parts), axis=0))
+        values.update({("lfre", i, j): float(value) for j, value in enumerate(lfre)})
+    return values
 
 
-def _lfre_row(task) -> List[float]:
-    """LFRE from one source to every set (runs in a worker process): the
-    source's neighbours and local factorisations once, every target fitted
-    from them (:mod:`equilens.analysis.reconstruction`, scikit-matter's values)."""
-    source, sets, train, test, neighbors = task
+#: the LFRE rows of every set, in a worker process of :func:`_lfre_values`
+#: (sent once by its initializer; never set in the main process)
+_WORKER_SETS: List[np.ndarray] = []
+
+
+def _lfre_worker_data(sets: List[np.ndarray]) -> None:
+    _WORKER_SETS[:] = sets
+
+
+def _lfre_task(task, sets: Optional[List[np.ndarray]] = None) -> np.ndarray:
+    """Squared LFRE errors of a chunk of test points from one source to every
+    set (:mod:`equilens.analysis.reconstruction`, scikit-matter's values);
+    ``sets``: the worker's own when not given."""
+    source, train, test, neighbors = task
+    sets = _WORKER_SETS if sets is None else sets
     with threadpool_limits(1):  # small SVDs run 2x faster on one BLAS thread
-        return local_reconstruction_errors(sets[source], sets, neighbors, train, test)
+        return local_squared_errors(sets[source], sets, neighbors, train, test)
 
 
 def compare_by_species(features: Mapping[str, TensorMap], **options) -> Dict[int, Comparison]:

@@ -102,11 +102,26 @@ def local_reconstruction_errors(
     neighbors: int,
     train: np.ndarray,
     test: np.ndarray,
-    alphas: np.ndarray = SKMATTER_ALPHAS,
-    random_state: int = SKMATTER_RANDOM_STATE,
 ) -> List[float]:
     """The LFRE from ``source`` to each of ``targets`` (rows aligned), fitted
     on the ``neighbors`` nearest ``train`` rows of each ``test`` row."""
+    squared = local_squared_errors(source, targets, neighbors, train, test)
+    return [float(value) for value in np.sqrt(np.mean(squared, axis=0))]
+
+
+def local_squared_errors(
+    source: np.ndarray,
+    targets: Sequence[np.ndarray],
+    neighbors: int,
+    train: np.ndarray,
+    test: np.ndarray,
+    alphas: np.ndarray = SKMATTER_ALPHAS,
+    random_state: int = SKMATTER_RANDOM_STATE,
+) -> np.ndarray:
+    """The squared local reconstruction error ``(len(test), len(targets))``
+    of each test row for each target: any split of the test rows gives the
+    same rows (the scaling and neighbours come from ``train``), so chunks
+    of test rows can run apart and be joined."""
     if len(source) < neighbors:
         raise ValueError(f"{len(source)} samples for {neighbors} local points")
     x_train, x_test = _scaled(np.asarray(source, dtype=np.float64), train, test)
@@ -128,7 +143,7 @@ def local_reconstruction_errors(
         prediction = _predict(f, x_test[i] - x_mean, ly - y_mean, cutoffs[best][block])
         difference = y_test[i] - (y_mean + prediction)
         squared_errors[i] = np.add.reduceat(difference**2, starts)
-    return [float(np.sqrt(np.mean(squared_errors[:, t]))) for t in range(len(targets))]
+    return squared_errors
 
 
 def _predict(f: _Factorization, x: np.ndarray, y: np.ndarray, column_cutoffs) -> np.ndarray:
