@@ -435,6 +435,8 @@ def _curve_plot(curves, path: Path, seeds: int, start: str) -> None:
     from equilens.figures import pyplot, save_figure
 
     plt = pyplot()
+    from matplotlib.ticker import FormatStrFormatter
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     keys = (
         ("energy_rmse_meV_per_atom", "test energy RMSE (meV/atom)"),
@@ -450,7 +452,12 @@ def _curve_plot(curves, path: Path, seeds: int, start: str) -> None:
                 ax.fill_between(sizes, values.min(axis=0), values.max(axis=0), alpha=0.2)
         ax.set_xlabel("training frames")
         ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
+        values = [m[key] for runs in curves.values() for run in runs for _, m in run]
+        if max(values) > 3 * min(values):  # the first round would flatten the later ones
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
     fig.suptitle(
         f"iron/water: from {start}, frames added by each strategy "
