@@ -222,7 +222,7 @@ def test_layer_maps_show_only_labels_that_vary_on_the_species():
     assert varying_labels(labels, numbers == 1) == ["height", "hbonds"]
 
 
-def test_the_uncertainty_stage_reuses_the_training_layers(make_potential, tmp_path):
+def test_the_uncertainty_stage_reuses_the_training_layers(make_potential, tmp_path, monkeypatch):
     """Layers the study already has for the training frames give the same
     uncertainty rows as layers computed again."""
     from equilens.data.examples import iron_water_example
@@ -231,6 +231,7 @@ def test_the_uncertainty_stage_reuses_the_training_layers(make_potential, tmp_pa
     from equilens.study.uncertainty import layer_uncertainty
 
     model = make_potential(6, (8, 8), seed=2)
+    other = make_potential(6, (8,), seed=3)
     rng = np.random.default_rng(0)
 
     def labelled(frames):
@@ -242,10 +243,24 @@ def test_the_uncertainty_stage_reuses_the_training_layers(make_potential, tmp_pa
         "train": labelled(iron_water_example(n_frames=6, seed=4)),
         "validation": labelled(iron_water_example(n_frames=3, seed=5)),
     }
-    config = _tiny(tmp_path, sweep=[{"name": "m", "model": {"hidden": [8, 8]}}])
-    potentials = {"m/seed0": model}
+    sweep = [{"name": "m", "model": {"hidden": [8, 8]}}, {"name": "o", "model": {"hidden": [8]}}]
+    config = _tiny(tmp_path, sweep=sweep)
+    potentials = {"m/seed0": model, "o/seed0": other}
     again = layer_uncertainty(config, potentials, splits)
-    computed = {"m/seed0": model_layers(model, splits["train"].frames).raw}
+    train = splits["train"].frames
+    computed = {key: model_layers(p, train).raw for key, p in potentials.items()}
+    calls = []
+    original = type(model).layers
+
+    def counted(self, frames, batch_size=50):
+        calls.append(len(frames))
+        return original(self, frames, batch_size)
+
+    monkeypatch.setattr(type(model), "layers", counted)
     reused = layer_uncertainty(config, potentials, splits, computed)
-    assert [row["layer"] for row in again] == ["input", "hidden_1", "hidden_2"]
+    layers = [(row["model"], row["layer"]) for row in again]
+    assert layers == [("m", "input"), ("m", "hidden_1"), ("m", "hidden_2"),
+                      ("o", "input"), ("o", "hidden_1")]  # fmt: skip
     assert reused == again
+    # every model's layers were read for the held-out frames only
+    assert calls == [len(splits["validation"])] * 2

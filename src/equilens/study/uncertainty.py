@@ -66,10 +66,10 @@ def layer_uncertainty(
             fitted = arrange_layers(raw, per_species=True, pooling=None, invariant=True)
         else:
             fitted = layer_tensors(model, train, layers)
-        computed = evaluated(model, held.frames, layers, forces=held.forces is not None)
+        on_held = evaluated(model, held.frames, layers, forces=held.forces is not None)
         for layer in layers:
             estimator = LatentDistance(model, layer).fit(train, layers=fitted)
-            result = estimator.predict(held.frames, held.forces is not None, **computed)
+            result = estimator.predict(held.frames, held.forces is not None, **on_held)
             atoms = float("nan")
             if held.forces is not None:
                 errors = [np.linalg.norm(p - r, axis=1) for p, r in zip(result.forces, held.forces)]
