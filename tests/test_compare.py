@@ -295,7 +295,7 @@ def test_compare_by_species(per_species):
 def test_thin_gfrd_equals_skmatter_on_the_padded_problem(widths):
     from skmatter.metrics import global_reconstruction_distortion
 
-    from equilens.analysis.compare import global_reconstruction_distortion_thin
+    from equilens.analysis.reconstruction import global_reconstruction_distortion_thin
 
     p, q = widths
     rng = np.random.default_rng(6)

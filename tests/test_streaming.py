@@ -7,9 +7,9 @@ import pytest
 from sklearn.model_selection import KFold
 from skmatter.metrics import global_reconstruction_distortion, global_reconstruction_error
 
-from equilens.analysis.compare import global_reconstruction_distortion_thin
 from equilens.analysis.estimators import SKMATTER_RANDOM_STATE, default_estimator
 from equilens.analysis.measures import linear_cka
+from equilens.analysis.reconstruction import global_reconstruction_distortion_thin
 from equilens.analysis.streaming import (
     StreamingComparison,
     assign_parts,

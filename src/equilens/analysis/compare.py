@@ -18,10 +18,13 @@ Choices made explicit here, since scikit-matter leaves them to the caller:
   maps between spaces of one dimension): a narrower target is padded with
   zero columns, as in Goscinski et al., Mach. Learn.: Sci. Technol. 2, 025028
   (2021); the padding changes neither the target's distances nor its scale.
-  ``global_reconstruction_distortion_thin`` computes scikit-matter's value
-  for the padded problem without forming it (same number, checked by a test);
+  The padded problem is never formed
+  (:func:`~equilens.analysis.reconstruction.global_reconstruction_distortion_thin`:
+  the same number, checked by a test);
 - LFRE fits one ridge per test point on its ``lfre_neighbors`` nearest
-  training points, so it runs on its own, smaller sample budget.
+  training points, so it runs on its own, smaller sample budget;
+- every measure fits each source once for all its targets
+  (:mod:`equilens.analysis.reconstruction`), with scikit-matter's values.
 
 Next to them, in the same call and on the same selection
 (:mod:`equilens.analysis.measures`): the debiased linear CKA (``"cka"``,
@@ -46,9 +49,9 @@ from tqdm.auto import tqdm
 
 from ..errors import EquilensError
 from ..tensormaps import check_same_structures, stack_blocks
-from .estimators import default_estimator, warn_few_rows
+from .estimators import warn_few_rows
 from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
-from .reconstruction import global_measures, local_squared_errors, orthogonal_distance
+from .reconstruction import global_measures, local_squared_errors
 
 MEASURES = ("gfre", "gfrd", "lfre")
 #: measures on a subsample of the selection: pairwise (matrices) and per set
@@ -395,37 +398,3 @@ def _select(x: np.ndarray, count: int, selection: str, rng) -> np.ndarray:
         selector = FPS(n_to_select=count, initialize=start).fit(x)
         return np.sort(selector.selected_idx_)
     raise EquilensError(f"selection must be 'random' or 'fps', got {selection!r}")
-
-
-def global_reconstruction_distortion_thin(
-    x: np.ndarray, y: np.ndarray, train_idx, test_idx, estimator=None
-) -> float:
-    """scikit-matter's GFRD, computed without padding to a square problem.
-
-    Same steps and value as ``skmatter.metrics.global_reconstruction_distortion``
-    applied to ``x`` and ``y`` zero-padded to ``x``'s width: scale both with
-    ``StandardFlexibleScaler`` fitted on the training rows, fit the ridge
-    estimator, then the orthogonal (Procrustes) map from ``x`` to the ridge
-    predictions on the training rows, and report the RMS distance between
-    the ridge and the orthogonal predictions on the test rows.
-
-    scikit-matter pads both sides to ``P = max(p, q)`` columns and factorises
-    a ``P x P`` matrix, which for a 1,470-wide SOAP costs seconds per pair.
-    The thin singular value decomposition ``X^T Yhat = U S V^T`` (``p x q``)
-    gives the same map: ``x U V^T`` on the target's columns, and the part of
-    ``x`` orthogonal to ``U`` (``p > q``) rotated onto padding columns where
-    the target is zero, which adds ``|x|^2 - |x U|^2`` to each squared
-    distance whatever rotation is chosen. ``tests/test_compare.py`` checks the
-    equality with scikit-matter.
-    """
-    from skmatter.preprocessing import StandardFlexibleScaler
-
-    estimator = estimator if estimator is not None else default_estimator()
-    x_scaler = StandardFlexibleScaler().fit(x[train_idx])
-    y_scaler = StandardFlexibleScaler().fit(y[train_idx])
-    x_train, x_test = x_scaler.transform(x[train_idx]), x_scaler.transform(x[test_idx])
-    y_train = y_scaler.transform(y[train_idx])
-    estimator.fit(x_train, y_train)
-    return orthogonal_distance(
-        x_train, x_test, estimator.predict(x_train), estimator.predict(x_test)
-    )

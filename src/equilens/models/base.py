@@ -214,7 +214,7 @@ class Model(abc.ABC):
 class NetworkOnDevice:
     """Mixed into adapters whose network is the torch module ``self.model``
     (SevenNet, MACE): :meth:`Model.to` moves it, and the adapter moves its
-    inputs to :attr:`device` and its results back to the CPU."""
+    inputs to the device and its results back to the CPU."""
 
     @property
     def device(self) -> torch.device:
