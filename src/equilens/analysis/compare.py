@@ -112,8 +112,8 @@ def compare(
     :param split: explicit ``(train_idx, test_idx)`` into the selected
         samples, instead of the seeded split (e.g. to match another tool)
     :param progress: show progress bars
-    :param n_jobs: worker processes for LFRE (one source per task; ``None``:
-        one per CPU core); the values do not depend on it
+    :param n_jobs: worker processes for LFRE (tasks of one source and 100
+        test points; ``None``: one per CPU core); the values do not depend on it
     :param rank_samples: subsample of the selection for CKA, information
         imbalance and intrinsic dimension
     """
