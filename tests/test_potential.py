@@ -299,6 +299,30 @@ def test_gradient_aware_compression():
         assert overlap.min() < 0.99
 
 
+def test_compression_of_few_rows_equals_the_covariance_eigenvectors():
+    """Fewer atoms than SOAP features: the components come from the rows'
+    thin SVD; they are the covariance's leading eigenvectors (signs fixed the
+    same way), with the same variances and explained ratios."""
+    soap = compute_soap(iron_water_example(n_frames=1, seed=2), SPECIES, HYPERS)
+    pca = SpeciesPCA(n_components=12).fit(soap)
+    few = 0
+    for key, block in soap.items():
+        z, values = int(key["center_type"]), block.values
+        few += len(values) < values.shape[1]
+        centered = values - values.mean(axis=0)
+        covariance = centered.T @ centered / (len(values) - 1)
+        kept = min(12, len(values) - 1)  # a rank-deficient species keeps fewer
+        eigenvalues, vectors = np.linalg.eigh(covariance)
+        eigenvalues, vectors = eigenvalues[::-1][:kept], vectors[:, ::-1][:, :kept]
+        vectors = vectors * np.sign(vectors[np.abs(vectors).argmax(axis=0), range(kept)])
+        np.testing.assert_allclose(pca.components_[z][:, :kept], vectors, atol=1e-8)
+        assert not pca.components_[z][:, kept:].any()
+        ratio = eigenvalues / np.trace(covariance)
+        np.testing.assert_allclose(pca.explained_variance_ratio_[z], ratio, rtol=1e-8)
+        np.testing.assert_allclose(pca.scale_[z][:kept], np.sqrt(eigenvalues), rtol=1e-8)
+    assert few >= 1  # the few-rows path ran
+
+
 def test_train_command_line(lj_files, tmp_path, capsys):
     import yaml
 

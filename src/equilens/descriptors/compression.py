@@ -131,29 +131,36 @@ class SpeciesPCA:
         explained_ratio = None
         if len(values) > 1:
             centered = values - mean
-            covariance = centered.T @ centered / (len(values) - 1)
-            target = covariance / max(np.trace(covariance), 1e-300)
-            if gradient_covariance is not None:
-                target = target + self.gradient_weight * gradient_covariance
-            eigenvalues, eigenvectors = np.linalg.eigh(target)
-            order = np.argsort(eigenvalues)[::-1][: min(k, len(values) - 1, p)]
+            kept = min(k, len(values) - 1, p)
+            if gradient_covariance is None and len(values) < p:
+                # fewer rows than features (few atoms of many-element SOAP):
+                # the covariance's eigenvectors from the rows' thin SVD, without
+                # the p x p matrix
+                _, singular, vt = np.linalg.svd(centered, full_matrices=False)
+                total = float(np.sum(singular**2)) / (len(values) - 1)
+                eigenvalues = singular[:kept] ** 2 / (len(values) - 1) / max(total, 1e-300)
+                vectors = vt[:kept].T
+            else:
+                covariance = centered.T @ centered / (len(values) - 1)
+                total = float(np.trace(covariance))
+                target = covariance / max(total, 1e-300)
+                if gradient_covariance is not None:
+                    target = target + self.gradient_weight * gradient_covariance
+                values_, eigenvectors = np.linalg.eigh(target)
+                order = np.argsort(values_)[::-1][:kept]
+                eigenvalues, vectors = values_[order], eigenvectors[:, order]
             # fix the sign of each component (largest entry positive) so
             # that the projection does not depend on the eigen-solver
-            vectors = eigenvectors[:, order]
-            signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(len(order))])
-            components[:, : len(order)] = vectors * signs
+            signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), range(kept)])
+            components[:, :kept] = vectors * signs
             # the scale of each kept direction: its eigenvalue of the mixed
             # target in value units (the variance itself for plain PCA);
             # directions that barely vary between environments but move
             # with the atoms are not blown up by whitening
-            total = np.trace(covariance)
-            variance[: len(order)] = np.clip(eigenvalues[order], 0, None) * total
-            explained = np.einsum(
-                "pa,pq,qa->a",
-                components[:, : len(order)],
-                covariance,
-                components[:, : len(order)],
-            )
+            variance[:kept] = np.clip(eigenvalues, 0, None) * total
+            # the variance of the centred rows along each component
+            along = centered @ components[:, :kept]
+            explained = np.einsum("na,na->a", along, along) / (len(values) - 1)
             explained_ratio = explained / total if total > 0 else explained
         std = np.sqrt(variance)
         top = std.max() if len(std) and std.max() > 0 else 1.0
