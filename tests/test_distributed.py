@@ -127,3 +127,31 @@ def test_cuda_training_matches_cpu(lj_files, tmp_path):
     cpu, cuda = _validation_losses(tmp_path / "cpu"), _validation_losses(tmp_path / "cuda")
     np.testing.assert_allclose(cuda, cpu, rtol=1e-6)
     assert json.loads((tmp_path / "cuda" / "metrics.json").read_text())["device"] == "cuda:0"
+
+
+def test_auto_keeps_a_cpu_only_model_on_the_cpu(monkeypatch):
+    """With ``auto`` on a GPU machine, a model that computes on the CPU only
+    stays there; naming the GPU is refused in one line."""
+    from equilens.devices import model_on_device
+    from equilens.errors import ModelError
+    from equilens.models.base import Model
+
+    class CpuOnly(Model):
+        kind = "test.cpu-only"
+        layer_names = ["x"]
+        species = (1,)
+        outputs = ("energy",)
+
+        def layers(self, frames, batch_size=50):
+            return {}
+
+        def predict(self, frames, outputs=None, batch_size=8):
+            return {}
+
+    model = CpuOnly()
+    assert model_on_device(model, "cpu") is model and model.device.type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert model_on_device(model, "auto") is model and model.device.type == "cpu"
+    with pytest.raises(ModelError, match="compute on the CPU only"):
+        model_on_device(model, "cuda")

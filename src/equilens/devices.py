@@ -38,3 +38,18 @@ def resolve_device(spec: str = "auto") -> torch.device:
             f"device {spec!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)"
         )
     return torch.device("cuda", index)
+
+
+def model_on_device(model, spec: str = "auto"):
+    """``model`` moved to the device ``spec`` names (:meth:`Model.to`); with
+    ``auto`` a model that computes on the CPU only stays there instead of
+    being refused."""
+    from .errors import ModelError
+
+    device = resolve_device(spec)
+    try:
+        return model.to(device)
+    except ModelError:
+        if str(spec).strip().lower() != "auto":
+            raise
+        return model

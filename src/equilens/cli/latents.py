@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..analysis.latents import arrange_layers, save_latents
     from ..analysis.latents import latents as latents_of
-    from ..devices import resolve_device
+    from ..devices import model_on_device
     from ..errors import ConfigError
     from ..models import load
     from ..storage import check_outputs
@@ -62,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     library_defaults(args, latents_of, ("batch_size",))
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    device = resolve_device(args.device or "auto")
-    model = load(args.model).to(device)
+    model = model_on_device(load(args.model), args.device or "auto")
     dataset = read_frames(args, species=model.species)
     frames = dataset.frames
     source = {"model": str(args.model), "file": str(args.file), "index": args.index}

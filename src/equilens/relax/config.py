@@ -142,13 +142,13 @@ def make_calculator(spec: str, where: str, frames: Sequence[ase.Atoms] = (), dev
         from ase.calculators.emt import EMT
 
         return EMT()
-    from ..devices import resolve_device
+    from ..devices import model_on_device
     from ..errors import ModelError
     from ..models import load
 
     try:
         model = load(spec)
         model.check_species(list(frames), where=f"{where} ({spec})")
-        return model.to(resolve_device(device)).calculator()
+        return model_on_device(model, device).calculator()
     except ModelError as error:
         raise ConfigError(f"{where}: {error}") from None
