@@ -11,8 +11,16 @@ torchrun (gloo, CPU), with ``OMP_NUM_THREADS`` set so that the processes
 share the cores; prints the time per epoch and the validation and test
 errors of both.
 
+``memory``: the built-in ``water`` BPNN (842 training frames, k = 256,
+float16 gradients) trained for ``--epochs`` epochs on its training set
+repeated ``--copies`` times (e.g. ``1,10``), each in a fresh process with
+fresh output and cache folders; prints the peak resident memory of the
+process (all of it, and the anonymous part: what the system cannot drop),
+the projected features written to disk, the time per epoch and the errors.
+
     python benchmarks/scale.py study [--workers 2]
     python benchmarks/scale.py torchrun [--processes 2] [--epochs 10]
+    python benchmarks/scale.py memory [--copies 1,10] [--epochs 2]
 """
 
 from __future__ import annotations
@@ -88,9 +96,78 @@ def torchrun(processes: int, epochs: int, keep: Path) -> None:
         )
 
 
+def _peak_memory(command, cwd: Path) -> dict:
+    """Run ``command``; its peak RSS (``wait4``'s ``ru_maxrss``) and the peak of its
+    anonymous and file-backed resident memory (``/proc``, every 0.2 s)."""
+    process = subprocess.Popen(command, cwd=cwd)
+    peaks = {"RssAnon": 0, "RssFile": 0}
+    status_file = Path(f"/proc/{process.pid}/status")
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            for line in status_file.read_text().splitlines():
+                name, _, value = line.partition(":")
+                if name in peaks:
+                    peaks[name] = max(peaks[name], int(value.split()[0]) * 1024)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(map(str, command))}: exit status {status}")
+    return {
+        "anon_peak": peaks["RssAnon"],
+        "file_peak": peaks["RssFile"],
+        "max_rss": usage.ru_maxrss * 1024,
+    }
+
+
+def memory(copies_list, epochs: int, keep: Path) -> None:
+    from importlib.resources import files
+
+    import ase.io
+    import yaml
+
+    from equilens.data.reference import reference_path
+
+    train = ase.io.read(reference_path("water/train"), index=":")
+    base = yaml.safe_load((files("equilens.configs") / "water.yaml").read_text())
+    print(f"water BPNN, {epochs} epochs, {os.cpu_count()} cores")
+    for copies in copies_list:
+        folder = keep / f"copies{copies}"
+        folder.mkdir(parents=True, exist_ok=True)
+        data = folder / "train.extxyz"
+        ase.io.write(data, train * copies)
+        config = {**base, "name": f"water_x{copies}", "output_dir": str(folder / "run")}
+        config["cache_dir"] = str(folder / "cache")
+        config["data"] = {**base["data"], "train": str(data)}
+        (folder / "config.yaml").write_text(yaml.safe_dump(config))
+        command = [sys.executable, "-m", "equilens", "train", str(folder / "config.yaml")]
+        command += ["--epochs", str(epochs), "--no-progress", "--device", "cpu"]
+        started = time.perf_counter()
+        peaks = _peak_memory(command, folder)
+        wall = time.perf_counter() - started
+        summary = json.loads((folder / "run" / "metrics.json").read_text())
+        on_disk = sum(f.stat().st_size for f in (folder / "cache").rglob("*.bin"))
+        validation = summary["metrics"]["validation"]
+        gib = 1024**3
+        print(
+            f"x{copies} ({len(train) * copies} frames): peak RSS "
+            f"{peaks['max_rss'] / gib:.2f} GiB (anonymous {peaks['anon_peak'] / gib:.2f}, "
+            f"file-backed {peaks['file_peak'] / gib:.2f}), "
+            f"features on disk {on_disk / gib:.1f} GiB, "
+            f"{summary['seconds_per_epoch']:.1f} s/epoch, features "
+            f"{summary['timings']['features_s']:.0f} s, wall {wall:.0f} s, validation "
+            f"{validation['energy_rmse_meV_per_atom']:.2f} meV/atom "
+            f"{validation['force_rmse_eV_per_A']:.3f} eV/A"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["study", "torchrun"])
+    parser.add_argument("what", choices=["study", "torchrun", "memory"])
+    parser.add_argument("--copies", default="1,10", help="training-set repeats (memory)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=10)
@@ -101,6 +178,8 @@ def main() -> None:
         keep.mkdir(parents=True, exist_ok=True)
         if args.what == "study":
             study(args.workers, keep)
+        elif args.what == "memory":
+            memory([int(c) for c in args.copies.split(",")], args.epochs, keep)
         else:
             torchrun(args.processes, args.epochs, keep)
 

@@ -72,7 +72,7 @@ def test_two_processes_train_like_one(lj_files, tmp_path):
         assert summary["metrics"]["train"][key] == pytest.approx(value, rel=1e-6, abs=1e-9)
     # each rank featurized its own frames: the full training set (one process),
     # the validation set (shared), and the two shards
-    assert len(list((tmp_path / "cache" / "features").glob("features-*.pt"))) == 4
+    assert len(list((tmp_path / "cache" / "features").glob("features-*/index.json"))) == 4
     # one set of outputs: a checkpoint, a model, no partial files
     assert sorted(p.name for p in (tmp_path / "two").glob("*.pt")) == ["checkpoint.pt", "model.pt"]
 

@@ -323,6 +323,27 @@ def test_compression_of_few_rows_equals_the_covariance_eigenvectors():
     assert few >= 1  # the few-rows path ran
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_compression_fitted_batch_by_batch_equals_the_whole_fit(shared):
+    """The rows drawn from the atom counts and gathered from batches of
+    frames are those :meth:`SpeciesPCA.fit` draws from the whole SOAP: the
+    same projection, bit for bit (max_samples below the H and Fe counts, so
+    that rows are drawn)."""
+    frames = iron_water_example(n_frames=6, seed=4)
+    whole = SpeciesPCA(n_components=8, max_samples=40, seed=3, shared=shared)
+    whole.fit(compute_soap(frames, SPECIES, HYPERS))
+    batched = SpeciesPCA(n_components=8, max_samples=40, seed=3, shared=shared)
+    batched.fit_batches(frames, SPECIES, lambda batch: compute_soap(batch, SPECIES, HYPERS), 4)
+    assert batched.species_ == whole.species_ == list(SPECIES)
+    for z in SPECIES:
+        for name in ("mean_", "components_", "scale_"):
+            assert np.array_equal(getattr(batched, name)[z], getattr(whole, name)[z]), (z, name)
+    # and the draw mattered: another seed gives another projection
+    other = SpeciesPCA(n_components=8, max_samples=40, seed=4, shared=shared)
+    other.fit_batches(frames, SPECIES, lambda batch: compute_soap(batch, SPECIES, HYPERS), 4)
+    assert not np.array_equal(other.mean_[1], whole.mean_[1])
+
+
 def test_train_command_line(lj_files, tmp_path, capsys):
     import yaml
 

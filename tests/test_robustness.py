@@ -542,6 +542,8 @@ def test_no_reader_runs_a_pickled_payload(world, tmp_path):
     train(config, progress=False)
     # every torch file equilens reads, replaced by a payload
     targets = [output / "checkpoint.pt", *sorted((tmp_path / "cache").rglob("*.pt"))]
+    # and the arrays of the projected-feature cache (raw numbers and JSON)
+    targets += sorted((tmp_path / "cache").rglob("features-*/x.bin"))
     assert len(targets) >= 2
     for target in targets:
         torch.save({"payload": _Payload(str(marker))}, target)
@@ -569,7 +571,7 @@ def test_a_damaged_cache_is_recomputed_with_a_warning(world, tmp_path):
         config, output_dir=str(tmp_path / "a"), cache_dir=str(tmp_path / "cache")
     )
     _, first = train(config, progress=False)
-    cache = sorted((tmp_path / "cache").rglob("features-*.pt"))[0]
+    cache = sorted((tmp_path / "cache").rglob("features-*/grad_values.bin"))[0]
     cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])  # truncated
     with pytest.warns(UserWarning, match="checksum mismatch"):
         _, second = train(

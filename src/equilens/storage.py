@@ -43,7 +43,7 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[Any]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 -> the user's default
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp's 0600 -> the user's default
         os.replace(tmp_name, path)
     finally:
         if os.path.exists(tmp_name):
@@ -57,7 +57,7 @@ def glob_escape(name: str) -> str:
     return glob.escape(name)
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -143,17 +143,66 @@ def check_soap_memory(
         if gradients
         else ""
     )
-    raise ResourceError(
-        f"{what}: would need {size.total_bytes / gib:.1f} GB, more than "
+    raise _soap_refusal(what, size, size.total_bytes, budget, gradient_text)
+
+
+def _soap_refusal(
+    what: str, size: SoapSize, needed: int, budget: float, extra: str = ""
+) -> ResourceError:
+    """The one-line refusal of a SOAP computation of ``size`` that would
+    need ``needed`` bytes (``extra``: what else it holds, in words)."""
+    gib = 1024**3
+    return ResourceError(
+        f"{what}: would need {needed / gib:.1f} GB, more than "
         f"{FRACTION:.0%} of the {budget / FRACTION / gib:.1f} GB available: "
         f"{size.n_atoms:,} atoms x {size.per_atom:,} features "
         f"({size.n_species} neighbor types -> {size.n_pairs:,} neighbor-type pairs x "
         f"{size.per_pair} features per pair) = {size.values_bytes / gib:.1f} GB"
-        f"{gradient_text}. Reduce it with descriptor.alchemical (neighbor types mixed onto a "
+        f"{extra}. Reduce it with descriptor.alchemical (neighbor types mixed onto a "
         "few pseudo-species: the size no longer grows with the square of the elements), "
         "fewer elements in descriptor.species, a smaller basis (max_radial, max_angular, or "
         "preset: small), or fewer frames (read.index, e.g. '::4')"
     )
+
+
+def check_compression_memory(
+    frames: Sequence[ase.Atoms],
+    species: Sequence[int],
+    hypers: Dict[str, Any],
+    max_samples: int,
+    shared: bool,
+    batch_size: int,
+) -> Optional[int]:
+    """Raise :class:`~equilens.errors.ResourceError` when fitting the SOAP
+    compression of ``frames`` batch by batch
+    (:meth:`~equilens.descriptors.compression.SpeciesPCA.fit_batches`)
+    would not fit: the rows it keeps (``max_samples`` atoms per species, or
+    every atom of a species with fewer), the SOAP of the largest batch and
+    the features' covariance. Returns the bytes (``None`` for hypers it
+    cannot read)."""
+    from .alchemical import split_hypers
+
+    base, alchemical = split_hypers(hypers)
+    n_species = alchemical.pseudo_species if alchemical is not None else len(species)
+    numbers = np.concatenate([np.asarray(atoms.numbers) for atoms in frames])
+    counts = [int(np.sum(numbers == z)) for z in set(int(z) for z in species)]
+    kept = min(sum(counts), max_samples) if shared else sum(min(c, max_samples) for c in counts)
+    largest = max(
+        sum(len(f) for f in frames[start : start + batch_size])
+        for start in range(0, len(frames), batch_size)
+    )
+    try:
+        size = soap_size(frames[:0], n_species, base, False)
+    except (KeyError, TypeError, ValueError):
+        return None
+    size = dataclasses.replace(size, n_atoms=kept + largest)
+    covariance = size.per_atom**2 * BYTES
+    needed = size.values_bytes + covariance
+    budget = FRACTION * available_memory()
+    if needed > budget:
+        extra = f" + their covariance {covariance / 1024**3:.1f} GB"
+        raise _soap_refusal("SOAP for the compression", size, needed, budget, extra)
+    return needed
 
 
 def lambda_soap_features(hypers: Dict[str, Any], n_species: int, symmetries) -> int:
@@ -205,13 +254,21 @@ def check_feature_memory(
     n_components: int,
     gradient_bytes: int,
     available: Optional[int] = None,
+    folder: Optional[str] = None,
 ) -> int:
     """Raise :class:`~equilens.errors.ResourceError` when the projected
     features of ``frames`` (values and, per distinct atom-neighbor pair, a
     ``3 x n_components`` gradient of ``gradient_bytes`` per number: the
     largest array force training holds) would not fit; returns the bytes.
-    Neighbors are counted only when the all-pairs bound does not fit."""
-    budget = FRACTION * (available if available is not None else available_memory())
+    Neighbors are counted only when the all-pairs bound does not fit.
+
+    :param folder: the features are written to files under this folder and
+        read batch by batch (a feature cache): the disk space free there is
+        the limit, not the memory
+    """
+    if available is None:
+        available = free_disk(folder) if folder is not None else available_memory()
+    budget = FRACTION * available
     n_atoms = int(sum(len(f) for f in frames))
 
     def needed(pairs: int) -> int:
@@ -223,10 +280,23 @@ def check_feature_memory(
     if needed(pairs) <= budget:
         return needed(pairs)
     gib = 1024**3
+    where = "memory" if folder is None else f"disk space under {folder}"
     raise ResourceError(
         f"projected features: would need {needed(pairs) / gib:.1f} GB, more than "
-        f"{FRACTION:.0%} of the {budget / FRACTION / gib:.1f} GB available: {pairs:,} "
-        f"atom-neighbor pairs x 3 x {n_components} components x {gradient_bytes} B. Reduce it "
-        "with compression.gradient_storage: float16, fewer compression.n_components, a "
-        "smaller cutoff, or fewer frames (read.index, e.g. '::4')"
+        f"{FRACTION:.0%} of the {budget / FRACTION / gib:.1f} GB of {where} available: "
+        f"{pairs:,} atom-neighbor pairs x 3 x {n_components} components x {gradient_bytes} B. "
+        "Reduce it with compression.gradient_storage: float16, fewer compression.n_components, "
+        "a smaller cutoff, or fewer frames (read.index, e.g. '::4')"
     )
+
+
+def free_disk(folder: str) -> int:
+    """Bytes free on the file system that holds ``folder`` (or its nearest
+    existing parent)."""
+    import shutil
+    from pathlib import Path
+
+    path = Path(folder).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free

@@ -14,8 +14,9 @@ returns ``self``, learned attributes end with ``_``) and save to plain arrays
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import ase
 import numpy as np
 from metatensor import Labels, TensorMap
 
@@ -82,7 +83,80 @@ class SpeciesPCA:
                 "SpeciesPCA.fit needs the dense SOAP layout (keys 'center_type'); "
                 f"got keys {soap.keys.names}"
             )
-        n_features = len(soap.block(0).properties)
+        values = {int(k["center_type"]): b.values.view(np.ndarray) for k, b in soap.items()}
+        return self._fit_values(values, soap.block(0).properties, gradients)
+
+    def fit_batches(
+        self,
+        frames: Sequence[ase.Atoms],
+        species: Sequence[int],
+        soap_of: Callable[[List[ase.Atoms]], TensorMap],
+        batch_size: int = 50,
+        gradients: Optional[Iterable[TensorMap]] = None,
+    ) -> SpeciesPCA:
+        """:meth:`fit` on ``soap_of(frames)`` without holding it: the rows
+        :meth:`fit` would draw (``max_samples`` atoms per species, from the
+        same seeded generator) are chosen from the atom counts first and
+        gathered from the SOAP of ``batch_size`` frames at a time, so the
+        memory is that of the drawn rows, whatever the number of frames.
+        The result equals :meth:`fit`'s.
+
+        :param species: the descriptor's species (the blocks of the SOAP)
+        :param soap_of: dense SOAP (keys ``center_type``) of a list of frames
+        """
+        species = sorted(int(z) for z in set(species))
+        numbers = np.concatenate([np.asarray(atoms.numbers) for atoms in frames])
+        counts = [int(np.sum(numbers == z)) for z in species]
+        rng = np.random.default_rng(self.seed)
+        drawn: Dict[int, Optional[np.ndarray]] = {}
+        if self.shared:
+            total = sum(counts)
+            rows = (
+                np.sort(rng.choice(total, self.max_samples, replace=False))
+                if total > self.max_samples
+                else None
+            )
+            starts = np.concatenate([[0], np.cumsum(counts)])
+            for index, z in enumerate(species):
+                if rows is None:
+                    drawn[z] = None
+                    continue
+                inside = rows[(rows >= starts[index]) & (rows < starts[index + 1])]
+                drawn[z] = inside - starts[index]
+        else:
+            for z, n in zip(species, counts):
+                drawn[z] = (
+                    np.sort(rng.choice(n, self.max_samples, replace=False))
+                    if n > self.max_samples
+                    else None
+                )
+        kept: Dict[int, List[np.ndarray]] = {z: [] for z in species}
+        seen = dict.fromkeys(species, 0)
+        properties = None
+        for start in range(0, len(frames), batch_size):
+            soap = soap_of(list(frames[start : start + batch_size]))
+            properties = soap.block(0).properties if properties is None else properties
+            for key, block in soap.items():
+                z = int(key["center_type"])
+                values = block.values.view(np.ndarray)
+                chosen = drawn[z]
+                if chosen is not None:
+                    window = chosen[(chosen >= seen[z]) & (chosen < seen[z] + len(values))]
+                    values = values[window - seen[z]]
+                kept[z].append(np.array(values))
+                seen[z] += len(block.values)
+        values = {z: np.concatenate(parts) for z, parts in kept.items() if parts}
+        return self._fit_values(values, properties, gradients)
+
+    def _fit_values(
+        self,
+        values_by_species: Dict[int, np.ndarray],
+        properties: Labels,
+        gradients: Optional[Iterable[TensorMap]],
+    ) -> SpeciesPCA:
+        """Learn the projection from the SOAP rows of each species (the
+        blocks' order), drawing ``max_samples`` of them where there are more."""
+        n_features = len(properties)
         if not 1 <= self.n_components <= n_features:
             raise ConfigError(
                 f"compression.n_components: {self.n_components} components of "
@@ -94,23 +168,21 @@ class SpeciesPCA:
             else {}
         )
         rng = np.random.default_rng(self.seed)
-        self.species_: List[int] = [int(k["center_type"]) for k in soap.keys]
-        self.properties_ = soap.block(0).properties
+        self.species_: List[int] = list(values_by_species)
+        self.properties_ = properties
         self.mean_: Dict[int, np.ndarray] = {}
         self.components_: Dict[int, np.ndarray] = {}
         self.scale_: Dict[int, np.ndarray] = {}
         self.explained_variance_ratio_: Dict[int, np.ndarray] = {}
         if self.shared:
-            values = np.concatenate([b.values.view(np.ndarray) for b in soap.blocks()])
+            values = np.concatenate(list(values_by_species.values()))
             covariances = list(gradient_covariance.values())
             mixed = sum(covariances) / len(covariances) if covariances else None
             fitted = self._fit_rows(values, mixed, rng)
             for z in self.species_:
                 self._store(z, fitted)
             return self
-        for key, block in soap.items():
-            z = int(key["center_type"])
-            values = block.values.view(np.ndarray)
+        for z, values in values_by_species.items():
             self._store(z, self._fit_rows(values, gradient_covariance.get(z), rng))
         return self
 

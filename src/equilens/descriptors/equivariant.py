@@ -38,7 +38,7 @@ from ..errors import EquilensError
 from ..tensormaps import Key, key_tuple
 from ._batches import check_species, make_calculator
 from .compression import EquivariantPCA
-from .projected import FeatureSet
+from .projected import FeatureSet, feature_batches, with_targets
 
 #: the key names of densities and features
 KEY_NAMES = ["o3_lambda", "o3_sigma", "center_type"]
@@ -266,21 +266,13 @@ def featurize_equivariant(
     :param gradient_dtype: storage type of the projected gradients (default
         ``dtype``)
     """
-    from tqdm.auto import tqdm
-
-    parts = []
-    bar = tqdm(total=len(frames), desc="features", unit="frame", disable=not progress, leave=False)
-    with bar:
-        for start in range(0, len(frames), batch_size):
-            batch = list(frames[start : start + batch_size])
-            parts.append(_batch(batch, features, gradients, dtype, gradient_dtype or dtype))
-            bar.update(len(batch))
-    result = FeatureSet.concatenate(parts)
-    if energies is not None:
-        result.energy = torch.as_tensor(np.asarray(energies), dtype=dtype)
-    if forces is not None:
-        result.forces = torch.as_tensor(np.concatenate(forces), dtype=dtype)
-    return result
+    parts = feature_batches(
+        frames,
+        batch_size,
+        lambda batch: _batch(batch, features, gradients, dtype, gradient_dtype or dtype),
+        progress,
+    )
+    return with_targets(FeatureSet.concatenate(list(parts)), energies, forces, dtype)
 
 
 def _batch(frames, features: EquivariantFeatures, gradients: bool, dtype, gradient_dtype):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import ase
 import numpy as np
@@ -222,23 +222,75 @@ def featurize(
         ``dtype``); ``torch.float16`` halves the largest array of force
         training (relative rounding 5e-4) and is cast back per batch
     """
+    parts = featurize_batches(
+        frames, hypers, pca, gradients, batch_size, dtype, progress, gradient_dtype
+    )
+    return with_targets(FeatureSet.concatenate(list(parts)), energies, forces, dtype)
+
+
+def featurize_batches(
+    frames: Sequence[ase.Atoms],
+    hypers: dict,
+    pca: SpeciesPCA,
+    gradients: bool = True,
+    batch_size: int = 8,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = False,
+    gradient_dtype: Optional[torch.dtype] = None,
+) -> Iterator[FeatureSet]:
+    """:func:`featurize`, batch by batch (without targets)."""
+    return feature_batches(
+        frames,
+        batch_size,
+        lambda batch: _featurize_batch(
+            batch, hypers, pca, gradients, dtype, gradient_dtype or dtype
+        ),
+        progress,
+    )
+
+
+def feature_batches(
+    frames: Sequence[ase.Atoms],
+    batch_size: int,
+    compute: Callable[[List[ase.Atoms]], FeatureSet],
+    progress: bool = False,
+) -> Iterator[FeatureSet]:
+    """``compute(batch)`` of consecutive batches of ``frames``, one at a
+    time, with a progress bar: the parts to concatenate in memory
+    (:meth:`FeatureSet.concatenate`) or to stream to disk
+    (:class:`~equilens.descriptors.feature_files.FeatureWriter`)."""
     from tqdm.auto import tqdm
 
-    parts = []
     bar = tqdm(total=len(frames), desc="features", unit="frame", disable=not progress, leave=False)
     with bar:
         for start in range(0, len(frames), batch_size):
             batch = list(frames[start : start + batch_size])
-            parts.append(
-                _featurize_batch(batch, hypers, pca, gradients, dtype, gradient_dtype or dtype)
-            )
+            yield compute(batch)
             bar.update(len(batch))
-    result = FeatureSet.concatenate(parts)
-    if energies is not None:
-        result.energy = torch.as_tensor(np.asarray(energies), dtype=dtype)
-    if forces is not None:
-        result.forces = torch.as_tensor(np.concatenate(forces), dtype=dtype)
-    return result
+
+
+def target_tensors(
+    energies: Optional[np.ndarray], forces: Optional[Sequence[np.ndarray]], dtype: torch.dtype
+) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """Total energies and stacked forces as tensors of ``dtype`` (or None)."""
+    energy = None if energies is None else torch.as_tensor(np.asarray(energies), dtype=dtype)
+    force = None if forces is None else torch.as_tensor(np.concatenate(forces), dtype=dtype)
+    return energy, force
+
+
+def with_targets(
+    features: FeatureSet,
+    energies: Optional[np.ndarray],
+    forces: Optional[Sequence[np.ndarray]],
+    dtype: torch.dtype,
+) -> FeatureSet:
+    """``features`` with the frames' energies and forces attached."""
+    energy, force = target_tensors(energies, forces, dtype)
+    if energy is not None:
+        features.energy = energy
+    if force is not None:
+        features.forces = force
+    return features
 
 
 def _featurize_batch(

@@ -25,15 +25,16 @@ import torch
 from ...config import to_mapping
 from ...data.io import Dataset
 from ...descriptors import DescriptorConfig, compute_soap
-from ...descriptors.budget import check_feature_memory
+from ...descriptors.budget import check_compression_memory, check_feature_memory
 from ...descriptors.compression import SpeciesPCA
-from ...descriptors.projected import FeatureSet, featurize
+from ...descriptors.projected import featurize_batches
 from ...storage import (
     hash_arrays,
     hash_frames,
 )
 from ...training.config import claim_output, run_fingerprint
 from ..energy.task import (
+    Features,
     cached_features,
     fit_and_write,
     read_splits,
@@ -43,6 +44,9 @@ from ..energy.task import (
 from . import finetune as _finetune
 from .config import PotentialConfig, describe_architecture
 from .model import Potential
+
+#: frames per SOAP computation while fitting the compression
+COMPRESSION_BATCH = 50
 
 
 def train_potential(
@@ -138,13 +142,15 @@ def _base_model(config: PotentialConfig) -> Tuple[Optional[Potential], Potential
     return base, config, base.hypers
 
 
-def _split_features(splits, hypers, pca, dtype, config, progress) -> Dict[str, FeatureSet]:
+def _split_features(splits, hypers, pca, dtype, config, progress) -> Dict[str, Features]:
     """Projected SOAP features of every split (a split given twice is
-    featurized once), after checking that they fit in memory."""
+    featurized once), after checking that they fit in memory (on disk, with
+    a cache: training reads them batch by batch)."""
     frames = [atoms for dataset in splits.values() for atoms in dataset.frames]
     storage = torch.finfo(getattr(torch, config.compression.gradient_storage)).bits // 8
     cutoff = float(hypers["cutoff"]["radius"])
-    check_feature_memory(frames, cutoff, config.compression.n_components, storage)
+    k = config.compression.n_components
+    check_feature_memory(frames, cutoff, k, storage, folder=config.cache_dir)
     return split_features(
         splits, lambda dataset: _cached_features(dataset, hypers, pca, dtype, config, progress)
     )
@@ -154,7 +160,9 @@ def _fit_compression(
     train: Dataset, species, hypers, config: PotentialConfig, shared: bool
 ) -> SpeciesPCA:
     compression = config.compression
-    soap = compute_soap(train.frames, species, hypers)
+    check_compression_memory(
+        train.frames, species, hypers, compression.max_samples, shared, COMPRESSION_BATCH
+    )
     gradients = None
     if compression.gradient_weight > 0 and compression.gradient_frames > 0:
         rng = np.random.default_rng(config.training.seed)
@@ -172,12 +180,16 @@ def _fit_compression(
         gradient_weight=compression.gradient_weight,
         seed=config.training.seed,
         shared=shared,
-    ).fit(soap, gradients)
+    ).fit_batches(
+        train.frames,
+        species,
+        lambda batch: compute_soap(batch, species, hypers),
+        COMPRESSION_BATCH,
+        gradients,
+    )
 
 
-def _cached_features(
-    dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, progress
-) -> FeatureSet:
+def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, progress):
     state = pca.state()
     settings = {
         "hypers": hypers,
@@ -187,18 +199,11 @@ def _cached_features(
         "dtype": str(dtype),
         "gradient_storage": config.compression.gradient_storage,
     }
+    storage = getattr(torch, config.compression.gradient_storage)
 
-    def compute() -> FeatureSet:
-        return featurize(
-            dataset.frames,
-            hypers,
-            pca,
-            gradients=True,
-            energies=dataset.energies,
-            forces=dataset.forces,
-            dtype=dtype,
-            progress=progress,
-            gradient_dtype=getattr(torch, config.compression.gradient_storage),
+    def batches():
+        return featurize_batches(
+            dataset.frames, hypers, pca, dtype=dtype, progress=progress, gradient_dtype=storage
         )
 
-    return cached_features(dataset, settings, config.cache_dir, compute)
+    return cached_features(dataset, settings, config.cache_dir, batches, dtype)

@@ -11,27 +11,20 @@ metrics of every split against the composition-only model, ``model.pt``,
 
 from __future__ import annotations
 
-import dataclasses
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from ...data.io import Dataset, with_species
 from ...data.splits import load_splits
-from ...descriptors.projected import FeatureSet
+from ...descriptors.feature_files import FeatureWriter, MappedFeatureSet, open_features
+from ...descriptors.projected import FeatureSet, target_tensors
 from ...devices import resolve_device
 from ...errors import ConfigError, EquilensError, FileFormatError
-from ...storage import (
-    cached,
-    hash_arrays,
-    hash_frames,
-    hash_json,
-    load_torch,
-    save_json,
-    save_torch,
-)
+from ...storage import hash_arrays, hash_frames, hash_json, save_json
 from ...training.distributed import (
     check_frames,
     frames_per_rank,
@@ -48,6 +41,9 @@ from ...training.plots import plot_learning_curve, plot_parity
 from ...training.run import run_summary
 from .config import LossConfig
 from .forces import energy_and_forces
+
+#: the features of one split: in memory, or read from the cache batch by batch
+Features = Union[FeatureSet, MappedFeatureSet]
 
 
 def training_order(config, n_frames: int) -> np.ndarray:
@@ -71,8 +67,8 @@ def read_splits(config, shuffle: bool = True) -> Dict[str, Dataset]:
 
 
 def split_features(
-    splits: Dict[str, Dataset], compute: Callable[[Dataset], FeatureSet]
-) -> Dict[str, FeatureSet]:
+    splits: Dict[str, Dataset], compute: Callable[[Dataset], Features]
+) -> Dict[str, Features]:
     """``compute(dataset)`` of every split; a split given twice (e.g.
     validation and test from one file) is featurized and held in memory once.
     Under torchrun the training split is this rank's frames only
@@ -80,8 +76,8 @@ def split_features(
     if world_size() > 1:
         check_frames(len(splits["train"]))
         splits = {**splits, "train": splits["train"].subset(own_frames(len(splits["train"])))}
-    features: Dict[str, FeatureSet] = {}
-    by_content: Dict[str, FeatureSet] = {}
+    features: Dict[str, Features] = {}
+    by_content: Dict[str, Features] = {}
 
     def featurize(names) -> None:
         for name in names:
@@ -99,37 +95,41 @@ def split_features(
 
 
 def cached_features(
-    dataset: Dataset, settings: Dict[str, Any], cache_dir: Optional[str], compute
-) -> FeatureSet:
-    """``compute()`` of ``dataset``, cached in ``cache_dir/features`` under
-    a key of the frames, their targets and ``settings`` (what else decides
-    the features)."""
+    dataset: Dataset,
+    settings: Dict[str, Any],
+    cache_dir: Optional[str],
+    batches: Callable[[], Iterator[FeatureSet]],
+    dtype: torch.dtype,
+) -> Features:
+    """The features of ``dataset`` (``batches()``: its consecutive parts) with
+    its energies and forces.
+
+    With a ``cache_dir``, the parts are streamed into
+    ``cache_dir/features/features-<key>/`` (a key of the frames, their
+    targets and ``settings``: what else decides the features) and training
+    reads them batch by batch (:class:`MappedFeatureSet`): the set never
+    exists whole in memory. A damaged entry is reported with a warning and
+    computed again. Without a cache the set is assembled in memory.
+    """
+    energy, forces = target_tensors(dataset.energies, dataset.forces, dtype)
+    if cache_dir is None:
+        features = FeatureSet.concatenate(list(batches()))
+        features.energy, features.forces = energy, forces
+        return features
     key = hash_json(
         {"frames": hash_frames(dataset.frames), "targets": target_hash(dataset)} | settings
     )
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / "features" / f"features-{key[:24]}.pt"
-
-    def load(target: Path) -> FeatureSet:
-        content = load_torch(target, "feature cache", mmap=True)
-        if not isinstance(content, dict) or "x" not in content:
-            raise FileFormatError(f"{target}: not a feature cache")
-        return FeatureSet(**content)
-
-    def save(target: Path, features: FeatureSet) -> None:
-        save_torch(target, dataclasses.asdict(features))
-
-    computed = []
-
-    def compute_and_note() -> FeatureSet:
-        computed.append(True)
-        return compute()
-
-    features = cached(path, load, compute_and_note, save, "projected features", key)
-    # training reads the cache file's pages (memory-mapped: the system keeps
-    # what fits and drops the rest), not the copy just computed
-    return load(path) if computed and path is not None else features
+    folder = Path(cache_dir) / "features" / f"features-{key[:24]}"
+    if folder.exists():
+        try:
+            return open_features(folder, key)
+        except FileFormatError as error:
+            warnings.warn(f"{error}; computing the projected features again", stacklevel=2)
+    with FeatureWriter(folder, key) as writer:
+        for part in batches():
+            writer.append(part)
+        writer.finish(energy, forces)
+    return open_features(folder, key, verify=False)
 
 
 def baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[str, float]:
@@ -145,7 +145,7 @@ def baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[st
     )
 
 
-def evaluate(model, features: FeatureSet, species, batch_size: int = 16, gather: bool = False):
+def evaluate(model, features: Features, species, batch_size: int = 16, gather: bool = False):
     """Metrics of ``model`` on ``features`` and the raw predictions.
 
     :param gather: ``features`` is this rank's shard (torchrun): the
@@ -246,7 +246,7 @@ def fit_baseline(train: Dataset, species) -> Tuple[np.ndarray, float, float, flo
 def fit_and_write(
     config,
     potential,
-    features: Dict[str, FeatureSet],
+    features: Dict[str, Features],
     splits: Dict[str, Dataset],
     species,
     timings: Dict[str, float],

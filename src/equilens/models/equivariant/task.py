@@ -21,10 +21,11 @@ from ...config import to_mapping
 from ...data.io import Dataset
 from ...descriptors.budget import check_feature_memory
 from ...descriptors.equivariant import EquivariantFeatures, check_features, featurize_equivariant
-from ...descriptors.projected import FeatureSet
+from ...descriptors.projected import feature_batches
 from ...storage import hash_arrays, hash_frames, hash_json
 from ...training.config import claim_output, run_fingerprint
 from ..energy.task import (
+    Features,
     cached_features,
     fit_and_write,
     read_splits,
@@ -101,9 +102,10 @@ def train_equivariant_potential(
 
 def _split_features(
     splits, features: EquivariantFeatures, config: EquivariantPotentialConfig, progress: bool
-) -> Dict[str, FeatureSet]:
+) -> Dict[str, Features]:
     """Every split's features (cached; a split given twice computed once),
-    after checking that they fit in memory."""
+    after checking that they fit in memory (the training frames are held
+    in memory, in the seed's order)."""
     frames = [atoms for dataset in splits.values() for atoms in dataset.frames]
     storage = torch.finfo(getattr(torch, config.features.gradient_storage)).bits // 8
     cutoff = float(features.hypers["cutoff"]["radius"])
@@ -117,22 +119,23 @@ def _split_features(
         "gradient_storage": config.features.gradient_storage,
     }
 
-    def compute(dataset: Dataset) -> FeatureSet:
-        return cached_features(
-            dataset,
-            settings,
-            config.cache_dir,
-            lambda: featurize_equivariant(
+    def compute(dataset: Dataset):
+        def batches():
+            return feature_batches(
                 dataset.frames,
-                features,
-                gradients=True,
-                energies=dataset.energies,
-                forces=dataset.forces,
-                batch_size=config.features.batch_size,
-                dtype=config.training.torch_dtype,
-                progress=progress,
-                gradient_dtype=getattr(torch, config.features.gradient_storage),
-            ),
+                config.features.batch_size,
+                lambda batch: featurize_equivariant(
+                    batch,
+                    features,
+                    batch_size=len(batch),
+                    dtype=config.training.torch_dtype,
+                    gradient_dtype=getattr(torch, config.features.gradient_storage),
+                ),
+                progress,
+            )
+
+        return cached_features(
+            dataset, settings, config.cache_dir, batches, config.training.torch_dtype
         )
 
     return split_features(splits, compute)
