@@ -70,6 +70,14 @@ def test_a_streamed_set_selects_like_the_in_memory_one(frames, pca, in_memory, t
     # written in batches of 3 frames, selected across the batches' borders
     for positions in ([2, 3, 4], [0], list(range(7)), [5, 1, 3], [6, 0]):
         _assert_equal(mapped.select(positions), in_memory.select(positions))
+    # a seed's training order, kept on disk: the same frames as gathered in memory
+    order = [4, 0, 6, 2, 5, 1, 3]
+    shuffled, gathered = mapped.reordered(order), in_memory.select(order)
+    for name in ("species", "energy", "forces", "n_atoms_per_frame", "atom_offsets"):
+        assert torch.equal(getattr(shuffled, name), getattr(gathered, name)), name
+    for positions in ([0, 1, 2], [6], [3, 4], [5, 0]):
+        _assert_equal(shuffled.select(positions), gathered.select(positions))
+    _assert_equal(shuffled.reordered([2, 0]).select([0, 1]), gathered.select([2, 0]))
     # no temporary folder left beside the set
     assert [p.name for p in tmp_path.iterdir()] == ["set"]
 

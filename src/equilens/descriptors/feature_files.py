@@ -37,7 +37,7 @@ import torch
 
 from ..errors import FileFormatError
 from ..storage import PathLike, current_umask, file_sha256, glob_escape
-from .projected import FeatureSet
+from .projected import FeatureSet, concatenated_ranges
 
 #: arrays read from disk a batch at a time (the rest is loaded in memory)
 MAPPED = ("x", "grad_center", "grad_neighbor", "grad_values")
@@ -182,32 +182,62 @@ def _remove_abandoned(folder: Path) -> None:
 
 
 @dataclasses.dataclass
-class MappedFeatureSet:
-    """A :class:`FeatureSet` stored by :class:`FeatureWriter`, read per batch.
+class StoredIndex:
+    """The in-memory arrays of a stored set, in the stored frame order."""
 
-    ``species``, ``atom_offsets``, ``pair_offsets``, ``energy`` and
-    ``forces`` are in memory; :meth:`select` maps the rows of ``x`` and of
-    the gradients that the chosen frames need. :meth:`to` records a device
-    and type that every selected batch is moved to.
-    """
-
-    folder: Path
-    arrays: Dict[str, dict]
     species: torch.Tensor
     atom_offsets: torch.Tensor
     pair_offsets: Optional[torch.Tensor] = None
     energy: Optional[torch.Tensor] = None
     forces: Optional[torch.Tensor] = None
+
+
+@dataclasses.dataclass
+class MappedFeatureSet:
+    """A :class:`FeatureSet` stored by :class:`FeatureWriter`, read per batch.
+
+    The frames' species, energies, forces and offsets are in memory
+    (``stored``); :meth:`select` maps the rows of ``x`` and of the gradients
+    that the chosen frames need. ``order`` (from :meth:`reordered`) puts the
+    stored frames in another order without moving them. :meth:`to` records
+    a device and type that every selected batch is moved to.
+    """
+
+    folder: Path
+    arrays: Dict[str, dict]
+    stored: StoredIndex
+    order: Optional[torch.Tensor] = None
     device: Optional[torch.device] = None
     dtype: Optional[torch.dtype] = None
 
     @property
     def n_frames(self) -> int:
-        return len(self.atom_offsets) - 1
+        return len(self.order) if self.order is not None else len(self.stored.atom_offsets) - 1
 
     @property
     def n_atoms_per_frame(self) -> torch.Tensor:
-        return self.atom_offsets[1:] - self.atom_offsets[:-1]
+        counts = self.stored.atom_offsets[1:] - self.stored.atom_offsets[:-1]
+        return counts if self.order is None else counts[self.order]
+
+    @property
+    def atom_offsets(self) -> torch.Tensor:
+        counts = self.n_atoms_per_frame
+        return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+    @property
+    def energy(self) -> Optional[torch.Tensor]:
+        energy = self.stored.energy
+        return energy if energy is None or self.order is None else energy[self.order]
+
+    @property
+    def forces(self) -> Optional[torch.Tensor]:
+        return self._per_atom(self.stored.forces)
+
+    @property
+    def species(self) -> torch.Tensor:
+        species = self._per_atom(self.stored.species)
+        assert species is not None
+        return species
 
     @property
     def has_gradients(self) -> bool:
@@ -227,36 +257,54 @@ class MappedFeatureSet:
             dtype=dtype or self.dtype,
         )
 
+    def reordered(self, positions: Sequence[int]) -> MappedFeatureSet:
+        """The frames at ``positions``, in that order, still on disk (what
+        :meth:`FeatureSet.select` gives in memory)."""
+        chosen = torch.as_tensor(np.asarray(positions, dtype=np.int64))
+        return dataclasses.replace(self, order=chosen if self.order is None else self.order[chosen])
+
     def select(self, positions: Sequence[int]) -> FeatureSet:
         """The frames at ``positions`` (renumbered from zero) as a
-        :class:`FeatureSet`; consecutive frames are memory maps of their rows,
-        other choices a copy of the rows they need."""
+        :class:`FeatureSet`; frames consecutive on disk are memory maps of
+        their rows, other choices a copy of the rows they need."""
         frames = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if self.order is not None:
+            frames = self.order.numpy()[frames]
         if len(frames) and bool(np.all(np.diff(frames) == 1)):
             batch = self._range(int(frames[0]), int(frames[-1]) + 1)
         else:
-            batch = self._range(0, self.n_frames).select(frames.tolist())
+            everything = self._range(0, len(self.stored.atom_offsets) - 1)
+            batch = everything.select(frames.tolist())
         if self.device is not None or self.dtype is not None:
             batch = batch.to(device=self.device, dtype=self.dtype)
         return batch
 
+    def _per_atom(self, values: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """Per-atom stored ``values`` in this set's frame order."""
+        if values is None or self.order is None:
+            return values
+        starts = self.stored.atom_offsets[self.order]
+        return values[concatenated_ranges(starts, self.n_atoms_per_frame)]
+
     def _range(self, first: int, stop: int) -> FeatureSet:
-        a, b = int(self.atom_offsets[first]), int(self.atom_offsets[stop])
+        """Stored frames ``first`` to ``stop - 1``, their large arrays mapped."""
+        stored = self.stored
+        a, b = int(stored.atom_offsets[first]), int(stored.atom_offsets[stop])
         changes = {
             "x": self._map("x", a, b),
-            "species": self.species[a:b],
-            "atom_offsets": self.atom_offsets[first : stop + 1] - a,
-            "energy": None if self.energy is None else self.energy[first:stop],
-            "forces": None if self.forces is None else self.forces[a:b],
+            "species": stored.species[a:b],
+            "atom_offsets": stored.atom_offsets[first : stop + 1] - a,
+            "energy": None if stored.energy is None else stored.energy[first:stop],
+            "forces": None if stored.forces is None else stored.forces[a:b],
         }
         if self.has_gradients:
-            assert self.pair_offsets is not None
-            p, q = int(self.pair_offsets[first]), int(self.pair_offsets[stop])
+            assert stored.pair_offsets is not None
+            p, q = int(stored.pair_offsets[first]), int(stored.pair_offsets[stop])
             changes.update(
                 grad_center=self._map("grad_center", p, q) - a,
                 grad_neighbor=self._map("grad_neighbor", p, q) - a,
                 grad_values=self._map("grad_values", p, q),
-                pair_offsets=self.pair_offsets[first : stop + 1] - p,
+                pair_offsets=stored.pair_offsets[first : stop + 1] - p,
             )
         return FeatureSet(**changes)
 
@@ -322,12 +370,11 @@ def open_features(folder: PathLike, key: str, verify: bool = True) -> MappedFeat
     atom_offsets, species = read("atom_offsets"), read("species")
     if atom_offsets is None or species is None or len(atom_offsets) != index["frames"] + 1:
         raise FileFormatError(f"{folder}: inconsistent feature set")
-    return MappedFeatureSet(
-        folder=folder,
-        arrays=arrays,
+    stored = StoredIndex(
         species=species,
         atom_offsets=atom_offsets,
         pair_offsets=read("pair_offsets"),
         energy=read("energy"),
         forces=read("forces"),
     )
+    return MappedFeatureSet(folder=folder, arrays=arrays, stored=stored)

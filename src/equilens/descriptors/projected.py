@@ -89,7 +89,7 @@ class FeatureSet:
             return self._slice(int(frames[0]), int(frames[-1]) + 1)
         starts, stops = self.atom_offsets[frames], self.atom_offsets[frames + 1]
         counts = stops - starts
-        atoms = _ranges(starts, counts)
+        atoms = concatenated_ranges(starts, counts)
         new_offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
         changes = {
             "x": self.x[atoms],
@@ -101,7 +101,7 @@ class FeatureSet:
         if self.has_gradients:
             p_starts = self.pair_offsets[frames]
             p_counts = self.pair_offsets[frames + 1] - p_starts
-            pairs = _ranges(p_starts, p_counts)
+            pairs = concatenated_ranges(p_starts, p_counts)
             shift = torch.repeat_interleave(new_offsets[:-1] - starts, p_counts)
             changes.update(
                 grad_center=self.grad_center[pairs] + shift,
@@ -110,6 +110,12 @@ class FeatureSet:
                 pair_offsets=torch.cat([p_counts.new_zeros(1), p_counts.cumsum(0)]),
             )
         return dataclasses.replace(self, **changes)
+
+    def reordered(self, positions: Sequence[int]) -> FeatureSet:
+        """The frames at ``positions``, in that order (:meth:`select`; a
+        :class:`~equilens.descriptors.feature_files.MappedFeatureSet` does it
+        without reading its files)."""
+        return self.select(positions)
 
     def _slice(self, first: int, stop: int) -> FeatureSet:
         """Frames ``first`` to ``stop - 1`` as views, without copying."""
@@ -186,7 +192,7 @@ class FeatureSet:
         return result
 
 
-def _ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+def concatenated_ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Concatenation of ``arange(start, start + count)`` for each pair."""
     total = int(counts.sum())
     if total == 0:

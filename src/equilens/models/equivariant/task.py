@@ -77,7 +77,7 @@ def train_equivariant_potential(
     computed = _split_features(splits, features, config, progress)
     order = training_order(config, len(splits["train"]))
     splits["train"] = splits["train"].subset(order)
-    computed["train"] = computed["train"].select(order.tolist())
+    computed["train"] = computed["train"].reordered(order.tolist())
     timings["features_s"] = time.perf_counter() - start
 
     dtype = config.training.torch_dtype
@@ -104,12 +104,11 @@ def _split_features(
     splits, features: EquivariantFeatures, config: EquivariantPotentialConfig, progress: bool
 ) -> Dict[str, Features]:
     """Every split's features (cached; a split given twice computed once),
-    after checking that they fit in memory (the training frames are held
-    in memory, in the seed's order)."""
+    after checking that they fit in memory (on disk, with a cache)."""
     frames = [atoms for dataset in splits.values() for atoms in dataset.frames]
     storage = torch.finfo(getattr(torch, config.features.gradient_storage)).bits // 8
     cutoff = float(features.hypers["cutoff"]["radius"])
-    check_feature_memory(frames, cutoff, features.width, storage)
+    check_feature_memory(frames, cutoff, features.width, storage, folder=config.cache_dir)
     state = features.state()
     settings = {
         "hypers": features.hypers,
