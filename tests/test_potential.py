@@ -223,21 +223,18 @@ def test_shipped_configs_are_valid():
         assert config.task == "tensor" and config.data.stratify
 
 
-FEATURE_FIELDS = (
-    "x",
-    "species",
-    "atom_offsets",
-    "grad_center",
-    "grad_neighbor",
-    "grad_values",
-    "pair_offsets",
-)
+def _feature_fields():
+    import dataclasses
+
+    from equilens.descriptors.projected import FeatureSet
+
+    return [f.name for f in dataclasses.fields(FeatureSet) if f.name not in ("energy", "forces")]
 
 
 def _assert_same_features(a, b):
     """Same indices exactly, same values to rounding (a matrix product over
     another number of rows may round differently in the last bits)."""
-    for name in FEATURE_FIELDS:
+    for name in _feature_fields():
         x, y = getattr(a, name), getattr(b, name)
         if x.is_floating_point():
             torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12, msg=name)

@@ -41,18 +41,8 @@ from .projected import FeatureSet, concatenated_ranges
 
 #: arrays read from disk a batch at a time (the rest is loaded in memory)
 MAPPED = ("x", "grad_center", "grad_neighbor", "grad_values")
-#: every array of a stored set, in writing order
-ARRAYS = (
-    "x",
-    "species",
-    "atom_offsets",
-    "grad_center",
-    "grad_neighbor",
-    "grad_values",
-    "pair_offsets",
-    "energy",
-    "forces",
-)
+#: every array a stored set may hold: the fields of a FeatureSet
+ARRAYS = tuple(field.name for field in dataclasses.fields(FeatureSet))
 FORMAT = "equilens-feature-files-1"
 
 
