@@ -173,6 +173,26 @@ def test_training_lowers_the_loss_and_writes_outputs(lj_files, tmp_path):
         assert (run / name).stat().st_size > 0
 
 
+def test_features_on_disk_are_checked_against_the_free_space(lj_files, tmp_path, monkeypatch):
+    """Features streamed to the cache need disk space, checked per split
+    before writing it; features already cached need none."""
+    import dataclasses
+
+    from equilens.descriptors import budget
+    from equilens.errors import ResourceError
+
+    config = _config(lj_files, tmp_path, epochs=1)
+    _, first = train_potential(config, progress=False)
+    monkeypatch.setattr(budget, "free_disk", lambda folder: 1000)
+    again = dataclasses.replace(config, output_dir=str(tmp_path / "again"))
+    _, second = train_potential(again, progress=False)  # read from the cache
+    assert second["metrics"] == first["metrics"]
+    elsewhere = dataclasses.replace(again, cache_dir=str(tmp_path / "other"))
+    with pytest.raises(ResourceError, match=f"disk space under {tmp_path / 'other'}"):
+        train_potential(elsewhere, progress=False)
+    assert not list((tmp_path / "other").rglob("*.bin"))
+
+
 def test_resume_equals_uninterrupted(lj_files, tmp_path):
     # float64: float32 matrix products may round differently in the last bit
     # from one memory layout to another, and training amplifies that

@@ -144,15 +144,20 @@ def _base_model(config: PotentialConfig) -> Tuple[Optional[Potential], Potential
 
 def _split_features(splits, hypers, pca, dtype, config, progress) -> Dict[str, Features]:
     """Projected SOAP features of every split (a split given twice is
-    featurized once), after checking that they fit in memory (on disk, with
-    a cache: training reads them batch by batch)."""
-    frames = [atoms for dataset in splits.values() for atoms in dataset.frames]
+    featurized once), after checking that they fit in memory (without a
+    cache) or, split by split before writing it, on disk."""
     storage = torch.finfo(getattr(torch, config.compression.gradient_storage)).bits // 8
     cutoff = float(hypers["cutoff"]["radius"])
     k = config.compression.n_components
-    check_feature_memory(frames, cutoff, k, storage, folder=config.cache_dir)
+
+    def check(frames, folder=None):
+        check_feature_memory(frames, cutoff, k, storage, folder=folder)
+
+    if config.cache_dir is None:
+        check([atoms for dataset in splits.values() for atoms in dataset.frames])
     return split_features(
-        splits, lambda dataset: _cached_features(dataset, hypers, pca, dtype, config, progress)
+        splits,
+        lambda dataset: _cached_features(dataset, hypers, pca, dtype, config, progress, check),
     )
 
 
@@ -189,7 +194,7 @@ def _fit_compression(
     )
 
 
-def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, progress):
+def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, progress, check):
     state = pca.state()
     settings = {
         "hypers": hypers,
@@ -206,4 +211,4 @@ def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, p
             dataset.frames, hypers, pca, dtype=dtype, progress=progress, gradient_dtype=storage
         )
 
-    return cached_features(dataset, settings, config.cache_dir, batches, dtype)
+    return cached_features(dataset, settings, config.cache_dir, batches, dtype, check)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
+import ase
 import numpy as np
 import torch
 
@@ -100,16 +101,19 @@ def cached_features(
     cache_dir: Optional[str],
     batches: Callable[[], Iterator[FeatureSet]],
     dtype: torch.dtype,
+    check_disk: Callable[[Sequence[ase.Atoms], str], Any],
 ) -> Features:
     """The features of ``dataset`` (``batches()``: its consecutive parts) with
     its energies and forces.
 
     With a ``cache_dir``, the parts are streamed into
     ``cache_dir/features/features-<key>/`` (a key of the frames, their
-    targets and ``settings``: what else decides the features) and training
-    reads them batch by batch (:class:`MappedFeatureSet`): the set never
-    exists whole in memory. A damaged entry is reported with a warning and
-    computed again. Without a cache the set is assembled in memory.
+    targets and ``settings``: what else decides the features), after
+    ``check_disk(frames, folder)`` (which raises when they would not fit),
+    and training reads them batch by batch (:class:`MappedFeatureSet`): the
+    set never exists whole in memory. A damaged entry is reported with a
+    warning and computed again. Without a cache the set is assembled in
+    memory.
     """
     energy, forces = target_tensors(dataset.energies, dataset.forces, dtype)
     if cache_dir is None:
@@ -125,6 +129,7 @@ def cached_features(
             return open_features(folder, key)
         except FileFormatError as error:
             warnings.warn(f"{error}; computing the projected features again", stacklevel=2)
+    check_disk(dataset.frames, cache_dir)
     with FeatureWriter(folder, key) as writer:
         for part in batches():
             writer.append(part)

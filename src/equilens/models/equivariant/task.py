@@ -104,11 +104,16 @@ def _split_features(
     splits, features: EquivariantFeatures, config: EquivariantPotentialConfig, progress: bool
 ) -> Dict[str, Features]:
     """Every split's features (cached; a split given twice computed once),
-    after checking that they fit in memory (on disk, with a cache)."""
-    frames = [atoms for dataset in splits.values() for atoms in dataset.frames]
+    after checking that they fit in memory (without a cache) or, split by
+    split before writing it, on disk."""
     storage = torch.finfo(getattr(torch, config.features.gradient_storage)).bits // 8
     cutoff = float(features.hypers["cutoff"]["radius"])
-    check_feature_memory(frames, cutoff, features.width, storage, folder=config.cache_dir)
+
+    def check(frames, folder=None):
+        check_feature_memory(frames, cutoff, features.width, storage, folder=folder)
+
+    if config.cache_dir is None:
+        check([atoms for dataset in splits.values() for atoms in dataset.frames])
     state = features.state()
     settings = {
         "hypers": features.hypers,
@@ -134,7 +139,7 @@ def _split_features(
             )
 
         return cached_features(
-            dataset, settings, config.cache_dir, batches, config.training.torch_dtype
+            dataset, settings, config.cache_dir, batches, config.training.torch_dtype, check
         )
 
     return split_features(splits, compute)
