@@ -300,3 +300,25 @@ def free_disk(folder: str) -> int:
     while not path.exists() and path != path.parent:
         path = path.parent
     return shutil.disk_usage(path).free
+
+
+def release_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's
+    ``malloc_trim``; nothing elsewhere).
+
+    The transient arrays of one featurization batch (featomic's SOAP with
+    gradients, about 0.8 GB for 8 water frames) are freed into the heap,
+    which fragments over thousands of batches: without this the water set
+    repeated 10 times peaked at 3.8 GB where the set itself peaks at 1.6 GB.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)

@@ -28,6 +28,7 @@ import ase
 import numpy as np
 import torch
 
+from .budget import release_free_memory
 from .compression import SpeciesPCA
 from .soap import compute_soap
 
@@ -272,6 +273,7 @@ def feature_batches(
         for start in range(0, len(frames), batch_size):
             batch = list(frames[start : start + batch_size])
             yield compute(batch)
+            release_free_memory()  # the batch's transient arrays, freed
             bar.update(len(batch))
 
 
