@@ -22,7 +22,7 @@ import torch
 from ...data.io import Dataset, with_species
 from ...data.splits import load_splits
 from ...descriptors.feature_files import FeatureWriter, MappedFeatureSet, open_features
-from ...descriptors.projected import FeatureSet, target_tensors
+from ...descriptors.projected import FeatureSet, target_tensors, with_targets
 from ...devices import resolve_device
 from ...errors import ConfigError, EquilensError, FileFormatError
 from ...storage import hash_arrays, hash_frames, hash_json, save_json
@@ -71,7 +71,7 @@ def split_features(
     splits: Dict[str, Dataset], compute: Callable[[Dataset], Features]
 ) -> Dict[str, Features]:
     """``compute(dataset)`` of every split; a split given twice (e.g.
-    validation and test from one file) is featurized and held in memory once.
+    validation and test from one file) is featurized once.
     Under torchrun the training split is this rank's frames only
     (:func:`~equilens.training.distributed.own_frames`)."""
     if world_size() > 1:
@@ -115,11 +115,9 @@ def cached_features(
     warning and computed again. Without a cache the set is assembled in
     memory.
     """
-    energy, forces = target_tensors(dataset.energies, dataset.forces, dtype)
     if cache_dir is None:
         features = FeatureSet.concatenate(list(batches()))
-        features.energy, features.forces = energy, forces
-        return features
+        return with_targets(features, dataset.energies, dataset.forces, dtype)
     key = hash_json(
         {"frames": hash_frames(dataset.frames), "targets": target_hash(dataset)} | settings
     )
@@ -133,7 +131,7 @@ def cached_features(
     with FeatureWriter(folder, key) as writer:
         for part in batches():
             writer.append(part)
-        writer.finish(energy, forces)
+        writer.finish(*target_tensors(dataset.energies, dataset.forces, dtype))
     return open_features(folder, key, verify=False)
 
 
