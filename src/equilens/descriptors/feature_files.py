@@ -184,7 +184,8 @@ class StoredIndex:
 
 @dataclasses.dataclass
 class MappedFeatureSet:
-    """A :class:`FeatureSet` stored by :class:`FeatureWriter`, read per batch.
+    """A :class:`~equilens.descriptors.projected.FeatureSet` stored by
+    :class:`FeatureWriter`, read per batch.
 
     The frames' species, energies, forces and offsets are in memory
     (``stored``); :meth:`select` maps the rows of ``x`` and of the gradients
@@ -249,14 +250,15 @@ class MappedFeatureSet:
 
     def reordered(self, positions: Sequence[int]) -> MappedFeatureSet:
         """The frames at ``positions``, in that order, still on disk (what
-        :meth:`FeatureSet.select` gives in memory)."""
+        :meth:`~equilens.descriptors.projected.FeatureSet.select` gives in memory)."""
         chosen = torch.as_tensor(np.asarray(positions, dtype=np.int64))
         return dataclasses.replace(self, order=chosen if self.order is None else self.order[chosen])
 
     def select(self, positions: Sequence[int]) -> FeatureSet:
         """The frames at ``positions`` (renumbered from zero) as a
-        :class:`FeatureSet`; frames consecutive on disk are memory maps of
-        their rows, other choices a copy of the rows they need."""
+        :class:`~equilens.descriptors.projected.FeatureSet`; frames
+        consecutive on disk are memory maps of their rows, other choices a
+        copy of the rows they need."""
         frames = np.asarray(positions, dtype=np.int64).reshape(-1)
         if self.order is not None:
             frames = self.order.numpy()[frames]

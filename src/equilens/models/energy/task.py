@@ -110,8 +110,9 @@ def cached_features(
     ``cache_dir/features/features-<key>/`` (a key of the frames, their
     targets and ``settings``: what else decides the features), after
     ``check_disk(frames, folder)`` (which raises when they would not fit),
-    and training reads them batch by batch (:class:`MappedFeatureSet`): the
-    set never exists whole in memory. A damaged entry is reported with a
+    and training reads them batch by batch
+    (:class:`~equilens.descriptors.feature_files.MappedFeatureSet`): the set
+    never exists whole in memory. A damaged entry is reported with a
     warning and computed again. Without a cache the set is assembled in
     memory.
     """
