@@ -132,14 +132,13 @@ class InvariantGate(torch.nn.Module):
                 self.index[_gate_name(key)] = b
         self.gates = torch.nn.ModuleDict(gates)
 
-    def forward(self, tensor: TensorMap) -> TensorMap:
-        values: List[torch.Tensor] = []
-        for b in range(len(tensor.keys)):
-            values.append(tensor.block_by_id(b).values)
+    def forward(self, values: List[torch.Tensor]) -> List[torch.Tensor]:
+        """The gated block values (in the order of the layer's keys)."""
+        values = list(values)
         for name, gate in self.gates.items():
             b = self.index[name]
             values[b] = values[b] * torch.sigmoid(gate(values[self.source[b]]))
-        return with_values(tensor, values)
+        return values
 
 
 class NormContraction(torch.nn.Module):
@@ -161,17 +160,16 @@ class NormContraction(torch.nn.Module):
                 maps[name] = torch.nn.Linear(width * len(members), width, bias=False, dtype=dtype)
         self.maps = torch.nn.ModuleDict(maps)
 
-    def forward(self, tensor: TensorMap) -> TensorMap:
-        values: List[torch.Tensor] = []
-        for b in range(len(tensor.keys)):
-            values.append(tensor.block_by_id(b).values)
+    def forward(self, values: List[torch.Tensor]) -> List[torch.Tensor]:
+        """The block values with the contraction added to the invariant ones."""
+        values = list(values)
         for name, linear in self.maps.items():
             squares: List[torch.Tensor] = []
             for c in self.members[name]:
                 squares.append(torch.sum(values[c] * values[c], dim=1))
             b = self.index[name]
             values[b] = values[b] + linear(torch.cat(squares, dim=1)).unsqueeze(1)
-        return with_values(tensor, values)
+        return values
 
 
 class HiddenLayer(torch.nn.Module):
@@ -194,7 +192,9 @@ class HiddenLayer(torch.nn.Module):
     ):
         super().__init__()
         invariant = [source[b] == b for b in range(len(key_list))]
-        properties = [Labels.range("feature", width)] * len(key_list)
+        self.keys = keys
+        self.properties = Labels.range("feature", width)
+        properties = [self.properties] * len(key_list)
         self.linear = EquivariantLinear(keys, widths, out_properties=properties, dtype=dtype)
         self.norm: Optional[InvariantLayerNorm] = None
         if layer_norm:
@@ -209,25 +209,41 @@ class HiddenLayer(torch.nn.Module):
         if contraction:
             self.contraction = NormContraction(key_list, source, width, dtype)
 
+    def forward_values(self, values: List[torch.Tensor]) -> List[torch.Tensor]:
+        """The layer on the block values alone, in the order of its keys (no
+        metadata built: what training runs)."""
+        out: List[torch.Tensor] = []
+        for b, module in enumerate(self.linear.module_map.module_list):
+            out.append(module(values[b]))
+        norm = self.norm
+        if norm is not None:
+            for b, module in enumerate(norm.module_map.module_list):
+                out[b] = module(out[b])
+        for b, module in enumerate(self.nonlinear.module_map.module_list):
+            out[b] = module(out[b])
+        gate = self.gate
+        if gate is not None:
+            out = gate(out)
+        contraction = self.contraction
+        if contraction is not None:
+            out = contraction(out)
+        return out
+
     def forward(self, tensor: TensorMap) -> TensorMap:
-        tensor = self.linear(tensor)
-        if self.norm is not None:
-            tensor = self.norm(tensor)
-        tensor = self.nonlinear(tensor)
-        if self.gate is not None:
-            tensor = self.gate(tensor)
-        if self.contraction is not None:
-            tensor = self.contraction(tensor)
-        return tensor
-
-
-def with_values(tensor: TensorMap, values: List[torch.Tensor]) -> TensorMap:
-    """``tensor``'s metadata with new block values."""
-    blocks: List[TensorBlock] = []
-    for b, block_values in enumerate(values):
-        block = tensor.block_by_id(b)
-        blocks.append(TensorBlock(block_values, block.samples, block.components, block.properties))
-    return TensorMap(tensor.keys, blocks)
+        """The layer on a TensorMap with the layer's keys (in any order)."""
+        keys = self.keys.to(tensor.device)
+        properties = self.properties.to(tensor.device)
+        blocks: List[TensorBlock] = []
+        values: List[torch.Tensor] = []
+        for b in range(len(keys)):
+            block = tensor.block(keys.entry(b))
+            blocks.append(block)
+            values.append(block.values)
+        out = self.forward_values(values)
+        new: List[TensorBlock] = []
+        for b, block in enumerate(blocks):
+            new.append(TensorBlock(out[b], block.samples, block.components, properties))
+        return TensorMap(keys, new)
 
 
 def invariant_sources(keys: List[List[int]]) -> List[int]:

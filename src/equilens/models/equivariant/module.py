@@ -42,6 +42,7 @@ from metatomic.torch import ModelOutput, System
 
 from ..nn import HiddenLayer, Projection, invariant_sources
 from ..tensor.blocks import mu_labels, pooled, summary
+from .layers import energy_layer, energy_output, layer_tensor, relabel
 
 KEY_NAMES = ["o3_lambda", "o3_sigma", "center_type"]
 
@@ -184,58 +185,49 @@ class EquivariantPotentialModule(torch.nn.Module):
 
     # -- the network, on the flat features ---------------------------------
 
-    def _input(self, x: torch.Tensor, species: torch.Tensor) -> TensorMap:
-        """The flat features of every atom as blocks ``(lambda, 1, z)``,
-        samples ``(system = 0, atom = row)``."""
-        blocks: List[TensorBlock] = []
+    def _input(
+        self, x: torch.Tensor, species: torch.Tensor
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """The rows of each input block ``(lambda, 1, z)`` (in ``in_keys``
+        order) and their values ``(rows, 2 lambda + 1, n_components)``."""
+        rows: List[torch.Tensor] = []
+        for s in range(len(self.species)):
+            rows.append(torch.nonzero(species == s).reshape(-1))
+        block_rows: List[torch.Tensor] = []
+        values: List[torch.Tensor] = []
         for lam in range(self.lambda_max + 1):
             start = self.starts[lam]
             stop = start + (2 * lam + 1) * self.n_components
+            columns = x[:, start:stop]
             for s in range(len(self.species)):
-                rows = torch.nonzero(species == s).reshape(-1)
-                values = x[rows, start:stop].reshape(-1, 2 * lam + 1, self.n_components)
-                samples = torch.stack([torch.zeros_like(rows), rows], dim=1).to(torch.int32)
-                blocks.append(
-                    TensorBlock(
-                        values,
-                        Labels(["system", "atom"], samples),
-                        [mu_labels(lam, x.device)],
-                        Labels(
-                            ["feature"],
-                            torch.arange(
-                                self.n_components, dtype=torch.int32, device=x.device
-                            ).reshape(-1, 1),
-                        ),
-                    )
-                )
-        return TensorMap(self.in_labels.to(x.device), blocks)
+                block_rows.append(rows[s])
+                values.append(columns[rows[s]].reshape(-1, 2 * lam + 1, self.n_components))
+        return block_rows, values
 
     def _run(
         self, x: torch.Tensor, species: torch.Tensor, record: bool
     ) -> Tuple[torch.Tensor, List[TensorMap]]:
-        """Atomic energies of every row and, with ``record``, every layer."""
-        tensor = self._input(x, species)
+        """Atomic energies of every row and, with ``record``, every layer.
+
+        The network runs on the block values alone (the same modules as on
+        TensorMaps, without building metadata at every step: a training
+        step took 2.3x as long with it); the layers are TensorMaps."""
+        rows, values = self._input(x, species)
         layers: List[TensorMap] = []
         if record:
-            layers.append(tensor)
+            layers.append(layer_tensor(values, rows, self.in_keys, self.in_labels))
         for layer in self.hidden:
-            tensor = layer(tensor)
+            values = layer.forward_values(values)  # type: ignore[operator]
             if record:
-                layers.append(tensor)
-        invariant: List[TensorBlock] = []
-        for s in range(len(self.species)):
-            block = tensor.block_by_id(s)  # the lambda = 0 blocks come first
-            invariant.append(
-                TensorBlock(block.values, block.samples, block.components, block.properties)
-            )
-        head = self.energy_head(TensorMap(self.energy_labels.to(x.device), invariant))
+                layers.append(layer_tensor(values, rows, self.in_keys, self.in_labels))
         energy = self.baseline[species.clamp(min=0)]
-        for s in range(len(self.species)):
-            block = head.block_by_id(s)
-            rows = block.samples.column("atom").to(torch.long)
-            energy = energy.index_add(0, rows, self.scale * block.values.reshape(-1))
+        # the lambda = 0 blocks come first, one per species
+        atomic: List[torch.Tensor] = []
+        for s, module in enumerate(self.energy_head.module_map.module_list):
+            atomic.append(self.scale * module(values[s]).reshape(-1))
+            energy = energy.index_add(0, rows[s], atomic[s])
         if record:
-            layers.append(_energy_layer(head, energy, self.energy_labels))
+            layers.append(energy_layer(energy, rows, self.energy_labels))
         return energy, layers
 
     @torch.jit.export
@@ -312,7 +304,7 @@ class EquivariantPotentialModule(torch.nn.Module):
         for name, output in outputs.items():
             per_atom = output.sample_kind == "atom"
             if name == "energy":
-                result[name] = _energy_output(energy, system_of_row, samples, n_systems, per_atom)
+                result[name] = energy_output(energy, system_of_row, samples, n_systems, per_atom)
                 continue
             layer = self.layer_names[-2]
             if name.startswith("equilens::feature/"):
@@ -323,7 +315,7 @@ class EquivariantPotentialModule(torch.nn.Module):
                 raise ValueError("unsupported output '" + name + "'")
             if layer not in self.layer_names:
                 raise ValueError("unknown layer in output '" + name + "'")
-            tensor = _relabel(layers[self.layer_names.index(layer)], samples)
+            tensor = relabel(layers[self.layer_names.index(layer)], samples)
             if name.startswith("equilens::"):
                 result[name] = pooled(tensor, n_systems, per_atom)
             else:
@@ -368,49 +360,3 @@ def _select(tensor: TensorMap, keys: List[List[int]], widths: List[int]) -> Tens
                 TensorBlock(block.values, block.samples, block.components, block.properties)
             )
     return TensorMap(_labels(keys).to(device), blocks)
-
-
-def _energy_layer(head: TensorMap, energy: torch.Tensor, keys: Labels) -> TensorMap:
-    """The atomic energies (eV, offsets included) as blocks ``(0, 1, z)``."""
-    blocks: List[TensorBlock] = []
-    for s in range(len(head.keys)):
-        block = head.block_by_id(s)
-        rows = block.samples.column("atom").to(torch.long)
-        blocks.append(
-            TensorBlock(
-                energy[rows].reshape(-1, 1, 1), block.samples, block.components, block.properties
-            )
-        )
-    return TensorMap(keys.to(energy.device), blocks)
-
-
-def _relabel(tensor: TensorMap, samples: Labels) -> TensorMap:
-    """``tensor`` (samples ``(0, row)``) with the ``(system, atom)`` of each row."""
-    blocks: List[TensorBlock] = []
-    for b in range(len(tensor.keys)):
-        block = tensor.block_by_id(b)
-        rows = block.samples.column("atom").to(torch.long)
-        new = Labels(["system", "atom"], samples.values[rows])
-        blocks.append(TensorBlock(block.values, new, block.components, block.properties))
-    return TensorMap(tensor.keys, blocks)
-
-
-def _energy_output(
-    energy: torch.Tensor,
-    system_of_row: torch.Tensor,
-    samples: Labels,
-    n_systems: int,
-    per_atom: bool,
-) -> TensorMap:
-    """The ``energy`` output: per atom, or summed per structure."""
-    device = energy.device
-    keys = Labels(["_"], torch.zeros((1, 1), dtype=torch.int32, device=device))
-    properties = Labels(["energy"], torch.zeros((1, 1), dtype=torch.int32, device=device))
-    if per_atom:
-        return TensorMap(keys, [TensorBlock(energy.reshape(-1, 1), samples, [], properties)])
-    total = torch.zeros(n_systems, dtype=energy.dtype, device=device)
-    total = total.index_add(0, system_of_row, energy).reshape(-1, 1)
-    systems = Labels(
-        ["system"], torch.arange(n_systems, dtype=torch.int32, device=device).reshape(-1, 1)
-    )
-    return TensorMap(keys, [TensorBlock(total, systems, [], properties)])
