@@ -15,7 +15,12 @@ from equilens.data.examples import iron_water_example
 from equilens.descriptors import PRESETS, compute_soap
 from equilens.descriptors.compression import SpeciesPCA
 from equilens.descriptors.feature_files import FeatureWriter, open_features
-from equilens.descriptors.projected import FeatureSet, featurize, featurize_batches
+from equilens.descriptors.projected import (
+    FeatureSet,
+    feature_batches,
+    featurize,
+    featurize_batches,
+)
 from equilens.errors import FileFormatError
 
 HYPERS = PRESETS["small"].to_featomic()
@@ -80,6 +85,31 @@ def test_a_streamed_set_selects_like_the_in_memory_one(frames, pca, in_memory, t
     _assert_equal(shuffled.reordered([2, 0]).select([0, 1]), gathered.select([2, 0]))
     # no temporary folder left beside the set
     assert [p.name for p in tmp_path.iterdir()] == ["set"]
+
+
+def _computing_process(batch):
+    return os.getpid(), [atoms.get_chemical_formula() for atoms in batch]
+
+
+def test_a_long_featurization_runs_in_fresh_child_processes(frames, pca, in_memory):
+    # 7 batches, a new process every 2: 4 children, the batches in order
+    parts = list(feature_batches(frames, 1, _computing_process, per_process=2))
+    pids = [pid for pid, _ in parts]
+    assert os.getpid() not in pids
+    assert [pids[i] == pids[i + 1] for i in range(6)] == [True, False] * 3
+    assert len(set(pids)) == 4
+    assert [formulas for _, formulas in parts] == [[a.get_chemical_formula()] for a in frames]
+    # the same numbers as in this process
+    spawned = featurize_batches(
+        frames, HYPERS, pca, batch_size=3, gradient_dtype=torch.float16, per_process=2
+    )
+    merged = FeatureSet.concatenate(list(spawned))
+    for name in ("x", "species", "atom_offsets") + GRADIENT_FIELDS:
+        assert torch.equal(getattr(merged, name), getattr(in_memory, name)), name
+    # a set of no more batches than that stays in this process
+    assert {pid for pid, _ in feature_batches(frames, 4, _computing_process, per_process=2)} == {
+        os.getpid()
+    }
 
 
 def test_a_mapped_batch_moves_and_casts_when_asked(frames, pca, in_memory, tmp_path):

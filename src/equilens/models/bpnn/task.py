@@ -206,9 +206,15 @@ def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, p
     }
     storage = getattr(torch, config.compression.gradient_storage)
 
-    def batches():
+    def batches(per_process: Optional[int]):
         return featurize_batches(
-            dataset.frames, hypers, pca, dtype=dtype, progress=progress, gradient_dtype=storage
+            dataset.frames,
+            hypers,
+            pca,
+            dtype=dtype,
+            progress=progress,
+            gradient_dtype=storage,
+            per_process=per_process,
         )
 
     return cached_features(dataset, settings, config.cache_dir, batches, dtype, check)

@@ -22,7 +22,12 @@ import torch
 from ...data.io import Dataset, with_species
 from ...data.splits import load_splits
 from ...descriptors.feature_files import FeatureWriter, MappedFeatureSet, open_features
-from ...descriptors.projected import FeatureSet, target_tensors, with_targets
+from ...descriptors.projected import (
+    BATCHES_PER_PROCESS,
+    FeatureSet,
+    target_tensors,
+    with_targets,
+)
 from ...devices import resolve_device
 from ...errors import ConfigError, EquilensError, FileFormatError
 from ...storage import hash_arrays, hash_frames, hash_json, save_json
@@ -99,11 +104,12 @@ def cached_features(
     dataset: Dataset,
     settings: Dict[str, Any],
     cache_dir: Optional[str],
-    batches: Callable[[], Iterator[FeatureSet]],
+    batches: Callable[[Optional[int]], Iterator[FeatureSet]],
     dtype: torch.dtype,
     check_disk: Callable[[Sequence[ase.Atoms], str], Any],
 ) -> Features:
-    """The features of ``dataset`` (``batches()``: its consecutive parts) with
+    """The features of ``dataset`` (``batches(per_process)``: its consecutive
+    parts, see :func:`~equilens.descriptors.projected.feature_batches`) with
     its energies and forces.
 
     With a ``cache_dir``, the parts are streamed into
@@ -112,12 +118,14 @@ def cached_features(
     ``check_disk(frames, folder)`` (which raises when they would not fit),
     and training reads them batch by batch
     (:class:`~equilens.descriptors.feature_files.MappedFeatureSet`): the set
-    never exists whole in memory. A damaged entry is reported with a
+    never exists whole in memory, and a long featurization runs in child
+    processes (:data:`~equilens.descriptors.projected.BATCHES_PER_PROCESS`
+    batches each). A damaged entry is reported with a
     warning and computed again. Without a cache the set is assembled in
     memory.
     """
     if cache_dir is None:
-        features = FeatureSet.concatenate(list(batches()))
+        features = FeatureSet.concatenate(list(batches(None)))
         return with_targets(features, dataset.energies, dataset.forces, dtype)
     key = hash_json(
         {"frames": hash_frames(dataset.frames), "targets": target_hash(dataset)} | settings
@@ -130,7 +138,7 @@ def cached_features(
             warnings.warn(f"{error}; computing the projected features again", stacklevel=2)
     check_disk(dataset.frames, cache_dir)
     with FeatureWriter(folder, key) as writer:
-        for part in batches():
+        for part in batches(BATCHES_PER_PROCESS):
             writer.append(part)
         writer.finish(*target_tensors(dataset.energies, dataset.forces, dtype))
     return open_features(folder, key, verify=False)

@@ -12,6 +12,7 @@ metrics and the files every potential writes
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -124,18 +125,16 @@ def _split_features(
     }
 
     def compute(dataset: Dataset):
-        def batches():
+        def batches(per_process: Optional[int]):
+            featurize = functools.partial(
+                featurize_equivariant,
+                features=features,
+                batch_size=config.features.batch_size,
+                dtype=config.training.torch_dtype,
+                gradient_dtype=getattr(torch, config.features.gradient_storage),
+            )
             return feature_batches(
-                dataset.frames,
-                config.features.batch_size,
-                lambda batch: featurize_equivariant(
-                    batch,
-                    features,
-                    batch_size=len(batch),
-                    dtype=config.training.torch_dtype,
-                    gradient_dtype=getattr(torch, config.features.gradient_storage),
-                ),
-                progress,
+                dataset.frames, config.features.batch_size, featurize, progress, per_process
             )
 
         return cached_features(
