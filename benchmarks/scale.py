@@ -26,6 +26,7 @@ the projected features written to disk, the time per epoch and the errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -96,29 +97,54 @@ def torchrun(processes: int, epochs: int, keep: Path) -> None:
         )
 
 
+def _tree(pid: int) -> list:
+    """``pid`` and its descendants (``/proc/<pid>/task/*/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _resident(pid: int, names) -> dict:
+    values = dict.fromkeys(names, 0)
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in values:
+                values[name] = int(value.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    return values
+
+
 def _peak_memory(command, cwd: Path) -> dict:
-    """Run ``command``; its peak RSS (``wait4``'s ``ru_maxrss``) and the peak of its
-    anonymous and file-backed resident memory (``/proc``, every 0.2 s)."""
+    """Run ``command``; its peak RSS (``wait4``'s ``ru_maxrss``), the peak of
+    its anonymous and file-backed resident memory, and the peak of the
+    resident memory of it and its child processes together (``/proc``,
+    every 0.2 s)."""
     process = subprocess.Popen(command, cwd=cwd)
-    peaks = {"RssAnon": 0, "RssFile": 0}
-    status_file = Path(f"/proc/{process.pid}/status")
+    names = ("RssAnon", "RssFile", "VmRSS")
+    peaks = {"RssAnon": 0, "RssFile": 0, "tree": 0}
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             break
-        try:
-            for line in status_file.read_text().splitlines():
-                name, _, value = line.partition(":")
-                if name in peaks:
-                    peaks[name] = max(peaks[name], int(value.split()[0]) * 1024)
-        except (OSError, ValueError):
-            pass
+        own = _resident(process.pid, names)
+        peaks["RssAnon"] = max(peaks["RssAnon"], own["RssAnon"])
+        peaks["RssFile"] = max(peaks["RssFile"], own["RssFile"])
+        tree = sum(_resident(p, names)["VmRSS"] for p in _tree(process.pid))
+        peaks["tree"] = max(peaks["tree"], tree)
         time.sleep(0.2)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(map(str, command))}: exit status {status}")
     return {
         "anon_peak": peaks["RssAnon"],
         "file_peak": peaks["RssFile"],
+        "tree_peak": peaks["tree"],
         "max_rss": usage.ru_maxrss * 1024,
     }
 
@@ -153,7 +179,8 @@ def memory(copies_list, epochs: int, keep: Path) -> None:
         validation = summary["metrics"]["validation"]
         gib = 1024**3
         print(
-            f"x{copies} ({len(train) * copies} frames): peak RSS "
+            f"x{copies} ({len(train) * copies} frames): peak RSS with child processes "
+            f"{peaks['tree_peak'] / gib:.2f} GiB; of the process alone "
             f"{peaks['max_rss'] / gib:.2f} GiB (anonymous {peaks['anon_peak'] / gib:.2f}, "
             f"file-backed {peaks['file_peak'] / gib:.2f}), "
             f"features on disk {on_disk / gib:.1f} GiB, "
