@@ -210,3 +210,37 @@ def test_metatrain_from_scratch_is_driven_resumed_and_read_back(architecture, tm
 
     with pytest.raises(ConfigError, match="base_checkpoint: null"):
         from_mapping(MetatrainConfig, {**mapping, "base_checkpoint": str(data)})
+
+
+def test_metatrain_distributed_training_is_started_by_srun(tmp_path):
+    """``training.processes: N`` starts ``mtt train`` under ``srun
+    --ntasks=N`` (metatrain reads its ranks from SLURM) on CUDA; outside a
+    SLURM allocation it is refused in one line before anything runs."""
+    import yaml
+
+    from equilens.config import from_mapping
+    from equilens.errors import ConfigError
+    from equilens.models.metatrain.config import MetatrainConfig
+    from equilens.models.metatrain.task import _options, distributed_launcher
+
+    assert distributed_launcher(1, environ={}) == []
+    with pytest.raises(ConfigError, match="training.processes: .*SLURM.*srun") as error:
+        distributed_launcher(2, environ={}, srun="/usr/bin/srun")
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match="srun on the PATH"):
+        distributed_launcher(2, environ={"SLURM_JOB_ID": "7"}, srun=None)
+    launcher = distributed_launcher(4, environ={"SLURM_JOB_ID": "7"}, srun="/opt/slurm/srun")
+    assert launcher == ["/opt/slurm/srun", "--ntasks=4", "--kill-on-bad-exit=1"]
+
+    def options(processes):
+        config = from_mapping(
+            MetatrainConfig,
+            {"data": {"train": "x.extxyz"}, "training": {"processes": processes}},
+        )
+        paths = {"train": tmp_path / "t.extxyz", "validation": tmp_path / "v.extxyz"}
+        return yaml.safe_load(_options(tmp_path / "options.yaml", config, paths, 2).read_text())
+
+    assert options(2)["device"] == "cuda"
+    assert "device" not in options(1)
+    with pytest.raises(ConfigError, match="processes"):
+        options(0)

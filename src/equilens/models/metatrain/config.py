@@ -28,6 +28,10 @@ class MetatrainTraining:
     :param seed: metatrain's random seed
     :param checkpoint_every: a checkpoint every this many epochs (metatrain's
         ``checkpoint_interval``, the granularity of resuming)
+    :param processes: data-parallel training processes: above 1, metatrain's
+        own distributed training (NCCL, one CUDA GPU per process), which
+        reads its ranks from SLURM: ``mtt train`` is started with ``srun
+        --ntasks=N`` and equilens must run inside a SLURM allocation
     """
 
     epochs: int = 10
@@ -37,9 +41,10 @@ class MetatrainTraining:
     force_weight: float = 1.0
     seed: int = 0
     checkpoint_every: int = 5
+    processes: int = 1
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "checkpoint_every"):
+        for name in ("epochs", "batch_size", "checkpoint_every", "processes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training.{name}: expected >= 1, got {getattr(self, name)}")
 

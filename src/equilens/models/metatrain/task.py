@@ -32,6 +32,9 @@ offsets refitted on the training frames, as the baseline; from scratch, the
 composition model and no ``base.pt``), parity plots, and
 metatrain's own files under ``mtt/`` (``options.yaml``, checkpoints, logs).
 Rerunning the same command resumes an interrupted run (``--restart auto``).
+``training.processes: N`` runs metatrain's own distributed training (its
+ranks come from SLURM): ``srun --ntasks=N mtt train`` on CUDA, inside a
+SLURM allocation (:func:`distributed_launcher`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -81,6 +84,7 @@ def train_metatrain(
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     mtt = _mtt(config)
+    launcher = distributed_launcher(config.training.processes)
     base_checkpoint = None if config.base_checkpoint is None else Path(config.base_checkpoint)
     if base_checkpoint is not None and not base_checkpoint.is_file():
         raise ConfigError(f"base_checkpoint: no such file: {base_checkpoint}")
@@ -107,7 +111,7 @@ def train_metatrain(
                "-e", str((output / "extensions").resolve())]  # fmt: skip
     if any(work.glob("outputs/**/*.ckpt")):
         command += ["--restart", "auto"]
-    _run(command, work, progress=progress)
+    _run(command, work, progress=progress, launcher=launcher)
     timings["training_s"] = time.perf_counter() - start
     if stop_after is not None and stop_after < config.training.epochs:
         return None, {}
@@ -184,27 +188,56 @@ def _options(path: Path, config: MetatrainConfig, paths, epochs: int) -> Path:
     else:
         base = str(Path(config.base_checkpoint).resolve())
         section["finetune"] = {"method": training.method, "read_from": base}
-    options = {
+    options: Dict[str, Any] = {
         "seed": training.seed,
         "architecture": architecture,
         "training_set": dataset(paths["train"]),
         "validation_set": dataset(paths["validation"]),
         "test_set": dataset(paths["test"]) if "test" in paths else 0.0,
     }
+    if training.processes > 1:
+        options["device"] = "cuda"  # metatrain's distributed training: one GPU per process
     with atomic_write(path, "w") as handle:
         yaml.safe_dump(options, handle, sort_keys=False)
     return path
 
 
-def _run(command: List[str], cwd: Path, progress: bool = False) -> None:
-    """Run a metatrain command in ``cwd``; its output goes to ``mtt.log``
-    (and to the terminal with ``progress``)."""
+def distributed_launcher(
+    processes: int, environ: Optional[Mapping[str, str]] = None, srun: Optional[str] = None
+) -> List[str]:
+    """What starts ``mtt train``: nothing for one process; for ``processes >
+    1``, ``srun --ntasks=N``, since metatrain's distributed training reads
+    its ranks from SLURM (a one-line :class:`ConfigError` outside a SLURM
+    allocation).
+
+    :param environ: the environment (default ``os.environ``)
+    :param srun: the ``srun`` command (default: found on the ``PATH``)
+    """
+    if processes == 1:
+        return []
+    environ = os.environ if environ is None else environ
+    srun = srun or shutil.which("srun")
+    if "SLURM_JOB_ID" not in environ or srun is None:
+        raise ConfigError(
+            f"training.processes: metatrain trains {processes} processes only under SLURM "
+            "(its ranks come from srun; NCCL, one CUDA GPU each): run equilens inside an "
+            "allocation (salloc or sbatch) with srun on the PATH, or use processes: 1"
+        )
+    return [srun, f"--ntasks={processes}", "--kill-on-bad-exit=1"]
+
+
+def _run(
+    command: List[str], cwd: Path, progress: bool = False, launcher: Sequence[str] = ()
+) -> None:
+    """Run a metatrain command in ``cwd`` (after ``launcher``); its output
+    goes to ``mtt.log`` (and to the terminal with ``progress``)."""
     env = dict(os.environ)
     log_path = cwd / "mtt.log"
+    started = [*launcher, *command]
     with open(log_path, "ab") as log:
-        log.write(("$ " + " ".join(command) + "\n").encode())
+        log.write(("$ " + " ".join(started) + "\n").encode())
         log.flush()
-        done = subprocess.run(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        done = subprocess.run(started, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
     if done.returncode != 0:
         lines = log_path.read_text(errors="replace").strip().splitlines()
         errors = [line for line in lines if "Error" in line] or lines[-1:]
