@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import ase.io
+import metatensor
 import numpy as np
 import pytest
 import torch
@@ -408,3 +409,39 @@ def test_gfre_between_layers_of_a_trained_model(lj_files, tmp_path):
     assert forward < 0.7
     assert backward > forward + 0.1
     print(f"GFRE input -> hidden_1 {forward:.3f}, hidden_1 -> input {backward:.3f}")
+
+
+def test_models_with_one_featurizer_share_their_features(make_potential, monkeypatch):
+    """In a study, the seeds (here: two networks on one compression) are
+    featurized once per batch of frames; a model with another compression
+    is not given their features; the results are those without sharing."""
+    import equilens.models.bpnn.model as bpnn_model
+    from equilens.study.run import shared_features
+
+    first = make_potential(8, (6,), seed=0)
+    second = make_potential(8, (6,), seed=1)  # the same PCA, another network
+    other = make_potential(8, (6,), seed=0, fit_frames=3)  # another PCA
+    assert first.feature_fingerprint() == second.feature_fingerprint()
+    assert first.feature_fingerprint() != other.feature_fingerprint()
+    frames = iron_water_example(n_frames=5, seed=3)
+    alone = [m.energies_and_forces(frames, batch_size=2) for m in (first, second, other)]
+    layers = [m.layers(frames, batch_size=2) for m in (first, second, other)]
+
+    calls = []
+    original = bpnn_model.featurize
+    monkeypatch.setattr(
+        bpnn_model, "featurize", lambda *a, **k: calls.append(len(a[0])) or original(*a, **k)
+    )
+    with shared_features([first, second, other]) as memo:
+        shared = [m.energies_and_forces(frames, batch_size=2) for m in (first, second, other)]
+        shared_layers = [m.layers(frames, batch_size=2) for m in (first, second, other)]
+    # 3 batches with gradients and 3 without for each featurizer: 12, not 18
+    assert len(calls) == 12 and memo.hits == 6
+    assert first.feature_memo is None and other.feature_memo is None
+    for (e, f), (e_shared, f_shared) in zip(alone, shared):
+        np.testing.assert_array_equal(e, e_shared)
+        for a, b in zip(f, f_shared):
+            np.testing.assert_array_equal(a, b)
+    for before, after in zip(layers, shared_layers):
+        for name in before:
+            assert metatensor.equal(before[name], after[name]), name

@@ -250,6 +250,14 @@ class SpeciesPCA:
         """``mean_z @ W_z / scale_z``, subtracted after the projection."""
         return self.mean_[z] @ self.projection(z)
 
+    def fingerprint(self) -> str:
+        """A SHA-256 of the fitted arrays: equal fingerprints, equal projections."""
+        from ..storage import hash_arrays
+
+        state = self.state()
+        names = ("components", "mean", "scale")
+        return hash_arrays([state[name][z] for name in names for z in state[name]])
+
     def state(self) -> dict:
         """Plain arrays, for saving."""
         return {

@@ -240,6 +240,16 @@ class EquivariantFeatures:
         features.product_pca = EquivariantPCA.from_state(state["product"])
         return features
 
+    def fingerprint(self) -> str:
+        """A SHA-256 of the settings, hypers and fitted projections: equal
+        fingerprints, equal features."""
+        from ..storage import hash_arrays, hash_json
+
+        state = self.state()
+        settings = {k: v for k, v in state.items() if k not in ("density", "product")}
+        projections = hash_arrays([m for _, m in state["density"] + state["product"]])
+        return hash_json({"settings": settings, "hypers": self.hypers, "projections": projections})
+
     def density_projection(self, key: Key) -> np.ndarray:
         """The density compression of block ``(l, 1, z)``, padded to its width."""
         return _padded(self.density_pca.projections[key], self.density_components)

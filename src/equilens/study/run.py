@@ -47,6 +47,7 @@ from ..data.io import with_species
 from ..data.splits import load_splits
 from ..descriptors import compute_soap
 from ..errors import EquilensError
+from ..models.energy.model import FeatureMemo, ProjectedPotential
 from ..storage import check_writable, claim_outputs
 from ..tensormaps import frame_atoms
 from .cluster import dask_client
@@ -114,7 +115,24 @@ def run_study(
             splits, analysis, opened = _checked_inputs(config, folder, overwrite)
         with clock("train"):
             potentials, summaries = train_sweep(config, folder, progress, overwrite, client)
-    return _analyse(config, folder, clock, splits, analysis, opened, potentials, summaries)
+    with shared_features(potentials.values()):
+        return _analyse(config, folder, clock, splits, analysis, opened, potentials, summaries)
+
+
+@contextlib.contextmanager
+def shared_features(models) -> Iterator[FeatureMemo]:
+    """The equilens potentials among ``models`` share one
+    :class:`~equilens.models.energy.model.FeatureMemo` (the layers and
+    predictions of the seeds with one featurizer are featurized once)."""
+    memo = FeatureMemo()
+    shared = [m for m in models if isinstance(m, ProjectedPotential)]
+    for model in shared:
+        model.feature_memo = memo
+    try:
+        yield memo
+    finally:
+        for model in shared:
+            model.feature_memo = None
 
 
 class _Clock:

@@ -23,7 +23,7 @@ from metatensor import TensorMap
 from ...config import from_mapping, to_mapping
 from ...descriptors.compression import SpeciesPCA
 from ...descriptors.projected import FeatureSet, featurize
-from ...storage import arrays_from_torch, arrays_to_torch
+from ...storage import arrays_from_torch, arrays_to_torch, hash_json
 from ...tensormaps import atom_tensormap, frame_atoms
 from ..base import (
     Model,
@@ -136,6 +136,12 @@ class Potential(ProjectedPotential, Model):
         """Compressed SOAP (and its position gradients) of ``frames``."""
         return featurize(
             frames, self.hypers, self.pca, gradients=gradients, dtype=self.dtype, progress=progress
+        )
+
+    def feature_fingerprint(self) -> str:
+        """What decides :meth:`featurize`: the SOAP, the compression, the precision."""
+        return hash_json(
+            {"hypers": self.hypers, "pca": self.pca.fingerprint(), "dtype": str(self.dtype)}
         )
 
     def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 50) -> Dict[str, TensorMap]:

@@ -29,7 +29,6 @@ from ...descriptors.budget import check_compression_memory, check_feature_memory
 from ...descriptors.compression import SpeciesPCA
 from ...descriptors.projected import featurize_batches
 from ...storage import (
-    hash_arrays,
     hash_frames,
 )
 from ...training.config import claim_output, run_fingerprint
@@ -195,12 +194,9 @@ def _fit_compression(
 
 
 def _cached_features(dataset: Dataset, hypers, pca: SpeciesPCA, dtype, config, progress, check):
-    state = pca.state()
     settings = {
         "hypers": hypers,
-        "pca": hash_arrays(
-            [state[name][z] for name in ("components", "mean", "scale") for z in state[name]]
-        ),
+        "pca": pca.fingerprint(),
         "dtype": str(dtype),
         "gradient_storage": config.compression.gradient_storage,
     }

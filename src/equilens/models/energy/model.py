@@ -4,21 +4,60 @@ module), predictions as TensorMaps, and the ASE calculator."""
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import dataclasses
+from collections import OrderedDict
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import ase
 import numpy as np
 import torch
 from metatensor import TensorMap
 
+from ...descriptors.projected import FeatureSet
+from ...storage import hash_frames
 from ..base import prediction_maps
 from .forces import energy_and_forces
+
+
+class FeatureMemo:
+    """Features computed once for the models that featurize alike: the seeds
+    of a study share their lambda-SOAP maps, the BPNNs of a seed their
+    compression, and the layers and predictions of each are computed on the
+    same frames. ``{(featurizer fingerprint, frames, gradients): FeatureSet}``,
+    the least recently used dropped beyond ``max_bytes``; owned by whoever
+    shares it (:func:`equilens.study.run.run_study`), never global.
+
+    :param max_bytes: the most bytes of features kept
+    """
+
+    def __init__(self, max_bytes: int = 1 << 30):
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[Tuple[str, str, bool], FeatureSet] = OrderedDict()
+        self.hits = 0
+
+    def get(self, key: Tuple[str, str, bool], compute: Callable[[], FeatureSet]) -> FeatureSet:
+        """The features of ``key``, computed by ``compute()`` the first time."""
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            self.hits += 1
+            return self.entries[key]
+        features = compute()
+        self.entries[key] = features
+        while len(self.entries) > 1 and sum(map(_nbytes, self.entries.values())) > self.max_bytes:
+            self.entries.popitem(last=False)
+        return features
+
+
+def _nbytes(features: FeatureSet) -> int:
+    values = (getattr(features, f.name) for f in dataclasses.fields(features))
+    return sum(v.nbytes for v in values if isinstance(v, torch.Tensor))
 
 
 class ProjectedPotential:
     """Mixed into a :class:`~equilens.models.base.Model` whose ``featurize(frames,
     gradients)`` gives a :class:`~equilens.descriptors.projected.FeatureSet`,
-    whose ``module`` has ``atomic_energies(x, species)`` and whose
+    whose ``feature_fingerprint()`` names what decides those features, whose
+    ``module`` has ``atomic_energies(x, species)`` and whose
     ``torch_module(dtype)`` is the scripted copy the calculator runs."""
 
     @property
@@ -44,9 +83,22 @@ class ProjectedPotential:
         self.module.to(torch.device(device))  # type: ignore[attr-defined]
         return self
 
+    #: features shared with other models (:class:`FeatureMemo`), or none
+    feature_memo: Optional[FeatureMemo] = None
+
     def device_features(self, frames: Sequence[ase.Atoms], gradients: bool):
-        """``featurize(frames, gradients)`` on the network's device."""
-        features = self.featurize(frames, gradients=gradients)  # type: ignore[attr-defined]
+        """``featurize(frames, gradients)`` on the network's device (from the
+        :attr:`feature_memo` when the model has one)."""
+
+        def compute() -> FeatureSet:
+            return self.featurize(frames, gradients=gradients)  # type: ignore[attr-defined]
+
+        if self.feature_memo is None:
+            features = compute()
+        else:
+            featurizer = self.feature_fingerprint()  # type: ignore[attr-defined]
+            key = (featurizer, hash_frames(frames), gradients)
+            features = self.feature_memo.get(key, compute)
         return features if self.device.type == "cpu" else features.to(device=self.device)
 
     def energies_and_forces(

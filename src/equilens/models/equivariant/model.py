@@ -21,7 +21,7 @@ from metatensor import TensorMap
 from ...config import from_mapping, to_mapping
 from ...descriptors.equivariant import EquivariantFeatures, featurize_equivariant
 from ...descriptors.projected import FeatureSet
-from ...storage import arrays_from_torch, arrays_to_torch
+from ...storage import arrays_from_torch, arrays_to_torch, hash_json
 from ...tensormaps import join_by_system, to_metatensor_numpy
 from ..base import (
     Model,
@@ -125,6 +125,10 @@ class EquivariantPotential(ProjectedPotential, Model):
     def featurize(self, frames: Sequence[ase.Atoms], gradients: bool) -> FeatureSet:
         """The module's input features (and their position gradients)."""
         return featurize_equivariant(frames, self.features, gradients=gradients, dtype=self.dtype)
+
+    def feature_fingerprint(self) -> str:
+        """What decides :meth:`featurize`: the fitted maps, the precision."""
+        return hash_json({"features": self.features.fingerprint(), "dtype": str(self.dtype)})
 
     def layers(self, frames: Sequence[ase.Atoms], batch_size: int = 50) -> Dict[str, TensorMap]:
         """Every layer: keys ``(o3_lambda, o3_sigma, center_type)``, samples

@@ -23,7 +23,7 @@ from ...data.io import Dataset
 from ...descriptors.budget import check_feature_memory
 from ...descriptors.equivariant import EquivariantFeatures, check_features, featurize_equivariant
 from ...descriptors.projected import feature_batches
-from ...storage import hash_arrays, hash_frames, hash_json
+from ...storage import hash_frames
 from ...training.config import claim_output, run_fingerprint
 from ..energy.task import (
     Features,
@@ -115,11 +115,8 @@ def _split_features(
 
     if config.cache_dir is None:
         check([atoms for dataset in splits.values() for atoms in dataset.frames])
-    state = features.state()
     settings = {
-        "hypers": features.hypers,
-        "features": hash_json({k: v for k, v in state.items() if k not in ("density", "product")}),
-        "projections": hash_arrays([m for _, m in state["density"] + state["product"]]),
+        "features": features.fingerprint(),
         "dtype": str(config.training.torch_dtype),
         "gradient_storage": config.features.gradient_storage,
     }
