@@ -65,7 +65,7 @@ class Projector:
         if self.method == "pca":
             from sklearn.decomposition import PCA
 
-            self.model_ = PCA(n_components=self.n_components).fit(z)
+            self.model_ = PCA(n_components=self.n_components, random_state=self.seed).fit(z)
         elif self.method == "pcovr":
             from skmatter.decomposition import PCovR
 

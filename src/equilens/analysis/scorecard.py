@@ -120,7 +120,7 @@ class Scorecard:
 
     def _score(self, x, rows, groups, descriptor, output) -> Dict[str, float]:
         scores: Dict[str, float] = {}
-        leading = _leading_components(x, self.n_components, groups)
+        leading = _leading_components(x, self.n_components, groups, self.seed)
         continuous: Dict[str, np.ndarray] = {}
         for label, values in self.labels_.items():
             values = np.asarray(values)[rows]
@@ -155,7 +155,7 @@ class Scorecard:
             if output is not None:
                 scores["gfre_to_output"] = float(matrix[index["set"], index["output"]])
         subset = x[: self.trust_samples]
-        pca = PCA(n_components=min(2, x.shape[1])).fit(x)
+        pca = PCA(n_components=min(2, x.shape[1]), random_state=self.seed).fit(x)
         scores["pca_variance_2d"] = float(pca.explained_variance_ratio_.sum())
         scores["trustworthiness"] = float(
             trustworthiness(
@@ -277,9 +277,11 @@ class Scorecard:
         return rows
 
 
-def _leading_components(x: np.ndarray, k: int, groups) -> np.ndarray:
+def _leading_components(x: np.ndarray, k: int, groups, seed: int) -> np.ndarray:
     """The ``k`` leading principal components of ``x`` (within each group
-    when given, since the groups' coordinates differ); zero-padded to ``k``."""
+    when given, since the groups' coordinates differ); zero-padded to ``k``.
+    ``seed`` fixes scikit-learn's randomized solver (which it picks for large
+    sets: without it, the scores of two runs differed in the fifth digit)."""
     result = np.zeros((len(x), k))
     parts = (
         [np.arange(len(x))]
@@ -289,5 +291,6 @@ def _leading_components(x: np.ndarray, k: int, groups) -> np.ndarray:
     for rows in parts:
         width = min(k, x.shape[1], len(rows))
         if width > 0:
-            result[rows, :width] = PCA(n_components=width).fit_transform(x[rows])
+            pca = PCA(n_components=width, random_state=seed)
+            result[rows, :width] = pca.fit_transform(x[rows])
     return result

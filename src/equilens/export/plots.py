@@ -39,7 +39,7 @@ def plot_invariant_pca(tensor: TensorMap, path: PathLike, title: str = "") -> Pa
     features = np.concatenate(values)
     species = np.concatenate(types)
     n_components = min(2, *features.shape)
-    pca = PCA(n_components=n_components).fit(features)
+    pca = PCA(n_components=n_components, random_state=0).fit(features)
     projected = pca.transform(features)
     if projected.shape[1] == 1:
         projected = np.column_stack([projected, np.zeros(len(projected))])

@@ -50,7 +50,8 @@ def plot_layer_maps(
         width = min(2, values.shape[1], len(values))
         coordinates = np.zeros((len(values), 2))
         if width > 0:
-            coordinates[:, :width] = PCA(n_components=width).fit_transform(values)
+            pca = PCA(n_components=width, random_state=0)
+            coordinates[:, :width] = pca.fit_transform(values)
         title = name if z is None else f"{name} [{chemical_symbols[int(z)]}]"
         for column, label in enumerate(shown):
             ax = axes[row, column]
