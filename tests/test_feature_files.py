@@ -14,10 +14,10 @@ import torch
 from equilens.data.examples import iron_water_example
 from equilens.descriptors import PRESETS, compute_soap
 from equilens.descriptors.compression import SpeciesPCA
+from equilens.descriptors.feature_batches import feature_batches
 from equilens.descriptors.feature_files import FeatureWriter, open_features
 from equilens.descriptors.projected import (
     FeatureSet,
-    feature_batches,
     featurize,
     featurize_batches,
 )

@@ -38,7 +38,8 @@ from ..errors import EquilensError
 from ..tensormaps import Key, key_tuple
 from ._batches import check_species, make_calculator
 from .compression import EquivariantPCA
-from .projected import FeatureSet, feature_batches, with_targets
+from .feature_batches import feature_batches
+from .projected import FeatureSet, with_targets
 
 #: the key names of densities and features
 KEY_NAMES = ["o3_lambda", "o3_sigma", "center_type"]

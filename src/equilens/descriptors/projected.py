@@ -23,14 +23,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import ase
 import numpy as np
 import torch
 
-from .budget import release_free_memory
 from .compression import SpeciesPCA
+from .feature_batches import feature_batches
 from .soap import compute_soap
 
 
@@ -249,7 +249,7 @@ def featurize_batches(
 ) -> Iterator[FeatureSet]:
     """:func:`featurize`, batch by batch (without targets).
 
-    :param per_process: see :func:`feature_batches`
+    :param per_process: see :func:`~equilens.descriptors.feature_batches.feature_batches`
     """
     compute = functools.partial(
         _featurize_batch,
@@ -260,99 +260,6 @@ def featurize_batches(
         gradient_dtype=gradient_dtype or dtype,
     )
     return feature_batches(frames, batch_size, compute, progress, per_process)
-
-
-#: batches one child process computes when a split is streamed to disk in
-#: more batches than this (:func:`feature_batches`): featomic's transient
-#: arrays fragment the C heap of a long featurization, so that its peak grew
-#: with the number of frames (``docs/benchmarks.md``, issue 27); a fresh
-#: process every 50 batches (400 frames of 8) hands its heap back whole
-BATCHES_PER_PROCESS = 50
-
-
-def feature_batches(
-    frames: Sequence[ase.Atoms],
-    batch_size: int,
-    compute: Callable[[List[ase.Atoms]], FeatureSet],
-    progress: bool = False,
-    per_process: Optional[int] = None,
-) -> Iterator[FeatureSet]:
-    """``compute(batch)`` of consecutive batches of ``frames``, one at a
-    time, with a progress bar: the parts to concatenate in memory
-    (:meth:`FeatureSet.concatenate`) or to stream to disk
-    (:class:`~equilens.descriptors.feature_files.FeatureWriter`).
-
-    :param per_process: when the frames make more batches than this, they
-        are computed in a spawned child process, a fresh one every
-        ``per_process`` batches, one batch ahead of the caller (``compute``
-        must then be picklable: a module-level function or a
-        ``functools.partial`` of one); in this process otherwise, and always
-        in a daemonic process (a Dask worker), which cannot have children
-    """
-    from tqdm.auto import tqdm
-
-    batches = [list(frames[s : s + batch_size]) for s in range(0, len(frames), batch_size)]
-    parts: Iterator[FeatureSet]
-    if per_process is not None and len(batches) > per_process and _may_spawn():
-        parts = _in_child_processes(batches, compute, per_process)
-    else:
-        parts = (compute(batch) for batch in batches)
-    bar = tqdm(total=len(frames), desc="features", unit="frame", disable=not progress, leave=False)
-    with bar:
-        for batch, part in zip(batches, parts):
-            yield part
-            release_free_memory()  # the batch's transient arrays, freed
-            bar.update(len(batch))
-
-
-def _may_spawn() -> bool:
-    import multiprocessing
-
-    return not multiprocessing.current_process().daemon
-
-
-def _in_child_processes(
-    batches: List[List[ase.Atoms]],
-    compute: Callable[[List[ase.Atoms]], FeatureSet],
-    per_process: int,
-) -> Iterator[FeatureSet]:
-    """``compute(batch)`` of every batch in one spawned worker, replaced
-    every ``per_process`` batches; the next batch is computed while the
-    caller handles the current one."""
-    import multiprocessing
-    from concurrent.futures import Future, ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=per_process) as pool:
-        pending: Optional[Future] = None
-        for batch in batches:
-            submitted = pool.submit(_computed_as_arrays, compute, batch)
-            if pending is not None:
-                yield _from_arrays(pending.result())
-            pending = submitted
-        if pending is not None:
-            yield _from_arrays(pending.result())
-
-
-class _Arrays(dict):
-    """A :class:`FeatureSet` as numpy arrays, between processes."""
-
-
-def _computed_as_arrays(compute: Callable, batch: List[ase.Atoms]):
-    """``compute(batch)``, a :class:`FeatureSet` sent back as numpy arrays:
-    torch would share its tensors through file descriptors, which close
-    with the child process that is replaced."""
-    part = compute(batch)
-    if not isinstance(part, FeatureSet):
-        return part
-    values = {f.name: getattr(part, f.name) for f in dataclasses.fields(FeatureSet)}
-    return _Arrays({k: None if v is None else v.numpy() for k, v in values.items()})
-
-
-def _from_arrays(part):
-    if not isinstance(part, _Arrays):
-        return part
-    return FeatureSet(**{k: None if v is None else torch.from_numpy(v) for k, v in part.items()})
 
 
 def target_tensors(

@@ -21,13 +21,9 @@ import torch
 
 from ...data.io import Dataset, with_species
 from ...data.splits import load_splits
+from ...descriptors.feature_batches import BATCHES_PER_PROCESS
 from ...descriptors.feature_files import FeatureWriter, MappedFeatureSet, open_features
-from ...descriptors.projected import (
-    BATCHES_PER_PROCESS,
-    FeatureSet,
-    target_tensors,
-    with_targets,
-)
+from ...descriptors.projected import FeatureSet, target_tensors, with_targets
 from ...devices import resolve_device
 from ...errors import ConfigError, EquilensError, FileFormatError
 from ...storage import hash_arrays, hash_frames, hash_json, save_json
@@ -109,7 +105,7 @@ def cached_features(
     check_disk: Callable[[Sequence[ase.Atoms], str], Any],
 ) -> Features:
     """The features of ``dataset`` (``batches(per_process)``: its consecutive
-    parts, see :func:`~equilens.descriptors.projected.feature_batches`) with
+    parts, see :func:`~equilens.descriptors.feature_batches.feature_batches`) with
     its energies and forces.
 
     With a ``cache_dir``, the parts are streamed into
@@ -119,7 +115,7 @@ def cached_features(
     and training reads them batch by batch
     (:class:`~equilens.descriptors.feature_files.MappedFeatureSet`): the set
     never exists whole in memory, and a long featurization runs in child
-    processes (:data:`~equilens.descriptors.projected.BATCHES_PER_PROCESS`
+    processes (:data:`~equilens.descriptors.feature_batches.BATCHES_PER_PROCESS`
     batches each). A damaged entry is reported with a
     warning and computed again. Without a cache the set is assembled in
     memory.

@@ -22,7 +22,7 @@ from ...config import to_mapping
 from ...data.io import Dataset
 from ...descriptors.budget import check_feature_memory
 from ...descriptors.equivariant import EquivariantFeatures, check_features, featurize_equivariant
-from ...descriptors.projected import feature_batches
+from ...descriptors.feature_batches import feature_batches
 from ...storage import hash_frames
 from ...training.config import claim_output, run_fingerprint
 from ..energy.task import (
