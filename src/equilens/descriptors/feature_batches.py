@@ -82,10 +82,19 @@ def _in_child_processes(
     from concurrent.futures import Future, ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context, max_tasks_per_child=per_process) as pool:
+    # ``compute`` (with its fitted projections: megabytes) goes to each child
+    # once, not with every batch
+    pool = ProcessPoolExecutor(
+        1,
+        mp_context=context,
+        max_tasks_per_child=per_process,
+        initializer=_start_child,
+        initargs=(compute,),
+    )
+    with pool:
         pending: Optional[Future] = None
         for batch in batches:
-            submitted = pool.submit(_computed_as_arrays, compute, batch)
+            submitted = pool.submit(_computed_as_arrays, batch)
             if pending is not None:
                 yield _from_arrays(pending.result())
             pending = submitted
@@ -101,11 +110,19 @@ class _Arrays:
         self.kind, self.arrays = kind, arrays
 
 
-def _computed_as_arrays(compute: Callable, batch: List[ase.Atoms]):
-    """``compute(batch)``, a dataclass of tensors sent back as numpy arrays:
-    torch would share its tensors through file descriptors, which close
-    with the child process that is replaced."""
-    part = compute(batch)
+#: in a child process of :func:`_in_child_processes`: its ``compute``
+_CHILD_COMPUTE: List[Callable] = []
+
+
+def _start_child(compute: Callable) -> None:
+    _CHILD_COMPUTE[:] = [compute]
+
+
+def _computed_as_arrays(batch: List[ase.Atoms]):
+    """The child's ``compute(batch)``, a dataclass of tensors sent back as
+    numpy arrays: torch would share its tensors through file descriptors,
+    which close with the child process that is replaced."""
+    part = _CHILD_COMPUTE[0](batch)
     if not dataclasses.is_dataclass(part) or isinstance(part, type):
         return part
     values = {f.name: getattr(part, f.name) for f in dataclasses.fields(part)}
