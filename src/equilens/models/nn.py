@@ -26,6 +26,11 @@ A potential needs second derivatives of its energy (forces, trained on):
 whose derivatives stay finite where a covariant channel vanishes (in any
 centrosymmetric environment).
 
+``HiddenLayer.forward_values`` runs these steps on the list of block values
+alone (what the equivariant potential's training runs: building a TensorMap
+for every block of every step was most of its forward pass);
+``HiddenLayer.forward`` wraps it for TensorMaps.
+
 Every operation multiplies covariant features by invariant numbers or mixes
 features linearly without touching the components, so every block transforms
 like its input block under rotations and inversion.
