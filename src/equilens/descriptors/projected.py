@@ -73,6 +73,12 @@ class FeatureSet:
     def has_gradients(self) -> bool:
         return self.grad_values is not None
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all its tensors."""
+        values = (getattr(self, f.name) for f in dataclasses.fields(self))
+        return sum(v.nbytes for v in values if isinstance(v, torch.Tensor))
+
     def to(self, device=None, dtype=None) -> FeatureSet:
         """The same features on ``device``, the float arrays in ``dtype``
         (the stored gradients keep their own storage precision)."""

@@ -4,7 +4,6 @@ module), predictions as TensorMaps, and the ASE calculator."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections import OrderedDict
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -35,6 +34,11 @@ class FeatureMemo:
         self.entries: OrderedDict[Tuple[str, str, bool], FeatureSet] = OrderedDict()
         self.hits = 0
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the features kept."""
+        return sum(features.nbytes for features in self.entries.values())
+
     def get(self, key: Tuple[str, str, bool], compute: Callable[[], FeatureSet]) -> FeatureSet:
         """The features of ``key``, computed by ``compute()`` the first time."""
         if key in self.entries:
@@ -43,14 +47,9 @@ class FeatureMemo:
             return self.entries[key]
         features = compute()
         self.entries[key] = features
-        while len(self.entries) > 1 and sum(map(_nbytes, self.entries.values())) > self.max_bytes:
+        while len(self.entries) > 1 and self.nbytes > self.max_bytes:
             self.entries.popitem(last=False)
         return features
-
-
-def _nbytes(features: FeatureSet) -> int:
-    values = (getattr(features, f.name) for f in dataclasses.fields(features))
-    return sum(v.nbytes for v in values if isinstance(v, torch.Tensor))
 
 
 class ProjectedPotential:
