@@ -173,13 +173,14 @@ def test_factorized_estimator_reproduces_skmatter(shape):
         )
 
 
-@pytest.mark.parametrize("shape", [(300, 8), (120, 40)])
+@pytest.mark.parametrize("shape", [(300, 8), (120, 40), (120, 75)])
 def test_measures_of_many_targets_at_once_equal_skmatter(shape):
     """One fit per source (per test point for LFRE) serves every target, each
     with its own cutoff: scikit-matter's GFRE, GFRD (target zero-padded to
     the source's width where narrower) and LFRE with its default estimator,
     target by target (targets wider and narrower than the source, noise, the
-    source itself)."""
+    source itself; a source wider than its 60 training rows, whose local
+    fits run in the span of those rows)."""
     from skmatter.metrics import (
         global_reconstruction_distortion,
         global_reconstruction_error,
@@ -222,7 +223,7 @@ def test_fps_selection_reaches_outliers():
     outliers = 10.0 * np.eye(3)[[0, 1, 2, 0, 1]] * np.array([1, 1, 1, -1, -1])[:, None]
     x = np.vstack([cluster, outliers])
     y = np.hstack([x, x**2])
-    from equilens.analysis.compare import _select
+    from equilens.analysis.sampling import _select
 
     for selection in ("fps", "random"):
         result = compare(

@@ -247,3 +247,48 @@ def test_sparse_layout_has_fixed_keys_and_same_numbers():
     np.testing.assert_array_equal(block.values[np.ix_(rows, columns)], pair.values)
     with pytest.raises(ValueError, match="neighbors must be"):
         compute_soap(frames, SPECIES, SMALL, neighbors="dense")
+
+
+def test_projected_product_equals_the_projected_product_of_all_pairs():
+    """The lambda-SOAP projected per (l_1, l_2) block (the featurizer's path)
+    is the projection of the product with every pair in its properties
+    (what the projections were fitted on), for values and the gradient
+    terms, whose samples differ from the values'."""
+    import ase.io
+
+    from equilens.data.embedded import embedded_path
+    from equilens.descriptors import PRESETS
+    from equilens.descriptors.equivariant import (
+        EquivariantFeatures,
+        _compress,
+        _pair_gradients,
+        _tensor,
+        spherical_density,
+    )
+    from equilens.tensormaps import key_tuple
+
+    frames = ase.io.read(embedded_path("iron_water_xtb.extxyz"), ":3")
+    features = EquivariantFeatures([1, 8, 26], PRESETS["small"].to_featomic(), 2, 4, 6)
+    features.fit(frames)
+    density = spherical_density(frames, features.species, features.hypers, gradients=True)
+    compressed = _compress(density, features.density_pca, features.density_components)
+    values = _tensor(compressed, gradients=False)
+    moving = _pair_gradients(compressed)
+    product = features.product()
+    for first, second in ((values, values), (moving, values), (values, moving)):
+        expected = {
+            key_tuple(key): np.asarray(block.values) @ features.product_projection(key_tuple(key))
+            for key, block in product(first, second).items()
+        }
+        full = product(first, second)
+        found = {key: np.zeros_like(array) for key, array in expected.items()}
+        for key, samples, projected in product.projected(
+            first, second, features.product_projection
+        ):
+            rows = full.block(dict(zip(["o3_lambda", "o3_sigma", "center_type"], key)))
+            positions = [rows.samples.position(tuple(sample)) for sample in samples]
+            found[key][positions] += projected
+        assert set(found) == set(expected)
+        for key in expected:
+            assert np.abs(expected[key]).max() > 0
+            np.testing.assert_allclose(found[key], expected[key], atol=1e-12)

@@ -39,11 +39,10 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from metatensor import Labels, TensorBlock, TensorMap
-from skmatter.sample_selection import FPS
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -52,6 +51,7 @@ from ..tensormaps import check_same_structures, stack_blocks
 from .estimators import warn_few_rows
 from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
 from .reconstruction import global_measures, local_squared_errors
+from .sampling import sample_split
 
 MEASURES = ("gfre", "gfrd", "lfre")
 #: measures on a subsample of the selection: pairwise (matrices) and per set
@@ -124,11 +124,11 @@ def compare(
         raise EquilensError("compare needs at least two feature sets")
     names = list(features)
     arrays = _aligned_arrays(features)
-    n_total = len(next(iter(arrays.values())))
 
     rng = np.random.default_rng(seed)
-    chosen = _select(arrays[names[0]], min(n_samples, n_total), selection, rng)
-    train_idx, test_idx = _split(len(chosen), train_fraction, split, rng)
+    chosen, train_idx, test_idx = sample_split(
+        arrays[names[0]], n_samples, selection, train_fraction, split, rng
+    )
     data = [arrays[name][chosen] for name in names]
     if any(m in measures for m in ("gfre", "gfrd")):
         warn_few_rows(len(train_idx), max(array.shape[1] for array in data), "GFRE/GFRD")
@@ -189,18 +189,6 @@ def compare(
         per_set=per_set,
         rank_samples=None if rank_rows is None else len(rank_rows),
     )
-
-
-def _split(n_chosen: int, train_fraction: float, split, rng) -> Tuple[np.ndarray, np.ndarray]:
-    """``(train_idx, test_idx)`` into the chosen samples: ``split`` or seeded."""
-    if split is not None:
-        train_idx, test_idx = (np.asarray(s, dtype=int) for s in split)
-        return train_idx, test_idx
-    order = rng.permutation(n_chosen)
-    n_train = int(round(train_fraction * n_chosen))
-    if n_train < 2 or n_chosen - n_train < 1:
-        raise EquilensError(f"too few samples ({n_chosen}) for a train/test split")
-    return np.sort(order[:n_train]), np.sort(order[n_train:])
 
 
 def _global_values(data, measures, train_idx, test_idx, seconds, progress) -> Dict[tuple, float]:
@@ -388,13 +376,3 @@ def _aligned_arrays(features: Mapping[str, FeatureSet]) -> Dict[str, np.ndarray]
     if len(set(lengths.values())) != 1:
         raise EquilensError(f"feature sets have different numbers of samples: {lengths}")
     return arrays
-
-
-def _select(x: np.ndarray, count: int, selection: str, rng) -> np.ndarray:
-    if selection == "random":
-        return np.sort(rng.choice(len(x), count, replace=False))
-    if selection == "fps":
-        start = int(rng.integers(len(x)))
-        selector = FPS(n_to_select=count, initialize=start).fit(x)
-        return np.sort(selector.selected_idx_)
-    raise EquilensError(f"selection must be 'random' or 'fps', got {selection!r}")

@@ -33,9 +33,16 @@ SKMATTER_RANDOM_STATE = 0x5F3759DF
 
 
 class _Factorization:
-    """SVDs of one source matrix and its two folds."""
+    """SVDs of one source matrix and its two folds.
 
-    def __init__(self, x: np.ndarray, random_state: int, group_size: int = 1):
+    ``width``: the number of columns of the matrix whose rank tolerance
+    applies (scikit-learn's ``max(shape) * eps``) when ``x`` holds its rows
+    in an orthonormal basis of fewer columns (same singular values).
+    """
+
+    def __init__(
+        self, x: np.ndarray, random_state: int, group_size: int = 1, width: Optional[int] = None
+    ):
         if len(x) % group_size:
             raise ValueError(f"{len(x)} rows are not groups of {group_size}")
         groups = np.arange(len(x) // group_size)
@@ -47,7 +54,7 @@ class _Factorization:
         self.fold1, self.fold2 = fold1, fold2
         u1, self.s1, vt1 = np.linalg.svd(x[fold1], full_matrices=False)
         u2, self.s2, vt2 = np.linalg.svd(x[fold2], full_matrices=False)
-        rcond = max(x.shape) * np.spacing(x.dtype.type(1))
+        rcond = max(len(x), width or x.shape[1]) * np.spacing(x.dtype.type(1))
         self.n1, self.n2 = int(np.sum(self.s1 > rcond)), int(np.sum(self.s2 > rcond))
         self.u1t = u1.T[: self.n1]
         self.u2t = u2.T[: self.n2]

@@ -108,17 +108,53 @@ class Scorecard:
         rows = np.sort(rng.choice(n, min(n, self.max_samples), replace=False))
         groups = None if species is None else np.asarray(species)[rows]
         for name, x in features.items():
-            x = np.asarray(x, dtype=np.float64)
             if len(x) != n:
                 raise EquilensError(f"feature set '{name}' has {len(x)} rows, labels {n}")
+        sets = {name: np.asarray(x, dtype=np.float64)[rows] for name, x in features.items()}
+        own = {}
+        for name in sets:
+            output = None if outputs is None or name not in outputs else outputs[name]
+            own[name] = None if output is None else np.asarray(output, dtype=np.float64)[rows]
+        gfre = self._gfre(sets, descriptor, rows, own)
+        for name, x in sets.items():
             split = groups if per_species else None  # one footing for all sets
             self.decoding_[name] = "per species" if split is not None else "shared"
-            output = None if outputs is None or name not in outputs else outputs[name]
-            output = None if output is None else np.asarray(output, dtype=np.float64)[rows]
-            self.scores_[name] = self._score(x[rows], rows, split, descriptor, output)
+            self.scores_[name] = self._score(x, rows, split, own[name], gfre[name])
         return self
 
-    def _score(self, x, rows, groups, descriptor, output) -> Dict[str, float]:
+    def _gfre(self, sets, descriptor, rows, outputs) -> Dict[str, Dict[str, float]]:
+        """``gfre_from_descriptor`` and ``gfre_to_output`` of every set, on the
+        split :func:`~equilens.analysis.compare.compare` draws from the seed:
+        the descriptor is factorised once for all sets (its targets side by
+        side), each set once for its own output."""
+        from .estimators import warn_few_rows
+        from .reconstruction import global_measures
+        from .sampling import sample_split
+
+        scores: Dict[str, Dict[str, float]] = {name: {} for name in sets}
+        if not sets:
+            return scores
+        first = next(iter(sets.values()))
+        chosen, train, test = sample_split(first, len(first), rng=np.random.default_rng(self.seed))
+        names = list(sets)
+        if descriptor is not None:
+            source = np.asarray(descriptor, dtype=np.float64)[rows][chosen]
+            widest = max([source.shape[1]] + [sets[n].shape[1] for n in names])
+            warn_few_rows(len(train), widest, "GFRE")
+            targets = [sets[name][chosen] for name in names]
+            errors, _ = global_measures(source, targets, train, test, distortion=False)
+            for name, error in zip(names, errors):
+                scores[name]["gfre_from_descriptor"] = error
+        for name in names:
+            if outputs[name] is not None:
+                output = outputs[name].reshape(len(first), -1)[chosen]
+                errors, _ = global_measures(
+                    sets[name][chosen], [output], train, test, distortion=False
+                )
+                scores[name]["gfre_to_output"] = errors[0]
+        return scores
+
+    def _score(self, x, rows, groups, output, gfre: Dict[str, float]) -> Dict[str, float]:
         scores: Dict[str, float] = {}
         leading = _leading_components(x, self.n_components, groups, self.seed)
         continuous: Dict[str, np.ndarray] = {}
@@ -139,21 +175,7 @@ class Scorecard:
                 name = "decode_output" if label == "\x00output" else f"decode_{label}{suffix}"
                 scores[name] = value
         scores = {k: scores[k] for k in self._order(scores)}
-        if descriptor is not None or output is not None:
-            from .compare import compare
-
-            sets = {"set": x}
-            if descriptor is not None:
-                sets["descriptor"] = np.asarray(descriptor, dtype=np.float64)[rows]
-            if output is not None:
-                sets["output"] = output.reshape(len(output), -1)
-            gfre = compare(sets, measures=("gfre",), n_samples=len(x), seed=self.seed)
-            index = {n: i for i, n in enumerate(gfre.names)}
-            matrix = gfre.matrices["gfre"]
-            if descriptor is not None:
-                scores["gfre_from_descriptor"] = float(matrix[index["descriptor"], index["set"]])
-            if output is not None:
-                scores["gfre_to_output"] = float(matrix[index["set"], index["output"]])
+        scores.update(gfre)
         subset = x[: self.trust_samples]
         pca = PCA(n_components=min(2, x.shape[1]), random_state=self.seed).fit(x)
         scores["pca_variance_2d"] = float(pca.explained_variance_ratio_.sum())

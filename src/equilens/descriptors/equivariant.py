@@ -25,7 +25,7 @@ the other, each ``(2 lambda + 1) x n_components``, in a
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import ase
 import metatensor
@@ -81,15 +81,37 @@ class DensityProduct:
             ["o3_lambda", "o3_sigma"],
             np.array([[lam, 1] for lam in range(lambda_max + 1)], dtype=np.int32),
         )
+        self.max_angular = max_angular
         self.pairs = Labels(
             ["l_1", "l_2"], np.array(angular_pairs(max_angular), dtype=np.int32).reshape(-1, 2)
         )
 
     def __call__(self, first: TensorMap, second: TensorMap) -> TensorMap:
+        return self._blocks(first, second).keys_to_properties(self.pairs)
+
+    def _blocks(self, first: TensorMap, second: TensorMap) -> TensorMap:
+        """The product with ``(l_1, l_2)`` still in the keys."""
         first = metatensor.rename_dimension(first, "properties", "n", "n_1")
         second = metatensor.rename_dimension(second, "properties", "n", "n_2")
-        product = self.cg.compute(first, second, "l_1", "l_2", selected_keys=self.selected)
-        return product.keys_to_properties(self.pairs)
+        return self.cg.compute(first, second, "l_1", "l_2", selected_keys=self.selected)
+
+    def projected(
+        self, first: TensorMap, second: TensorMap, projection: Callable[[Key], np.ndarray]
+    ) -> Iterator[Tuple[Key, np.ndarray, np.ndarray]]:
+        """``(key, samples, values @ projection)`` of the product: the same
+        as projecting the blocks of a call of this object with ``projection(key)``
+        (rows in its property order), computed per ``(l_1, l_2)`` block with
+        that block's rows of the projection, so that the product with every
+        pair side by side (most of it zeros) is never built. The parts of
+        one key come out one after the other; their sums are the projected
+        blocks."""
+        offsets = {pair: index for index, pair in enumerate(angular_pairs(self.max_angular))}
+        for key, block in self._blocks(first, second).items():
+            three = (int(key["o3_lambda"]), int(key["o3_sigma"]), int(key["center_type"]))
+            width = block.values.shape[-1]
+            start = offsets[(int(key["l_1"]), int(key["l_2"]))] * width
+            matrix = projection(three)[start : start + width]
+            yield three, np.asarray(block.samples.values), np.asarray(block.values) @ matrix
 
 
 def _compress(density: TensorMap, pca: EquivariantPCA, width: int) -> Dict[Key, TensorBlock]:
@@ -186,6 +208,18 @@ class EquivariantFeatures:
         self.max_angular = int(hypers["basis"]["max_angular"])
         self.density_pca = EquivariantPCA(density_components)
         self.product_pca = EquivariantPCA(n_components)
+        self._product: Optional[DensityProduct] = None
+
+    def product(self) -> DensityProduct:
+        """The Clebsch-Gordan product (its coefficients computed once, not
+        for every batch)."""
+        if self._product is None:
+            self._product = DensityProduct(self.max_angular, self.lambda_max)
+        return self._product
+
+    def __getstate__(self) -> dict:
+        # sent to featurizing child processes: they rebuild the product
+        return {**self.__dict__, "_product": None}
 
     @property
     def width(self) -> int:
@@ -213,7 +247,7 @@ class EquivariantFeatures:
         density = spherical_density(chosen, self.species, self.hypers, gradients=False)
         self.density_pca.fit(density)
         compressed = _tensor(_compress(density, self.density_pca, self.density_components))
-        product = DensityProduct(self.max_angular, self.lambda_max)(compressed, compressed)
+        product = self.product()(compressed, compressed)
         self.product_pca.fit(product)
         return self
 
@@ -290,17 +324,15 @@ def _batch(frames, features: EquivariantFeatures, gradients: bool, dtype, gradie
     density = spherical_density(frames, features.species, features.hypers, gradients)
     compressed = _compress(density, features.density_pca, features.density_components)
     values = _tensor(compressed, gradients=False)
-    product = DensityProduct(features.max_angular, features.lambda_max)
+    product = features.product()
     counts = np.array([len(a) for a in frames])
     offsets = np.concatenate([[0], np.cumsum(counts)])
     numbers = np.concatenate([a.numbers for a in frames])
     starts = features.offsets()
     x = np.zeros((len(numbers), features.width))
-    for key, block in product(values, values).items():
-        key = key_tuple(key)
-        rows = offsets[block.samples.column("system")] + block.samples.column("atom")
-        projected = np.asarray(block.values) @ features.product_projection(key)
-        x[rows, starts[key[0]] : starts[key[0]] + projected[0].size] = projected.reshape(
+    for key, samples, projected in product.projected(values, values, features.product_projection):
+        rows = offsets[samples[:, 0]] + samples[:, 1]  # distinct within a block
+        x[rows, starts[key[0]] : starts[key[0]] + projected[0].size] += projected.reshape(
             len(rows), -1
         )
     result = FeatureSet(
@@ -320,12 +352,9 @@ def _gradients(result, compressed, values, product, features, offsets, gradient_
     starts = features.offsets()
     terms: List[Tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]] = []
     for first, second in ((moving, values), (values, moving)):
-        for key, block in product(first, second).items():
-            key = key_tuple(key)
-            s = np.asarray(block.samples.values)
+        for key, s, projected in product.projected(first, second, features.product_projection):
             center = offsets[s[:, 0]] + s[:, 1]
             neighbor = offsets[s[:, 0]] + s[:, 2]
-            projected = np.asarray(block.values) @ features.product_projection(key)
             terms.append((center, neighbor, s[:, 3], starts[key[0]], projected))
     n_atoms = offsets[-1]
     pair_ids = np.unique(np.concatenate([c * n_atoms + n for c, n, _, _, _ in terms]))
