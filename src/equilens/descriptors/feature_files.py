@@ -292,9 +292,10 @@ class MappedFeatureSet:
         if self.has_gradients:
             assert stored.pair_offsets is not None
             p, q = int(stored.pair_offsets[first]), int(stored.pair_offsets[stop])
-            changes.update(
-                grad_center=self._map("grad_center", p, q) - a,
-                grad_neighbor=self._map("grad_neighbor", p, q) - a,
+            center, neighbor = self._map("grad_center", p, q), self._map("grad_neighbor", p, q)
+            changes.update(  # shifted (a copy) only when the range starts after atom 0
+                grad_center=center - a if a else center,
+                grad_neighbor=neighbor - a if a else neighbor,
                 grad_values=self._map("grad_values", p, q),
                 pair_offsets=stored.pair_offsets[first : stop + 1] - p,
             )
