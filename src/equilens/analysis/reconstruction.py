@@ -172,12 +172,21 @@ def _row_space(x_train: np.ndarray, x_test: np.ndarray) -> Tuple[np.ndarray, np.
 
 def _predict(f: _Factorization, x: np.ndarray, y: np.ndarray, column_cutoffs) -> np.ndarray:
     """The prediction at ``x`` of the ridge fitted on all local rows, each
-    column keeping the singular values above its own cutoff."""
+    column keeping the singular values above its own cutoff.
+
+    With the ``k`` largest values the prediction is ``w_k @ y``, where
+    ``w_k = sum_{j < k} (v_j . x / s_j) u_j`` weighs the local rows: one
+    ``w`` per distinct ``k`` (one per target at most), not a partial sum per
+    singular value and column.
+    """
     ut, s, vt = f.full()
-    terms = ((vt @ x) / s)[:, None] * (ut @ y)  # one row per singular value
-    partial = np.vstack([np.zeros((1, y.shape[1])), np.cumsum(terms, axis=0)])
+    coefficients = (vt @ x) / s  # one per singular value
     kept = np.minimum(len(s), np.sum(s[:, None] > column_cutoffs[None, :], axis=0))
-    return partial[kept, np.arange(y.shape[1])]
+    prediction = np.empty(y.shape[1])
+    for k in np.unique(kept):
+        columns = kept == k
+        prediction[columns] = (coefficients[:k] @ ut[:k]) @ y[:, columns]
+    return prediction
 
 
 def global_reconstruction_distortion_thin(
