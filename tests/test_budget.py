@@ -13,7 +13,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from equilens.cli import main
 from equilens.data.examples import iron_water_example
 from equilens.descriptors import PRESETS, DescriptorConfig, compute_soap
-from equilens.descriptors.budget import check_soap_memory, soap_size
+from equilens.descriptors.budget import check_soap_memory, frames_per_call, soap_size
 from equilens.errors import ResourceError
 
 # 55 elements, as in the catalysis set of the issue
@@ -126,3 +126,23 @@ def test_projected_feature_memory_is_checked_before_featurizing():
     # between the exact size and the bound: the neighbors are counted
     tight = int((n_atoms * 64 * 8 + 3 * exact.n_gradient_pairs * 64 * 2) / 0.8) + 1024
     assert check_feature_memory(frames, PRESETS["small"].cutoff, 64, 2, available=tight) < tight
+
+
+def test_calls_without_gradients_take_as_many_frames_as_the_budget_allows():
+    """Value-only descriptor calls hold up to ``most`` frames, fewer when the
+    SOAP of many elements would pass the budget, never none."""
+    hypers = PRESETS["default"].to_featomic()
+    frames = [ase.Atoms("H164")] * 100
+    budget = 256 * 1024**2
+
+    def per_atom(n_species):
+        return soap_size(frames[:1], n_species, hypers, gradients=False).values_bytes // 164
+
+    def size(count, n_species):
+        return soap_size(frames[:count], n_species, hypers, gradients=False).values_bytes
+
+    assert frames_per_call(frames, per_atom(3), 64, budget) == 64
+    count = frames_per_call(frames, per_atom(10), 64, budget)
+    assert 1 < count < 64 and size(count, 10) <= budget < size(count + 1, 10)
+    # one frame of 55 elements is already past the budget: one frame per call
+    assert size(1, 55) > budget and frames_per_call(frames, per_atom(55), 64, budget) == 1

@@ -73,6 +73,29 @@ def soap_size(
     return SoapSize(n_atoms, n_species, n_species * (n_species + 1) // 2, per_pair, n_gradient)
 
 
+#: frames per featomic call without gradients, and the most bytes of
+#: descriptor such a call may allocate
+VALUE_FRAMES = 64
+VALUE_BYTES = 256 * 1024**2
+
+
+def frames_per_call(
+    frames: Sequence[ase.Atoms],
+    bytes_per_atom: int,
+    most: int = VALUE_FRAMES,
+    budget: int = VALUE_BYTES,
+) -> int:
+    """Frames per descriptor call without gradients: ``most``, fewer when
+    that many (average) frames at ``bytes_per_atom`` would pass ``budget``
+    bytes (many elements, large frames), at least one. Small calls cost
+    featomic much more per atom: the layers of 360 iron/water frames took
+    14.6 s in 8-frame calls, 7.7 s in 50-frame ones."""
+    if not len(frames):
+        return most
+    per_frame = bytes_per_atom * sum(len(atoms) for atoms in frames) / len(frames)
+    return int(max(1, min(most, budget // max(per_frame, 1.0))))
+
+
 def gradient_pairs(frames: Sequence[ase.Atoms], radius: float) -> int:
     """Distinct (atom, neighbor) pairs within ``radius`` (periodic images
     merged), each atom with itself included: the rows of position gradients

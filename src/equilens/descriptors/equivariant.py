@@ -37,6 +37,7 @@ from metatensor import Labels, TensorBlock, TensorMap
 from ..errors import EquilensError
 from ..tensormaps import Key, key_tuple
 from ._batches import check_species, make_calculator
+from .budget import frames_per_call
 from .compression import EquivariantPCA
 from .feature_batches import feature_batches
 from .projected import FeatureSet, with_targets
@@ -226,6 +227,12 @@ class EquivariantFeatures:
         """Features per atom: ``sum_lambda (2 lambda + 1) n_components``."""
         return sum((2 * lam + 1) * self.n_components for lam in range(self.lambda_max + 1))
 
+    def product_bytes_per_atom(self) -> int:
+        """Bytes of one atom's product before its projection (a bound: every
+        ``(l_1, l_2)`` pair for every ``lambda``)."""
+        pairs = len(angular_pairs(self.max_angular))
+        return 8 * pairs * self.density_components**2 * (self.lambda_max + 1) ** 2
+
     def offsets(self) -> List[int]:
         """Where each ``lambda``'s features start in an atom's row."""
         starts, position = [], 0
@@ -300,17 +307,21 @@ def featurize_equivariant(
     gradients: bool = True,
     energies: Optional[np.ndarray] = None,
     forces: Optional[Sequence[np.ndarray]] = None,
-    batch_size: int = 4,
+    batch_size: Optional[int] = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
     gradient_dtype: Optional[torch.dtype] = None,
 ) -> FeatureSet:
     """The features of ``frames`` (and their exact position gradients).
 
-    :param batch_size: frames per featomic call and product
+    :param batch_size: frames per featomic call and product (default: 4 with
+        gradients, else :func:`~equilens.descriptors.budget.frames_per_call`
+        with :meth:`EquivariantFeatures.product_bytes_per_atom`)
     :param gradient_dtype: storage type of the projected gradients (default
         ``dtype``)
     """
+    if batch_size is None:
+        batch_size = 4 if gradients else frames_per_call(frames, features.product_bytes_per_atom())
     parts = feature_batches(
         frames,
         batch_size,

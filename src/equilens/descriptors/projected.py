@@ -29,6 +29,7 @@ import ase
 import numpy as np
 import torch
 
+from .budget import BYTES, frames_per_call, soap_size
 from .compression import SpeciesPCA
 from .feature_batches import feature_batches
 from .soap import compute_soap
@@ -211,6 +212,10 @@ def concatenated_ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Ten
     )
 
 
+#: frames per featomic call of :func:`featurize` with gradients
+GRADIENT_BATCH = 8
+
+
 def featurize(
     frames: Sequence[ase.Atoms],
     hypers: dict,
@@ -218,7 +223,7 @@ def featurize(
     gradients: bool = True,
     energies: Optional[np.ndarray] = None,
     forces: Optional[Sequence[np.ndarray]] = None,
-    batch_size: int = 8,
+    batch_size: Optional[int] = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = False,
     gradient_dtype: Optional[torch.dtype] = None,
@@ -231,11 +236,18 @@ def featurize(
     :param energies: total energies (eV) to attach, or ``None``
     :param forces: forces (eV/Å) to attach, or ``None``
     :param batch_size: frames per featomic call; with gradients the peak
-        memory is about 90 MB per 164-atom frame of the batch
+        memory is about 90 MB per 164-atom frame of the batch, without about
+        2 MB (default: :data:`GRADIENT_BATCH` frames with gradients, else
+        :func:`~equilens.descriptors.budget.frames_per_call`)
     :param gradient_dtype: storage type of the projected gradients (default:
         ``dtype``); ``torch.float16`` halves the largest array of force
         training (relative rounding 5e-4) and is cast back per batch
     """
+    if batch_size is None and gradients:
+        batch_size = GRADIENT_BATCH
+    elif batch_size is None:
+        features = soap_size(frames[:1], len(pca.species_), hypers, gradients=False).per_atom
+        batch_size = frames_per_call(frames, features * BYTES)
     parts = featurize_batches(
         frames, hypers, pca, gradients, batch_size, dtype, progress, gradient_dtype
     )
