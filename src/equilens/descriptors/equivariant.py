@@ -37,7 +37,7 @@ from metatensor import Labels, TensorBlock, TensorMap
 from ..errors import EquilensError
 from ..tensormaps import Key, key_tuple
 from ._batches import check_species, make_calculator
-from .budget import frames_per_call
+from .budget import BYTES, frames_per_call
 from .compression import EquivariantPCA
 from .feature_batches import feature_batches
 from .projected import FeatureSet, with_targets
@@ -231,7 +231,7 @@ class EquivariantFeatures:
         """Bytes of one atom's product before its projection (a bound: every
         ``(l_1, l_2)`` pair for every ``lambda``)."""
         pairs = len(angular_pairs(self.max_angular))
-        return 8 * pairs * self.density_components**2 * (self.lambda_max + 1) ** 2
+        return BYTES * pairs * self.density_components**2 * (self.lambda_max + 1) ** 2
 
     def offsets(self) -> List[int]:
         """Where each ``lambda``'s features start in an atom's row."""
