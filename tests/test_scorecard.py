@@ -46,6 +46,28 @@ def test_information_scores(synthetic):
         assert 0 < scores["pca_variance_2d"] <= 1 and 0 < scores["trustworthiness"] <= 1
 
 
+def test_information_scores_are_those_of_compare(synthetic):
+    """The scorecard fits SOAP once for every set (and each set once for its
+    output) on the split :func:`compare` draws from the same seed: the same
+    GFRE as a comparison of the set, the descriptor and the output."""
+    from equilens.analysis.compare import compare
+
+    labels, features = synthetic
+    rng = np.random.default_rng(2)
+    descriptor = np.column_stack([features["encodes"], rng.normal(size=(600, 3))])
+    outputs = {"encodes": labels["height"] ** 2, "noise": features["noise"][:, :2]}
+    card = Scorecard(categorical=("state",), seed=4, max_samples=500)
+    card.fit(features, labels, descriptor=descriptor, outputs=outputs)
+    rows = np.sort(np.random.default_rng(4).choice(600, 500, replace=False))
+    for name, x in features.items():
+        sets = {"set": x[rows], "descriptor": descriptor[rows]}
+        sets["output"] = np.asarray(outputs[name]).reshape(600, -1)[rows]
+        gfre = compare(sets, measures=("gfre",), n_samples=500, seed=4).matrices["gfre"]
+        scores = card.scores_[name]
+        assert scores["gfre_from_descriptor"] == pytest.approx(gfre[1, 0], rel=1e-10)
+        assert scores["gfre_to_output"] == pytest.approx(gfre[0, 2], rel=1e-10)
+
+
 def test_equal_dimension_scores_do_not_reward_width():
     """A wide set that hides the label in a minor direction decodes it at full
     width but not in its leading components; a narrow set that carries it in
