@@ -292,3 +292,44 @@ def test_projected_product_equals_the_projected_product_of_all_pairs():
         for key in expected:
             assert np.abs(expected[key]).max() > 0
             np.testing.assert_allclose(found[key], expected[key], atol=1e-12)
+
+
+def test_equivariant_maps_are_fitted_once_per_cache(tmp_path, monkeypatch):
+    """The seeds of a study fit the same density compression and product
+    projection on the same frames: with a cache, the second training loads
+    the first one's maps (equal fingerprints, no second fit); other settings
+    or frames fit again; a damaged entry is fitted again with a warning."""
+    from types import SimpleNamespace
+
+    import ase.io
+
+    from equilens.data.embedded import embedded_path
+    from equilens.descriptors.equivariant import EquivariantFeatures
+    from equilens.models.equivariant.config import FeaturesConfig
+    from equilens.models.equivariant.task import _fitted_features
+
+    frames = ase.io.read(embedded_path("iron_water_xtb.extxyz"), ":4")
+    fits = []
+    original = EquivariantFeatures.fit
+
+    def counted(self, *args, **kwargs):
+        fits.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EquivariantFeatures, "fit", counted)
+    config = SimpleNamespace(
+        features=FeaturesConfig(density_components=4, n_components=6), cache_dir=str(tmp_path)
+    )
+    first = _fitted_features(frames, (1, 8, 26), SMALL, config)
+    second = _fitted_features(frames, (1, 8, 26), SMALL, config)
+    assert len(fits) == 1 and first.fingerprint() == second.fingerprint()
+    other = SimpleNamespace(features=FeaturesConfig(density_components=3, n_components=6))
+    other.cache_dir = str(tmp_path)
+    _fitted_features(frames, (1, 8, 26), SMALL, other)
+    _fitted_features(frames[:3], (1, 8, 26), SMALL, config)
+    assert len(fits) == 3
+    for path in (tmp_path / "equivariant-maps").glob("*.pt"):
+        path.write_bytes(path.read_bytes()[:100])  # truncated
+    with pytest.warns(UserWarning, match="computing the equivariant maps cache entry again"):
+        again = _fitted_features(frames, (1, 8, 26), SMALL, config)
+    assert len(fits) == 4 and again.fingerprint() == first.fingerprint()

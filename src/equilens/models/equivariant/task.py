@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -23,7 +24,15 @@ from ...data.io import Dataset
 from ...descriptors.budget import check_feature_memory
 from ...descriptors.equivariant import EquivariantFeatures, check_features, featurize_equivariant
 from ...descriptors.feature_batches import feature_batches
-from ...storage import hash_frames
+from ...storage import (
+    arrays_from_torch,
+    arrays_to_torch,
+    cached,
+    hash_frames,
+    hash_json,
+    load_torch,
+    save_torch,
+)
 from ...training.config import claim_output, run_fingerprint
 from ..energy.task import (
     Features,
@@ -67,10 +76,7 @@ def train_equivariant_potential(
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    settings = config.features
-    features = EquivariantFeatures(
-        species, hypers, settings.lambda_max, settings.density_components, settings.n_components
-    ).fit(splits["train"].frames, settings.max_atoms, settings.seed)
+    features = _fitted_features(splits["train"].frames, species, hypers, config)
     check_features(features, species)
     timings["compression_s"] = time.perf_counter() - start
 
@@ -90,7 +96,8 @@ def train_equivariant_potential(
         "species": list(species),
         "architecture": {
             "summary": f"{len(species)} elements: lambda-SOAP of a compressed density "
-            f"(lambda <= {settings.lambda_max}), equivariant network {list(config.model.hidden)}"
+            f"(lambda <= {config.features.lambda_max}), equivariant network "
+            f"{list(config.model.hidden)}"
         },
     }
     if progress:
@@ -99,6 +106,46 @@ def train_equivariant_potential(
         config, potential, computed, splits, species, timings, fingerprint, progress, stop_after
     )
     return potential, summary
+
+
+def _fitted_features(frames, species, hypers: dict, config) -> EquivariantFeatures:
+    """The density compression and product projection fitted on ``frames``;
+    with a ``cache_dir``, kept there (the seeds of a study fit the same maps
+    on the same frames: one fit, a few seconds each, instead of one per
+    seed). The entry holds plain arrays (``weights_only`` loading)."""
+    settings = config.features
+
+    def fit() -> EquivariantFeatures:
+        return EquivariantFeatures(
+            species, hypers, settings.lambda_max, settings.density_components, settings.n_components
+        ).fit(frames, settings.max_atoms, settings.seed)
+
+    if config.cache_dir is None:
+        return fit()
+    key = hash_json(
+        {
+            "frames": hash_frames(frames),
+            "species": list(species),
+            "hypers": hypers,
+            "settings": [
+                settings.lambda_max,
+                settings.density_components,
+                settings.n_components,
+                settings.max_atoms,
+                settings.seed,
+            ],
+        }
+    )
+    return cached(
+        Path(config.cache_dir) / "equivariant-maps" / f"maps-{key[:24]}.pt",
+        lambda path: EquivariantFeatures.from_state(
+            arrays_from_torch(load_torch(path, "equivariant maps cache entry")), hypers
+        ),
+        fit,
+        lambda path, features: save_torch(path, arrays_to_torch(features.state())),
+        "equivariant maps cache entry",
+        key,
+    )
 
 
 def _split_features(
