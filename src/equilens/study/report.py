@@ -75,7 +75,9 @@ def write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timin
         matrix,
         [str(row["feature_set"]) for row in aggregated],
         folder / "scorecard.png",
-        title="scorecard (mean over seeds)",
+        title="scorecard (mean over seeds)\ndecode_*: R² or balanced accuracy (higher: the "
+        "label is read more directly); gfre_*: reconstruction error (lower: the target is "
+        "more nearly a linear function of the source)",
         columns=columns,
     )
 
