@@ -249,33 +249,56 @@ def test_sparse_layout_has_fixed_keys_and_same_numbers():
         compute_soap(frames, SPECIES, SMALL, neighbors="dense")
 
 
-def test_projected_product_equals_the_projected_product_of_all_pairs():
-    """The lambda-SOAP projected per (l_1, l_2) block (the featurizer's path)
-    is the projection of the product with every pair in its properties
-    (what the projections were fitted on), for values and the gradient
-    terms, whose samples differ from the values'."""
+def _moving_density(blocks):
+    """The density gradients as a TensorMap whose samples are ``(system,
+    atom, neighbor, xyz)`` (the product rule's first factor, row by row)."""
+    from metatensor import Labels, TensorBlock, TensorMap
+
+    keys, out = [], []
+    for key, block in sorted(blocks.items()):
+        gradient = block.gradient("positions")
+        g = np.asarray(gradient.samples.values)
+        centers = np.asarray(block.samples.values)[g[:, 0]]
+        n = len(g)
+        samples = np.column_stack(
+            [np.repeat(centers[:, 0], 3), np.repeat(centers[:, 1], 3),
+             np.repeat(g[:, 2], 3), np.tile(np.arange(3), n)]
+        ).astype(np.int32)  # fmt: skip
+        values = np.asarray(gradient.values).reshape(n * 3, *gradient.values.shape[2:])
+        names = ["system", "atom", "neighbor", "xyz"]
+        out.append(TensorBlock(values, Labels(names, samples), block.components, block.properties))
+        keys.append(key)
+    names = ["o3_lambda", "o3_sigma", "center_type"]
+    return TensorMap(Labels(names, np.array(keys, dtype=np.int32).reshape(-1, 3)), out)
+
+
+def _small_equivariant_features(count=3):
     import ase.io
 
     from equilens.data.embedded import embedded_path
     from equilens.descriptors import PRESETS
-    from equilens.descriptors.equivariant import (
-        EquivariantFeatures,
-        _compress,
-        _pair_gradients,
-        _tensor,
-        spherical_density,
-    )
+    from equilens.descriptors.equivariant import EquivariantFeatures
+
+    frames = ase.io.read(embedded_path("iron_water_xtb.extxyz"), f":{count}")
+    features = EquivariantFeatures([1, 8, 26], PRESETS["small"].to_featomic(), 2, 4, 6)
+    return frames, features.fit(frames)
+
+
+def test_projected_product_equals_the_projected_product_of_all_pairs():
+    """The lambda-SOAP projected per (l_1, l_2) block (the featurizer's path)
+    is the projection of the product with every pair in its properties
+    (what the projections were fitted on), also on samples that differ from
+    the values'."""
+    from equilens.descriptors.equivariant import _compress, _tensor, spherical_density
     from equilens.tensormaps import key_tuple
 
-    frames = ase.io.read(embedded_path("iron_water_xtb.extxyz"), ":3")
-    features = EquivariantFeatures([1, 8, 26], PRESETS["small"].to_featomic(), 2, 4, 6)
-    features.fit(frames)
+    frames, features = _small_equivariant_features()
     density = spherical_density(frames, features.species, features.hypers, gradients=True)
     compressed = _compress(density, features.density_pca, features.density_components)
     values = _tensor(compressed, gradients=False)
-    moving = _pair_gradients(compressed)
+    moving = _moving_density(compressed)
     product = features.product()
-    for first, second in ((values, values), (moving, values), (values, moving)):
+    for first, second in ((values, values), (moving, values)):
         expected = {
             key_tuple(key): np.asarray(block.values) @ features.product_projection(key_tuple(key))
             for key, block in product(first, second).items()
@@ -292,6 +315,60 @@ def test_projected_product_equals_the_projected_product_of_all_pairs():
         for key in expected:
             assert np.abs(expected[key]).max() > 0
             np.testing.assert_allclose(found[key], expected[key], atol=1e-12)
+
+
+def test_feature_gradients_are_the_product_rule_through_featomic():
+    """The projected gradients (each atom's Jacobian times the density
+    gradients) equal both terms of the product rule computed with featomic's
+    Clebsch-Gordan product row by row and projected, pair by pair; and
+    ``r J = 2 x`` for every atom (the features are quadratic in the density)."""
+    import torch
+
+    from equilens.descriptors.equivariant import (
+        _compress,
+        _tensor,
+        featurize_equivariant,
+        spherical_density,
+    )
+    from equilens.descriptors.equivariant_jacobian import density_offsets
+
+    frames, features = _small_equivariant_features()
+    found = featurize_equivariant(frames, features, gradients=True, dtype=torch.float64)
+    density = spherical_density(frames, features.species, features.hypers, gradients=True)
+    compressed = _compress(density, features.density_pca, features.density_components)
+    values = _tensor(compressed, gradients=False)
+    moving = _moving_density(compressed)
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
+    n_atoms, starts = offsets[-1], features.offsets()
+    expected = {}
+    for first, second in ((moving, values), (values, moving)):
+        for key, s, projected in features.product().projected(
+            first, second, features.product_projection
+        ):
+            for row, sample in enumerate(s):
+                pair = (offsets[sample[0]] + sample[1], offsets[sample[0]] + sample[2])
+                grad = expected.setdefault(pair, np.zeros((3, features.width)))
+                grad[sample[3], starts[key[0]] : starts[key[0]] + projected[row].size] += projected[
+                    row
+                ].ravel()
+    pairs = list(zip(found.grad_center.tolist(), found.grad_neighbor.tolist()))
+    assert sorted(pairs) == sorted(expected) and len(set(pairs)) == len(pairs)
+    assert np.abs(found.grad_values.numpy()).max() > 0.1
+    for index, pair in enumerate(pairs):
+        np.testing.assert_allclose(found.grad_values[index].numpy(), expected[pair], atol=1e-12)
+    assert n_atoms == len(found.x)
+    # Euler: the Jacobian applied to the density gives twice the features
+    rows = density_offsets(features.max_angular, features.density_components)
+    for z in features.species:
+        blocks = [compressed[(ell, 1, z)] for ell in range(features.max_angular + 1)]
+        flat = np.concatenate([np.asarray(b.values).reshape(len(b.values), -1) for b in blocks], 1)
+        assert flat.shape[1] == rows[-1]
+        jacobian = features.jacobian(z)([np.asarray(b.values) for b in blocks])
+        samples = np.asarray(blocks[0].samples.values)
+        atoms = offsets[samples[:, 0]] + samples[:, 1]
+        np.testing.assert_allclose(
+            np.einsum("ad,adw->aw", flat, jacobian), 2 * found.x[atoms].numpy(), atol=1e-12
+        )
 
 
 def test_equivariant_maps_are_fitted_once_per_cache(tmp_path, monkeypatch):

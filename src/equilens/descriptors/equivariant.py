@@ -37,8 +37,15 @@ from metatensor import Labels, TensorBlock, TensorMap
 from ..errors import EquilensError
 from ..tensormaps import Key, key_tuple
 from ._batches import check_species, make_calculator
-from .budget import BYTES, frames_per_call
+from .budget import BYTES, density_gradient_frames, frames_per_call
 from .compression import EquivariantPCA
+from .equivariant_jacobian import (
+    DensityJacobian,
+    check_density_samples,
+    coupling_coefficients,
+    pair_rows,
+    projected_gradients,
+)
 from .feature_batches import feature_batches
 from .projected import FeatureSet, with_targets
 
@@ -157,31 +164,6 @@ def _tensor(blocks: Dict[Key, TensorBlock], gradients: bool = True) -> TensorMap
     return TensorMap(Labels(KEY_NAMES, np.array(keys, dtype=np.int32).reshape(-1, 3)), copied)
 
 
-def _pair_gradients(blocks: Dict[Key, TensorBlock]) -> TensorMap:
-    """The density gradients as a TensorMap whose samples are ``(system,
-    atom, neighbor, xyz)``: the atom whose density it is, the atom that
-    moves, the direction."""
-    keys, out = [], []
-    for key, block in sorted(blocks.items()):
-        gradient = block.gradient("positions")
-        g = np.asarray(gradient.samples.values)
-        centers = np.asarray(block.samples.values)[g[:, 0]]
-        n = len(g)
-        samples = np.column_stack(
-            [
-                np.repeat(centers[:, 0], 3),
-                np.repeat(centers[:, 1], 3),
-                np.repeat(g[:, 2], 3),
-                np.tile(np.arange(3), n),
-            ]
-        ).astype(np.int32)
-        values = np.asarray(gradient.values).reshape(n * 3, *gradient.values.shape[2:])
-        names = ["system", "atom", "neighbor", "xyz"]
-        out.append(TensorBlock(values, Labels(names, samples), block.components, block.properties))
-        keys.append(key)
-    return TensorMap(Labels(KEY_NAMES, np.array(keys, dtype=np.int32).reshape(-1, 3)), out)
-
-
 class EquivariantFeatures:
     """The fixed maps from frames to the equivariant potential's features:
     the density compression and the projection of its products.
@@ -210,6 +192,8 @@ class EquivariantFeatures:
         self.density_pca = EquivariantPCA(density_components)
         self.product_pca = EquivariantPCA(n_components)
         self._product: Optional[DensityProduct] = None
+        self._jacobians: Dict[int, DensityJacobian] = {}
+        self._coefficients: Optional[dict] = None
 
     def product(self) -> DensityProduct:
         """The Clebsch-Gordan product (its coefficients computed once, not
@@ -218,9 +202,27 @@ class EquivariantFeatures:
             self._product = DensityProduct(self.max_angular, self.lambda_max)
         return self._product
 
+    def jacobian(self, center_type: int) -> DensityJacobian:
+        """The features' Jacobians by the density for atoms of
+        ``center_type`` (built once per object)."""
+        if center_type not in self._jacobians:
+            if self._coefficients is None:
+                self._coefficients = coupling_coefficients(self.max_angular, self.lambda_max)
+            pairs = {pair: i for i, pair in enumerate(angular_pairs(self.max_angular))}
+            self._jacobians[center_type] = DensityJacobian(
+                self._coefficients,
+                lambda lam: self.product_projection((lam, 1, center_type)),
+                pairs,
+                self.density_components,
+                self.max_angular,
+                self.lambda_max,
+                self.n_components,
+            )
+        return self._jacobians[center_type]
+
     def __getstate__(self) -> dict:
         # sent to featurizing child processes: they rebuild the product
-        return {**self.__dict__, "_product": None}
+        return {**self.__dict__, "_product": None, "_jacobians": {}}
 
     @property
     def width(self) -> int:
@@ -314,14 +316,17 @@ def featurize_equivariant(
 ) -> FeatureSet:
     """The features of ``frames`` (and their exact position gradients).
 
-    :param batch_size: frames per featomic call and product (default: 4 with
+    :param batch_size: frames per featomic call and product (default:
+        :func:`~equilens.descriptors.budget.density_gradient_frames` with
         gradients, else :func:`~equilens.descriptors.budget.frames_per_call`
         with :meth:`EquivariantFeatures.product_bytes_per_atom`)
     :param gradient_dtype: storage type of the projected gradients (default
         ``dtype``)
     """
-    if batch_size is None:
-        batch_size = 4 if gradients else frames_per_call(frames, features.product_bytes_per_atom())
+    if batch_size is None and gradients:
+        batch_size = density_gradient_frames(frames, len(features.species), features.hypers)
+    elif batch_size is None:
+        batch_size = frames_per_call(frames, features.product_bytes_per_atom())
     parts = feature_batches(
         frames,
         batch_size,
@@ -352,35 +357,34 @@ def _batch(frames, features: EquivariantFeatures, gradients: bool, dtype, gradie
         atom_offsets=torch.as_tensor(offsets, dtype=torch.long),
     )
     if gradients:
-        _gradients(result, compressed, values, product, features, offsets, gradient_dtype)
+        _gradients(result, compressed, features, offsets, gradient_dtype)
     return result
 
 
-def _gradients(result, compressed, values, product, features, offsets, gradient_dtype) -> None:
-    """The projected position gradients: both terms of the product rule,
-    summed per (atom, moving atom) pair, frame by frame."""
-    moving = _pair_gradients(compressed)
-    starts = features.offsets()
-    terms: List[Tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]] = []
-    for first, second in ((moving, values), (values, moving)):
-        for key, s, projected in product.projected(first, second, features.product_projection):
-            center = offsets[s[:, 0]] + s[:, 1]
-            neighbor = offsets[s[:, 0]] + s[:, 2]
-            terms.append((center, neighbor, s[:, 3], starts[key[0]], projected))
-    n_atoms = offsets[-1]
-    pair_ids = np.unique(np.concatenate([c * n_atoms + n for c, n, _, _, _ in terms]))
-    grad = np.zeros((len(pair_ids), 3, features.width))
-    for center, neighbor, xyz, start, projected in terms:
-        pairs = np.searchsorted(pair_ids, center * n_atoms + neighbor)
-        flat = projected.reshape(len(pairs), -1)
-        # the rows of one product block are distinct (pair, direction) entries
-        grad[pairs, xyz, start : start + flat.shape[1]] += flat
-    center, neighbor = pair_ids // n_atoms, pair_ids % n_atoms
-    frame = np.searchsorted(offsets, center, side="right") - 1
-    order = np.argsort(frame, kind="stable")
+def _gradients(result, compressed, features: EquivariantFeatures, offsets, gradient_dtype) -> None:
+    """The projected position gradients, one row per (atom, moving atom)
+    pair: each center type's density gradients times its atoms' Jacobians
+    (:mod:`equilens.descriptors.equivariant_jacobian`)."""
+    centers, moving, parts = [], [], []
+    for z in sorted({key[2] for key in compressed}):
+        blocks = [compressed[(ell, 1, z)] for ell in range(features.max_angular + 1)]
+        check_density_samples(blocks)
+        samples = np.asarray(blocks[0].samples.values)
+        rows = offsets[samples[:, 0]] + samples[:, 1]
+        density = [np.asarray(block.values) for block in blocks]
+        center, neighbor, values = pair_rows(blocks, offsets)
+        for pairs, gradient in projected_gradients(features.jacobian(z), density, center, values):
+            centers.append(rows[center[pairs]])
+            moving.append(neighbor[pairs])
+            parts.append(gradient)
+    center = np.concatenate(centers)
+    neighbor = np.concatenate(moving)
+    # frame by frame, then (atom, moving atom)
+    order = np.argsort(center * offsets[-1] + neighbor, kind="stable")
+    frame = np.searchsorted(offsets, center[order], side="right") - 1
     result.grad_center = torch.as_tensor(center[order], dtype=torch.long)
     result.grad_neighbor = torch.as_tensor(neighbor[order], dtype=torch.long)
-    result.grad_values = torch.as_tensor(grad[order], dtype=gradient_dtype)
+    result.grad_values = torch.as_tensor(np.concatenate(parts)[order], dtype=gradient_dtype)
     result.pair_offsets = torch.as_tensor(
         np.concatenate([[0], np.cumsum(np.bincount(frame, minlength=len(offsets) - 1))]),
         dtype=torch.long,
