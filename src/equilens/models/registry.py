@@ -56,6 +56,10 @@ class Family:
         the command that installs it (checked before anything is trained)
     :param trained: what :func:`equilens.models.load` opens to get the model
         a finished run of the task wrote (``{folder}``: its output folder)
+    :param shares: ``module:function`` giving the key of the cached work
+        (features) a training configuration shares with other runs, or
+        ``None``: on a cluster, runs with equal keys wait for the first one
+        instead of computing the same cache entries side by side
     """
 
     kind: str
@@ -72,6 +76,7 @@ class Family:
     potential: bool = False
     requires: Tuple[str, ...] = ()
     trained: str = "{folder}/model.pt"
+    shares: Optional[str] = None
 
     def check_requirements(self) -> None:
         """A one-line :class:`ConfigError` naming the install command when the
@@ -96,6 +101,7 @@ FAMILIES: Tuple[Family, ...] = (
         export="equilens.models.bpnn.export:metatomic_model",
         finetune="finetune",
         potential=True,
+        shares="equilens.models.bpnn.task:shared_work",
     ),
     Family(
         "equilens.tensor_model",
@@ -115,6 +121,7 @@ FAMILIES: Tuple[Family, ...] = (
         train="equilens.models.equivariant.task:train_equivariant_potential",
         export="equilens.models.equivariant.export:metatomic_model",
         potential=True,
+        shares="equilens.models.equivariant.task:shared_work",
     ),
     Family(
         "sevenn",
@@ -215,6 +222,13 @@ def train(config, progress: bool = True, stop_after: Optional[int] = None, overw
     entry = task_family(getattr(config, "task", None))
     assert entry.train is not None
     return resolve(entry.train)(config, progress, stop_after, overwrite)
+
+
+def shared_work(config) -> Optional[str]:
+    """The key of the cached work ``config``'s run shares with other runs
+    (its family's ``shares``), ``None`` when it shares nothing."""
+    entry = task_family(getattr(config, "task", None))
+    return None if entry.shares is None else resolve(entry.shares)(config)
 
 
 def metatomic_model(model, dtype: str = "float64"):

@@ -21,7 +21,7 @@ from typing import Any, Dict, Tuple
 from ..config import from_mapping, to_mapping
 from ..errors import EquilensError
 from ..models.loading import trained_model
-from ..models.registry import FAMILIES, resolve, task_family, train
+from ..models.registry import FAMILIES, resolve, shared_work, task_family, train
 from .cluster import single_threaded
 from .config import ArchitectureConfig, StudyConfig, StudyError
 
@@ -104,8 +104,13 @@ def train_sweep(
     return models, summaries
 
 
-def _train_run(config: StudyConfig, entry: ArchitectureConfig, seed: int, folder, overwrite):
-    """One run of the sweep (a Dask task): trains into its folder."""
+def _train_run(
+    config: StudyConfig, entry: ArchitectureConfig, seed: int, folder, overwrite, after=None
+):
+    """One run of the sweep (a Dask task): trains into its folder.
+
+    :param after: the run that computes the cache entries this one reads
+        (Dask starts this task once that one has finished)"""
     _, summary = single_threaded(
         train, entry_config(config, entry, seed, folder), False, overwrite=overwrite
     )
@@ -116,24 +121,41 @@ def _train_on_cluster(
     config: StudyConfig, folder: Path, overwrite: bool, client, progress
 ) -> Tuple[dict, dict]:
     """Every (entry, seed) run as a Dask task (a failed one is named); the
-    models are then opened from the folders the workers wrote."""
+    models are then opened from the folders the workers wrote.
+
+    Runs that share cached work (:func:`equilens.models.registry.shared_work`:
+    the features of one seed for every BPNN of the sweep, those of every
+    seed for an equivariant entry) wait for the first of them, which runs
+    with priority: two workers computing the same features side by side
+    would both pay for them."""
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
-    futures = {}
+    futures: Dict[Any, Tuple[str, int]] = {}
+    first: Dict[str, Any] = {}
+    waits: Dict[Any, Any] = {}
     for entry in config.sweep:
         for seed in config.seeds:
+            share = shared_work(entry_config(config, entry, seed, folder))
+            after = first.get(share) if share is not None else None
             future = client.submit(
-                _train_run, config, entry, seed, folder, overwrite, pure=False,
+                _train_run, config, entry, seed, folder, overwrite, after, pure=False,
                 key=f"train-{entry.name}-seed{seed}-{id(config):x}",
+                priority=0 if after is not None else 1,
             )  # fmt: skip
+            if share is not None and after is None:
+                first[share] = future
             futures[future] = (entry.name, seed)
+            waits[future] = after
     bar = tqdm(total=len(futures), desc="sweep on Dask", unit="run", disable=not progress)
     summaries = {}
     with bar:
         for future in as_completed(futures):
-            name, seed = futures[future]
             error = future.exception()
+            after = waits[future]
+            if error is not None and after is not None and after.status == "error":
+                future = after  # the run it waited for failed: name that one
+            name, seed = futures[future]
             if error is not None:
                 raise StudyError(f"stage 'train' (model {name}, seed {seed}): {error}") from error
             summaries[f"{name}/seed{seed}"] = future.result()

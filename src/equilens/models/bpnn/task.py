@@ -40,6 +40,7 @@ from ..energy.task import (
     split_features,
     target_hash,
 )
+from ..energy.task import shared_work as energy_shared_work
 from . import finetune as _finetune
 from .config import PotentialConfig, describe_architecture
 from .model import Potential
@@ -116,6 +117,14 @@ def train_potential(
         start_from_base,
     )
     return potential, summary
+
+
+def shared_work(config: PotentialConfig) -> Optional[str]:
+    """Runs that compute the same compression and features (the training
+    seed seeds the compression): the key of :func:`energy.task.shared_work
+    <equilens.models.energy.task.shared_work>`."""
+    sections = ("data", "read", "descriptor", "compression", "finetune", "cache_dir")
+    return energy_shared_work(config, sections, ("seed", "dtype"))
 
 
 def _resolve(config: PotentialConfig, species, base_hypers, progress: bool):

@@ -233,6 +233,21 @@ def objective(
     return loss_fn, validate_fn
 
 
+def shared_work(config, sections: Sequence[str], training: Sequence[str]) -> Optional[str]:
+    """A key of the cached work of a run (compression, features with their
+    gradients): the configuration's ``sections`` and ``training`` keys, so
+    that runs with equal keys compute the same cache entries; ``None``
+    without a cache (nothing is shared)."""
+    if getattr(config, "cache_dir", None) is None:
+        return None
+    from ...config import to_mapping
+
+    mapping = to_mapping(config)
+    shared = {name: mapping.get(name) for name in sections}
+    shared["training"] = {name: mapping["training"][name] for name in training}
+    return hash_json({"task": config.task, **shared})
+
+
 def target_hash(dataset: Dataset) -> str:
     return hash_arrays([dataset.energies, *dataset.forces])
 

@@ -44,6 +44,8 @@ class FeaturesConfig:
     :param seed: seeds that subset (not the training seed: models of other
         seeds then share the features and their cache)
     :param batch_size: frames per featomic call and Clebsch-Gordan product
+        (``null``: as many as keep the density gradients within 256 MiB, at
+        most 16; :func:`~equilens.descriptors.budget.density_gradient_frames`)
     :param gradient_storage: precision of the stored projected gradients
         (``float16`` halves the largest array of force training)
     """
@@ -53,13 +55,13 @@ class FeaturesConfig:
     n_components: int = 64
     max_atoms: int = 4000
     seed: int = 0
-    batch_size: int = 4
+    batch_size: Optional[int] = None
     gradient_storage: Literal["float32", "float16"] = "float32"
 
     def __post_init__(self):
         if self.lambda_max < 0 or self.density_components < 1 or self.n_components < 1:
             raise ConfigError("features: lambda_max >= 0, density_components and n_components >= 1")
-        if self.max_atoms < 1 or self.batch_size < 1:
+        if self.max_atoms < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise ConfigError("features: max_atoms and batch_size must be >= 1")
 
 

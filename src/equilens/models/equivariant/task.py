@@ -21,7 +21,7 @@ import torch
 
 from ...config import to_mapping
 from ...data.io import Dataset
-from ...descriptors.budget import check_feature_memory
+from ...descriptors.budget import check_feature_memory, density_gradient_frames
 from ...descriptors.equivariant import EquivariantFeatures, check_features, featurize_equivariant
 from ...descriptors.feature_batches import feature_batches
 from ...storage import (
@@ -43,6 +43,7 @@ from ..energy.task import (
     target_hash,
     training_order,
 )
+from ..energy.task import shared_work as energy_shared_work
 from .config import EquivariantPotentialConfig
 from .model import EquivariantPotential
 
@@ -108,6 +109,13 @@ def train_equivariant_potential(
     return potential, summary
 
 
+def shared_work(config: EquivariantPotentialConfig) -> Optional[str]:
+    """Runs that fit the same maps and compute the same features (every
+    training seed of a study: they are computed in file order)."""
+    sections = ("data", "read", "descriptor", "features", "cache_dir")
+    return energy_shared_work(config, sections, ("dtype",))
+
+
 def _fitted_features(frames, species, hypers: dict, config) -> EquivariantFeatures:
     """The density compression and product projection fitted on ``frames``;
     with a ``cache_dir``, kept there (the seeds of a study fit the same maps
@@ -169,17 +177,19 @@ def _split_features(
     }
 
     def compute(dataset: Dataset):
+        size = config.features.batch_size or density_gradient_frames(
+            dataset.frames, len(features.species), features.hypers
+        )
+
         def batches(per_process: Optional[int]):
             featurize = functools.partial(
                 featurize_equivariant,
                 features=features,
-                batch_size=config.features.batch_size,
+                batch_size=size,
                 dtype=config.training.torch_dtype,
                 gradient_dtype=getattr(torch, config.features.gradient_storage),
             )
-            return feature_batches(
-                dataset.frames, config.features.batch_size, featurize, progress, per_process
-            )
+            return feature_batches(dataset.frames, size, featurize, progress, per_process)
 
         return cached_features(
             dataset, settings, config.cache_dir, batches, config.training.torch_dtype, check
