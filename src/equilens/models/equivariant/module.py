@@ -193,21 +193,15 @@ class EquivariantPotentialModule(torch.nn.Module):
         rows: List[torch.Tensor] = []
         for s in range(len(self.species)):
             rows.append(torch.nonzero(species == s).reshape(-1))
-        # one gather puts each species' atoms side by side; the blocks are
-        # then slices (a gather per block was a third of a training step)
-        grouped = x.index_select(0, torch.cat(rows))
         block_rows: List[torch.Tensor] = []
         values: List[torch.Tensor] = []
         for lam in range(self.lambda_max + 1):
             start = self.starts[lam]
             stop = start + (2 * lam + 1) * self.n_components
-            first = 0
+            columns = x[:, start:stop]
             for s in range(len(self.species)):
-                count = rows[s].shape[0]
-                block = grouped[first : first + count, start:stop]
                 block_rows.append(rows[s])
-                values.append(block.reshape(-1, 2 * lam + 1, self.n_components))
-                first += count
+                values.append(columns[rows[s]].reshape(-1, 2 * lam + 1, self.n_components))
         return block_rows, values
 
     def _run(
