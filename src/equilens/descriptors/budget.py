@@ -96,8 +96,9 @@ def frames_per_call(
     return int(max(1, min(most, budget // max(per_frame, 1.0))))
 
 
-#: frames per call of a density with position gradients, and its most bytes
+#: the most frames per call of a density with position gradients
 GRADIENT_FRAMES = 16
+#: the most bytes of density gradients such a call may allocate
 GRADIENT_BYTES = 256 * 1024**2
 
 

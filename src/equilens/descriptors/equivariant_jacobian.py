@@ -32,10 +32,10 @@ from .budget import BYTES
 #: the most bytes of Jacobians held at once (atoms are taken in chunks)
 JACOBIAN_BYTES = 128 * 2**20
 
-Triple = Tuple[int, int, int]
 
-
-def coupling_coefficients(max_angular: int, lambda_max: int) -> Dict[Triple, np.ndarray]:
+def coupling_coefficients(
+    max_angular: int, lambda_max: int
+) -> Dict[Tuple[int, int, int], np.ndarray]:
     """featomic's real Clebsch-Gordan coefficients ``C[m_1, m_2, mu]`` of
     every ``(l_1, l_2, lambda)`` with ``l_1 <= l_2 <= max_angular``, ``lambda
     <= lambda_max`` and ``l_1 + l_2 + lambda`` even (the ``o3_sigma = 1``
@@ -71,7 +71,7 @@ class DensityJacobian:
 
     def __init__(
         self,
-        coefficients: Dict[Triple, np.ndarray],
+        coefficients: Dict[Tuple[int, int, int], np.ndarray],
         projection: Callable[[int], np.ndarray],
         pair_offset: Dict[Tuple[int, int], int],
         channels: int,
