@@ -8,13 +8,16 @@ For each batch of frames::
     X_lambda      = CG(r, r)                         featomic's ClebschGordanProduct, l_1 <= l_2,
                                                      o3_sigma = 1, lambda <= lambda_max
     x_lambda      = X_lambda Q_(lambda, z)           fixed equivariant PCA per (lambda, center type)
-    dx_lambda/dr  = [CG(dr/dr_j, r) + CG(r, dr/dr_j)] Q
+    dx_i/dR_j     = (dr_i/dR_j) J_i                  J_i = dx_i/dr_i, one per atom
 
-The gradients of the density (featomic, per atom-neighbor pair) go through
-the same Clebsch-Gordan product as the values, so the forces of a network on
-``x`` are exact and the product is computed once, not at every training
-step (the idea of the BPNN's projected SOAP gradients,
-:mod:`equilens.descriptors.projected`). The projections act on the feature
+The gradients of the density (featomic, per atom-neighbor pair) are
+multiplied by each atom's Jacobian of its features by its density, built
+from featomic's Clebsch-Gordan coefficients and ``Q``
+(:mod:`equilens.descriptors.equivariant_jacobian`: both terms of the product
+rule at once), so the forces of a network on ``x`` are exact and the
+gradients are computed once, not at every training step (the idea of the
+BPNN's projected SOAP gradients, :mod:`equilens.descriptors.projected`).
+The projections act on the feature
 axis only, shared by the ``2 lambda + 1`` components, so ``x`` transforms
 like lambda-SOAP.
 
