@@ -111,7 +111,7 @@ def density_gradient_frames(
     the compressed copy's working arrays), counted from the pairs of up to
     four frames. The equivariant potential's features of 216 embedded frames
     took 14.5 s in 4-frame calls, 9.4 s in 16-frame ones."""
-    if not len(frames):
+    if len(frames) <= 1:  # one call whatever the estimate (a calculator's frame)
         return GRADIENT_FRAMES
     basis = hypers["basis"]
     width = (int(basis["max_angular"]) + 1) ** 2 * (int(basis["radial"]["max_radial"]) + 1)

@@ -19,6 +19,7 @@ import ase
 import numpy as np
 import torch
 
+from ...config import to_mapping
 from ...data.io import Dataset, with_species
 from ...data.splits import load_splits
 from ...descriptors.feature_batches import BATCHES_PER_PROCESS
@@ -240,8 +241,6 @@ def shared_work(config, sections: Sequence[str], training: Sequence[str]) -> Opt
     without a cache (nothing is shared)."""
     if getattr(config, "cache_dir", None) is None:
         return None
-    from ...config import to_mapping
-
     mapping = to_mapping(config)
     shared = {name: mapping.get(name) for name in sections}
     shared["training"] = {name: mapping["training"][name] for name in training}
