@@ -136,7 +136,9 @@ def test_a_sweep_across_families(tmp_path):
         sweep.append({"name": "nequip", "task": "sevenn", "model": model})
     folder = run_study(_tiny(tmp_path, sweep=sweep, seeds=[0]), progress=False)
     names = {row["feature_set"] for row in csv.DictReader(open(folder / "scorecard.csv"))}
-    assert {"bpnn/hidden_1", "equivariant/input", "equivariant/hidden_1"} <= names
+    # a model's input is its descriptor, learned by no model: a reference
+    assert {"bpnn/hidden_1", "equivariant/descriptor", "equivariant/hidden_1"} <= names
+    assert not {"equivariant/input", "bpnn/input"} & names
     assert (folder / "models" / "equivariant" / "seed0" / "model.pt").is_file()
     if nequip:
         assert {"nequip/embedding", "nequip/interaction_1"} <= names
@@ -154,6 +156,8 @@ def test_a_sweep_across_families(tmp_path):
     assert len(bpnn) == 3 and all(-1 <= value <= 1 for value in bpnn)
     report = (folder / "report.md").read_text()
     assert "## Which layer's latent distance flags its model's errors" in report
+    verdict = report.split("## Most interpretable layer")[1].split("**")[1]
+    assert verdict.split("/")[1] not in ("descriptor", "latent"), verdict
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,10 @@ def register(commands) -> None:
         "study",
         help="the latent-space study: architectures x layers, scorecard, GFRE, chemiscope",
         description=(
-            "Train a sweep of BPNN architectures over several seeds, read every layer, score "
-            "how well each exposes physical labels, compare layers with GFRE and write "
+            "Train a sweep of models of several families (BPNNs on SOAP, equivariant "
+            "potentials on lambda-SOAP, sevenn's NequIP-type models) over several seeds on the "
+            "same splits, read every layer, score how well each exposes physical labels, "
+            "compare layers with GFRE and write "
             "results/<name>/ (scorecard.csv, report.md, plots) and chemiscope_out/<name>.json.gz. "
             "Without CONFIG it runs on the embedded GFN1-xTB iron/water set; CONFIG is a "
             "YAML file or a built-in name (study_iron_water)."

@@ -21,8 +21,30 @@ from ..models.bpnn.config import CompressionConfig
 from ..training.loop import TrainConfig
 
 EMBEDDED_DATA = "embedded:iron_water_xtb.extxyz"
-# feature sets that are references, not layers of the trained models
+#: feature sets that are references, not layers of the trained models
 REFERENCES = ("autoencoder/latent", "pcovr/latent", "soap-pca/descriptor")
+#: the name of a sweep entry's fixed input (its descriptor) ends so: a
+#: reference, not a learned layer
+DESCRIPTOR_SUFFIX = "/descriptor"
+
+
+def is_reference(name: str) -> bool:
+    """Whether the feature set ``name`` is a reference or a descriptor (the
+    same for every seed, learned by no model) rather than a trained layer."""
+    return name in REFERENCES or name.endswith(DESCRIPTOR_SUFFIX)
+
+
+def layer_set_name(entry: ArchitectureConfig, layer: str) -> str:
+    """The study's name of ``layer`` of a model of the sweep entry ``entry``:
+    ``<entry>/<layer>``, except the input, a descriptor rather than a learned
+    layer: the BPNNs' PCA of SOAP (``soap-pca/descriptor``, one for every
+    BPNN of a seed) and ``<entry>/descriptor`` for the other families (e.g.
+    the equivariant potential's projected lambda-SOAP)."""
+    if layer != "input":
+        return f"{entry.name}/{layer}"
+    if entry.task == "potential":
+        return REFERENCES[2]
+    return f"{entry.name}{DESCRIPTOR_SUFFIX}"
 
 
 class StudyError(EquilensError):

@@ -12,17 +12,17 @@ import numpy as np
 from ..analysis.scorecard import Scorecard
 from ..config import to_mapping
 from ..storage import atomic_write, save_json
-from .config import REFERENCES
+from .config import is_reference
 from .uncertainty import uncertainty_section
 
 
 def aggregate(rows: List[dict]) -> List[dict]:
     """Mean and spread over seeds of each feature set's scores and ranks;
     ``top1_fraction``: how often it is the best model layer (references
-    excluded) of a seed. Sorted by the mean rank over the physical labels."""
+    and descriptors excluded) of a seed. Sorted by the mean rank over the physical labels."""
     best_of_seed: Dict[int, str] = {}
     for row in sorted(rows, key=lambda r: r["place"]):
-        if row["feature_set"] not in REFERENCES:
+        if not is_reference(row["feature_set"]):
             best_of_seed.setdefault(row["seed"], row["feature_set"])
     by_set: Dict[str, List[dict]] = {}
     for row in rows:
@@ -103,10 +103,14 @@ def write_report(
     folder, config, aggregated, summaries, gfre, equivariant, chemiscope, timings, uncertainty=()
 ) -> Path:
     """``report.md``: the verdicts, who encodes what, the scorecard, the models."""
-    models = [row for row in aggregated if row["feature_set"] not in REFERENCES]
+    models = [row for row in aggregated if not is_reference(row["feature_set"])]
     best = models[0]
     places = {row["feature_set"]: place + 1 for place, row in enumerate(aggregated)}
-    references = ", ".join(f"{name} {places[name]}" for name in REFERENCES if name in places)
+    references = ", ".join(
+        f"{row['feature_set']} {places[row['feature_set']]}"
+        for row in aggregated
+        if is_reference(row["feature_set"])
+    )
     by_output = sorted(
         (r for r in models if np.isfinite(r.get("output_rank", np.nan))),
         key=lambda r: r["output_rank"],
@@ -124,7 +128,8 @@ def write_report(
         f"labels decoded at full width and on {Scorecard.n_components} leading components "
         "(spread over seeds "
         f"{best['mean_rank_std']:.2f}; first in {100 * best['top1_fraction']:.0f}% of the "
-        f"seeds), out of {len(aggregated)} feature sets; the references place {references}. "
+        f"seeds), out of {len(aggregated)} feature sets; the references and the models' "
+        f"fixed inputs (`*/descriptor`, learned by no model) place {references}. "
         "Decoding is done species by species for every set whenever some sets have "
         "per-species coordinates (per-species networks and compressions), so that no set "
         "is credited for differences between species; over all atoms otherwise.",
@@ -290,7 +295,11 @@ def families_section(config, aggregated, summaries) -> List[str]:
             [summaries[k]["metrics"]["validation"]["force_rmse_eV_per_A"] for k in keys]
         )
         cost = np.nanmean([summaries[k].get("seconds", np.nan) for k in keys])
-        layers = [r for r in aggregated if r["feature_set"].startswith(f"{entry.name}/")]
+        layers = [
+            r
+            for r in aggregated
+            if r["feature_set"].startswith(f"{entry.name}/") and not is_reference(r["feature_set"])
+        ]
         best = min(layers, key=lambda r: places[r["feature_set"]]) if layers else None
         learned = all(force_ratio(summaries[k]) < LEARNED for k in keys)
         rows.append((entry, best, float(force), float(cost), learned))

@@ -51,7 +51,7 @@ from ..models.energy.model import FeatureMemo, ProjectedPotential
 from ..storage import check_writable, claim_outputs
 from ..tensormaps import frame_atoms
 from .cluster import dask_client
-from .config import REFERENCES, StudyConfig, StudyError
+from .config import REFERENCES, StudyConfig, StudyError, is_reference, layer_set_name
 from .equivariant import compare_equivariant, save_equivariant
 from .layers import FeatureSets, ModelLayers, external_models, like, model_layers, open_external
 from .maps import export_study, plot_layer_maps
@@ -200,7 +200,7 @@ def _analyse(
         best = [
             row["feature_set"]
             for row in aggregated
-            if row["feature_set"] in compared.values and row["feature_set"] not in REFERENCES
+            if row["feature_set"] in compared.values and not is_reference(row["feature_set"])
         ]
         plot_layer_maps(folder, compared, best[:4], labels, numbers)
         chemiscope = export_study(config, frames, compared, labels, outputs[first], best[0])
@@ -230,19 +230,20 @@ def feature_sets(
 ):
     """The sets scored for ``seed``: every layer of the sweep's models of that
     seed (per-species coordinates unless ``per_species`` is false: shared
-    networks and compressions), the references, the external models."""
+    networks and compressions), the references, the external models. A
+    model's input is its descriptor (:func:`~equilens.study.config.layer_set_name`),
+    scored as a reference without the model's output: the same PCA of SOAP
+    for every BPNN of a seed."""
     sets = FeatureSets()
-    shared_input = False
     for architecture in config.sweep:
         read = layers[f"{architecture.name}/seed{seed}"]
         for layer, values in read.sets.items():
-            if layer == "input" and architecture.task == "potential":
-                # the same PCA of SOAP for every BPNN of a seed
-                if not shared_input:
-                    sets.add("soap-pca/descriptor", values, per_species=per_species)
-                    shared_input = True
+            name = layer_set_name(architecture, layer)
+            if is_reference(name):
+                if name not in sets.tensors:
+                    sets.add(name, values, per_species=per_species)
                 continue
-            sets.add(f"{architecture.name}/{layer}", values, per_species, read.output)
+            sets.add(name, values, per_species, read.output)
     for name, values in references.items():
         sets.add(name, values)
     for name, (model, read) in external.items():
@@ -260,7 +261,7 @@ def equivariant_layers(
     for architecture in config.sweep:
         read = layers[f"{architecture.name}/seed{seed}"]
         for layer, tensor in read.equivariant.items():
-            found[f"{architecture.name}/{layer}"] = tensor
+            found[layer_set_name(architecture, layer)] = tensor
     for name, (_, read) in external.items():
         for layer, tensor in read.equivariant.items():
             found[f"{name}/{layer}"] = tensor
