@@ -28,6 +28,11 @@ descriptor) on the same atoms:
 - **map quality**: trustworthiness (scikit-learn) of the 2D PCA map and the
   variance the two components explain.
 
+Each set is scored on its own, on one BLAS thread (its fits are small: a
+second thread slows them down), and ``n_jobs`` sets are scored at once in
+joblib's workers (a Dask cluster's under ``joblib.parallel_config(backend=
+"dask")``); the scores do not depend on ``n_jobs``.
+
 :meth:`Scorecard.table` ranks the sets (1 = best) per score and gives two
 mean ranks: ``mean_rank`` over the physical labels (decoded at full and
 equal dimension), the interpretability verdict, and ``output_rank`` over the
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.manifold import trustworthiness
@@ -47,6 +53,7 @@ from sklearn.metrics import balanced_accuracy_score, r2_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from ..errors import EquilensError
 
@@ -67,6 +74,8 @@ class Scorecard:
     :param max_samples: score on at most this many (seeded) samples
     :param trust_samples: samples used for trustworthiness (O(n^2))
     :param seed: seeds the subsets and folds
+    :param n_jobs: sets scored at once (joblib's ``n_jobs``: ``None`` is one,
+        ``-1`` every core)
     """
 
     categorical: Sequence[str] = ()
@@ -75,6 +84,7 @@ class Scorecard:
     max_samples: int = 5000
     trust_samples: int = 1000
     seed: int = 0
+    n_jobs: Optional[int] = None
     labels_: Dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
     scores_: Dict[str, Dict[str, float]] = field(default_factory=dict, init=False)
     decoding_: Dict[str, str] = field(default_factory=dict, init=False)
@@ -116,10 +126,14 @@ class Scorecard:
             output = None if outputs is None or name not in outputs else outputs[name]
             own[name] = None if output is None else np.asarray(output, dtype=np.float64)[rows]
         gfre = self._gfre(sets, descriptor, rows, own)
-        for name, x in sets.items():
-            split = groups if per_species else None  # one footing for all sets
+        split = groups if per_species else None  # one footing for all sets
+        scored = Parallel(n_jobs=self.n_jobs)(
+            delayed(_score_set)(self, x, rows, split, own[name], gfre[name])
+            for name, x in sets.items()
+        )
+        for name, scores in zip(sets, scored):
             self.decoding_[name] = "per species" if split is not None else "shared"
-            self.scores_[name] = self._score(x, rows, split, own[name], gfre[name])
+            self.scores_[name] = scores
         return self
 
     def _gfre(self, sets, descriptor, rows, outputs) -> Dict[str, Dict[str, float]]:
@@ -297,6 +311,18 @@ class Scorecard:
         for place, row in enumerate(rows):
             row["place"] = place + 1
         return rows
+
+
+def _score_set(card: Scorecard, x, rows, groups, output, gfre) -> Dict[str, float]:
+    """:meth:`Scorecard._score` on one BLAS thread, in this process or a
+    joblib worker: the same numbers wherever it runs. The arrays are copied
+    first: numpy's vectorised sums depend, in the last bit, on where an
+    array starts in memory, which differs between an array received by a
+    worker and the one made here."""
+    x = np.array(x, dtype=np.float64, order="C")
+    output = None if output is None else np.array(output, dtype=np.float64, order="C")
+    with threadpool_limits(1):
+        return card._score(x, rows, groups, output, gfre)
 
 
 def _leading_components(x: np.ndarray, k: int, groups, seed: int) -> np.ndarray:

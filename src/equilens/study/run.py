@@ -109,14 +109,27 @@ def run_study(
     check_writable(folder)
     check_writable(Path(config.chemiscope_dir))
     clock = _Clock(config.name)
-    # the cluster lives for the sweep only: its workers idle through the analysis
     with dask_client(scheduler) as client:
         with clock("data"):
             splits, analysis, opened = _checked_inputs(config, folder, overwrite)
         with clock("train"):
             potentials, summaries = train_sweep(config, folder, progress, overwrite, client)
-    with shared_features(potentials.values()):
-        return _analyse(config, folder, clock, splits, analysis, opened, potentials, summaries)
+        with shared_features(potentials.values()), scoring_backend(client):
+            return _analyse(config, folder, clock, splits, analysis, opened, potentials, summaries)
+
+
+@contextlib.contextmanager
+def scoring_backend(client) -> Iterator[None]:
+    """Where the scorecard's sets are scored (joblib): the Dask cluster's
+    workers when the study has a ``client``, else worker processes on this
+    machine (joblib's default backend)."""
+    if client is None:
+        yield
+        return
+    import joblib
+
+    with joblib.parallel_config(backend="dask"):
+        yield
 
 
 @contextlib.contextmanager
@@ -277,6 +290,7 @@ def score(config: StudyConfig, seed: int, sets: FeatureSets, labels, soap, numbe
         categorical=[c for c in CATEGORICAL if c in labels],
         max_samples=config.max_samples,
         seed=seed,
+        n_jobs=-1,  # every core, or every worker of a Dask cluster (scoring_backend)
     ).fit(
         sets.values,
         labels,
