@@ -294,3 +294,46 @@ def test_runs_that_compute_the_same_features_share_one_key(tmp_path):
     wider = dataclasses.replace(e, options={"features": {"n_components": 6}})
     assert key(wider, 0) != key(e, 0)
     assert key(a, 0, dataclasses.replace(config, cache_dir=None)) is None
+
+
+def _families(ranks, forces):
+    """The families section of a two-entry sweep (BPNN, equivariant) with
+    the given mean ranks ``{set: (mean, spread)}`` and per-seed forces."""
+    from types import SimpleNamespace
+
+    from equilens.study.config import ArchitectureConfig
+    from equilens.study.report import families_section
+
+    sweep = [ArchitectureConfig("bpnn"), ArchitectureConfig("eq", task="equivariant_potential")]
+    config = SimpleNamespace(sweep=sweep, seeds=[0, 1, 2])
+    aggregated = sorted(
+        ({"feature_set": n, "mean_rank": m, "mean_rank_std": s} for n, (m, s) in ranks.items()),
+        key=lambda row: row["mean_rank"],
+    )
+    base = {"composition": {"validation": {"force_rmse_eV_per_A": 1.0}}}
+    summaries = {
+        f"{name}/seed{seed}": {
+            "metrics": {"validation": {"force_rmse_eV_per_A": forces[name][seed]}},
+            "baselines": base,
+            "seconds": 10.0,
+        }
+        for name in forces
+        for seed in range(3)
+    }
+    return "\n".join(families_section(config, aggregated, summaries))
+
+
+def test_the_families_verdict_weighs_each_gap_against_the_seeds_spread():
+    """'More readable' or 'more accurate' only when the gap between the
+    best layers (the best entries) exceeds their spreads over seeds; the
+    equivariant entry's descriptor is never its best layer."""
+    forces = {"bpnn": [0.15, 0.16, 0.17], "eq": [0.27, 0.28, 0.26]}
+    clear = {"eq/descriptor": (1.0, 0.0), "eq/hidden_1": (5.0, 0.2), "bpnn/hidden_1": (8.0, 0.5)}
+    text = _families(clear, forces)
+    assert "the best learned layer more readable here: **eq/hidden_1**" in text
+    assert "eq/descriptor" not in text
+    assert "and the model less accurate: 0.270 ± 0.008 against 0.160 ± 0.008" in text
+    close = {"eq/hidden_1": (5.0, 0.6), "bpnn/hidden_1": (5.5, 0.5)}
+    text = _families(close, {"bpnn": [0.20, 0.25, 0.30], "eq": [0.22, 0.26, 0.29]})
+    assert "neither more readable nor less readable (the gap is within" in text
+    assert "neither more accurate nor less accurate" in text
