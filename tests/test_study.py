@@ -6,7 +6,7 @@ import pytest
 from equilens.config import from_mapping
 from equilens.errors import ConfigError
 from equilens.study import StudyConfig, StudyError, run_study
-from equilens.study.config import EMBEDDED_DATA
+from equilens.study.config import EMBEDDED_DATA, is_reference
 
 
 def _tiny(tmp_path, **overrides):
@@ -100,15 +100,14 @@ def test_study_reads_external_models(tmp_path, make_potential):
     )
     folder = run_study(config, progress=False)
     rows = {r["feature_set"]: r for r in csv.DictReader(open(folder / "scorecard.csv"))}
-    assert {"other/hidden_1", "other/input"} <= set(rows)
+    assert {"other/hidden_1", "other/descriptor"} <= set(rows)  # its input: a descriptor
     assert np.isfinite(float(rows["other/hidden_1"]["decode_output"]))
     assert list((folder / "gfre").glob("center_type_*/heatmap_gfre.png"))
     gfre = (folder / "gfre" / "center_type_8" / "matrices.json").read_text()
     assert "other/hidden_1" in gfre
     data = read_chemiscope(tmp_path / "chemiscope" / "smoke.json.gz")
     assert "other/hidden_1 PCA[1]" in data["properties"]
-    references = ("autoencoder/latent", "pcovr/latent", "soap-pca/descriptor")
-    best = next(name for name in rows if name not in references)  # the most interpretable
+    best = next(name for name in rows if not is_reference(name))  # the most interpretable
     assert data["settings"]["map"]["x"]["property"] == f"{best} PCA[1]"
 
 

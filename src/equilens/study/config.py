@@ -34,17 +34,18 @@ def is_reference(name: str) -> bool:
     return name in REFERENCES or name.endswith(DESCRIPTOR_SUFFIX)
 
 
-def layer_set_name(entry: ArchitectureConfig, layer: str) -> str:
-    """The study's name of ``layer`` of a model of the sweep entry ``entry``:
-    ``<entry>/<layer>``, except the input, a descriptor rather than a learned
-    layer: the BPNNs' PCA of SOAP (``soap-pca/descriptor``, one for every
-    BPNN of a seed) and ``<entry>/descriptor`` for the other families (e.g.
-    the equivariant potential's projected lambda-SOAP)."""
+def layer_set_name(model: str, layer: str, task: Optional[str] = None) -> str:
+    """The study's name of ``layer`` of ``model`` (a sweep entry, whose
+    ``task`` is given, or an external model): ``<model>/<layer>``, except
+    the input, a descriptor rather than a learned layer: the BPNNs' PCA of
+    SOAP (``soap-pca/descriptor``, one for every BPNN of a seed) and
+    ``<model>/descriptor`` for the others (e.g. the equivariant potential's
+    projected lambda-SOAP)."""
     if layer != "input":
-        return f"{entry.name}/{layer}"
-    if entry.task == "potential":
+        return f"{model}/{layer}"
+    if task == "potential":
         return REFERENCES[2]
-    return f"{entry.name}{DESCRIPTOR_SUFFIX}"
+    return f"{model}{DESCRIPTOR_SUFFIX}"
 
 
 class StudyError(EquilensError):

@@ -251,7 +251,7 @@ def feature_sets(
     for architecture in config.sweep:
         read = layers[f"{architecture.name}/seed{seed}"]
         for layer, values in read.sets.items():
-            name = layer_set_name(architecture, layer)
+            name = layer_set_name(architecture.name, layer, architecture.task)
             if is_reference(name):
                 if name not in sets.tensors:
                     sets.add(name, values, per_species=per_species)
@@ -259,9 +259,11 @@ def feature_sets(
             sets.add(name, values, per_species, read.output)
     for name, values in references.items():
         sets.add(name, values)
-    for name, (model, read) in external.items():
+    for model_name, (model, read) in external.items():
         for layer, values in read.sets.items():
-            sets.add(f"{name}/{layer}", values, model.per_species_coordinates, read.output)
+            name = layer_set_name(model_name, layer)
+            output = None if is_reference(name) else read.output
+            sets.add(name, values, model.per_species_coordinates, output)
     return sets
 
 
@@ -274,10 +276,10 @@ def equivariant_layers(
     for architecture in config.sweep:
         read = layers[f"{architecture.name}/seed{seed}"]
         for layer, tensor in read.equivariant.items():
-            found[layer_set_name(architecture, layer)] = tensor
+            found[layer_set_name(architecture.name, layer, architecture.task)] = tensor
     for name, (_, read) in external.items():
         for layer, tensor in read.equivariant.items():
-            found[f"{name}/{layer}"] = tensor
+            found[layer_set_name(name, layer)] = tensor
     return found
 
 
