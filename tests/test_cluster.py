@@ -106,3 +106,25 @@ def test_a_scheduler_that_does_not_answer_is_refused_before_training(tmp_path, m
     assert not (tmp_path / "results").exists()  # nothing trained, no folder claimed
     with pytest.raises(StudyError, match="must be local:N or tcp://HOST:PORT"):
         run_study(config, progress=False, scheduler="slurm")
+
+
+def test_latent_chunks_on_a_local_cluster_equal_one_process(make_potential, tmp_path):
+    """`equilens latents --chunk-frames N --scheduler local:2`: the chunks
+    are evaluated and written by the workers, with this process's values
+    bit for bit."""
+    import ase.io
+    import numpy as np
+    from test_streaming import _chunk_values
+
+    from equilens.cli import main
+    from equilens.data.examples import iron_water_example
+
+    make_potential(8, (6, 5), seed=3).save(tmp_path / "model.pt")
+    ase.io.write(tmp_path / "frames.extxyz", iron_water_example(n_frames=8, seed=6))
+    command = ["latents", str(tmp_path / "model.pt"), str(tmp_path / "frames.extxyz"),
+               "--chunk-frames", "3"]  # fmt: skip
+    assert main(command + ["--output", str(tmp_path / "one")]) == 0
+    assert main(command + ["--output", str(tmp_path / "two"), "--scheduler", "local:2"]) == 0
+    one, two = _chunk_values(tmp_path / "one"), _chunk_values(tmp_path / "two")
+    assert one.keys() == two.keys() and len(one) > 3
+    assert all(np.array_equal(two[key], values) for key, values in one.items())

@@ -150,3 +150,46 @@ def test_chunked_latents_and_streaming_compare(make_potential, tmp_path, capsys)
     files = ["compare", str(tmp_path / "model.pt"), str(tmp_path / "lat"), "--streaming"]
     assert main(files + ["--output", str(tmp_path / "y")]) == 2
     assert "reads latents folders, not files" in capsys.readouterr().err
+
+
+def _chunk_values(folder):
+    from equilens.analysis.latents import load_latents
+
+    return {
+        (name, int(key.values[0])): block.values.copy()
+        for name, tensor in load_latents(folder).items()
+        for key, block in tensor.items()
+    }
+
+
+def test_chunked_latents_resume_where_they_stopped(make_potential, tmp_path, capsys):
+    """A chunk already written for the same frames is kept: after a chunk
+    is lost (an interrupted run), a rerun writes that chunk alone, and the
+    latents are those of one uninterrupted run."""
+    import ase.io
+
+    from equilens.cli import main
+    from equilens.data.examples import iron_water_example
+
+    make_potential(8, (6,), seed=2).save(tmp_path / "model.pt")
+    ase.io.write(tmp_path / "frames.extxyz", iron_water_example(n_frames=7, seed=5))
+    command = ["latents", str(tmp_path / "model.pt"), str(tmp_path / "frames.extxyz"),
+               "--chunk-frames", "3", "--output", str(tmp_path / "lat")]  # fmt: skip
+    assert main(command) == 0
+    whole = _chunk_values(tmp_path / "lat")
+    kept = {p: p.stat().st_mtime_ns for p in (tmp_path / "lat").glob("chunk-0000[02]/*.mts")}
+    for path in (tmp_path / "lat" / "chunk-00001").iterdir():
+        path.unlink()  # lost before its layers.json was written
+    assert main(command) == 0
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # not evaluated again
+    assert (tmp_path / "lat" / "chunk-00001" / "layers.json").is_file()
+    resumed = _chunk_values(tmp_path / "lat")
+    assert resumed.keys() == whole.keys()
+    assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
+    capsys.readouterr()
+    alone = ["latents", str(tmp_path / "model.pt"), str(tmp_path / "frames.extxyz"),
+             "--scheduler", "local:2", "--output", str(tmp_path / "x")]  # fmt: skip
+    assert main(alone) == 2
+    assert "--scheduler runs chunks of frames as tasks: add --chunk-frames N" in (
+        capsys.readouterr().err
+    )

@@ -4,17 +4,20 @@
 time and writes each chunk as a latents folder of its own
 (``chunk-00000/``, ... with one ``.mts`` per layer, ``system`` indices
 global), with a top-level ``layers.json`` listing the layers and the chunks.
-:func:`iter_latent_chunks` reads them back one chunk at a time, and
-:func:`chunk_arrays` turns chunks of several latents folders into the
-``{name: rows}`` mappings that :class:`~equilens.analysis.streaming.StreamingComparison`
-accumulates, so that a comparison never holds more than one chunk.
+A chunk already written for the same frames is kept (an interrupted run
+resumes where it stopped), and with a Dask client the chunks are evaluated
+as tasks on its workers (the model sent once to each). :func:`iter_latent_chunks`
+reads them back one chunk at a time, and :func:`chunk_arrays` turns chunks
+of several latents folders into the ``{name: rows}`` mappings that
+:class:`~equilens.analysis.streaming.StreamingComparison` accumulates, so
+that a comparison never holds more than one chunk.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import ase
 import numpy as np
@@ -35,29 +38,58 @@ def save_latent_chunks(
     batch_size: int = 50,
     source: Optional[dict] = None,
     progress: bool = True,
+    client: Optional[Any] = None,
     **layout,
 ) -> Path:
     """Every layer of ``model`` on ``frames``, ``chunk_frames`` frames at a time.
 
+    A chunk whose folder already holds the layers of the same frames is not
+    evaluated again. The folder must belong to this model and layout (the
+    CLI checks it with its run record).
+
+    :param client: a ``dask.distributed.Client``: the chunks are evaluated
+        by its workers, which write them (the folder must be on a file
+        system they share); ``None``: in this process
     :param layout: ``per_species``, ``pooling``, ``invariant`` as in
         :func:`~equilens.analysis.latents.latents`
     """
     if chunk_frames < 1:
         raise EquilensError(f"chunk_frames must be >= 1, got {chunk_frames}")
-    directory = Path(directory)
-    chunks: List[str] = []
-    names: List[str] = []
-    starts = range(0, len(frames), chunk_frames)
-    bar = tqdm(starts, desc="latents", unit="chunk", disable=not progress)
-    for number, start in enumerate(bar):
-        part = frames[start : start + chunk_frames]
-        layers = arrange_layers(model.layers(part, batch_size=batch_size), **layout)
-        layers = {name: join_by_system([(start, t)]) for name, t in layers.items()}
-        names = list(layers)
-        chunks.append(f"chunk-{number:05d}")
-        save_latents(directory / chunks[-1], layers, part, source)
+    directory = Path(directory).resolve()  # the workers' working folder may differ
+    starts = list(range(0, len(frames), chunk_frames))
+    chunks = [f"chunk-{number:05d}" for number in range(len(starts))]
+    names: Dict[str, List[str]] = {}
+    todo = []
+    for chunk, start in zip(chunks, starts):
+        part = list(frames[start : start + chunk_frames])
+        written = _written_layers(directory / chunk, part)
+        if written is not None:
+            names[chunk] = written
+        else:
+            todo.append((chunk, start, part))
+    options = dict(batch_size=batch_size, source=source, layout=layout)
+    bar = tqdm(total=len(starts), initial=len(names), desc="latents", unit="chunk",
+               disable=not progress)  # fmt: skip
+    with bar:
+        if client is None:
+            for chunk, start, part in todo:
+                names[chunk] = _latent_chunk(model, part, start, directory / chunk, **options)
+                bar.update(1)
+        else:
+            from dask.distributed import as_completed
+
+            shared = client.scatter(model, broadcast=True)
+            futures = {
+                client.submit(_latent_chunk, shared, part, start, directory / chunk,
+                              **options, key=f"latents-{chunk}-{hash_frames(part)[:16]}"): chunk
+                for chunk, start, part in todo
+            }  # fmt: skip
+            for future in as_completed(futures):
+                names[futures[future]] = future.result()
+                bar.update(1)
+    layer_names = names[chunks[0]] if chunks else []
     index = {
-        "layers": names,
+        "layers": layer_names,
         "chunks": chunks,
         "chunk_frames": chunk_frames,
         "structures": hash_frames(frames),
@@ -67,6 +99,34 @@ def save_latent_chunks(
     with atomic_write(directory / "layers.json", "w") as handle:
         json.dump(index, handle, indent=2)
     return directory
+
+
+def _latent_chunk(model, part, start: int, folder: Path, batch_size, source, layout) -> List[str]:
+    """Evaluate and write one chunk (``system`` indices from ``start``);
+    returns its layer names. Runs in this process or on a Dask worker."""
+    layers = arrange_layers(model.layers(part, batch_size=batch_size), **layout)
+    layers = {name: join_by_system([(start, t)]) for name, t in layers.items()}
+    save_latents(folder, layers, part, source)
+    return list(layers)
+
+
+def _written_layers(folder: Path, part: Sequence[ase.Atoms]) -> Optional[List[str]]:
+    """The layer names of a chunk already written for the frames ``part``
+    (its ``layers.json``, written last, names them and their fingerprint),
+    else ``None``."""
+    index = folder / "layers.json"
+    if not index.is_file():
+        return None
+    try:
+        written = json.loads(index.read_text())
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None
+    if not isinstance(written, dict) or written.get("structures") != hash_frames(part):
+        return None
+    layers = written.get("layers")
+    if not isinstance(layers, list) or not all((folder / f"{n}.mts").is_file() for n in layers):
+        return None
+    return [str(name) for name in layers]
 
 
 def latent_chunks(directory: PathLike) -> List[Path]:

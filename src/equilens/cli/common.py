@@ -71,6 +71,16 @@ def add_device_argument(
     )
 
 
+def add_scheduler_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--scheduler``: run ``what`` as Dask tasks (:mod:`equilens.study.cluster`)."""
+    parser.add_argument(
+        "--scheduler",
+        help=f"run {what} as Dask tasks: local:N (a LocalCluster of N worker processes on "
+        "this machine) or tcp://HOST:PORT (a running Dask scheduler, e.g. dask-jobqueue's "
+        "SLURMCluster); default: this process",
+    )
+
+
 def fingerprint_of_inputs(args: argparse.Namespace, names, files=()) -> dict:
     """What identifies a run of a verb: the given options ``names`` and the
     contents (SHA-256) of the input ``files``."""

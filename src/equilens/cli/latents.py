@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_device_argument, add_overwrite_argument, add_read_arguments
+from .common import (
+    add_device_argument,
+    add_overwrite_argument,
+    add_read_arguments,
+    add_scheduler_argument,
+)
 
 
 def register(commands) -> None:
@@ -39,8 +44,10 @@ def register(commands) -> None:
         type=int,
         help="evaluate and write N frames at a time (OUTPUT/chunk-00000/, ...; equivariant "
         "layers as invariant summaries), for datasets whose latents do not fit in memory; "
-        "`equilens compare --streaming` reads them chunk by chunk",
+        "`equilens compare --streaming` reads them chunk by chunk; chunks already written "
+        "for the same frames are kept (a rerun resumes)",
     )
+    add_scheduler_argument(parser, "the chunks (with --chunk-frames)")
     parser.add_argument(
         "--output", default="results/latents", help="output folder (default: %(default)s)"
     )
@@ -62,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     library_defaults(args, latents_of, ("batch_size",))
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.scheduler is not None and args.chunk_frames is None:
+        raise ConfigError("--scheduler runs chunks of frames as tasks: add --chunk-frames N")
     model = model_on_device(load(args.model), args.device or "auto")
     dataset = read_frames(args, species=model.species)
     frames = dataset.frames
@@ -101,13 +110,22 @@ def run(args: argparse.Namespace) -> int:
 def _write_chunks(model, frames, args: argparse.Namespace, source, options, record) -> int:
     from ..analysis.chunks import save_latent_chunks
     from ..errors import ConfigError
+    from ..study.cluster import dask_client
 
     if args.chunk_frames < 1:
         raise ConfigError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
-    record()
-    folder = save_latent_chunks(
-        args.output, model, frames, args.chunk_frames, args.batch_size, source, **options
-    )
+    with dask_client(args.scheduler) as client:  # refused here when nothing answers
+        record()
+        folder = save_latent_chunks(
+            args.output,
+            model,
+            frames,
+            args.chunk_frames,
+            args.batch_size,
+            source,
+            client=client,
+            **options,
+        )
     count = -(-len(frames) // args.chunk_frames)
     print(f"{len(model.layer_names)} layers of {len(frames)} frames in {count} chunks -> {folder}")
     return 0

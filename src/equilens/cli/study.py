@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_device_argument
+from .common import add_device_argument, add_scheduler_argument
 
 
 def register(commands) -> None:
@@ -29,12 +29,7 @@ def register(commands) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_device_argument(parser, "the sweep's equilens potentials", "training.device")
-    parser.add_argument(
-        "--scheduler",
-        help="train the sweep's runs as Dask tasks: local:N (a LocalCluster of N worker "
-        "processes on this machine) or tcp://HOST:PORT (a running Dask scheduler, e.g. "
-        "dask-jobqueue's SLURMCluster); default: this process",
-    )
+    add_scheduler_argument(parser, "the sweep's runs and the scorecard's sets")
     parser.add_argument(
         "--overwrite",
         action="store_true",
