@@ -128,3 +128,24 @@ def test_latent_chunks_on_a_local_cluster_equal_one_process(make_potential, tmp_
     one, two = _chunk_values(tmp_path / "one"), _chunk_values(tmp_path / "two")
     assert one.keys() == two.keys() and len(one) > 3
     assert all(np.array_equal(two[key], values) for key, values in one.items())
+
+
+def test_lfre_on_a_local_cluster_equals_one_process():
+    """`equilens compare --scheduler`: LFRE's tasks on a Dask cluster's
+    workers (joblib's Dask backend) give the values of one process."""
+    import numpy as np
+    from dask.distributed import Client, LocalCluster
+
+    from equilens.analysis.compare import compare
+    from equilens.study.cluster import joblib_backend
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 7))
+    data = {"x": x, "noise": rng.normal(size=(300, 5)), "linear": x @ rng.normal(size=(7, 3))}
+    options = dict(measures=("lfre",), lfre_samples=200, lfre_neighbors=30)
+    one = compare(data, n_jobs=1, **options)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)  # fmt: skip
+    with cluster, Client(cluster) as client, joblib_backend(client):
+        two = compare(data, n_jobs=2, **options)
+    assert np.array_equal(one.matrices["lfre"], two.matrices["lfre"])

@@ -147,6 +147,9 @@ def test_chunked_latents_and_streaming_compare(make_potential, tmp_path, capsys)
     refused = ["compare", str(tmp_path / "lat"), "--streaming", "--measures", "lfre"]
     assert main(refused + ["--output", str(tmp_path / "x")]) == 2
     assert "--streaming computes gfre, gfrd, cka only" in capsys.readouterr().err
+    streaming = ["compare", str(tmp_path / "lat"), "--streaming", "--scheduler", "local:2"]
+    assert main(streaming + ["--output", str(tmp_path / "y")]) == 2
+    assert "--streaming computes no LFRE" in capsys.readouterr().err
     files = ["compare", str(tmp_path / "model.pt"), str(tmp_path / "lat"), "--streaming"]
     assert main(files + ["--output", str(tmp_path / "y")]) == 2
     assert "reads latents folders, not files" in capsys.readouterr().err

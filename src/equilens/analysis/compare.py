@@ -112,8 +112,9 @@ def compare(
     :param split: explicit ``(train_idx, test_idx)`` into the selected
         samples, instead of the seeded split (e.g. to match another tool)
     :param progress: show progress bars
-    :param n_jobs: worker processes for LFRE (tasks of one source and 100
-        test points; ``None``: one per CPU core); the values do not depend on it
+    :param n_jobs: joblib workers for LFRE (tasks of one source and 100 test
+        points; ``None``: one per CPU core; a Dask cluster's under
+        ``joblib.parallel_config(backend="dask")``); the values do not depend on it
     :param rank_samples: subsample of the selection for CKA, information
         imbalance and intrinsic dimension
     """
@@ -240,8 +241,13 @@ LFRE_CHUNK = 100
 def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, float]:
     """LFRE of every ordered pair. A task is one source and a chunk of test
     points (its neighbours and local fits serve every target); the tasks run
-    in worker processes when ``n_jobs`` allows, which receive the LFRE rows
-    once; each source's squared errors are joined in chunk order."""
+    in joblib's workers when ``n_jobs`` allows (worker processes on this
+    machine, or a Dask cluster's workers under ``joblib.parallel_config(
+    backend="dask")``), which map the LFRE rows from one file instead of
+    receiving them with every task; each source's squared errors are joined
+    in chunk order."""
+    from joblib import Parallel, delayed
+
     rows = np.concatenate([train, test])
     subset = [array[rows] for array in data]
     local_train = np.arange(len(train))
@@ -254,14 +260,8 @@ def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, 
     if jobs == 1:
         squared = [_lfre_task(task, subset) for task in tqdm(tasks, **bar)]
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=_lfre_worker_data, initargs=(subset,)
-        ) as pool:
-            squared = list(tqdm(pool.map(_lfre_task, tasks), **bar))
+        parallel = Parallel(n_jobs=jobs, return_as="generator", max_nbytes="1M")
+        squared = list(tqdm(parallel(delayed(_lfre_task)(task, subset) for task in tasks), **bar))
     per_source: Dict[int, list] = {}
     for (source, *_), part in zip(tasks, squared):
         per_source.setdefault(source, []).append(part)
@@ -272,21 +272,15 @@ def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, 
     return values
 
 
-#: the LFRE rows of every set, in a worker process of :func:`_lfre_values`
-#: (sent once by its initializer; never set in the main process)
-_WORKER_SETS: List[np.ndarray] = []
-
-
-def _lfre_worker_data(sets: List[np.ndarray]) -> None:
-    _WORKER_SETS[:] = sets
-
-
-def _lfre_task(task, sets: Optional[List[np.ndarray]] = None) -> np.ndarray:
+def _lfre_task(task, sets: List[np.ndarray]) -> np.ndarray:
     """Squared LFRE errors of a chunk of test points from one source to every
-    set (:mod:`equilens.analysis.reconstruction`, scikit-matter's values);
-    ``sets``: the worker's own when not given."""
+    set (:mod:`equilens.analysis.reconstruction`, scikit-matter's values), on
+    one BLAS thread. The rows are copied first: numpy's vectorised sums
+    depend, in the last bit, on where an array starts in memory, and a
+    worker's arrays (mapped from a file, or received) start elsewhere than
+    this process's."""
     source, train, test, neighbors = task
-    sets = _WORKER_SETS if sets is None else sets
+    sets = [np.array(rows, dtype=np.float64, order="C") for rows in sets]
     with threadpool_limits(1):  # small SVDs run 2x faster on one BLAS thread
         return local_squared_errors(sets[source], sets, neighbors, train, test)
 

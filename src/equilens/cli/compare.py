@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_overwrite_argument
+from .common import add_overwrite_argument, add_scheduler_argument
 
 
 def register(commands) -> None:
@@ -33,6 +33,7 @@ def register(commands) -> None:
     parser.add_argument("--selection", choices=["random", "fps"], help="how samples are chosen")
     parser.add_argument("--seed", type=int, help="seeds the samples and the split")
     parser.add_argument("--jobs", type=int, help="LFRE worker processes (default: one per core)")
+    add_scheduler_argument(parser, "the LFRE tasks")
     parser.add_argument(
         "--per-species",
         action="store_true",
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from .common import fingerprint_of_inputs, library_defaults
 
     if args.streaming:
+        if args.scheduler is not None:
+            raise EquilensError("--scheduler runs LFRE tasks; --streaming computes no LFRE")
         return _run_streaming(args)
     budgets = ("rank_samples", "n_samples", "lfre_samples", "lfre_neighbors")
     library_defaults(args, compare, ("measures", *budgets, "selection", "seed"))
@@ -108,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
         n_jobs=args.jobs,
     )
-    results = _compare_in_memory(features, args, options)
+    from ..study.cluster import dask_client, joblib_backend
+
+    with dask_client(args.scheduler) as client, joblib_backend(client):
+        results = _compare_in_memory(features, args, options)
     record()
     _print_results(results, args.output)
     return 0

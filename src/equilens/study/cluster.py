@@ -11,7 +11,11 @@ The study submits what does not depend on anything else: the training of
 every sweep entry and seed (:func:`equilens.study.sweep.train_sweep`). Each
 task trains into its own run folder, so a finished task is never redone
 when the study runs again (the run reloads from its folder), and Dask
-reruns the task of a worker that died on another worker.
+reruns the task of a worker that died on another worker. The scorecard's
+sets are then scored by the same workers (joblib's Dask backend,
+:func:`joblib_backend`). ``equilens latents --chunk-frames`` evaluates its
+chunks of frames, and ``equilens compare`` its LFRE tasks, on a cluster the
+same way.
 """
 
 from __future__ import annotations
@@ -99,3 +103,17 @@ def single_threaded(function, *args, **kwargs):
         return function(*args, **kwargs)
     finally:
         torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def joblib_backend(client: Optional[Any]) -> Iterator[None]:
+    """Where joblib's parallel work runs inside the block (the scorecard's
+    sets, LFRE's tasks): the Dask cluster's workers when there is a
+    ``client``, else joblib's worker processes on this machine."""
+    if client is None:
+        yield
+        return
+    import joblib
+
+    with joblib.parallel_config(backend="dask"):
+        yield

@@ -50,7 +50,7 @@ from ..errors import EquilensError
 from ..models.energy.model import FeatureMemo, ProjectedPotential
 from ..storage import check_writable, claim_outputs
 from ..tensormaps import frame_atoms
-from .cluster import dask_client
+from .cluster import dask_client, joblib_backend
 from .config import REFERENCES, StudyConfig, StudyError, is_reference, layer_set_name
 from .equivariant import compare_equivariant, save_equivariant
 from .layers import FeatureSets, ModelLayers, external_models, like, model_layers, open_external
@@ -114,22 +114,8 @@ def run_study(
             splits, analysis, opened = _checked_inputs(config, folder, overwrite)
         with clock("train"):
             potentials, summaries = train_sweep(config, folder, progress, overwrite, client)
-        with shared_features(potentials.values()), scoring_backend(client):
+        with shared_features(potentials.values()), joblib_backend(client):
             return _analyse(config, folder, clock, splits, analysis, opened, potentials, summaries)
-
-
-@contextlib.contextmanager
-def scoring_backend(client) -> Iterator[None]:
-    """Where the scorecard's sets are scored (joblib): the Dask cluster's
-    workers when the study has a ``client``, else worker processes on this
-    machine (joblib's default backend)."""
-    if client is None:
-        yield
-        return
-    import joblib
-
-    with joblib.parallel_config(backend="dask"):
-        yield
 
 
 @contextlib.contextmanager
@@ -292,7 +278,7 @@ def score(config: StudyConfig, seed: int, sets: FeatureSets, labels, soap, numbe
         categorical=[c for c in CATEGORICAL if c in labels],
         max_samples=config.max_samples,
         seed=seed,
-        n_jobs=-1,  # every core, or every worker of a Dask cluster (scoring_backend)
+        n_jobs=-1,  # every core, or every worker of a Dask cluster (joblib_backend)
     ).fit(
         sets.values,
         labels,
