@@ -225,6 +225,31 @@ def test_layer_maps_show_only_labels_that_vary_on_the_species():
     assert varying_labels(labels, numbers == 1) == ["height", "hbonds"]
 
 
+def test_a_category_has_one_colour_in_every_layer_map():
+    """Panels whose atoms hold different categories (water and hydroxyl on
+    one species, only hydroxyl on another) draw each category in one colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from equilens.study.maps import _scatter
+
+    fig, (one, two) = plt.subplots(1, 2)
+    everywhere = np.array([0, 1, 2, 2, 1])
+    categories = np.unique(everywhere)
+    coordinates = np.zeros((2, 2))
+    _scatter(fig, one, coordinates, np.array([1, 2]), "o_state", categories)
+    _scatter(fig, two, coordinates, np.array([2, 2]), "o_state", categories)
+    colours = [
+        {c.get_label(): tuple(c.get_facecolor()[0]) for c in ax.collections} for ax in (one, two)
+    ]
+    shared = set(colours[0]) & set(colours[1])
+    assert len(shared) == 1 and len(colours[0]) == 2
+    assert all(colours[0][name] == colours[1][name] for name in shared)
+    plt.close(fig)
+
+
 def test_the_uncertainty_stage_reuses_the_training_layers(make_potential, tmp_path, monkeypatch):
     """Layers the study already has for the training frames give the same
     uncertainty rows as layers computed again."""

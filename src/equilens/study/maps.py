@@ -60,7 +60,8 @@ def plot_layer_maps(
                 ax.text(0.5, 0.5, f"{label}: constant here", ha="center", fontsize=8,
                         transform=ax.transAxes, color="grey")  # fmt: skip
                 continue
-            _scatter(fig, ax, coordinates, np.asarray(labels[label])[mask], label)
+            everywhere = np.asarray(labels[label])
+            _scatter(fig, ax, coordinates, everywhere[mask], label, np.unique(everywhere))
             ax.set_title(f"{title}: {label}", fontsize=8)
     return save_figure(fig, folder / "layer_maps.png", dpi=90)
 
@@ -74,11 +75,15 @@ def varying_labels(labels, mask: np.ndarray) -> list:
     ]  # fmt: skip
 
 
-def _scatter(fig, ax, coordinates, values, label: str) -> None:
+def _scatter(fig, ax, coordinates, values, label: str, categories: np.ndarray) -> None:
+    """One map coloured by ``label``; a categorical label's colours follow
+    its ``categories`` (all of its values), so that a category has one
+    colour in every panel whichever categories the panel's atoms have."""
     if label in CATEGORICAL:
         names = O_STATES if label == "o_state" else {}
-        for index, value in enumerate(np.unique(values)):
+        for value in np.unique(values):
             mask = values == value
+            index = int(np.searchsorted(categories, value))
             colour = pyplot().get_cmap("tab10")(index % 10)
             ax.scatter(*coordinates[mask].T, s=2, color=colour, label=names.get(value, value))
         ax.legend(fontsize=6, markerscale=3)
