@@ -81,7 +81,7 @@ def save_latent_chunks(
             shared = client.scatter(model, broadcast=True)
             futures = {
                 client.submit(_latent_chunk, shared, part, start, directory / chunk,
-                              **options, key=f"latents-{chunk}-{hash_frames(part)[:16]}"): chunk
+                              **options, pure=False): chunk
                 for chunk, start, part in todo
             }  # fmt: skip
             for future in as_completed(futures):

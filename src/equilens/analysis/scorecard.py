@@ -28,10 +28,11 @@ descriptor) on the same atoms:
 - **map quality**: trustworthiness (scikit-learn) of the 2D PCA map and the
   variance the two components explain.
 
-Each set is scored on its own, on one BLAS thread (its fits are small: a
-second thread slows them down), and ``n_jobs`` sets are scored at once in
-joblib's workers (a Dask cluster's under ``joblib.parallel_config(backend=
-"dask")``); the scores do not depend on ``n_jobs``.
+Each set is scored on its own, on one BLAS thread (so that its numbers do
+not depend on how many threads the process that scores it has), and
+``n_jobs`` sets are scored at once in joblib's workers (a Dask cluster's
+under ``joblib.parallel_config(backend="dask")``); the scores do not depend
+on ``n_jobs``.
 
 :meth:`Scorecard.table` ranks the sets (1 = best) per score and gives two
 mean ranks: ``mean_rank`` over the physical labels (decoded at full and
