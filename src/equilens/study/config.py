@@ -21,8 +21,10 @@ from ..models.bpnn.config import CompressionConfig
 from ..training.loop import TrainConfig
 
 EMBEDDED_DATA = "embedded:iron_water_xtb.extxyz"
+#: the BPNNs' input: the PCA of SOAP, one for every BPNN of a seed
+SOAP_DESCRIPTOR = "soap-pca/descriptor"
 #: feature sets that are references, not layers of the trained models
-REFERENCES = ("autoencoder/latent", "pcovr/latent", "soap-pca/descriptor")
+REFERENCES = ("autoencoder/latent", "pcovr/latent", SOAP_DESCRIPTOR)
 #: the name of a sweep entry's fixed input (its descriptor) ends so: a
 #: reference, not a learned layer
 DESCRIPTOR_SUFFIX = "/descriptor"
@@ -44,7 +46,7 @@ def layer_set_name(model: str, layer: str, task: Optional[str] = None) -> str:
     if layer != "input":
         return f"{model}/{layer}"
     if task == "potential":
-        return REFERENCES[2]
+        return SOAP_DESCRIPTOR
     return f"{model}{DESCRIPTOR_SUFFIX}"
 
 
