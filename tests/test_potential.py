@@ -223,6 +223,28 @@ def test_same_seed_same_result_other_seed_differs(lj_files, tmp_path):
     assert not torch.equal(a.module.state_dict()[weight], c.module.state_dict()[weight])
 
 
+def test_seeds_share_the_compression_and_the_cached_features(lj_files, tmp_path):
+    """The training seed does not seed the compression: two seeds fit one
+    PCA and read one cached copy of the features (computed in file order,
+    each seed reading them in its own order), and train what a seed trains
+    without a cache."""
+    import dataclasses
+
+    cache = tmp_path / "cache"
+    runs = {}
+    for seed in (0, 1):
+        config = _config(lj_files, tmp_path / f"seed{seed}", epochs=2, seed=seed)
+        runs[seed], _ = train_potential(dataclasses.replace(config, cache_dir=str(cache)), False)
+    # the training and the validation frames, once for both seeds
+    assert len(list((cache / "features").iterdir())) == 2
+    assert runs[0].feature_fingerprint() == runs[1].feature_fingerprint()
+    config = _config(lj_files, tmp_path / "alone", epochs=2, seed=1)
+    alone, _ = train_potential(dataclasses.replace(config, cache_dir=None), False)
+    shared = runs[1].module.state_dict()
+    for name, value in alone.module.state_dict().items():
+        torch.testing.assert_close(value, shared[name], rtol=1e-5, atol=1e-6)
+
+
 def test_unknown_config_key_is_named(tmp_path):
     path = tmp_path / "train.yaml"
     path.write_text(
@@ -445,3 +467,38 @@ def test_models_with_one_featurizer_share_their_features(make_potential, monkeyp
     for before, after in zip(layers, shared_layers):
         for name in before:
             assert metatensor.equal(before[name], after[name]), name
+
+
+@pytest.mark.parametrize("storage", [torch.float64, torch.float16])
+@pytest.mark.parametrize("width", [5, 200])
+def test_force_contraction_gradients_equal_autograd_of_the_plain_product(
+    storage, width, monkeypatch
+):
+    """The fused gather-and-contract of the force term (its hand-written
+    backward) gives autograd's gradients of ``bmm(G, d[center])``, across
+    chunk boundaries and for half-precision stored gradients."""
+    from equilens.models.energy import forces
+
+    monkeypatch.setattr(forces, "PAIR_CHUNK", 7)  # several chunks
+    generator = torch.Generator().manual_seed(3)
+    n_atoms, n_pairs = 11, 40
+    d = torch.randn(n_atoms, width, dtype=torch.float64, generator=generator)
+    gradients = torch.randn(n_pairs, 3, width, generator=generator, dtype=torch.float64)
+    gradients = gradients.to(storage)
+    centers = torch.randint(n_atoms, (n_pairs,), generator=generator)
+    weights = torch.randn(n_pairs, 3, dtype=torch.float64, generator=generator)
+
+    fused = d.clone().requires_grad_(True)
+    out = forces._Contract.apply(fused, gradients, centers)
+    (out * weights).sum().backward()
+
+    plain = d.clone().requires_grad_(True)
+    reference = torch.bmm(gradients.to(torch.float64), plain[centers].unsqueeze(-1)).squeeze(-1)
+    (reference * weights).sum().backward()
+
+    torch.testing.assert_close(out, reference, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fused.grad, plain.grad, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(
+        lambda x: forces._Contract.apply(x, gradients, centers),
+        (d.clone().requires_grad_(True),),
+    )

@@ -296,10 +296,11 @@ def test_the_uncertainty_stage_reuses_the_training_layers(make_potential, tmp_pa
 
 def test_runs_that_compute_the_same_features_share_one_key(tmp_path):
     """The sweep's cluster path makes runs wait for the first run with the
-    same key: the BPNNs of one seed (one compression per seed) share one,
-    other seeds do not; every seed of an equivariant entry shares one (its
-    maps and features do not depend on the seed); other features or no
-    cache, no sharing."""
+    same key: every BPNN of every seed shares one (the compression and the
+    features do not depend on the training seed), every seed of an
+    equivariant entry shares another (its maps and features do not depend
+    on the seed either); another compression or other features or no cache,
+    no sharing."""
     import dataclasses
 
     from equilens.models.registry import shared_work
@@ -313,8 +314,10 @@ def test_runs_that_compute_the_same_features_share_one_key(tmp_path):
     def key(entry, seed, study=config):
         return shared_work(entry_config(study, entry, seed, tmp_path))
 
-    assert key(a, 0) == key(b, 0) != key(a, 1) == key(b, 1)
-    assert key(e, 0) == key(e, 1) not in (key(a, 0), key(a, 1))
+    assert key(a, 0) == key(b, 0) == key(a, 1) == key(b, 1)
+    other = dataclasses.replace(config, compression=dataclasses.replace(config.compression, seed=1))
+    assert key(a, 0, other) != key(a, 0)
+    assert key(e, 0) == key(e, 1) != key(a, 0)
     wider = dataclasses.replace(e, options={"features": {"n_components": 6}})
     assert key(wider, 0) != key(e, 0)
     assert key(a, 0, dataclasses.replace(config, cache_dir=None)) is None

@@ -124,10 +124,10 @@ def _train_on_cluster(
     models are then opened from the folders the workers wrote.
 
     Runs that share cached work (:func:`equilens.models.registry.shared_work`:
-    the features of one seed for every BPNN of the sweep, those of every
-    seed for an equivariant entry) wait for the first of them, which runs
-    with priority: two workers computing the same features side by side
-    would both pay for them."""
+    one compression and its features for every BPNN and seed of the sweep,
+    one set of maps and features for every seed of an equivariant entry)
+    wait for the first of them, which runs with priority: two workers
+    computing the same features side by side would both pay for them."""
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 

@@ -96,6 +96,10 @@ class CompressionConfig:
         gradients (the largest array of force training, ``n_pairs x 3 x
         n_components``) in half precision, cast back to the training dtype
         batch by batch
+    :param seed: seeds the atoms and gradient frames the PCA is fitted on
+        (not the training seed: models of other seeds then share the
+        compression, the features and their cache, and a study's seeds
+        differ by their training alone)
     """
 
     n_components: int = 128
@@ -104,6 +108,7 @@ class CompressionConfig:
     gradient_weight: float = 0.0
     gradient_frames: int = 16
     gradient_storage: Literal["float32", "float16"] = "float32"
+    seed: int = 0
 
 
 @dataclass(frozen=True)

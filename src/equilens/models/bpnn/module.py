@@ -210,10 +210,12 @@ class BPNNModule(torch.nn.Module):
             embedding = self.embedding
             if embedding is not None:  # one network for every atom
                 atoms = torch.nonzero(species >= 0).reshape(-1)
-                inputs = torch.cat([x[atoms], embedding(species[atoms]).to(x.dtype)], dim=1)
+                inputs = torch.cat(
+                    [x.index_select(0, atoms), embedding(species[atoms]).to(x.dtype)], dim=1
+                )
             else:
                 atoms = torch.nonzero(species == index).reshape(-1)
-                inputs = x[atoms]
+                inputs = x.index_select(0, atoms)  # backward: index_add_, not index_put_
             if atoms.shape[0] != 0:  # (no `continue`: TorchScript unrolls this loop)
                 if record:
                     values = net.activations(inputs)  # type: ignore[operator]

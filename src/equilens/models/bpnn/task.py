@@ -39,6 +39,7 @@ from ..energy.task import (
     read_splits,
     split_features,
     target_hash,
+    training_order,
 )
 from ..energy.task import shared_work as energy_shared_work
 from . import finetune as _finetune
@@ -63,7 +64,7 @@ def train_potential(
     """
     timings = {}
     start = time.perf_counter()
-    splits = read_splits(config)
+    splits = read_splits(config, shuffle=False)
     base, config, hypers = _base_model(config)
     found = set().union(*(set(d.species) for d in splits.values()))
     species = config.descriptor.species or tuple(sorted(found | set(base.species if base else ())))
@@ -86,7 +87,11 @@ def train_potential(
     timings["compression_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    features = _split_features(splits, hypers, pca, dtype, config, progress)
+    # computed in file order (shared by the training seeds), trained in the
+    # seed's order (consecutive-block batches then mix the trajectory)
+    order = training_order(config, len(splits["train"]))
+    features = _split_features(splits, hypers, pca, dtype, config, progress, order)
+    splits["train"] = splits["train"].subset(order)
     timings["features_s"] = time.perf_counter() - start
 
     with torch.random.fork_rng():
@@ -120,11 +125,11 @@ def train_potential(
 
 
 def shared_work(config: PotentialConfig) -> Optional[str]:
-    """Runs that compute the same compression and features (the training
-    seed seeds the compression): the key of :func:`energy.task.shared_work
-    <equilens.models.energy.task.shared_work>`."""
+    """Runs that compute the same compression and features (every training
+    seed of a study: they are computed in file order): the key of
+    :func:`energy.task.shared_work <equilens.models.energy.task.shared_work>`."""
     sections = ("data", "read", "descriptor", "compression", "finetune", "cache_dir")
-    return energy_shared_work(config, sections, ("seed", "dtype"))
+    return energy_shared_work(config, sections, ("dtype",))
 
 
 def _resolve(config: PotentialConfig, species, base_hypers, progress: bool):
@@ -150,7 +155,7 @@ def _base_model(config: PotentialConfig) -> Tuple[Optional[Potential], Potential
     return base, config, base.hypers
 
 
-def _split_features(splits, hypers, pca, dtype, config, progress) -> Dict[str, Features]:
+def _split_features(splits, hypers, pca, dtype, config, progress, order) -> Dict[str, Features]:
     """Projected SOAP features of every split (a split given twice is
     featurized once), after checking that they fit in memory (without a
     cache) or, split by split before writing it, on disk."""
@@ -166,6 +171,7 @@ def _split_features(splits, hypers, pca, dtype, config, progress) -> Dict[str, F
     return split_features(
         splits,
         lambda dataset: _cached_features(dataset, hypers, pca, dtype, config, progress, check),
+        order,
     )
 
 
@@ -178,7 +184,7 @@ def _fit_compression(
     )
     gradients = None
     if compression.gradient_weight > 0 and compression.gradient_frames > 0:
-        rng = np.random.default_rng(config.training.seed)
+        rng = np.random.default_rng(compression.seed)
         count = min(compression.gradient_frames, len(train))
         chosen = np.sort(rng.choice(len(train), count, replace=False))
         # one frame at a time: dense gradients take ~170 MB per 164-atom frame
@@ -191,7 +197,7 @@ def _fit_compression(
         whiten=compression.whiten,
         max_samples=compression.max_samples,
         gradient_weight=compression.gradient_weight,
-        seed=config.training.seed,
+        seed=compression.seed,
         shared=shared,
     ).fit_batches(
         train.frames,

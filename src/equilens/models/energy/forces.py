@@ -53,7 +53,7 @@ def energy_and_forces(
     (d_energy,) = torch.autograd.grad(
         energy.sum(), x, create_graph=create_graph, retain_graph=create_graph
     )
-    contributions = _Contract.apply(d_energy[features.grad_center], features.grad_values)
+    contributions = _Contract.apply(d_energy, features.grad_values, features.grad_center)
     force = -atomic_energy.new_zeros((len(x), 3)).index_add(
         0, features.grad_neighbor, contributions
     )
@@ -68,27 +68,51 @@ def energy_and_forces(
 PAIR_CHUNK = 2048
 
 
+#: widths up to which the backward's per-pair products are three
+#: multiply-adds: torch's batched ``1 x 3`` by ``3 x k`` product is 3-5x
+#: slower than them for 64-128 features on CPU and 2-3x faster from 192 on
+#: (``docs/benchmarks.md``, "The force contraction")
+MULTIPLY_ADD_WIDTH = 128
+
+
 class _Contract(torch.autograd.Function):
-    """``c[p] = G[p] @ d[p]`` for gradients ``G`` ``(P, 3, k)`` (any float
-    dtype, no gradient) and ``d`` ``(P, k)``, chunk by chunk, in ``d``'s dtype."""
+    """``c[p] = G[p] @ d[center[p]]`` for gradients ``G`` ``(P, 3, k)`` (any
+    float dtype, no gradient), ``d`` ``(n, k)`` and the center atom of every
+    pair, chunk by chunk, in ``d``'s dtype.
+
+    The gather of ``d`` is part of the function: ``index_select`` forward,
+    and a backward that adds each pair's ``grad[p] @ G[p]`` into its center
+    with ``index_add_``. Autograd's backward of a separate ``d[center]``
+    accumulates with ``index_put_``, which cost as much as the rest of the
+    contraction on CPU.
+    """
 
     @staticmethod
-    def forward(ctx, d: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(gradients)
-        out = d.new_empty((len(d), 3))
-        for start in range(0, len(d), PAIR_CHUNK):
+    def forward(ctx, d: torch.Tensor, gradients: torch.Tensor, centers: torch.Tensor):
+        ctx.save_for_backward(gradients, centers)
+        ctx.n_atoms = len(d)
+        out = d.new_empty((len(centers), 3))
+        for start in range(0, len(centers), PAIR_CHUNK):
             stop = start + PAIR_CHUNK
             block = gradients[start:stop].to(d.dtype)
-            out[start:stop] = torch.bmm(block, d[start:stop].unsqueeze(-1)).squeeze(-1)
+            rows = d.index_select(0, centers[start:stop]).unsqueeze(-1)
+            out[start:stop] = torch.bmm(block, rows).squeeze(-1)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output: torch.Tensor):
-        (gradients,) = ctx.saved_tensors
-        grad = grad_output.new_empty((len(grad_output), gradients.shape[2]))
+        gradients, centers = ctx.saved_tensors
+        grad = grad_output.new_zeros((ctx.n_atoms, gradients.shape[2]))
+        narrow = gradients.shape[2] <= MULTIPLY_ADD_WIDTH
         for start in range(0, len(grad_output), PAIR_CHUNK):
             stop = start + PAIR_CHUNK
             block = gradients[start:stop].to(grad_output.dtype)
-            grad[start:stop] = torch.bmm(grad_output[start:stop].unsqueeze(1), block).squeeze(1)
-        return grad, None
+            g = grad_output[start:stop]
+            if narrow:
+                pairs = torch.addcmul(g[:, 0:1] * block[:, 0], g[:, 1:2], block[:, 1])
+                pairs = torch.addcmul(pairs, g[:, 2:3], block[:, 2])
+            else:
+                pairs = torch.bmm(g.unsqueeze(1), block).squeeze(1)
+            grad.index_add_(0, centers[start:stop], pairs)
+        return grad, None, None

@@ -70,15 +70,25 @@ def read_splits(config, shuffle: bool = True) -> Dict[str, Dataset]:
 
 
 def split_features(
-    splits: Dict[str, Dataset], compute: Callable[[Dataset], Features]
+    splits: Dict[str, Dataset],
+    compute: Callable[[Dataset], Features],
+    order: Optional[np.ndarray] = None,
 ) -> Dict[str, Features]:
     """``compute(dataset)`` of every split; a split given twice (e.g.
     validation and test from one file) is featurized once.
-    Under torchrun the training split is this rank's frames only
-    (:func:`~equilens.training.distributed.own_frames`)."""
+
+    :param order: the training order (:func:`training_order`) of the
+        training frames, given in file order: their features are computed in
+        file order (so that the runs of other seeds share them and their
+        cache) and returned in this order. Under torchrun the training split
+        is this rank's frames of the ordered list only
+        (:func:`~equilens.training.distributed.own_frames`).
+    """
     if world_size() > 1:
         check_frames(len(splits["train"]))
-        splits = {**splits, "train": splits["train"].subset(own_frames(len(splits["train"])))}
+        train = splits["train"] if order is None else splits["train"].subset(order)
+        splits = {**splits, "train": train.subset(own_frames(len(train)))}
+        order = None
     features: Dict[str, Features] = {}
     by_content: Dict[str, Features] = {}
 
@@ -94,6 +104,8 @@ def split_features(
     featurize(["train"])
     with main_first():
         featurize([name for name in splits if name != "train"])
+    if order is not None:
+        features["train"] = features["train"].reordered(order.tolist())
     return {name: features[name] for name in splits}
 
 

@@ -201,7 +201,10 @@ class EquivariantPotentialModule(torch.nn.Module):
             columns = x[:, start:stop]
             for s in range(len(self.species)):
                 block_rows.append(rows[s])
-                values.append(columns[rows[s]].reshape(-1, 2 * lam + 1, self.n_components))
+                # index_select: its backward adds rows (index_add_), the
+                # backward of columns[rows] accumulates with the slower index_put_
+                block = columns.index_select(0, rows[s])
+                values.append(block.reshape(-1, 2 * lam + 1, self.n_components))
         return block_rows, values
 
     def _run(

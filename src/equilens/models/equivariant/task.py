@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+import numpy as np
 import torch
 
 from ...config import to_mapping
@@ -82,10 +83,9 @@ def train_equivariant_potential(
     timings["compression_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    computed = _split_features(splits, features, config, progress)
     order = training_order(config, len(splits["train"]))
+    computed = _split_features(splits, features, config, progress, order)
     splits["train"] = splits["train"].subset(order)
-    computed["train"] = computed["train"].reordered(order.tolist())
     timings["features_s"] = time.perf_counter() - start
 
     dtype = config.training.torch_dtype
@@ -157,11 +157,15 @@ def _fitted_features(frames, species, hypers: dict, config) -> EquivariantFeatur
 
 
 def _split_features(
-    splits, features: EquivariantFeatures, config: EquivariantPotentialConfig, progress: bool
+    splits,
+    features: EquivariantFeatures,
+    config: EquivariantPotentialConfig,
+    progress: bool,
+    order: np.ndarray,
 ) -> Dict[str, Features]:
-    """Every split's features (cached; a split given twice computed once),
-    after checking that they fit in memory (without a cache) or, split by
-    split before writing it, on disk."""
+    """Every split's features (cached; a split given twice computed once;
+    the training frames' in ``order``), after checking that they fit in
+    memory (without a cache) or, split by split before writing it, on disk."""
     storage = torch.finfo(getattr(torch, config.features.gradient_storage)).bits // 8
     cutoff = float(features.hypers["cutoff"]["radius"])
 
@@ -195,4 +199,4 @@ def _split_features(
             dataset, settings, config.cache_dir, batches, config.training.torch_dtype, check
         )
 
-    return split_features(splits, compute)
+    return split_features(splits, compute, order)
