@@ -223,18 +223,24 @@ def test_same_seed_same_result_other_seed_differs(lj_files, tmp_path):
     assert not torch.equal(a.module.state_dict()[weight], c.module.state_dict()[weight])
 
 
-def test_seeds_share_the_compression_and_the_cached_features(lj_files, tmp_path):
+def test_seeds_share_the_compression_and_the_cached_features(lj_files, tmp_path, monkeypatch):
     """The training seed does not seed the compression: two seeds fit one
-    PCA and read one cached copy of the features (computed in file order,
-    each seed reading them in its own order), and train what a seed trains
-    without a cache."""
+    PCA (once: the second run reads the cached fit) and read one cached
+    copy of the features (computed in file order, each seed reading them in
+    its own order), and train what a seed trains without a cache."""
     import dataclasses
 
+    fits = []
+    original = SpeciesPCA.fit_batches
+    monkeypatch.setattr(
+        SpeciesPCA, "fit_batches", lambda self, *a, **k: fits.append(1) or original(self, *a, **k)
+    )
     cache = tmp_path / "cache"
     runs = {}
     for seed in (0, 1):
         config = _config(lj_files, tmp_path / f"seed{seed}", epochs=2, seed=seed)
         runs[seed], _ = train_potential(dataclasses.replace(config, cache_dir=str(cache)), False)
+    assert len(fits) == 1
     # the training and the validation frames, once for both seeds
     assert len(list((cache / "features").iterdir())) == 2
     assert runs[0].feature_fingerprint() == runs[1].feature_fingerprint()

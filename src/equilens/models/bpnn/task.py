@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -29,7 +30,13 @@ from ...descriptors.budget import check_compression_memory, check_feature_memory
 from ...descriptors.compression import SpeciesPCA
 from ...descriptors.projected import featurize_batches
 from ...storage import (
+    arrays_from_torch,
+    arrays_to_torch,
+    cached,
     hash_frames,
+    hash_json,
+    load_torch,
+    save_torch,
 )
 from ...training.config import claim_output, run_fingerprint
 from ..energy.task import (
@@ -176,6 +183,38 @@ def _split_features(splits, hypers, pca, dtype, config, progress, order) -> Dict
 
 
 def _fit_compression(
+    train: Dataset, species, hypers, config: PotentialConfig, shared: bool
+) -> SpeciesPCA:
+    """The per-species PCA fitted on the training frames; with a
+    ``cache_dir``, kept there (the runs of a study fit the same PCA on the
+    same frames: one fit instead of one per run). The entry holds plain
+    arrays (``weights_only`` loading)."""
+    if config.cache_dir is None:
+        return _fitted_compression(train, species, hypers, config, shared)
+    settings = to_mapping(config.compression)
+    settings.pop("gradient_storage")  # how the features are stored, not the fit
+    key = hash_json(
+        {
+            "frames": hash_frames(train.frames),
+            "species": list(species),
+            "hypers": hypers,
+            "compression": settings,
+            "shared": shared,
+        }
+    )
+    return cached(
+        Path(config.cache_dir) / "compression" / f"pca-{key[:24]}.pt",
+        lambda path: SpeciesPCA.from_state(
+            arrays_from_torch(load_torch(path, "compression cache entry"))
+        ),
+        lambda: _fitted_compression(train, species, hypers, config, shared),
+        lambda path, pca: save_torch(path, arrays_to_torch(pca.state())),
+        "compression cache entry",
+        key,
+    )
+
+
+def _fitted_compression(
     train: Dataset, species, hypers, config: PotentialConfig, shared: bool
 ) -> SpeciesPCA:
     compression = config.compression
