@@ -189,22 +189,32 @@ class EquivariantPotentialModule(torch.nn.Module):
         self, x: torch.Tensor, species: torch.Tensor
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """The rows of each input block ``(lambda, 1, z)`` (in ``in_keys``
-        order) and their values ``(rows, 2 lambda + 1, n_components)``."""
+        order) and their values ``(rows, 2 lambda + 1, n_components)``.
+
+        One gather puts the atoms in species order; the blocks are then
+        views (splits of its rows and of its columns), whose backward is one
+        concatenation: a gather per block would fill and add a gradient of
+        the whole input for each of the blocks (9 for lambda <= 2 and three
+        species), in the force term's second derivatives too."""
         rows: List[torch.Tensor] = []
+        counts: List[int] = []
         for s in range(len(self.species)):
             rows.append(torch.nonzero(species == s).reshape(-1))
+            counts.append(int(rows[s].shape[0]))
+        widths: List[int] = []
+        for lam in range(self.lambda_max + 1):
+            widths.append((2 * lam + 1) * self.n_components)
+        ordered = x[:, : self.width].index_select(0, torch.cat(rows))
+        per_species = ordered.split_with_sizes(counts, dim=0)
+        columns: List[List[torch.Tensor]] = []
+        for s in range(len(self.species)):
+            columns.append(per_species[s].split_with_sizes(widths, dim=1))
         block_rows: List[torch.Tensor] = []
         values: List[torch.Tensor] = []
         for lam in range(self.lambda_max + 1):
-            start = self.starts[lam]
-            stop = start + (2 * lam + 1) * self.n_components
-            columns = x[:, start:stop]
             for s in range(len(self.species)):
                 block_rows.append(rows[s])
-                # index_select: its backward adds rows (index_add_), the
-                # backward of columns[rows] accumulates with the slower index_put_
-                block = columns.index_select(0, rows[s])
-                values.append(block.reshape(-1, 2 * lam + 1, self.n_components))
+                values.append(columns[s][lam].reshape(-1, 2 * lam + 1, self.n_components))
         return block_rows, values
 
     def _run(
