@@ -179,6 +179,7 @@ def _split_features(splits, hypers, pca, dtype, config, progress, order) -> Dict
         splits,
         lambda dataset: _cached_features(dataset, hypers, pca, dtype, config, progress, check),
         order,
+        cached=config.cache_dir is not None,
     )
 
 

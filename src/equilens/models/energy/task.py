@@ -73,22 +73,29 @@ def split_features(
     splits: Dict[str, Dataset],
     compute: Callable[[Dataset], Features],
     order: Optional[np.ndarray] = None,
+    cached: bool = False,
 ) -> Dict[str, Features]:
     """``compute(dataset)`` of every split; a split given twice (e.g.
     validation and test from one file) is featurized once.
 
     :param order: the training order (:func:`training_order`) of the
-        training frames, given in file order: their features are computed in
-        file order (so that the runs of other seeds share them and their
-        cache) and returned in this order. Under torchrun the training split
-        is this rank's frames of the ordered list only
+        training frames, given in file order; the training features are
+        returned in this order. Under torchrun the training split is this
+        rank's frames of the ordered list only
         (:func:`~equilens.training.distributed.own_frames`).
+    :param cached: ``compute`` caches its features on disk: the training
+        frames are then featurized in file order, so that the runs of other
+        seeds share the entry, and read in ``order`` without copying them.
+        Features in memory are computed in ``order`` directly (reordering
+        them would hold a second copy).
     """
+    if world_size() > 1 or (order is not None and not cached):
+        train = splits["train"] if order is None else splits["train"].subset(order)
+        splits = {**splits, "train": train}
+        order = None
     if world_size() > 1:
         check_frames(len(splits["train"]))
-        train = splits["train"] if order is None else splits["train"].subset(order)
-        splits = {**splits, "train": train.subset(own_frames(len(train)))}
-        order = None
+        splits = {**splits, "train": splits["train"].subset(own_frames(len(splits["train"])))}
     features: Dict[str, Features] = {}
     by_content: Dict[str, Features] = {}
 

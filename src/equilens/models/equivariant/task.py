@@ -199,4 +199,4 @@ def _split_features(
             dataset, settings, config.cache_dir, batches, config.training.torch_dtype, check
         )
 
-    return split_features(splits, compute, order)
+    return split_features(splits, compute, order, cached=config.cache_dir is not None)
