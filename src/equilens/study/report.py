@@ -120,7 +120,10 @@ def write_report(
         f"# equilens study: {config.name}",
         "",
         f"Data: `{config.data.train}`; {len(config.sweep)} architectures x "
-        f"{len(config.seeds)} seeds; descriptor preset `{config.descriptor.preset}`"
+        f"{len(config.seeds)} training seeds (initial weights and batch order; the "
+        "descriptors and compressions of equilens' families are the same for every seed, "
+        "so the spreads below are the training's); descriptor preset "
+        f"`{config.descriptor.preset}`"
         + (f"; external models: {', '.join(config.models)}." if config.models else "."),
         "",
         "## Most interpretable layer (physical labels only)",
