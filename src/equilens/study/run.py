@@ -232,7 +232,7 @@ def feature_sets(
     networks and compressions), the references, the external models. A
     model's input is its descriptor (:func:`~equilens.study.config.layer_set_name`),
     scored as a reference without the model's output: the same PCA of SOAP
-    for every BPNN of a seed."""
+    for every BPNN and every seed."""
     sets = FeatureSets()
     for architecture in config.sweep:
         read = layers[f"{architecture.name}/seed{seed}"]
