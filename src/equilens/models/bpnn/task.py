@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -29,19 +28,12 @@ from ...descriptors import DescriptorConfig, compute_soap
 from ...descriptors.budget import check_compression_memory, check_feature_memory
 from ...descriptors.compression import SpeciesPCA
 from ...descriptors.projected import featurize_batches
-from ...storage import (
-    arrays_from_torch,
-    arrays_to_torch,
-    cached,
-    hash_frames,
-    hash_json,
-    load_torch,
-    save_torch,
-)
+from ...storage import hash_frames
 from ...training.config import claim_output, run_fingerprint
 from ..energy.task import (
     Features,
     cached_features,
+    cached_fit,
     fit_and_write,
     read_splits,
     split_features,
@@ -190,28 +182,23 @@ def _fit_compression(
     ``cache_dir``, kept there (the runs of a study fit the same PCA on the
     same frames: one fit instead of one per run). The entry holds plain
     arrays (``weights_only`` loading)."""
-    if config.cache_dir is None:
-        return _fitted_compression(train, species, hypers, config, shared)
     settings = to_mapping(config.compression)
     settings.pop("gradient_storage")  # how the features are stored, not the fit
-    key = hash_json(
-        {
-            "frames": hash_frames(train.frames),
-            "species": list(species),
-            "hypers": hypers,
-            "compression": settings,
-            "shared": shared,
-        }
-    )
-    return cached(
-        Path(config.cache_dir) / "compression" / f"pca-{key[:24]}.pt",
-        lambda path: SpeciesPCA.from_state(
-            arrays_from_torch(load_torch(path, "compression cache entry"))
-        ),
+    identity = {
+        "frames": hash_frames(train.frames),
+        "species": list(species),
+        "hypers": hypers,
+        "compression": settings,
+        "shared": shared,
+    }
+    return cached_fit(
+        config.cache_dir,
+        "compression",
+        identity,
         lambda: _fitted_compression(train, species, hypers, config, shared),
-        lambda path, pca: save_torch(path, arrays_to_torch(pca.state())),
-        "compression cache entry",
-        key,
+        SpeciesPCA.state,
+        SpeciesPCA.from_state,
+        "compression",
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, TypeVar, Union
 
 import ase
 import numpy as np
@@ -27,7 +27,17 @@ from ...descriptors.feature_files import FeatureWriter, MappedFeatureSet, open_f
 from ...descriptors.projected import FeatureSet, target_tensors, with_targets
 from ...devices import resolve_device
 from ...errors import ConfigError, EquilensError, FileFormatError
-from ...storage import hash_arrays, hash_frames, hash_json, save_json
+from ...storage import (
+    arrays_from_torch,
+    arrays_to_torch,
+    cached,
+    hash_arrays,
+    hash_frames,
+    hash_json,
+    load_torch,
+    save_json,
+    save_torch,
+)
 from ...training.distributed import (
     check_frames,
     frames_per_rank,
@@ -44,6 +54,8 @@ from ...training.plots import plot_learning_curve, plot_parity
 from ...training.run import run_summary
 from .config import LossConfig
 from .forces import energy_and_forces
+
+T = TypeVar("T")
 
 #: the features of one split: in memory, or read from the cache batch by batch
 Features = Union[FeatureSet, MappedFeatureSet]
@@ -158,6 +170,35 @@ def cached_features(
             writer.append(part)
         writer.finish(*target_tensors(dataset.energies, dataset.forces, dtype))
     return open_features(folder, key, verify=False)
+
+
+def cached_fit(
+    cache_dir: Optional[str],
+    kind: str,
+    identity: Dict[str, Any],
+    fit: Callable[[], T],
+    state: Callable[[T], Any],
+    restore: Callable[[Any], T],
+    what: str,
+) -> T:
+    """``fit()``, or with a ``cache_dir`` the fit kept there for the next run
+    with the same ``identity`` (frames, species, hypers, settings): the runs
+    of a study fit the same compression or maps on the same frames. The
+    entry (``cache_dir/<kind>/<kind>-<key>.pt``) holds the plain arrays of
+    ``state(fitted)`` (``weights_only`` loading, the checksummed entries of
+    :func:`~equilens.storage.cached`); ``what`` names it in warnings."""
+    if cache_dir is None:
+        return fit()
+    key = hash_json(identity)
+    what = f"{what} cache entry"
+    return cached(
+        Path(cache_dir) / kind / f"{kind}-{key[:24]}.pt",
+        lambda path: restore(arrays_from_torch(load_torch(path, what))),
+        fit,
+        lambda path, fitted: save_torch(path, arrays_to_torch(state(fitted))),
+        what,
+        key,
+    )
 
 
 def baseline_metrics(dataset: Dataset, species, baseline: np.ndarray) -> Dict[str, float]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import time
-from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
@@ -26,18 +25,13 @@ from ...descriptors.budget import check_feature_memory, density_gradient_frames
 from ...descriptors.equivariant import EquivariantFeatures, check_features, featurize_equivariant
 from ...descriptors.feature_batches import feature_batches
 from ...storage import (
-    arrays_from_torch,
-    arrays_to_torch,
-    cached,
     hash_frames,
-    hash_json,
-    load_torch,
-    save_torch,
 )
 from ...training.config import claim_output, run_fingerprint
 from ..energy.task import (
     Features,
     cached_features,
+    cached_fit,
     fit_and_write,
     read_splits,
     split_features,
@@ -128,31 +122,26 @@ def _fitted_features(frames, species, hypers: dict, config) -> EquivariantFeatur
             species, hypers, settings.lambda_max, settings.density_components, settings.n_components
         ).fit(frames, settings.max_atoms, settings.seed)
 
-    if config.cache_dir is None:
-        return fit()
-    key = hash_json(
-        {
-            "frames": hash_frames(frames),
-            "species": list(species),
-            "hypers": hypers,
-            "settings": [
-                settings.lambda_max,
-                settings.density_components,
-                settings.n_components,
-                settings.max_atoms,
-                settings.seed,
-            ],
-        }
-    )
-    return cached(
-        Path(config.cache_dir) / "equivariant-maps" / f"maps-{key[:24]}.pt",
-        lambda path: EquivariantFeatures.from_state(
-            arrays_from_torch(load_torch(path, "equivariant maps cache entry")), hypers
-        ),
+    identity = {
+        "frames": hash_frames(frames),
+        "species": list(species),
+        "hypers": hypers,
+        "settings": [
+            settings.lambda_max,
+            settings.density_components,
+            settings.n_components,
+            settings.max_atoms,
+            settings.seed,
+        ],
+    }
+    return cached_fit(
+        config.cache_dir,
+        "equivariant-maps",
+        identity,
         fit,
-        lambda path, features: save_torch(path, arrays_to_torch(features.state())),
-        "equivariant maps cache entry",
-        key,
+        EquivariantFeatures.state,
+        lambda state: EquivariantFeatures.from_state(state, hypers),
+        "equivariant maps",
     )
 
 
