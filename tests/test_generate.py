@@ -63,6 +63,37 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
         )
 
 
+def test_checkpoint_drops_frames_it_does_not_know_even_half_written(tmp_path):
+    """A generator killed anywhere resumes: before its first save (the fresh
+    checkpoint exists from the start), after frames appended past the last
+    save, or in the middle of writing one."""
+    from ase.build import molecule
+
+    from equilens.data.generate.common import Checkpoint, state_path
+
+    output = tmp_path / "x.extxyz"
+    frames = [molecule("H2O"), molecule("CH4"), molecule("NH3")]
+    checkpoint = Checkpoint.open(state_path(output), "s", [output])
+    assert state_path(output).is_file()
+    checkpoint.append(output, frames[:1])  # killed here: nothing saved yet
+    assert Checkpoint.open(state_path(output), "s", [output]).n_frames == 0
+    assert output.stat().st_size == 0
+    checkpoint = Checkpoint.open(state_path(output), "s", [output])
+    checkpoint.append(output, frames[:2])
+    checkpoint.save(1)
+    checkpoint.append(output, frames[2:])
+    with open(output, "a") as handle:  # a frame cut in the middle of its writing
+        handle.write('3\nProperties=species:S:1:pos:R:3 pbc="F F F"\nO 0.0 0.0')
+    resumed = Checkpoint.open(state_path(output), "s", [output])
+    assert (resumed.done, resumed.n_frames) == (1, 2)
+    assert [a.get_chemical_formula() for a in ase.io.read(output, ":")] == ["H2O", "CH4"]
+    with pytest.raises(EquilensError, match="other settings"):
+        Checkpoint.open(state_path(output), "other", [output])
+    output.write_text("")
+    with pytest.raises(EquilensError, match=r"x\.extxyz has 0 bytes"):
+        Checkpoint.open(state_path(output), "s", [output])
+
+
 def test_same_seed_same_frames(tmp_path):
     config = IronWaterConfig(**TINY)
     one = generate_iron_water(tmp_path / "1.xyz", config, progress=False, calculator=_lj())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -25,7 +26,7 @@ import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ...errors import EquilensError
-from ...storage import atomic_write, hash_json, save_json
+from ...storage import hash_json, save_json
 
 #: the most atoms of one structure a generator computes: GFN-xTB's dense
 #: matrices grow as the square of the basis (about 9 functions per Fe) and
@@ -94,7 +95,9 @@ class Checkpoint:
     """The progress of a generator, in a JSON file ``path``: ``done``
     units finished, ``failed`` units (dictionaries with the reason),
     ``resume`` the state of the unit in progress (or None), and
-    ``counts`` the frames of every output file it appends to.
+    ``counts`` and ``sizes`` the frames and bytes of every output file it
+    appends to (the bytes let a resume drop a frame cut in the middle of its
+    writing without parsing it).
     """
 
     def __init__(self, path: Path, settings: str, outputs: Sequence[Path]):
@@ -105,6 +108,7 @@ class Checkpoint:
         self.failed: List[dict] = []
         self.resume: Optional[dict] = None
         self.counts: Dict[str, int] = {p.name: 0 for p in self.outputs}
+        self.sizes: Dict[str, int] = {p.name: 0 for p in self.outputs}
 
     @property
     def n_frames(self) -> int:
@@ -114,8 +118,8 @@ class Checkpoint:
     @classmethod
     def open(cls, path: Path, settings: str, outputs: Sequence[Path] = ()) -> Checkpoint:
         """The checkpoint ``path`` of a run with the fingerprint ``settings``,
-        with the ``outputs`` cut back to the frames it knows; a fresh one when
-        there is none and no output exists. Another run's or an unreadable
+        with the ``outputs`` cut back to the frames it knows; a fresh one (saved
+        at once) when there is none and no output exists. Another run's or an unreadable
         checkpoint is an error naming the file."""
         checkpoint = cls(path, settings, outputs)
         first = checkpoint.outputs[0].name if checkpoint.outputs else "the outputs"
@@ -126,6 +130,9 @@ class Checkpoint:
                     f"{' and '.join(existing)} exist without the checkpoint "
                     f"{checkpoint.path.name}: remove them or choose another output"
                 )
+            # written before the first frame: a run killed between its first
+            # append and its first save resumes (and cuts the frames back)
+            checkpoint.save(0)
             return checkpoint
         try:
             state = json.loads(checkpoint.path.read_text())
@@ -133,6 +140,7 @@ class Checkpoint:
             checkpoint.failed = list(state["failed"])
             checkpoint.resume = state["resume"]
             counts = {name: int(state["counts"][name]) for name in checkpoint.counts}
+            sizes = {name: int(state["sizes"][name]) for name in checkpoint.counts}
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             raise EquilensError(
                 f"{checkpoint.path}: unreadable generator checkpoint ({type(error).__name__}); "
@@ -142,9 +150,9 @@ class Checkpoint:
             raise EquilensError(
                 f"{checkpoint.path} was written with other settings; remove it and {first}"
             )
-        checkpoint.counts = counts
+        checkpoint.counts, checkpoint.sizes = counts, sizes
         for file in checkpoint.outputs:
-            cut_back(file, counts[file.name])
+            cut_back(file, counts[file.name], sizes[file.name])
         return checkpoint
 
     def append(self, path: Path, frames: Sequence[ase.Atoms]) -> None:
@@ -152,7 +160,9 @@ class Checkpoint:
         if frames:
             with open(path, "a") as handle:
                 ase.io.write(handle, list(frames), format="extxyz")
-        self.counts[Path(path).name] += len(frames)
+        name = Path(path).name
+        self.counts[name] += len(frames)
+        self.sizes[name] = Path(path).stat().st_size if Path(path).exists() else 0
 
     def save(self, done: int, resume: Optional[dict] = None) -> None:
         """Record ``done`` finished units and the state of the one in progress."""
@@ -165,17 +175,29 @@ class Checkpoint:
                 "failed": self.failed,
                 "n_frames": self.n_frames,
                 "counts": self.counts,
+                "sizes": self.sizes,
                 "resume": resume,
             },
         )
 
 
-def cut_back(output: Path, count: int) -> None:
-    """Leave the first ``count`` frames of ``output``, the ones its checkpoint
-    knows (frames appended after the last checkpoint go); fewer is an error."""
-    frames = ase.io.read(output, ":") if output.exists() else []
-    if len(frames) < count:
-        raise EquilensError(f"{output} has {len(frames)} frames but the checkpoint expects {count}")
-    if len(frames) > count:
-        with atomic_write(output, "w") as handle:
-            ase.io.write(handle, frames[:count], format="extxyz")
+def cut_back(output: Path, count: int, size: int) -> None:
+    """Leave the first ``size`` bytes of ``output``, the ``count`` frames its
+    checkpoint knows (frames appended after the last checkpoint go, also one
+    cut in the middle of its writing); a shorter file or another number of
+    frames is an error naming the file."""
+    output = Path(output)
+    found = output.stat().st_size if output.exists() else 0
+    if found < size:
+        raise EquilensError(
+            f"{output} has {found} bytes but its checkpoint expects {size}: "
+            "remove it and its checkpoint to start over"
+        )
+    if found > size:
+        os.truncate(output, size)
+    frames = len(ase.io.read(output, ":")) if size else 0
+    if frames != count:
+        raise EquilensError(
+            f"{output} has {frames} frames but its checkpoint expects {count}: "
+            "remove it and its checkpoint to start over"
+        )
