@@ -129,7 +129,9 @@ def test_chunked_latents_and_streaming_compare(make_potential, tmp_path, capsys)
         for key, block in tensor.items():
             other = joined[name].block(key)
             assert other.samples == block.samples
-            np.testing.assert_allclose(other.values, block.values, rtol=1e-6, atol=1e-7)
+            # float32: a chunk's SOAP and matrix products run on fewer rows, so
+            # BLAS may sum in another order (a few ulps of values of order 1)
+            np.testing.assert_allclose(other.values, block.values, rtol=1e-5, atol=1e-6)
 
     out = tmp_path / "cmp"
     assert main(["compare", str(tmp_path / "lat"), "--streaming", "--per-species",
