@@ -118,9 +118,9 @@ class Checkpoint:
     @classmethod
     def open(cls, path: Path, settings: str, outputs: Sequence[Path] = ()) -> Checkpoint:
         """The checkpoint ``path`` of a run with the fingerprint ``settings``,
-        with the ``outputs`` cut back to the frames it knows; a fresh one (saved
-        at once) when there is none and no output exists. Another run's or an unreadable
-        checkpoint is an error naming the file."""
+        with the ``outputs`` cut back to the frames it knows; a fresh one
+        (saved at once) when there is none and no output exists. Another
+        run's or an unreadable checkpoint is an error naming the file."""
         checkpoint = cls(path, settings, outputs)
         first = checkpoint.outputs[0].name if checkpoint.outputs else "the outputs"
         if not checkpoint.path.is_file():
