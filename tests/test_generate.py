@@ -1,5 +1,7 @@
 """Data generators: GFN1-xTB iron/water dynamics (tblite)."""
 
+import json
+
 import ase.io
 import numpy as np
 import pytest
@@ -89,6 +91,16 @@ def test_checkpoint_drops_frames_it_does_not_know_even_half_written(tmp_path):
     assert [a.get_chemical_formula() for a in ase.io.read(output, ":")] == ["H2O", "CH4"]
     with pytest.raises(EquilensError, match="other settings"):
         Checkpoint.open(state_path(output), "other", [output])
+    # a checkpoint of an earlier equilens counts frames only: they are kept
+    old = json.loads(state_path(output).read_text())
+    del old["sizes"]
+    state_path(output).write_text(json.dumps(old))
+    with open(output, "a") as handle:
+        handle.write('3\nProperties=species:S:1:pos:R:3 pbc="F F F"\nO 0.0 0.0')
+    resumed = Checkpoint.open(state_path(output), "s", [output])
+    assert resumed.sizes == {"x.extxyz": output.stat().st_size}
+    assert [a.get_chemical_formula() for a in ase.io.read(output, ":")] == ["H2O", "CH4"]
+    resumed.save(resumed.done)  # the next save writes the sizes
     output.write_text("")
     with pytest.raises(EquilensError, match=r"x\.extxyz has 0 bytes"):
         Checkpoint.open(state_path(output), "s", [output])

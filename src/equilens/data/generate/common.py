@@ -26,7 +26,7 @@ import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ...errors import EquilensError
-from ...storage import hash_json, save_json
+from ...storage import atomic_write, hash_json, save_json
 
 #: the most atoms of one structure a generator computes: GFN-xTB's dense
 #: matrices grow as the square of the basis (about 9 functions per Fe) and
@@ -140,7 +140,9 @@ class Checkpoint:
             checkpoint.failed = list(state["failed"])
             checkpoint.resume = state["resume"]
             counts = {name: int(state["counts"][name]) for name in checkpoint.counts}
-            sizes = {name: int(state["sizes"][name]) for name in checkpoint.counts}
+            # checkpoints of equilens before 2026-12-06 count frames only
+            known = state.get("sizes")
+            sizes = {name: int(known[name]) if known else -1 for name in checkpoint.counts}
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
             raise EquilensError(
                 f"{checkpoint.path}: unreadable generator checkpoint ({type(error).__name__}); "
@@ -150,9 +152,9 @@ class Checkpoint:
             raise EquilensError(
                 f"{checkpoint.path} was written with other settings; remove it and {first}"
             )
-        checkpoint.counts, checkpoint.sizes = counts, sizes
+        checkpoint.counts = counts
         for file in checkpoint.outputs:
-            cut_back(file, counts[file.name], sizes[file.name])
+            checkpoint.sizes[file.name] = cut_back(file, counts[file.name], sizes[file.name])
         return checkpoint
 
     def append(self, path: Path, frames: Sequence[ase.Atoms]) -> None:
@@ -181,12 +183,20 @@ class Checkpoint:
         )
 
 
-def cut_back(output: Path, count: int, size: int) -> None:
+def cut_back(output: Path, count: int, size: int) -> int:
     """Leave the first ``size`` bytes of ``output``, the ``count`` frames its
     checkpoint knows (frames appended after the last checkpoint go, also one
-    cut in the middle of its writing); a shorter file or another number of
-    frames is an error naming the file."""
+    cut in the middle of its writing), and return the size; a shorter file
+    or another number of frames is an error naming the file. ``size < 0``
+    (a checkpoint that did not record sizes): the first ``count`` frames,
+    read and written again."""
     output = Path(output)
+    if size < 0:  # a checkpoint without sizes: the frames it knows, by parsing
+        readable = count and output.exists() and output.stat().st_size > 0
+        frames = ase.io.read(output, f":{count}") if readable else []
+        with atomic_write(output, "w") as handle:
+            ase.io.write(handle, frames, format="extxyz")
+        size = output.stat().st_size
     found = output.stat().st_size if output.exists() else 0
     if found < size:
         raise EquilensError(
@@ -201,3 +211,4 @@ def cut_back(output: Path, count: int, size: int) -> None:
             f"{output} has {frames} frames but its checkpoint expects {count}: "
             "remove it and its checkpoint to start over"
         )
+    return size
