@@ -193,9 +193,9 @@ def cut_back(output: Path, count: int, size: int) -> int:
     output = Path(output)
     if size < 0:  # a checkpoint without sizes: the frames it knows, by parsing
         readable = count and output.exists() and output.stat().st_size > 0
-        frames = ase.io.read(output, f":{count}") if readable else []
+        kept = ase.io.read(output, f":{count}") if readable else []
         with atomic_write(output, "w") as handle:
-            ase.io.write(handle, frames, format="extxyz")
+            ase.io.write(handle, kept, format="extxyz")
         size = output.stat().st_size
     found = output.stat().st_size if output.exists() else 0
     if found < size:
