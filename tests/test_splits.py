@@ -1,5 +1,7 @@
 """Seeded splits are reproducible, disjoint and complete; file splits work."""
 
+from dataclasses import dataclass, replace
+
 import ase
 import ase.io
 import numpy as np
@@ -8,7 +10,13 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from equilens.config import from_mapping
 from equilens.data.io import validate_frames
-from equilens.data.splits import SplitConfig, load_splits, random_split, random_split_indices
+from equilens.data.splits import (
+    SplitConfig,
+    load_splits,
+    random_split,
+    random_split_indices,
+    split_indices,
+)
 from equilens.errors import ConfigError, DataError
 
 
@@ -80,3 +88,35 @@ def test_split_config_rejects_bad_values():
         from_mapping(SplitConfig, {"train": "x", "validation_fraction": 1.5})
     with pytest.raises(ConfigError, match="unknown key 'vaildation'"):
         from_mapping(SplitConfig, {"train": "x", "vaildation": "y"})
+
+
+def test_train_frames_nest_and_leave_the_held_out_frames_alone():
+    frames = _frames(50)
+    full = SplitConfig(train="x.extxyz", validation_fraction=0.2, seed=4)
+    every = split_indices(full, frames)
+    subsets = {}
+    for count in (5, 10, 40):
+        parts = split_indices(replace(full, train_frames=count), frames)
+        np.testing.assert_array_equal(parts["validation"], every["validation"])
+        assert len(parts["train"]) == count and set(parts["train"]) <= set(every["train"])
+        subsets[count] = set(parts["train"])
+    assert subsets[5] <= subsets[10] <= subsets[40]
+    other_seed = split_indices(replace(full, train_frames=10, seed=5), frames)["train"]
+    assert set(other_seed) != subsets[10]
+    with pytest.raises(ConfigError, match=r"data.train_frames: 41 frames .* x.extxyz has 40"):
+        split_indices(replace(full, train_frames=41), frames)
+    with pytest.raises(ConfigError, match="train_frames must be >= 1"):
+        from_mapping(SplitConfig, {"train": "x", "train_frames": 0})
+
+
+def test_a_run_without_train_frames_keeps_its_fingerprint():
+    from equilens.training.config import run_fingerprint
+
+    @dataclass
+    class Run:
+        data: SplitConfig
+
+    plain = run_fingerprint(Run(SplitConfig(train="x")), {})
+    assert "train_frames" not in plain["config"]["data"]
+    subset = run_fingerprint(Run(SplitConfig(train="x", train_frames=3)), {})
+    assert subset["config"]["data"]["train_frames"] == 3

@@ -84,6 +84,10 @@ class SplitConfig:
         the same number of atoms (e.g. monomers, dimers, trimers), so that
         every split has the same mix of sizes; the test frames are drawn
         first, then the validation frames, at least one of each
+    :param train_frames: train on this many of the training frames (after
+        the hold-outs), drawn at random with ``seed``; the frames of a smaller
+        number are among those of a larger one, so a learning curve adds
+        frames to the same set (``None``: all of them)
     """
 
     train: str
@@ -93,12 +97,15 @@ class SplitConfig:
     test_fraction: float = 0.0
     seed: int = 0
     stratify: bool = False
+    train_frames: Optional[int] = None
 
     def __post_init__(self):
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.train_frames is not None and self.train_frames < 1:
+            raise ValueError(f"train_frames must be >= 1, got {self.train_frames}")
 
 
 def stratified_split_indices(
@@ -139,6 +146,25 @@ def split_indices(config: SplitConfig, frames: Sequence[ase.Atoms]) -> Dict[str,
     Returns ``{"train": ..., "validation": ..., "test": ...}`` for the splits
     taken from this file (a split given as its own file is not included).
     """
+    parts = _held_out_indices(config, frames)
+    if config.train_frames is not None:
+        parts["train"] = _training_subset(parts["train"], config.train_frames, config)
+    return parts
+
+
+def _training_subset(train: np.ndarray, count: int, config: SplitConfig) -> np.ndarray:
+    """``count`` of the ``train`` positions, nested over ``count``."""
+    if count > len(train):
+        raise ConfigError(
+            f"data.train_frames: {count} frames asked for, the training split of "
+            f"{config.train} has {len(train)}"
+        )
+    # a stream of its own, so that the hold-outs do not depend on train_frames
+    order = np.random.default_rng([config.seed, 1]).permutation(len(train))
+    return np.sort(train[order[:count]])
+
+
+def _held_out_indices(config: SplitConfig, frames: Sequence[ase.Atoms]) -> Dict[str, np.ndarray]:
     held_out = {}
     if config.validation is None and config.validation_fraction > 0:
         held_out["validation"] = config.validation_fraction

@@ -68,6 +68,9 @@ def run_fingerprint(config, data: Dict[str, Any]) -> Dict[str, Any]:
         mapping.pop(key, None)
     if isinstance(mapping.get("training"), dict):
         mapping["training"].pop("device", None)  # a run resumes on another device
+    data_section = mapping.get("data")
+    if isinstance(data_section, dict) and data_section.get("train_frames") is None:
+        data_section.pop("train_frames", None)  # runs from before the key resume
     return {"config": mapping, "data": data}
 
 
