@@ -10,9 +10,11 @@ e.g. the 1,042 frames of the group that published 0.23 eV/Å on its larger
 iron/water set, against 324 training frames here.
 
 By default every size gets the same number of optimisation steps as the full
-set (``epochs * full / frames`` epochs; early stopping on the validation set
-still applies), so that small sets are not under-trained; ``--same-epochs``
-keeps the configuration's epochs.
+set (``epochs * full / frames`` epochs), so that small sets are not
+under-trained, and no early stopping: the learning-rate schedule runs to its
+end for every size (a run stopped early keeps a high rate and is penalised
+against the full set), and the epoch with the best validation loss is kept,
+as always. ``--same-epochs`` keeps the configuration's epochs.
 
     python benchmarks/learning_curve.py [--config iron_water] [--frames 40 81 162 324]
         [--extrapolate 1042] [--published 1042 0.23 4] [--bar 0.20 2]
@@ -90,6 +92,7 @@ def _train(config: Dict, frames: int, epochs: int, folder: Path) -> Dict:
         mapping = json.loads(json.dumps(config))
         mapping["data"]["train_frames"] = frames
         mapping["training"]["epochs"] = epochs
+        mapping["training"]["early_stopping_patience"] = epochs
         mapping["name"] = f"{config['name']}-{frames}"
         mapping["output_dir"] = str(folder / "model")
         mapping["cache_dir"] = str(folder / "cache")
