@@ -107,6 +107,11 @@ def _train(config: Dict, frames: int, epochs: int, folder: Path) -> Dict:
     summary = json.loads(metrics.read_text())
     split = "test" if "test" in summary["metrics"] else "validation"
     wall = folder / "wall_s"
+    species = {
+        key[len("force_rmse_") : -len("_eV_per_A")]: value
+        for key, value in summary["metrics"][split].items()
+        if key.startswith("force_rmse_") and key != "force_rmse_eV_per_A"
+    }
     return {
         "frames": summary["n_frames"]["train"],
         "epochs": epochs,
@@ -115,6 +120,7 @@ def _train(config: Dict, frames: int, epochs: int, folder: Path) -> Dict:
         "split": split,
         "force": summary["metrics"][split]["force_rmse_eV_per_A"],
         "energy": summary["metrics"][split]["energy_rmse_meV_per_atom"],
+        "force_per_species": species,
         "train_force": summary["metrics"]["train"]["force_rmse_eV_per_A"],
         "seconds_per_epoch": summary["seconds_per_epoch"],
         "wall_s": float(wall.read_text()) if wall.is_file() else None,
@@ -125,7 +131,9 @@ def _print(row: Dict) -> None:
     wall = "" if row["wall_s"] is None else f", wall {row['wall_s']:.0f} s"
     print(
         f"{row['frames']} frames: {row['split']} {row['energy']:.2f} meV/atom, "
-        f"{row['force']:.3f} eV/A (training forces {row['train_force']:.3f}); "
+        f"{row['force']:.3f} eV/A ("
+        + ", ".join(f"{k} {v:.3f}" for k, v in row["force_per_species"].items())
+        + f"; training forces {row['train_force']:.3f}); "
         f"{row['epochs_run']} of {row['epochs']} epochs, best {row['best_epoch']}, "
         f"{row['seconds_per_epoch']:.2f} s/epoch{wall}",
         flush=True,
