@@ -71,12 +71,15 @@ def main():
         _print(rows[-1])
     split = rows[0]["split"]
     fits = {kind: _power_law(rows, kind) for kind in ("force", "energy")}
-    for kind, (a, b) in fits.items():
+    for kind, (a, b, r2) in fits.items():
         unit = "eV/A" if kind == "force" else "meV/atom"
         guesses = ", ".join(f"{n} frames {a * n**-b:.3g} {unit}" for n in args.extrapolate)
-        print(f"{kind}: {split} RMSE = {a:.3g} * frames^-{b:.3f}; extrapolated: {guesses}")
+        print(
+            f"{kind}: {split} RMSE = {a:.3g} * frames^-{b:.3f} (R^2 in log space {r2:.3f}); "
+            f"extrapolated: {guesses}"
+        )
     summary = {"config": args.config, "split": split, "runs": rows,
-               "fits": {k: {"a": a, "b": b} for k, (a, b) in fits.items()},
+               "fits": {k: {"a": a, "b": b, "r2": r2} for k, (a, b, r2) in fits.items()},
                "extrapolate": args.extrapolate, "published": args.published,
                "bar": args.bar}  # fmt: skip
     (output / "learning_curve.json").write_text(json.dumps(summary, indent=2))
@@ -141,11 +144,16 @@ def _print(row: Dict) -> None:
 
 
 def _power_law(rows: List[Dict], kind: str):
-    """Least-squares ``(a, b)`` of ``log error = log a - b log frames``."""
+    """Least-squares ``(a, b, r2)`` of ``log error = log a - b log frames``,
+    with the fit's coefficient of determination in log space (an
+    extrapolation is only as good as the points are a straight line)."""
     frames = np.log([row["frames"] for row in rows])
     errors = np.log([row[kind] for row in rows])
     slope, intercept = np.polyfit(frames, errors, 1)
-    return float(np.exp(intercept)), float(-slope)
+    residual = errors - (intercept + slope * frames)
+    spread = np.sum((errors - errors.mean()) ** 2)
+    r2 = 1.0 - np.sum(residual**2) / spread if spread > 0 else float("nan")
+    return float(np.exp(intercept)), float(-slope), float(r2)
 
 
 def _plot(summary: Dict, path: Path) -> None:
@@ -161,10 +169,11 @@ def _plot(summary: Dict, path: Path) -> None:
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     kinds = (("force", "eV/Å"), ("energy", "meV/atom"))
     for index, (axis, (kind, unit)) in enumerate(zip(axes, kinds)):
-        a, b = summary["fits"][kind]["a"], summary["fits"][kind]["b"]
+        a, b, r2 = (summary["fits"][kind][key] for key in ("a", "b", "r2"))
         axis.loglog(frames, [row[kind] for row in rows], "o", color="C0",
                     label=f"{summary['split']} set")  # fmt: skip
-        axis.loglog(grid, a * grid**-b, "--", color="C0", label=f"fit, exponent -{b:.2f}")
+        fit = f"fit, exponent -{b:.2f}, $R^2$ {r2:.2f}"
+        axis.loglog(grid, a * grid**-b, "--", color="C0", label=fit)
         if kind == "force":
             axis.loglog(frames, [row["train_force"] for row in rows], "s", mfc="none",
                         color="C1", label="training set")  # fmt: skip
