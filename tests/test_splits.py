@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from equilens.config import from_mapping
+from equilens.config import from_mapping, to_mapping
 from equilens.data.io import validate_frames
 from equilens.data.splits import (
     SplitConfig,
@@ -18,6 +18,7 @@ from equilens.data.splits import (
     split_indices,
 )
 from equilens.errors import ConfigError, DataError
+from equilens.storage import hash_json
 
 
 def test_random_split_is_reproducible_disjoint_and_complete():
@@ -120,3 +121,18 @@ def test_a_run_without_train_frames_keeps_its_fingerprint():
     assert "train_frames" not in plain["config"]["data"]
     subset = run_fingerprint(Run(SplitConfig(train="x", train_frames=3)), {})
     assert subset["config"]["data"]["train_frames"] == 3
+
+
+def test_a_study_without_train_frames_keeps_its_claim(tmp_path, monkeypatch):
+    import json
+
+    from equilens.study.config import StudyConfig
+    from equilens.study.run import _checked_inputs
+
+    monkeypatch.chdir(tmp_path)
+    config = StudyConfig(output_dir=str(tmp_path), cache_dir=None)
+    _checked_inputs(config, tmp_path / "default", overwrite=False)
+    claimed = json.loads((tmp_path / "default" / "study.json").read_text())
+    plain = {k: v for k, v in to_mapping(config).items() if not k.endswith("_dir")}
+    del plain["data"]["train_frames"]
+    assert claimed["fingerprint"] == hash_json(plain)

@@ -9,7 +9,7 @@ Two ways to split: seeded random fractions of one dataset
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import ase
 import numpy as np
@@ -106,6 +106,13 @@ class SplitConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
         if self.train_frames is not None and self.train_frames < 1:
             raise ValueError(f"train_frames must be >= 1, got {self.train_frames}")
+
+
+def split_identity(section: Dict[str, Any]) -> Dict[str, Any]:
+    """The ``data`` section (plain mapping) as it identifies a run: keys added
+    after runs were first recorded are left out at their default, so that
+    the outputs of an earlier equilens are still those of the same run."""
+    return {key: value for key, value in section.items() if key != "train_frames" or value}
 
 
 def stratified_split_indices(

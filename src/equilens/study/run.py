@@ -44,7 +44,7 @@ from metatensor import Labels, TensorMap
 from ..analysis.labels import CATEGORICAL, atom_labels
 from ..config import to_mapping
 from ..data.io import with_species
-from ..data.splits import load_splits
+from ..data.splits import load_splits, split_identity
 from ..descriptors import compute_soap
 from ..errors import EquilensError
 from ..models.energy.model import FeatureMemo, ProjectedPotential
@@ -87,6 +87,7 @@ def _checked_inputs(config: StudyConfig, folder: Path, overwrite: bool):
     opened = open_external(config.models, analysis.frames)
     chemiscope_file = Path(config.chemiscope_dir) / f"{config.name}.json.gz"
     settings = {k: v for k, v in to_mapping(config).items() if not k.endswith("_dir")}
+    settings["data"] = split_identity(settings["data"])
     owned = [folder / name for name in STUDY_OUTPUTS] + [chemiscope_file]
     claim_outputs(folder / "study.json", settings, owned, overwrite, f"study folder {folder}")
     return splits, analysis, opened

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from ..config import to_mapping
+from ..data.splits import split_identity
 from ..errors import ConfigError
 from ..storage import claim_outputs
 from .distributed import main_first
@@ -68,9 +69,8 @@ def run_fingerprint(config, data: Dict[str, Any]) -> Dict[str, Any]:
         mapping.pop(key, None)
     if isinstance(mapping.get("training"), dict):
         mapping["training"].pop("device", None)  # a run resumes on another device
-    data_section = mapping.get("data")
-    if isinstance(data_section, dict) and data_section.get("train_frames") is None:
-        data_section.pop("train_frames", None)  # runs from before the key resume
+    if isinstance(mapping.get("data"), dict):
+        mapping["data"] = split_identity(mapping["data"])
     return {"config": mapping, "data": data}
 
 
