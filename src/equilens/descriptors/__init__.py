@@ -38,7 +38,7 @@ from metatensor import TensorMap
 from ..storage import TensorMapCache, hash_frames, hash_json
 from ._batches import frames_species
 from .compression import EquivariantPCA, SpeciesPCA
-from .config import PRESETS, AlchemicalConfig, DescriptorConfig, SoapHypers
+from .config import PRESETS, RADIAL_SCALING, AlchemicalConfig, DescriptorConfig, SoapHypers
 from .lambda_soap import compute_lambda_soap
 from .projected import FeatureSet, featurize
 from .soap import compute_soap
@@ -48,6 +48,7 @@ CACHE_FORMAT = 2
 
 __all__ = [
     "PRESETS",
+    "RADIAL_SCALING",
     "AlchemicalConfig",
     "DescriptorConfig",
     "EquivariantPCA",

@@ -15,7 +15,7 @@ from ..analysis.labels import LabelConfig
 from ..config import from_mapping, load_yaml
 from ..data.io import ReadOptions
 from ..data.splits import SplitConfig
-from ..descriptors import DescriptorConfig
+from ..descriptors import RADIAL_SCALING, DescriptorConfig
 from ..errors import ConfigError, EquilensError
 from ..models.bpnn.config import CompressionConfig
 from ..training.loop import TrainConfig
@@ -105,7 +105,9 @@ class StudyConfig:
     :param name: the study's name (outputs in ``<output_dir>/<name>``)
     :param data: the labelled frames and how validation and test are held out
     :param read: how frames are read and validated (energies and forces required)
-    :param descriptor: the SOAP of every trained model
+    :param descriptor: the SOAP of every trained model (default: the ``small``
+        preset with the radial scaling
+        :data:`~equilens.descriptors.config.RADIAL_SCALING`)
     :param compression: the per-species PCA of SOAP of every trained model
     :param training: the training settings shared by the sweep
     :param sweep: the architectures trained, each with every seed
@@ -132,7 +134,9 @@ class StudyConfig:
     )
     read: ReadOptions = field(default_factory=lambda: ReadOptions(require_forces=True))
     descriptor: DescriptorConfig = field(
-        default_factory=lambda: DescriptorConfig(preset="small", species=(1, 8, 26))
+        default_factory=lambda: DescriptorConfig(
+            preset="small", species=(1, 8, 26), hypers={"radial_scaling": list(RADIAL_SCALING)}
+        )
     )
     compression: CompressionConfig = field(default_factory=lambda: CompressionConfig(64))
     training: TrainConfig = field(
