@@ -15,7 +15,7 @@ from equilens.data.examples import iron_water_example
 from equilens.descriptors import PRESETS, compute_soap
 from equilens.descriptors.compression import SpeciesPCA
 from equilens.descriptors.feature_batches import feature_batches
-from equilens.descriptors.feature_files import FeatureWriter, open_features
+from equilens.descriptors.feature_files import FeatureWriter, open_features, resident
 from equilens.descriptors.projected import (
     FeatureSet,
     featurize,
@@ -85,6 +85,21 @@ def test_a_streamed_set_selects_like_the_in_memory_one(frames, pca, in_memory, t
     _assert_equal(shuffled.reordered([2, 0]).select([0, 1]), gathered.select([2, 0]))
     # no temporary folder left beside the set
     assert [p.name for p in tmp_path.iterdir()] == ["set"]
+
+
+def test_a_small_set_is_read_whole_a_large_one_batch_by_batch(frames, pca, in_memory, tmp_path):
+    """``resident``: the same frames, in the seed's order and type, from
+    one read of the files when the set fits the limit; a larger set stays
+    on disk."""
+    mapped = _written(frames, pca, in_memory, tmp_path / "set")
+    order = [4, 0, 6, 2, 5, 1, 3]
+    shuffled = mapped.reordered(order).to(dtype=torch.float64)
+    whole = resident(shuffled, limit=mapped.nbytes)
+    assert isinstance(whole, FeatureSet)
+    assert whole.x.dtype == torch.float64 and whole.grad_values.dtype == torch.float16
+    for positions in (list(range(7)), [0, 1, 2], [6], [5, 0]):
+        _assert_equal(whole.select(positions), shuffled.select(positions))
+    assert resident(shuffled, limit=mapped.nbytes - 1) is shuffled
 
 
 def _computing_process(batch):

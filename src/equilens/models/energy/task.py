@@ -23,7 +23,12 @@ from ...config import to_mapping
 from ...data.io import Dataset, with_species
 from ...data.splits import load_splits
 from ...descriptors.feature_batches import BATCHES_PER_PROCESS
-from ...descriptors.feature_files import FeatureWriter, MappedFeatureSet, open_features
+from ...descriptors.feature_files import (
+    FeatureWriter,
+    MappedFeatureSet,
+    open_features,
+    resident,
+)
 from ...descriptors.projected import FeatureSet, target_tensors, with_targets
 from ...devices import resolve_device
 from ...errors import ConfigError, EquilensError, FileFormatError
@@ -146,8 +151,10 @@ def cached_features(
     ``check_disk(frames, folder)`` (which raises when they would not fit),
     and training reads them batch by batch
     (:class:`~equilens.descriptors.feature_files.MappedFeatureSet`): the set
-    never exists whole in memory, and a long featurization runs in child
-    processes (:data:`~equilens.descriptors.feature_batches.BATCHES_PER_PROCESS`
+    never exists whole in memory (a small one is read whole:
+    :func:`~equilens.descriptors.feature_files.resident`), and a long
+    featurization runs in child processes
+    (:data:`~equilens.descriptors.feature_batches.BATCHES_PER_PROCESS`
     batches each). A damaged entry is reported with a
     warning and computed again. Without a cache the set is assembled in
     memory.
@@ -161,7 +168,7 @@ def cached_features(
     folder = Path(cache_dir) / "features" / f"features-{key[:24]}"
     if folder.exists():
         try:
-            return open_features(folder, key)
+            return resident(open_features(folder, key))
         except FileFormatError as error:
             warnings.warn(f"{error}; computing the projected features again", stacklevel=2)
     check_disk(dataset.frames, cache_dir)
@@ -169,7 +176,7 @@ def cached_features(
         for part in batches(BATCHES_PER_PROCESS):
             writer.append(part)
         writer.finish(*target_tensors(dataset.energies, dataset.forces, dtype))
-    return open_features(folder, key, verify=False)
+    return resident(open_features(folder, key, verify=False))
 
 
 def cached_fit(
