@@ -149,3 +149,20 @@ def test_lfre_on_a_local_cluster_equals_one_process():
     with cluster, Client(cluster) as client, joblib_backend(client):
         two = compare(data, n_jobs=2, **options)
     assert np.array_equal(one.matrices["lfre"], two.matrices["lfre"])
+
+
+def test_local_workers_run_one_thread_without_dasks_malloc_trim(monkeypatch):
+    """A local cluster's workers get one thread per library and not the
+    ``MALLOC_TRIM_THRESHOLD_`` of Dask's nanny (it makes training 1.4x
+    slower), whatever this process's environment has."""
+    import os
+
+    from equilens.study.cluster import dask_client
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    names = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "RAYON_NUM_THREADS")
+    with dask_client("local:1") as client:
+        seen = client.run(lambda: {name: os.environ.get(name) for name in names})
+    (environment,) = seen.values()
+    assert environment == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1",
+                           "RAYON_NUM_THREADS": "1"}  # fmt: skip

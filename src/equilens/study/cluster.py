@@ -63,10 +63,19 @@ def dask_client(scheduler: Optional[str]) -> Iterator[Optional[Any]]:
         import dask
 
         # one thread per worker for every library (torch, BLAS, featomic's
-        # rayon pool), and no statistical profiler sampling the workers
+        # rayon pool), and no statistical profiler sampling the workers.
+        # Dask's nanny would also set MALLOC_TRIM_THRESHOLD_=65536 (its
+        # pre-spawn-environ), which turns off glibc's dynamic mmap threshold:
+        # every training step's tensors are then mapped and unmapped afresh,
+        # and a BPNN of the default study trains 1.4x slower (0.083 -> 0.118 s
+        # per epoch, docs/benchmarks.md); the workers get the thread limits only
         single = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                          "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")}  # fmt: skip
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        settings = {
+            "distributed.worker.profile.enabled": False,
+            "distributed.nanny.pre-spawn-environ": single,
+        }
+        with dask.config.set(settings):
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
