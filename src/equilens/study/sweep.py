@@ -104,13 +104,8 @@ def train_sweep(
     return models, summaries
 
 
-def _train_run(
-    config: StudyConfig, entry: ArchitectureConfig, seed: int, folder, overwrite, after=None
-):
-    """One run of the sweep (a Dask task): trains into its folder.
-
-    :param after: the run that computes the cache entries this one reads
-        (Dask starts this task once that one has finished)"""
+def _train_run(config: StudyConfig, entry: ArchitectureConfig, seed: int, folder, overwrite):
+    """One run of the sweep (a Dask task): trains into its folder."""
     _, summary = single_threaded(
         train, entry_config(config, entry, seed, folder), False, overwrite=overwrite
     )
@@ -126,40 +121,53 @@ def _train_on_cluster(
     Runs that share cached work (:func:`equilens.models.registry.shared_work`:
     one compression and its features for every BPNN and seed of the sweep,
     one set of maps and features for every seed of an equivariant entry)
-    wait for the first of them, which runs with priority: two workers
-    computing the same features side by side would both pay for them."""
+    are submitted once the first of them has finished, which runs with
+    priority: two workers computing the same features side by side would
+    both pay for them. They are submitted then, not before with the first
+    as a dependency, so that the scheduler gives them to whichever worker is
+    free (a dependency would tie them to the worker that ran the first: the
+    seeds of the equivariant entry queued there one after the other while
+    the other worker idled)."""
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
-    futures: Dict[Any, Tuple[str, int]] = {}
-    first: Dict[str, Any] = {}
-    waits: Dict[Any, Any] = {}
+    runs: Dict[Any, Tuple[str, int]] = {}
+    waiting: Dict[str, list] = {}  # shared work -> the runs that wait for it
+    shares: Dict[Any, str] = {}  # the first run of each shared work -> its key
+
+    def submit(entry: ArchitectureConfig, seed: int, priority: int):
+        future = client.submit(
+            _train_run, config, entry, seed, folder, overwrite, pure=False,
+            key=f"train-{entry.name}-seed{seed}-{id(config):x}", priority=priority,
+        )  # fmt: skip
+        runs[future] = (entry.name, seed)
+        return future
+
+    submitted = []
     for entry in config.sweep:
         for seed in config.seeds:
             share = shared_work(entry_config(config, entry, seed, folder))
-            after = first.get(share) if share is not None else None
-            future = client.submit(
-                _train_run, config, entry, seed, folder, overwrite, after, pure=False,
-                key=f"train-{entry.name}-seed{seed}-{id(config):x}",
-                priority=0 if after is not None else 1,
-            )  # fmt: skip
-            if share is not None and after is None:
-                first[share] = future
-            futures[future] = (entry.name, seed)
-            waits[future] = after
-    bar = tqdm(total=len(futures), desc="sweep on Dask", unit="run", disable=not progress)
+            if share is not None and share in waiting:
+                waiting[share].append((entry, seed))
+                continue
+            future = submit(entry, seed, priority=1 if share is not None else 0)
+            submitted.append(future)
+            if share is not None:
+                waiting[share], shares[future] = [], share
+    total = len(config.sweep) * len(config.seeds)
+    bar = tqdm(total=total, desc="sweep on Dask", unit="run", disable=not progress)
     summaries = {}
     with bar:
-        for future in as_completed(futures):
+        finished = as_completed(submitted)
+        for future in finished:
+            name, seed = runs[future]
             error = future.exception()
-            after = waits[future]
-            if error is not None and after is not None and after.status == "error":
-                future = after  # the run it waited for failed: name that one
-            name, seed = futures[future]
             if error is not None:
                 raise StudyError(f"stage 'train' (model {name}, seed {seed}): {error}") from error
             summaries[f"{name}/seed{seed}"] = future.result()
             bar.update(1)
+            for entry, other in waiting.pop(shares.get(future, ""), []):
+                finished.add(submit(entry, other, priority=1))
     # the models the workers wrote, opened here from their run folders
     models, ordered = {}, {}
     for entry in config.sweep:
