@@ -127,7 +127,8 @@ def _train_on_cluster(
     as a dependency, so that the scheduler gives them to whichever worker is
     free (a dependency would tie them to the worker that ran the first: the
     seeds of the equivariant entry queued there one after the other while
-    the other worker idled)."""
+    the other worker idled), with the first run's seconds as their priority:
+    the longest runs start first, the short ones fill the gaps."""
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -166,8 +167,11 @@ def _train_on_cluster(
                 raise StudyError(f"stage 'train' (model {name}, seed {seed}): {error}") from error
             summaries[f"{name}/seed{seed}"] = future.result()
             bar.update(1)
+            # the longest runs first (the shortest finishing time of the
+            # whole): the first run's seconds stand for its group's
+            length = 1 + int(summaries[f"{name}/seed{seed}"].get("seconds", 0))
             for entry, other in waiting.pop(shares.get(future, ""), []):
-                finished.add(submit(entry, other, priority=1))
+                finished.add(submit(entry, other, priority=length))
     # the models the workers wrote, opened here from their run folders
     models, ordered = {}, {}
     for entry in config.sweep:
