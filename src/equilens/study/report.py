@@ -124,7 +124,11 @@ def write_report(
         "descriptors and compressions of equilens' families are the same for every seed, "
         "so the spreads below are the training's); descriptor preset "
         f"`{config.descriptor.preset}`"
-        + (f" with overrides `{config.descriptor.hypers}`" if config.descriptor.hypers else "")
+        + (
+            " with " + ", ".join(f"`{k}: {v}`" for k, v in config.descriptor.hypers.items())
+            if config.descriptor.hypers
+            else ""
+        )
         + (f"; external models: {', '.join(config.models)}." if config.models else "."),
         "",
         "## Most interpretable layer (physical labels only)",
