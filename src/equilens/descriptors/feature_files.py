@@ -281,11 +281,7 @@ class MappedFeatureSet:
         set's order, on the device and in the type :meth:`to` recorded."""
         stored = self.stored
         changes = {
-            name: torch.from_numpy(
-                np.fromfile(self.folder / f"{name}.bin", dtype=np.dtype(meta["dtype"])).reshape(
-                    meta["rows"], *meta["row"]
-                )
-            )
+            name: _read_array(self.folder, name, meta)
             for name, meta in self.arrays.items()
             if name in MAPPED
         }
@@ -351,6 +347,12 @@ class MappedFeatureSet:
         return torch.from_numpy(mapped)
 
 
+def _read_array(folder: Path, name: str, meta: dict) -> torch.Tensor:
+    """The whole array ``name`` of a stored set, read into memory."""
+    values = np.fromfile(folder / f"{name}.bin", dtype=np.dtype(meta["dtype"]))
+    return torch.from_numpy(values.reshape(meta["rows"], *meta["row"]))
+
+
 def _row_bytes(meta: dict) -> int:
     return int(np.dtype(meta["dtype"]).itemsize * int(np.prod(meta["row"], dtype=np.int64)))
 
@@ -396,11 +398,7 @@ def open_features(folder: PathLike, key: str, verify: bool = True) -> MappedFeat
             raise FileFormatError(f"{path}: checksum mismatch (truncated or damaged)")
 
     def read(name: str) -> Optional[torch.Tensor]:
-        if name not in arrays:
-            return None
-        meta = arrays[name]
-        values = np.fromfile(folder / f"{name}.bin", dtype=np.dtype(meta["dtype"]))
-        return torch.from_numpy(values.reshape(meta["rows"], *meta["row"]))
+        return _read_array(folder, name, arrays[name]) if name in arrays else None
 
     atom_offsets, species = read("atom_offsets"), read("species")
     if atom_offsets is None or species is None or len(atom_offsets) != index["frames"] + 1:
