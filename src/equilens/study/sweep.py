@@ -151,7 +151,8 @@ def _train_on_cluster(
             if share is not None and share in waiting:
                 waiting[share].append((entry, seed))
                 continue
-            future = submit(entry, seed, priority=1 if share is not None else 0)
+            # a first run unlocks others: it goes before any waiting run
+            future = submit(entry, seed, priority=10**9 if share is not None else 0)
             submitted.append(future)
             if share is not None:
                 waiting[share], shares[future] = [], share
