@@ -83,6 +83,38 @@ def test_tensormaps_are_aligned_by_samples():
     assert result.matrices["gfre"][0, 1] < 1e-6
 
 
+def test_selected_rows_of_blocks_are_the_stacked_rows():
+    """A comparison gathers only its chosen rows from the blocks: the same
+    rows, in sample order, as stacking every block first."""
+    from equilens.tensormaps import StackedBlocks, stack_blocks
+
+    rng = np.random.default_rng(3)
+    rows = np.array([[s, a] for s in range(4) for a in range(6)], dtype=np.int32)
+    rows = rows[rng.permutation(len(rows))]
+    species = rng.choice([1, 8, 26], len(rows))
+    values = rng.normal(size=(len(rows), 3))
+    blocks = [
+        TensorBlock(
+            values[species == z],
+            Labels(["system", "atom"], rows[species == z]),
+            [],
+            Labels.range("feature", 3),
+        )
+        for z in (1, 8, 26)
+    ]
+    tensor = TensorMap(Labels(["center_type"], np.array([[1], [8], [26]], dtype=np.int32)), blocks)
+    stacked, samples = stack_blocks(tensor, "t")
+    order = np.lexsort(rows.T[::-1])
+    np.testing.assert_array_equal(stacked, values[order])
+    np.testing.assert_array_equal(samples.values, rows[order])
+    chosen = np.sort(rng.choice(len(rows), 9, replace=False))
+    np.testing.assert_array_equal(StackedBlocks(tensor, "t").rows(chosen), stacked[chosen])
+    other = rng.normal(size=(len(rows), 2))
+    by_map = compare({"t": tensor, "o": other[order]}, measures=("gfre",), n_samples=20)
+    by_array = compare({"t": stacked, "o": other[order]}, measures=("gfre",), n_samples=20)
+    np.testing.assert_array_equal(by_map.matrices["gfre"], by_array.matrices["gfre"])
+
+
 def test_files_without_a_structure_fingerprint_are_named(tmp_path, capsys):
     """.mts files written by another tool carry no structure fingerprint:
     `equilens compare` says it could not check their structures."""

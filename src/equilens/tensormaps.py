@@ -1,7 +1,8 @@
 """Small helpers over metatensor TensorMaps shared by the whole package.
 
 - building per-atom TensorMaps from arrays (:func:`atom_tensormap`);
-- stacking invariant blocks into one array (:func:`stack_blocks`);
+- stacking invariant blocks into one array (:func:`stack_blocks`, or only
+  the rows asked for: :class:`StackedBlocks`);
 - moving TensorMaps between metatensor and metatensor-torch
   (:func:`to_metatensor_torch`, :func:`to_metatensor_numpy`);
 - joining per-batch results (:func:`join_by_system`);
@@ -122,30 +123,62 @@ def frame_atoms(frames) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return system, atom, numbers
 
 
-def stack_blocks(tensor: TensorMap, name: str) -> Tuple[np.ndarray, Labels]:
-    """Values of all blocks of an invariant ``tensor`` stacked in sample order.
+class StackedBlocks:
+    """The blocks of an invariant TensorMap as one array in sample order,
+    gathered only for the rows asked for: choosing 10,000 of a million atoms
+    copies those rows, not the whole set (:func:`stack_blocks` gathers all).
 
-    Blocks (e.g. one per species) must have the same properties count and
-    no components; rows are sorted by their sample values (``system``,
-    ``atom``, ...). ``name`` is used in error messages.
+    :param tensor: blocks (e.g. one per species) with the same properties
+        count and no components; rows are sorted by their sample values
+        (``system``, ``atom``, ...)
+    :param name: the set's name in error messages
+    """
+
+    def __init__(self, tensor: TensorMap, name: str):
+        blocks, samples = [], []
+        for block in tensor.blocks():
+            if len(block.components) != 0:
+                raise EquilensError(
+                    f"feature set '{name}' has components {block.components[0].names}; use "
+                    "the invariant blocks (or the equivariant measure) here"
+                )
+            blocks.append(np.asarray(block.values))
+            samples.append(block.samples.values)
+        if len({b.shape[1] for b in blocks}) > 1:
+            raise EquilensError(
+                f"feature set '{name}': blocks have different numbers of properties"
+            )
+        rows = np.concatenate(samples)
+        #: the stacked row (blocks one after the other) of each sorted row
+        self.order = np.lexsort(rows.T[::-1])
+        self.samples = Labels(tensor.block(0).samples.names, rows[self.order].astype(np.int32))
+        self._blocks = blocks
+        self._starts = np.cumsum([0] + [len(b) for b in blocks])
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def rows(self, index: Optional[np.ndarray] = None) -> np.ndarray:
+        """The values of the sorted rows ``index`` (all when ``None``)."""
+        stacked = self.order if index is None else self.order[np.asarray(index)]
+        if len(self._blocks) == 1:
+            return self._blocks[0][stacked]
+        block = np.searchsorted(self._starts, stacked, side="right") - 1
+        values = np.empty((len(stacked), self._blocks[0].shape[1]), np.result_type(*self._blocks))
+        for b, part in enumerate(self._blocks):
+            mine = block == b
+            values[mine] = part[stacked[mine] - self._starts[b]]
+        return values
+
+
+def stack_blocks(tensor: TensorMap, name: str) -> Tuple[np.ndarray, Labels]:
+    """Values of all blocks of an invariant ``tensor`` stacked in sample order
+    (:class:`StackedBlocks`, every row). ``name`` is used in error messages.
 
     :returns: ``(values, samples)``
     """
-    values, samples = [], []
-    for block in tensor.blocks():
-        if len(block.components) != 0:
-            raise EquilensError(
-                f"feature set '{name}' has components {block.components[0].names}; use the "
-                "invariant blocks (or the equivariant measure) here"
-            )
-        values.append(np.asarray(block.values))
-        samples.append(block.samples.values)
-    if len({len(b.properties) for b in tensor.blocks()}) > 1:
-        raise EquilensError(f"feature set '{name}': blocks have different numbers of properties")
-    array, rows = np.concatenate(values), np.concatenate(samples)
-    order = np.lexsort(rows.T[::-1])
-    names = tensor.block(0).samples.names
-    return array[order], Labels(names, rows[order].astype(np.int32))
+    stacked = StackedBlocks(tensor, name)
+    return stacked.rows(), stacked.samples
 
 
 def to_metatensor_torch(tensor: TensorMap, dtype=None, device=None):

@@ -47,10 +47,15 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ..errors import EquilensError
-from ..tensormaps import check_same_structures, stack_blocks
+from ..tensormaps import StackedBlocks, check_same_structures
 from .estimators import warn_few_rows
 from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
-from .reconstruction import global_measures, local_squared_errors
+from .reconstruction import (
+    ScaledTargets,
+    global_measures,
+    local_squared_errors,
+    scaled_targets,
+)
 from .sampling import sample_split
 
 MEASURES = ("gfre", "gfrd", "lfre")
@@ -112,9 +117,11 @@ def compare(
     :param split: explicit ``(train_idx, test_idx)`` into the selected
         samples, instead of the seeded split (e.g. to match another tool)
     :param progress: show progress bars
-    :param n_jobs: joblib workers for LFRE (tasks of one source and 100 test
-        points; ``None``: one per CPU core; a Dask cluster's under
-        ``joblib.parallel_config(backend="dask")``); the values do not depend on it
+    :param n_jobs: joblib workers for GFRE/GFRD (a task per source) and LFRE
+        (tasks of one source and 100 test points); ``None``: one per CPU core;
+        a Dask cluster's under ``joblib.parallel_config(backend="dask")``. The
+        LFRE values do not depend on it; GFRE/GFRD in workers fit on one BLAS
+        thread, whose round-off may differ from several threads' (1e-12)
     :param rank_samples: subsample of the selection for CKA, information
         imbalance and intrinsic dimension
     """
@@ -124,18 +131,21 @@ def compare(
     if len(features) < 2:
         raise EquilensError("compare needs at least two feature sets")
     names = list(features)
-    arrays = _aligned_arrays(features)
+    sets = _aligned_sets(features)
 
     rng = np.random.default_rng(seed)
+    first = sets[names[0]]
+    if selection == "fps" and isinstance(first, StackedBlocks):
+        first = first.rows()  # farthest-point sampling reads every row
     chosen, train_idx, test_idx = sample_split(
-        arrays[names[0]], n_samples, selection, train_fraction, split, rng
+        first, n_samples, selection, train_fraction, split, rng
     )
-    data = [arrays[name][chosen] for name in names]
+    data = [_selected_rows(name, sets[name], chosen) for name in names]
     if any(m in measures for m in ("gfre", "gfrd")):
         warn_few_rows(len(train_idx), max(array.shape[1] for array in data), "GFRE/GFRD")
     seconds: Dict[str, float] = {}
     global_measures = [m for m in measures if m in ("gfre", "gfrd")]
-    values = _global_values(data, global_measures, train_idx, test_idx, seconds, progress)
+    values = _global_values(data, global_measures, train_idx, test_idx, seconds, progress, n_jobs)
     lfre_train = lfre_test = None
     if "lfre" in measures:
         fraction = min(1.0, lfre_samples / len(chosen))
@@ -192,28 +202,54 @@ def compare(
     )
 
 
-def _global_values(data, measures, train_idx, test_idx, seconds, progress) -> Dict[tuple, float]:
+def _global_values(
+    data, measures, train_idx, test_idx, seconds, progress, n_jobs
+) -> Dict[tuple, float]:
     """GFRE / GFRD of every ordered pair: ``{(measure, i, j): value}``.
 
     One fit per source for all its targets (:mod:`equilens.analysis.reconstruction`,
-    scikit-matter's values); GFRD reuses the ridge of GFRE.
+    scikit-matter's values); GFRD reuses the ridge of GFRE. With several
+    ``n_jobs`` the sources run in joblib's worker processes on one BLAS
+    thread each, the widest first: two singular value decompositions side
+    by side use two cores better than one on two threads.
     """
     values: Dict[tuple, float] = {}
     if not measures:
         return values
-    bar = dict(desc="GFRE/GFRD", unit="source", disable=not progress)
-    for i in tqdm(range(len(data)), **bar):
-        started = time.perf_counter()
-        errors, distortions = global_measures(
-            data[i], data, train_idx, test_idx, distortion="gfrd" in measures
-        )
-        # one fit serves both measures: its time is shared between them
-        share = (time.perf_counter() - started) / len(measures)
+    started = time.perf_counter()
+    order = sorted(range(len(data)), key=lambda i: -data[i].shape[1])
+    # every source's targets: scaled once
+    options = (scaled_targets(data, train_idx, test_idx), train_idx, test_idx)
+    distortion = "gfrd" in measures
+    jobs = _workers(n_jobs, len(data))
+    bar = dict(total=len(data), desc="GFRE/GFRD", unit="source", disable=not progress)
+    if jobs == 1:
+        rows = (global_measures(data[i], *options, distortion=distortion) for i in order)
+    else:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=jobs, return_as="generator", max_nbytes="1M")
+        rows = parallel(delayed(_global_task)(data[i], *options, distortion) for i in order)
+    for i, (errors, distortions) in zip(order, tqdm(rows, **bar)):
         for measure in measures:
-            seconds[measure] = seconds.get(measure, 0.0) + share
             row = errors if measure == "gfre" else distortions
             values.update({(measure, i, j): value for j, value in enumerate(row)})
+    # one fit serves both measures: its time is shared between them
+    share = (time.perf_counter() - started) / len(measures)
+    seconds.update({measure: share for measure in measures})
     return values
+
+
+def _global_task(source: np.ndarray, targets: ScaledTargets, train, test, distortion: bool):
+    """GFRE and GFRD from one source to every set, on one BLAS thread."""
+    with threadpool_limits(1):
+        return global_measures(source, targets, train, test, distortion=distortion)
+
+
+def _workers(n_jobs: Optional[int], tasks: int) -> int:
+    """Worker processes for ``tasks``: ``n_jobs`` (``None``: one per core), at
+    most one per task."""
+    return max(1, min(n_jobs or os.cpu_count() or 1, tasks))
 
 
 def _rank_values(data, measures, seconds) -> Dict[tuple, float]:
@@ -255,7 +291,7 @@ def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, 
     # the widest sources (the slowest local factorisations) first
     order = sorted(range(len(data)), key=lambda i: -subset[i].shape[1])
     tasks = [(i, local_train, chunk, neighbors) for i in order for chunk in chunks]
-    jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(tasks)))
+    jobs = _workers(n_jobs, len(tasks))
     bar = dict(total=len(tasks), desc="LFRE", unit="task", disable=not progress)
     if jobs == 1:
         squared = [_lfre_task(task, subset) for task in tqdm(tasks, **bar)]
@@ -343,30 +379,45 @@ def _split_species(tensor: TensorMap, name: str) -> Dict[int, np.ndarray]:
     return parts
 
 
-def _aligned_arrays(features: Mapping[str, FeatureSet]) -> Dict[str, np.ndarray]:
+Rows = Union[StackedBlocks, np.ndarray]
+
+
+def _aligned_sets(features: Mapping[str, FeatureSet]) -> Dict[str, Rows]:
+    """Each set's rows in sample order (TensorMaps' blocks gathered only
+    where :func:`_selected_rows` asks), all with the same samples."""
     check_same_structures(features)
-    arrays, reference = {}, None
+    sets: Dict[str, Rows] = {}
+    reference = None
     for name, value in features.items():
         if isinstance(value, TensorMap):
-            array, samples = stack_blocks(value, name)
+            stacked = StackedBlocks(value, name)
             if reference is None:
-                reference = (name, samples)
-            elif samples != reference[1]:
+                reference = (name, stacked.samples)
+            elif stacked.samples != reference[1]:
                 raise EquilensError(
                     f"feature sets '{reference[0]}' and '{name}' do not have the same samples"
                 )
+            sets[name] = stacked
         else:
             array = np.asarray(value, dtype=np.float64)
             if array.ndim != 2:
                 raise EquilensError(
                     f"feature set '{name}' must be 2-dimensional, got {array.shape}"
                 )
-        if not np.all(np.isfinite(array)):
-            raise EquilensError(f"feature set '{name}' contains NaN or inf")
-        if is_constant(array):
-            raise EquilensError(f"feature set '{name}' is constant: nothing to reconstruct")
-        arrays[name] = array
-    lengths = {name: len(a) for name, a in arrays.items()}
+            sets[name] = array
+    lengths = {name: len(a) for name, a in sets.items()}
     if len(set(lengths.values())) != 1:
         raise EquilensError(f"feature sets have different numbers of samples: {lengths}")
-    return arrays
+    return sets
+
+
+def _selected_rows(name: str, rows: Rows, chosen) -> np.ndarray:
+    """The ``chosen`` rows of one set (float64), checked: the measures see
+    only these rows, so these are the ones that must be finite and vary."""
+    array = np.asarray(rows.rows(chosen) if isinstance(rows, StackedBlocks) else rows[chosen])
+    array = array.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(array)):
+        raise EquilensError(f"feature set '{name}' contains NaN or inf")
+    if is_constant(array):
+        raise EquilensError(f"feature set '{name}' is constant: nothing to reconstruct")
+    return array

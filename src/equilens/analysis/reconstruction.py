@@ -24,7 +24,8 @@ fits instead of ``n^2`` (``2 n^2`` with GFRD).
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -48,7 +49,7 @@ def _scaled(a: np.ndarray, train: np.ndarray, test: np.ndarray) -> Tuple[np.ndar
 
 def global_measures(
     source: np.ndarray,
-    targets: Sequence[np.ndarray],
+    targets: Union[Sequence[np.ndarray], ScaledTargets],
     train: np.ndarray,
     test: np.ndarray,
     distortion: bool = True,
@@ -56,15 +57,19 @@ def global_measures(
     random_state: int = SKMATTER_RANDOM_STATE,
 ) -> Tuple[List[float], List[float]]:
     """GFRE and GFRD (``nan`` when not ``distortion``) from ``source`` to
-    each of ``targets`` (rows aligned), fitted on ``train``, scored on ``test``."""
+    each of ``targets`` (rows aligned; or already :func:`scaled_targets` for
+    this split), fitted on ``train``, scored on ``test``."""
     x_train, x_test = _scaled(np.asarray(source, dtype=np.float64), train, test)
-    y_train, y_test, starts, widths = _stacked(targets, train, test)
+    if not isinstance(targets, ScaledTargets):
+        targets = scaled_targets(targets, train, test)
+    y_train, y_test = targets.train, targets.test
+    starts, widths = targets.starts, targets.widths
     f = _Factorization(x_train, random_state)
     cutoffs = np.asarray(alphas, dtype=np.float64) * max(np.max(f.s1), np.max(f.s2))
     best = np.argmax(cutoff_scores(f, y_train, cutoffs, widths), axis=0)
     ut, s, vt = f.full()
     coefficients = (ut @ y_train) / s[:, None]
-    a_train, a_test = x_train @ vt.T, x_test @ vt.T
+    a_test = x_test @ vt.T
     errors, distortions = [], []
     for t, (start, width) in enumerate(zip(starts, widths)):
         k = min(len(s), int(np.sum(s > cutoffs[best[t]])))
@@ -73,19 +78,25 @@ def global_measures(
         difference = y_test[:, columns] - ridge_test
         errors.append(float(np.sqrt(np.sum(difference**2) / len(test))))
         if distortion:
-            ridge_train = a_train[:, :k] @ coefficients[:k, columns]
-            distortions.append(orthogonal_distance(x_train, x_test, ridge_train, ridge_test))
+            # X^T (ridge on the training rows) = V_k S_k^2 C_k: X = U S V^T and
+            # the ridge is U_k S_k C_k, so neither it nor the product is formed
+            cross = vt[:k].T @ (s[:k, None] ** 2 * coefficients[:k, columns])
+            distortions.append(orthogonal_distance(cross, x_test, ridge_test))
         else:
             distortions.append(float("nan"))
     return errors, distortions
 
 
-def orthogonal_distance(x_train, x_test, ridge_train, ridge_test) -> float:
+def orthogonal_distance(cross, x_test, ridge_test) -> float:
     """GFRD's last step: the RMS distance, on the test rows, between the
     ridge predictions and the orthogonal (Procrustes) map of the source
     fitted to the ridge predictions of the training rows, the narrower side
-    zero-padded (see :func:`global_reconstruction_distortion_thin`)."""
-    u, _, vt = np.linalg.svd(x_train.T @ ridge_train, full_matrices=False)
+    zero-padded (see :func:`global_reconstruction_distortion_thin`).
+
+    :param cross: the training rows' source times their ridge predictions,
+        ``x_train^T ridge_train``
+    """
+    u, _, vt = np.linalg.svd(cross, full_matrices=False)
     projected = x_test @ u
     orthogonal = projected @ vt
     squared = np.sum((ridge_test - orthogonal) ** 2, axis=1)
@@ -93,13 +104,27 @@ def orthogonal_distance(x_train, x_test, ridge_train, ridge_test) -> float:
     return float(np.sqrt(np.mean(np.maximum(squared, 0.0))))
 
 
-def _stacked(targets: Sequence[np.ndarray], train, test):
-    """The scaled targets side by side: training rows, test rows, and each
-    target's first column and width."""
+@dataclass(frozen=True)
+class ScaledTargets:
+    """Targets scaled as scikit-matter scales them, side by side: the
+    training and test rows, and each target's first column and width. They
+    do not depend on the source: computed once, they serve every source of
+    a comparison matrix (:func:`scaled_targets`)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    starts: np.ndarray
+    widths: np.ndarray
+
+
+def scaled_targets(targets: Sequence[np.ndarray], train, test) -> ScaledTargets:
+    """:class:`ScaledTargets` of ``targets`` (rows aligned) for a split."""
     scaled = [_scaled(np.asarray(t, dtype=np.float64), train, test) for t in targets]
     widths = np.array([part[0].shape[1] for part in scaled])
     starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
-    return np.hstack([p[0] for p in scaled]), np.hstack([p[1] for p in scaled]), starts, widths
+    return ScaledTargets(
+        np.hstack([p[0] for p in scaled]), np.hstack([p[1] for p in scaled]), starts, widths
+    )
 
 
 def local_reconstruction_errors(
@@ -131,7 +156,9 @@ def local_squared_errors(
     if len(source) < neighbors:
         raise ValueError(f"{len(source)} samples for {neighbors} local points")
     x_train, x_test = _scaled(np.asarray(source, dtype=np.float64), train, test)
-    y_train, y_test, starts, widths = _stacked(targets, train, test)
+    stacked = scaled_targets(targets, train, test)
+    y_train, y_test = stacked.train, stacked.test
+    starts, widths = stacked.starts, stacked.widths
     block = np.repeat(np.arange(len(targets)), widths)  # target of every column
     # the same expression and sort as scikit-matter: the same neighbours, ties included
     squared = (
@@ -145,13 +172,29 @@ def local_squared_errors(
         local = np.argsort(squared[i])[:neighbors]
         lx, ly = x_train[local], y_train[local]
         x_mean, y_mean = lx.mean(axis=0), ly.mean(axis=0)
-        f = _Factorization(lx - x_mean, random_state, width=width)
+        lx, point = _local_span(lx - x_mean, x_test[i] - x_mean)
+        f = _Factorization(lx, random_state, width=width)
         cutoffs = np.asarray(alphas, dtype=np.float64) * max(np.max(f.s1), np.max(f.s2))
         best = np.argmax(cutoff_scores(f, ly - y_mean, cutoffs, widths), axis=0)
-        prediction = _predict(f, x_test[i] - x_mean, ly - y_mean, cutoffs[best][block])
+        prediction = _predict(f, point, ly - y_mean, cutoffs[best][block])
         difference = y_test[i] - (y_mean + prediction)
         squared_errors[i] = np.add.reduceat(difference**2, starts)
     return squared_errors
+
+
+def _local_span(rows: np.ndarray, point: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The local rows and the test point in an orthonormal basis of the local
+    rows' span, when they have more columns than rows: the local fit's singular
+    values and left vectors are unchanged, its predictions only see the
+    point's projection on that span (as in :func:`_row_space`), and its three
+    decompositions become square ones."""
+    n = len(rows)
+    if rows.shape[1] <= n:
+        return rows, point
+    # the point as one more column: the first n entries of its column of R
+    # are its coordinates in the basis, which is never formed
+    triangle = np.asarray(np.linalg.qr(np.column_stack([rows.T, point]), mode="r"))
+    return triangle[:n, :n].T, triangle[:n, n]
 
 
 def _row_space(x_train: np.ndarray, x_test: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -219,5 +262,5 @@ def global_reconstruction_distortion_thin(
     y_train = y_scaler.transform(y[train_idx])
     estimator.fit(x_train, y_train)
     return orthogonal_distance(
-        x_train, x_test, estimator.predict(x_train), estimator.predict(x_test)
+        x_train.T @ estimator.predict(x_train), x_test, estimator.predict(x_test)
     )

@@ -7,7 +7,7 @@ measures itself (the scorecard's GFRE) measures on the same rows.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Optional, Sized, Tuple, Union
 
 import numpy as np
 from skmatter.sample_selection import FPS
@@ -16,7 +16,7 @@ from ..errors import EquilensError
 
 
 def sample_split(
-    first: np.ndarray,
+    first: Union[np.ndarray, Sized],
     n_samples: int,
     selection: str = "random",
     train_fraction: float = 0.5,
@@ -28,7 +28,8 @@ def sample_split(
     ``chosen``; drawn from ``rng`` in :func:`~equilens.analysis.compare.compare`'s order, so that a
     caller fitting the measures itself gets the same split from the same seed.
 
-    :param first: the first feature set (farthest-point sampling runs in it)
+    :param first: the first feature set's rows (farthest-point sampling runs
+        in them; a random selection needs only their number)
     """
     rng = np.random.default_rng(0) if rng is None else rng
     chosen = _select(first, min(n_samples, len(first)), selection, rng)
@@ -48,7 +49,7 @@ def _split(n_chosen: int, train_fraction: float, split, rng) -> Tuple[np.ndarray
     return np.sort(order[:n_train]), np.sort(order[n_train:])
 
 
-def _select(x: np.ndarray, count: int, selection: str, rng) -> np.ndarray:
+def _select(x, count: int, selection: str, rng) -> np.ndarray:
     if selection == "random":
         return np.sort(rng.choice(len(x), count, replace=False))
     if selection == "fps":
