@@ -82,7 +82,9 @@ def test_unknown_tasks_and_kinds_are_named_with_the_known_ones(tmp_path):
 
 def test_every_registry_reference_resolves():
     for family in registry.FAMILIES:
-        for field in ("model", "config", "train", "export", "sniff"):
+        # a family whose runs share work can compute it alone (the cluster path)
+        assert (family.shares is None) == (family.prepare is None), family.kind
+        for field in ("model", "config", "train", "export", "sniff", "shares", "prepare"):
             reference = getattr(family, field)
             if reference is None:
                 continue

@@ -323,6 +323,35 @@ def test_runs_that_compute_the_same_features_share_one_key(tmp_path):
     assert key(a, 0, dataclasses.replace(config, cache_dir=None)) is None
 
 
+@pytest.mark.slow
+def test_prepared_shared_work_is_what_every_run_reads(tmp_path, monkeypatch):
+    """What the cluster path computes once before a group of runs
+    (:func:`prepare_shared`): afterwards no run of the group computes a
+    descriptor (BPNN entries and seeds, equivariant seeds), and preparing
+    claims no output folder."""
+    from equilens.models import bpnn, equivariant
+    from equilens.models.registry import prepare_shared, train
+    from equilens.study.sweep import entry_config
+
+    equivariant_entry = {"name": "e", "task": "equivariant_potential", "model": {"hidden": [8]},
+                         "options": {"features": {"n_components": 4}}}  # fmt: skip
+    config = _tiny(tmp_path, sweep=_tiny(tmp_path).sweep + (equivariant_entry,))
+    a, b, e = config.sweep
+    for entry in (a, e):
+        prepared = entry_config(config, entry, 0, tmp_path)
+        prepare_shared(prepared)
+        assert not (prepared.output / "run.json").exists()
+
+    def computed(*args, **kwargs):
+        raise AssertionError("a descriptor computed after the shared work was prepared")
+
+    monkeypatch.setattr(bpnn.task, "compute_soap", computed)
+    monkeypatch.setattr(equivariant.task, "featurize_equivariant", computed)
+    for entry, seed in ((a, 1), (b, 0), (e, 1)):
+        _, summary = train(entry_config(config, entry, seed, tmp_path), False)
+        assert summary["metrics"]["validation"]["force_rmse_eV_per_A"] > 0
+
+
 def _families(ranks, forces):
     """The families section of a two-entry sweep (BPNN, equivariant) with
     the given mean ranks ``{set: (mean, spread)}`` and per-seed forces."""

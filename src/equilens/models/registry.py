@@ -58,8 +58,11 @@ class Family:
         a finished run of the task wrote (``{folder}``: its output folder)
     :param shares: ``module:function`` giving the key of the cached work
         (features) a training configuration shares with other runs, or
-        ``None``: on a cluster, runs with equal keys wait for the first one
+        ``None``: on a cluster, runs with equal keys wait for that work
         instead of computing the same cache entries side by side
+    :param prepare: ``module:function`` computing and caching that shared
+        work without training, ``(config, progress) -> None`` (required with
+        ``shares``): on a cluster it runs once, then the runs that share it
     """
 
     kind: str
@@ -77,6 +80,7 @@ class Family:
     requires: Tuple[str, ...] = ()
     trained: str = "{folder}/model.pt"
     shares: Optional[str] = None
+    prepare: Optional[str] = None
 
     def check_requirements(self) -> None:
         """A one-line :class:`ConfigError` naming the install command when the
@@ -102,6 +106,7 @@ FAMILIES: Tuple[Family, ...] = (
         finetune="finetune",
         potential=True,
         shares="equilens.models.bpnn.task:shared_work",
+        prepare="equilens.models.bpnn.task:prepare_shared",
     ),
     Family(
         "equilens.tensor_model",
@@ -122,6 +127,7 @@ FAMILIES: Tuple[Family, ...] = (
         export="equilens.models.equivariant.export:metatomic_model",
         potential=True,
         shares="equilens.models.equivariant.task:shared_work",
+        prepare="equilens.models.equivariant.task:prepare_shared",
     ),
     Family(
         "sevenn",
@@ -229,6 +235,15 @@ def shared_work(config) -> Optional[str]:
     (its family's ``shares``), ``None`` when it shares nothing."""
     entry = task_family(getattr(config, "task", None))
     return None if entry.shares is None else resolve(entry.shares)(config)
+
+
+def prepare_shared(config, progress: bool = False) -> None:
+    """Compute and cache the work ``config``'s run shares with others
+    (:func:`shared_work`; its family's ``prepare``), training nothing."""
+    entry = task_family(getattr(config, "task", None))
+    if entry.prepare is None:
+        raise ModelError(f"task {entry.task} has no shared work to prepare")
+    resolve(entry.prepare)(config, progress)
 
 
 def metatomic_model(model, dtype: str = "float64"):

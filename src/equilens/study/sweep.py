@@ -14,6 +14,7 @@ scratch (no base model, unless ``options`` names one) through the registry
 from __future__ import annotations
 
 import dataclasses
+import time
 import typing
 from pathlib import Path
 from typing import Any, Dict, Tuple
@@ -21,7 +22,14 @@ from typing import Any, Dict, Tuple
 from ..config import from_mapping, to_mapping
 from ..errors import EquilensError
 from ..models.loading import trained_model
-from ..models.registry import FAMILIES, resolve, shared_work, task_family, train
+from ..models.registry import (
+    FAMILIES,
+    prepare_shared,
+    resolve,
+    shared_work,
+    task_family,
+    train,
+)
 from .cluster import single_threaded
 from .config import ArchitectureConfig, StudyConfig, StudyError
 
@@ -112,6 +120,14 @@ def _train_run(config: StudyConfig, entry: ArchitectureConfig, seed: int, folder
     return summary
 
 
+def _prepare_run(config: StudyConfig, entry: ArchitectureConfig, seed: int, folder) -> float:
+    """The shared work of a group of runs (a Dask task): computed and cached
+    for the run ``(entry, seed)`` and its group; returns its seconds."""
+    started = time.perf_counter()
+    single_threaded(prepare_shared, entry_config(config, entry, seed, folder), False)
+    return time.perf_counter() - started
+
+
 def _train_on_cluster(
     config: StudyConfig, folder: Path, overwrite: bool, client, progress
 ) -> Tuple[dict, dict]:
@@ -121,25 +137,26 @@ def _train_on_cluster(
     Runs that share cached work (:func:`equilens.models.registry.shared_work`:
     one compression and its features for every BPNN and seed of the sweep,
     one set of maps and features for every seed of an equivariant entry)
-    are submitted once the first of them has finished, which runs with
-    priority: two workers computing the same features side by side would
-    both pay for them. They are submitted then, not before with the first
-    as a dependency, so that the scheduler gives them to whichever worker is
-    free (a dependency would tie them to the worker that ran the first: the
-    seeds of the equivariant entry queued there one after the other while
-    the other worker idled), with the first run's seconds as their priority:
-    the longest runs start first, the short ones fill the gaps."""
+    are submitted once a task has computed that work
+    (:func:`equilens.models.registry.prepare_shared`, with priority): two
+    workers computing the same features side by side would both pay for
+    them. They are submitted then, not before with the work as a
+    dependency, so that the scheduler gives them to whichever worker is free
+    (a dependency would tie them to the worker that computed it), with that
+    work's seconds as their priority: the runs of the costlier features (the
+    equivariant ones) start first, the short ones fill the gaps."""
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
     runs: Dict[Any, Tuple[str, int]] = {}
-    waiting: Dict[str, list] = {}  # shared work -> the runs that wait for it
-    shares: Dict[Any, str] = {}  # the first run of each shared work -> its key
+    groups: Dict[str, list] = {}  # shared work -> the runs that wait for it
+    preparing: Dict[Any, Tuple[str, str]] = {}  # its task -> (work, entry)
+    tag = f"{id(config):x}"
 
     def submit(entry: ArchitectureConfig, seed: int, priority: int):
         future = client.submit(
             _train_run, config, entry, seed, folder, overwrite, pure=False,
-            key=f"train-{entry.name}-seed{seed}-{id(config):x}", priority=priority,
+            key=f"train-{entry.name}-seed{seed}-{tag}", priority=priority,
         )  # fmt: skip
         runs[future] = (entry.name, seed)
         return future
@@ -148,31 +165,41 @@ def _train_on_cluster(
     for entry in config.sweep:
         for seed in config.seeds:
             share = shared_work(entry_config(config, entry, seed, folder))
-            if share is not None and share in waiting:
-                waiting[share].append((entry, seed))
+            if share is None:
+                submitted.append(submit(entry, seed, priority=0))
                 continue
-            # a first run unlocks others: it goes before any waiting run
-            future = submit(entry, seed, priority=10**9 if share is not None else 0)
-            submitted.append(future)
-            if share is not None:
-                waiting[share], shares[future] = [], share
+            if share not in groups:
+                # the work that unlocks runs goes before any run
+                future = client.submit(
+                    _prepare_run, config, entry, seed, folder, pure=False,
+                    key=f"prepare-{entry.name}-seed{seed}-{tag}", priority=10**9,
+                )  # fmt: skip
+                groups[share], preparing[future] = [], (share, entry.name)
+                submitted.append(future)
+            groups[share].append((entry, seed))
     total = len(config.sweep) * len(config.seeds)
     bar = tqdm(total=total, desc="sweep on Dask", unit="run", disable=not progress)
     summaries = {}
     with bar:
         finished = as_completed(submitted)
         for future in finished:
-            name, seed = runs[future]
             error = future.exception()
+            if future in preparing:
+                share, name = preparing[future]
+                if error is not None:
+                    raise StudyError(
+                        f"stage 'train' (model {name}, features shared by "
+                        f"{len(groups[share])} runs): {error}"
+                    ) from error
+                length = 1 + int(future.result())
+                for entry, seed in groups[share]:
+                    finished.add(submit(entry, seed, priority=length))
+                continue
+            name, seed = runs[future]
             if error is not None:
                 raise StudyError(f"stage 'train' (model {name}, seed {seed}): {error}") from error
             summaries[f"{name}/seed{seed}"] = future.result()
             bar.update(1)
-            # the longest runs first (the shortest finishing time of the
-            # whole): the first run's seconds stand for its group's
-            length = 1 + int(summaries[f"{name}/seed{seed}"].get("seconds", 0))
-            for entry, other in waiting.pop(shares.get(future, ""), []):
-                finished.add(submit(entry, other, priority=length))
     # the models the workers wrote, opened here from their run folders
     models, ordered = {}, {}
     for entry in config.sweep:

@@ -49,18 +49,29 @@ from .model import Potential
 COMPRESSION_BATCH = 50
 
 
-def train_potential(
-    config: PotentialConfig,
-    progress: bool = True,
-    stop_after: Optional[int] = None,
-    overwrite: bool = False,
-) -> Tuple[Potential, Dict[str, Any]]:
-    """Run the whole training; returns the potential and the summary written
-    to ``metrics.json``.
+@dataclasses.dataclass
+class _Inputs:
+    """What a run trains on: its splits (the training frames in the seed's
+    order), elements, descriptor, compression and features (cached)."""
 
-    :param stop_after: stop (as if interrupted) after this epoch
-    :param overwrite: replace the outputs of another run in the output folder
-    """
+    config: PotentialConfig
+    splits: Dict[str, Dataset]
+    base: Optional[Potential]
+    species: Tuple[int, ...]
+    hypers: dict
+    architecture: dict
+    pca: SpeciesPCA
+    features: Dict[str, Features]
+    fingerprint: Dict[str, Any]
+    timings: Dict[str, float]
+
+
+def _inputs(
+    config: PotentialConfig, progress: bool, claim: bool, overwrite: bool = False
+) -> _Inputs:
+    """Read, compress and featurize (the steps before the network); with
+    ``claim``, the output folder is claimed for this run first (``overwrite``:
+    from another run)."""
     timings = {}
     start = time.perf_counter()
     splits = read_splits(config, shuffle=False)
@@ -76,7 +87,8 @@ def train_potential(
     if config.finetune is not None:
         data["base"] = _finetune.base_fingerprint(config.finetune)
     fingerprint = run_fingerprint(config, data)
-    claim_output(config.output, fingerprint, overwrite)
+    if claim:
+        claim_output(config.output, fingerprint, overwrite)
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -92,14 +104,42 @@ def train_potential(
     features = _split_features(splits, hypers, pca, dtype, config, progress, order)
     splits["train"] = splits["train"].subset(order)
     timings["features_s"] = time.perf_counter() - start
+    return _Inputs(
+        config, splits, base, species, hypers, architecture, pca, features, fingerprint, timings
+    )
 
+
+def prepare_shared(config: PotentialConfig, progress: bool = False) -> None:
+    """Compute and cache the work the runs of one :func:`shared_work` key
+    share (the compression and every split's features), training nothing and
+    writing nothing in the output folder: a study on a cluster runs it once,
+    then all those runs side by side."""
+    _inputs(config, progress, claim=False)
+
+
+def train_potential(
+    config: PotentialConfig,
+    progress: bool = True,
+    stop_after: Optional[int] = None,
+    overwrite: bool = False,
+) -> Tuple[Potential, Dict[str, Any]]:
+    """Run the whole training; returns the potential and the summary written
+    to ``metrics.json``.
+
+    :param stop_after: stop (as if interrupted) after this epoch
+    :param overwrite: replace the outputs of another run in the output folder
+    """
+    inputs = _inputs(config, progress, claim=True, overwrite=overwrite)
+    config, base = inputs.config, inputs.base
     with torch.random.fork_rng():
         torch.manual_seed(config.training.seed)
-        potential = Potential.build(hypers, pca, config.model, dtype)
+        potential = Potential.build(
+            inputs.hypers, inputs.pca, config.model, config.training.torch_dtype
+        )
     potential.metadata = {
         "config": to_mapping(config),
-        "species": list(species),
-        "architecture": architecture,
+        "species": list(inputs.species),
+        "architecture": inputs.architecture,
     }
     start_from_base = None
     if base is not None and config.finetune is not None:
@@ -111,11 +151,11 @@ def train_potential(
     summary = fit_and_write(
         config,
         potential,
-        features,
-        splits,
-        species,
-        timings,
-        fingerprint,
+        inputs.features,
+        inputs.splits,
+        inputs.species,
+        inputs.timings,
+        inputs.fingerprint,
         progress,
         stop_after,
         start_from_base,

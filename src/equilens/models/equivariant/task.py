@@ -12,6 +12,7 @@ metrics and the files every potential writes
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from typing import Any, Dict, Optional, Tuple
@@ -43,18 +44,25 @@ from .config import EquivariantPotentialConfig
 from .model import EquivariantPotential
 
 
-def train_equivariant_potential(
-    config: EquivariantPotentialConfig,
-    progress: bool = True,
-    stop_after: Optional[int] = None,
-    overwrite: bool = False,
-) -> Tuple[EquivariantPotential, Dict[str, Any]]:
-    """Run the whole training; returns the potential and the summary written
-    to ``metrics.json``.
+@dataclasses.dataclass
+class _Inputs:
+    """What a run trains on: its splits (the training frames in the seed's
+    order), elements, fitted maps and features (cached)."""
 
-    :param stop_after: stop (as if interrupted) after this epoch
-    :param overwrite: replace the outputs of another run in the output folder
-    """
+    splits: Dict[str, Dataset]
+    species: Tuple[int, ...]
+    features: EquivariantFeatures
+    computed: Dict[str, Features]
+    fingerprint: Dict[str, Any]
+    timings: Dict[str, float]
+
+
+def _inputs(
+    config: EquivariantPotentialConfig, progress: bool, claim: bool, overwrite: bool = False
+) -> _Inputs:
+    """Read, fit the maps and featurize (the steps before the network); with
+    ``claim``, the output folder is claimed for this run first (``overwrite``:
+    from another run)."""
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     # the features are computed (and cached) in file order, so that the models
@@ -68,7 +76,8 @@ def train_equivariant_potential(
         for name, d in splits.items()
     }
     fingerprint = run_fingerprint(config, data)
-    claim_output(config.output, fingerprint, overwrite)
+    if claim:
+        claim_output(config.output, fingerprint, overwrite)
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -81,7 +90,31 @@ def train_equivariant_potential(
     computed = _split_features(splits, features, config, progress, order)
     splits["train"] = splits["train"].subset(order)
     timings["features_s"] = time.perf_counter() - start
+    return _Inputs(splits, tuple(species), features, computed, fingerprint, timings)
 
+
+def prepare_shared(config: EquivariantPotentialConfig, progress: bool = False) -> None:
+    """Compute and cache the work the runs of one :func:`shared_work` key
+    share (the fitted maps and every split's features), training nothing and
+    writing nothing in the output folder: a study on a cluster runs it once,
+    then all those runs side by side."""
+    _inputs(config, progress, claim=False)
+
+
+def train_equivariant_potential(
+    config: EquivariantPotentialConfig,
+    progress: bool = True,
+    stop_after: Optional[int] = None,
+    overwrite: bool = False,
+) -> Tuple[EquivariantPotential, Dict[str, Any]]:
+    """Run the whole training; returns the potential and the summary written
+    to ``metrics.json``.
+
+    :param stop_after: stop (as if interrupted) after this epoch
+    :param overwrite: replace the outputs of another run in the output folder
+    """
+    inputs = _inputs(config, progress, claim=True, overwrite=overwrite)
+    features, species = inputs.features, inputs.species
     dtype = config.training.torch_dtype
     with torch.random.fork_rng():
         torch.manual_seed(config.training.seed)
@@ -98,7 +131,15 @@ def train_equivariant_potential(
     if progress:
         print(f"{config.name}: {potential.metadata['architecture']['summary']}")
     summary = fit_and_write(
-        config, potential, computed, splits, species, timings, fingerprint, progress, stop_after
+        config,
+        potential,
+        inputs.computed,
+        inputs.splits,
+        species,
+        inputs.timings,
+        inputs.fingerprint,
+        progress,
+        stop_after,
     )
     return potential, summary
 
