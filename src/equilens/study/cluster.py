@@ -71,9 +71,14 @@ def dask_client(scheduler: Optional[str]) -> Iterator[Optional[Any]]:
         # per epoch, docs/benchmarks.md); the workers get the thread limits only
         single = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                          "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")}  # fmt: skip
+        # and no task queued on a busy worker (Dask's default saturation, 1.1,
+        # sends each single-threaded worker a second task ahead): a worker
+        # takes its next task when it is free, the one of highest priority
+        # then (the sweep's costliest runs first, docs/benchmarks.md)
         settings = {
             "distributed.worker.profile.enabled": False,
             "distributed.nanny.pre-spawn-environ": single,
+            "distributed.scheduler.worker-saturation": 1.0,
         }
         with dask.config.set(settings):
             cluster = LocalCluster(

@@ -144,7 +144,11 @@ def _train_on_cluster(
     dependency, so that the scheduler gives them to whichever worker is free
     (a dependency would tie them to the worker that computed it), with that
     work's seconds as their priority: the runs of the costlier features (the
-    equivariant ones) start first, the short ones fill the gaps."""
+    equivariant ones) start first, the short ones fill the gaps. The runs
+    form one Dask task group (their keys start alike), which the scheduler
+    holds in its queue and hands, highest priority first, to a worker when
+    it is free (with the local cluster's saturation of 1:
+    :func:`equilens.study.cluster.dask_client`)."""
     from dask.distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -156,7 +160,7 @@ def _train_on_cluster(
     def submit(entry: ArchitectureConfig, seed: int, priority: int):
         future = client.submit(
             _train_run, config, entry, seed, folder, overwrite, pure=False,
-            key=f"train-{entry.name}-seed{seed}-{tag}", priority=priority,
+            key=("equilens-train", entry.name, seed, tag), priority=priority,
         )  # fmt: skip
         runs[future] = (entry.name, seed)
         return future
@@ -172,7 +176,7 @@ def _train_on_cluster(
                 # the work that unlocks runs goes before any run
                 future = client.submit(
                     _prepare_run, config, entry, seed, folder, pure=False,
-                    key=f"prepare-{entry.name}-seed{seed}-{tag}", priority=10**9,
+                    key=("equilens-prepare", entry.name, seed, tag), priority=10**9,
                 )  # fmt: skip
                 groups[share], preparing[future] = [], (share, entry.name)
                 submitted.append(future)
