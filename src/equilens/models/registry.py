@@ -239,7 +239,9 @@ def shared_work(config) -> Optional[str]:
 
 def prepare_shared(config, progress: bool = False) -> None:
     """Compute and cache the work ``config``'s run shares with others
-    (:func:`shared_work`; its family's ``prepare``), training nothing."""
+    (:func:`shared_work`; its family's ``prepare``), training nothing and
+    writing nothing in the run's output folder: a study on a cluster runs it
+    once, then every run of the group side by side."""
     entry = task_family(getattr(config, "task", None))
     if entry.prepare is None:
         raise ModelError(f"task {entry.task} has no shared work to prepare")

@@ -110,10 +110,8 @@ def _inputs(
 
 
 def prepare_shared(config: PotentialConfig, progress: bool = False) -> None:
-    """Compute and cache the work the runs of one :func:`shared_work` key
-    share (the compression and every split's features), training nothing and
-    writing nothing in the output folder: a study on a cluster runs it once,
-    then all those runs side by side."""
+    """The family's ``prepare`` (:func:`equilens.models.registry.prepare_shared`):
+    the compression and every split's features, cached."""
     _inputs(config, progress, claim=False)
 
 
