@@ -132,7 +132,8 @@ def test_latent_chunks_on_a_local_cluster_equal_one_process(make_potential, tmp_
 
 def test_lfre_on_a_local_cluster_equals_one_process():
     """`equilens compare --scheduler`: LFRE's tasks on a Dask cluster's
-    workers (joblib's Dask backend) give the values of one process."""
+    workers (joblib's Dask backend) give the values of one process; GFRE's
+    and GFRD's (a task per source, one BLAS thread) agree to round-off."""
     import numpy as np
     from dask.distributed import Client, LocalCluster
 
@@ -142,13 +143,15 @@ def test_lfre_on_a_local_cluster_equals_one_process():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(300, 7))
     data = {"x": x, "noise": rng.normal(size=(300, 5)), "linear": x @ rng.normal(size=(7, 3))}
-    options = dict(measures=("lfre",), lfre_samples=200, lfre_neighbors=30)
+    options = dict(measures=("gfre", "gfrd", "lfre"), lfre_samples=200, lfre_neighbors=30)
     one = compare(data, n_jobs=1, **options)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                            dashboard_address=None)  # fmt: skip
     with cluster, Client(cluster) as client, joblib_backend(client):
         two = compare(data, n_jobs=2, **options)
     assert np.array_equal(one.matrices["lfre"], two.matrices["lfre"])
+    for measure in ("gfre", "gfrd"):
+        np.testing.assert_allclose(one.matrices[measure], two.matrices[measure], atol=1e-8)
 
 
 def test_local_workers_run_one_thread_without_dasks_malloc_trim(monkeypatch):

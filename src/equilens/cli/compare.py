@@ -32,8 +32,10 @@ def register(commands) -> None:
     parser.add_argument("--lfre-neighbors", type=int, help="neighbours of each LFRE fit")
     parser.add_argument("--selection", choices=["random", "fps"], help="how samples are chosen")
     parser.add_argument("--seed", type=int, help="seeds the samples and the split")
-    parser.add_argument("--jobs", type=int, help="LFRE worker processes (default: one per core)")
-    add_scheduler_argument(parser, "the LFRE tasks")
+    parser.add_argument(
+        "--jobs", type=int, help="GFRE/GFRD and LFRE worker processes (default: one per core)"
+    )
+    add_scheduler_argument(parser, "the GFRE/GFRD and LFRE tasks")
     parser.add_argument(
         "--per-species",
         action="store_true",
