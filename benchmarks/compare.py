@@ -24,7 +24,6 @@ points now. Prints both times and the largest difference of the values.
 from __future__ import annotations
 
 import argparse
-import importlib
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from equilens.analysis.compare import compare
 from equilens.analysis.estimators import FactorizedRidge2FoldCV
 from equilens.analysis.latents import latents
+from equilens.analysis.pairwise import lfre_values
 from equilens.analysis.reconstruction import global_measures, global_reconstruction_distortion_thin
 from equilens.data import ReadOptions, read_dataset, reference_path
 from equilens.descriptors import PRESETS, SpeciesPCA, compute_soap
@@ -46,8 +46,6 @@ from equilens.models.bpnn.config import BPNNConfig
 from equilens.models.bpnn.model import Potential
 
 SPECIES = (1, 8, 26)
-# the module, not the function `compare` the package exports under the same name
-_lfre_values = importlib.import_module("equilens.analysis.compare")._lfre_values
 
 
 def main():
@@ -144,7 +142,7 @@ def baseline(arrays, n_samples: int, lfre_samples: int, neighbors: int) -> None:
         old_lfre = np.array(list(pool.map(_pair_by_pair_lfre, tasks)))
     old_local = time.perf_counter() - started
     started = time.perf_counter()
-    values = _lfre_values(small, lfre_train, lfre_test, neighbors, 2, False)
+    values = lfre_values(small, lfre_train, lfre_test, neighbors, 2, False)
     new_local = time.perf_counter() - started
     new_lfre = np.array([[values[("lfre", i, j)] for j in range(len(small))]
                          for i in range(len(small))])  # fmt: skip

@@ -36,26 +36,18 @@ in :attr:`Comparison.per_set`).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 from metatensor import Labels, TensorBlock, TensorMap
-from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
 
 from ..errors import EquilensError
 from ..tensormaps import StackedBlocks, check_same_structures
 from .estimators import warn_few_rows
 from .measures import information_imbalance, intrinsic_dimension, is_constant, linear_cka
-from .reconstruction import (
-    ScaledTargets,
-    global_measures,
-    local_squared_errors,
-    scaled_targets,
-)
+from .pairwise import global_values, lfre_values
 from .sampling import sample_split
 
 MEASURES = ("gfre", "gfrd", "lfre")
@@ -145,7 +137,7 @@ def compare(
         warn_few_rows(len(train_idx), max(array.shape[1] for array in data), "GFRE/GFRD")
     seconds: Dict[str, float] = {}
     global_measures = [m for m in measures if m in ("gfre", "gfrd")]
-    values = _global_values(data, global_measures, train_idx, test_idx, seconds, progress, n_jobs)
+    values = global_values(data, global_measures, train_idx, test_idx, seconds, progress, n_jobs)
     lfre_train = lfre_test = None
     if "lfre" in measures:
         fraction = min(1.0, lfre_samples / len(chosen))
@@ -161,7 +153,7 @@ def compare(
                 "training points; raise lfre_samples or lower lfre_neighbors"
             )
         started = time.perf_counter()
-        values.update(_lfre_values(data, lfre_train, lfre_test, lfre_neighbors, n_jobs, progress))
+        values.update(lfre_values(data, lfre_train, lfre_test, lfre_neighbors, n_jobs, progress))
         seconds["lfre"] = time.perf_counter() - started
     rank_rows = None
     wanted = [m for m in measures if m in RANK_MEASURES + SET_MEASURES]
@@ -202,56 +194,6 @@ def compare(
     )
 
 
-def _global_values(
-    data, measures, train_idx, test_idx, seconds, progress, n_jobs
-) -> Dict[tuple, float]:
-    """GFRE / GFRD of every ordered pair: ``{(measure, i, j): value}``.
-
-    One fit per source for all its targets (:mod:`equilens.analysis.reconstruction`,
-    scikit-matter's values); GFRD reuses the ridge of GFRE. With several
-    ``n_jobs`` the sources run in joblib's worker processes on one BLAS
-    thread each, the widest first: two singular value decompositions side
-    by side use two cores better than one on two threads.
-    """
-    values: Dict[tuple, float] = {}
-    if not measures:
-        return values
-    started = time.perf_counter()
-    order = sorted(range(len(data)), key=lambda i: -data[i].shape[1])
-    # every source's targets: scaled once
-    options = (scaled_targets(data, train_idx, test_idx), train_idx, test_idx)
-    distortion = "gfrd" in measures
-    jobs = _workers(n_jobs, len(data))
-    bar = dict(total=len(data), desc="GFRE/GFRD", unit="source", disable=not progress)
-    if jobs == 1:
-        rows = (global_measures(data[i], *options, distortion=distortion) for i in order)
-    else:
-        from joblib import Parallel, delayed
-
-        parallel = Parallel(n_jobs=jobs, return_as="generator", max_nbytes="1M")
-        rows = parallel(delayed(_global_task)(data[i], *options, distortion) for i in order)
-    for i, (errors, distortions) in zip(order, tqdm(rows, **bar)):
-        for measure in measures:
-            row = errors if measure == "gfre" else distortions
-            values.update({(measure, i, j): value for j, value in enumerate(row)})
-    # one fit serves both measures: its time is shared between them
-    share = (time.perf_counter() - started) / len(measures)
-    seconds.update({measure: share for measure in measures})
-    return values
-
-
-def _global_task(source: np.ndarray, targets: ScaledTargets, train, test, distortion: bool):
-    """GFRE and GFRD from one source to every set, on one BLAS thread."""
-    with threadpool_limits(1):
-        return global_measures(source, targets, train, test, distortion=distortion)
-
-
-def _workers(n_jobs: Optional[int], tasks: int) -> int:
-    """Worker processes for ``tasks``: ``n_jobs`` (``None``: one per core), at
-    most one per task."""
-    return max(1, min(n_jobs or os.cpu_count() or 1, tasks))
-
-
 def _rank_values(data, measures, seconds) -> Dict[tuple, float]:
     """CKA (symmetric: computed once per pair) and information imbalance."""
     values: Dict[tuple, float] = {}
@@ -267,58 +209,6 @@ def _rank_values(data, measures, seconds) -> Dict[tuple, float]:
                     values[("ii", i, j)] = information_imbalance(data[i], data[j])
         seconds[measure] = time.perf_counter() - started
     return values
-
-
-#: test points per LFRE task: the tasks of a wide source are spread over the
-#: workers, and the chunks (and so the values) do not depend on their number
-LFRE_CHUNK = 100
-
-
-def _lfre_values(data, train, test, neighbors, n_jobs, progress) -> Dict[tuple, float]:
-    """LFRE of every ordered pair. A task is one source and a chunk of test
-    points (its neighbours and local fits serve every target); the tasks run
-    in joblib's workers when ``n_jobs`` allows (worker processes on this
-    machine, or a Dask cluster's workers under ``joblib.parallel_config(
-    backend="dask")``), which map the LFRE rows from one file instead of
-    receiving them with every task; each source's squared errors are joined
-    in chunk order."""
-    from joblib import Parallel, delayed
-
-    rows = np.concatenate([train, test])
-    subset = [array[rows] for array in data]
-    local_train = np.arange(len(train))
-    chunks = np.array_split(np.arange(len(train), len(rows)), -(-len(test) // LFRE_CHUNK))
-    # the widest sources (the slowest local factorisations) first
-    order = sorted(range(len(data)), key=lambda i: -subset[i].shape[1])
-    tasks = [(i, local_train, chunk, neighbors) for i in order for chunk in chunks]
-    jobs = _workers(n_jobs, len(tasks))
-    bar = dict(total=len(tasks), desc="LFRE", unit="task", disable=not progress)
-    if jobs == 1:
-        squared = [_lfre_task(task, subset) for task in tqdm(tasks, **bar)]
-    else:
-        parallel = Parallel(n_jobs=jobs, return_as="generator", max_nbytes="1M")
-        squared = list(tqdm(parallel(delayed(_lfre_task)(task, subset) for task in tasks), **bar))
-    per_source: Dict[int, list] = {}
-    for (source, *_), part in zip(tasks, squared):
-        per_source.setdefault(source, []).append(part)
-    values = {}
-    for i, parts in per_source.items():
-        lfre = np.sqrt(np.mean(np.vstack(parts), axis=0))
-        values.update({("lfre", i, j): float(value) for j, value in enumerate(lfre)})
-    return values
-
-
-def _lfre_task(task, sets: List[np.ndarray]) -> np.ndarray:
-    """Squared LFRE errors of a chunk of test points from one source to every
-    set (:mod:`equilens.analysis.reconstruction`, scikit-matter's values), on
-    one BLAS thread. The rows are copied first: numpy's vectorised sums
-    depend, in the last bit, on where an array starts in memory, and a
-    worker's arrays (mapped from a file, or received) start elsewhere than
-    this process's."""
-    source, train, test, neighbors = task
-    sets = [np.array(rows, dtype=np.float64, order="C") for rows in sets]
-    with threadpool_limits(1):  # small SVDs run 2x faster on one BLAS thread
-        return local_squared_errors(sets[source], sets, neighbors, train, test)
 
 
 def compare_by_species(features: Mapping[str, TensorMap], **options) -> Dict[int, Comparison]:
