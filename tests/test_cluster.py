@@ -157,7 +157,9 @@ def test_lfre_on_a_local_cluster_equals_one_process():
 def test_local_workers_run_one_thread_without_dasks_malloc_trim(monkeypatch):
     """A local cluster's workers get one thread per library and not the
     ``MALLOC_TRIM_THRESHOLD_`` of Dask's nanny (it makes training 1.4x
-    slower), whatever this process's environment has."""
+    slower), whatever this process's environment has; its scheduler sends a
+    worker no task ahead of the one it runs (saturation 1, not Dask's 1.1),
+    so that a free worker takes the queued run of highest priority."""
     import os
 
     from equilens.study.cluster import dask_client
@@ -166,6 +168,10 @@ def test_local_workers_run_one_thread_without_dasks_malloc_trim(monkeypatch):
     names = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "RAYON_NUM_THREADS")
     with dask_client("local:1") as client:
         seen = client.run(lambda: {name: os.environ.get(name) for name in names})
+        saturation = client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.WORKER_SATURATION
+        )
+    assert saturation == 1.0
     (environment,) = seen.values()
     assert environment == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1",
                            "RAYON_NUM_THREADS": "1"}  # fmt: skip
