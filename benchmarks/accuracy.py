@@ -19,9 +19,13 @@ The runs are configuration names: ``water`` and ``iron_water`` (BPNN),
 ``--metatrain`` it also runs ``benchmarks/metatrain_compare.py`` (its own
 virtual environment, metatrain's SOAP-BPNN with default hypers, same splits)
 once per dataset and prints it beside the BPNN, with the wall-clock ratio.
+With ``--seeds 0 1 2`` every run is trained once per training seed
+(``equilens train NAME --seed S``, one after the other) and the committee of
+its seeds (their mean prediction, ``benchmarks/committee.py``) is scored
+beside them and counted as a candidate for the bars.
 
     python benchmarks/accuracy.py [--runs water iron_water equivariant_iron_water
-        sevenn_iron_water] [--metatrain]
+        sevenn_iron_water] [--seeds 0 1 2] [--metatrain]
 """
 
 from __future__ import annotations
@@ -62,21 +66,34 @@ def main():
     parser.add_argument("--metatrain", action="store_true", help="also run metatrain's SOAP-BPNN")
     parser.add_argument("--metatrain-epochs", type=int, default=50)
     parser.add_argument("--epochs", type=int, help="override every run's epochs (smoke test)")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, help="train every run with each seed; score their committee"
+    )
     args = parser.parse_args()
 
     report = {}
     for name in args.runs:
         dataset = _dataset(name)
-        result = _train(name, Path(args.output) / name, args.epochs)
-        report[name] = {"dataset": dataset, "task": load_run_config(name).task, **result}
-        _print(name, dataset, result)
+        task = load_run_config(name).task
+        members = []
+        for seed in args.seeds or [None]:
+            label = name if seed is None else f"{name}/seed{seed}"
+            result = _train(name, Path(args.output) / label, args.epochs, seed)
+            report[label] = {"dataset": dataset, "task": task, **result}
+            _print(label, dataset, result)
+            members.append(Path(args.output) / label / "model.pt")
+        if len(members) > 1:
+            label = f"{name}/committee"
+            result = _committee(members, BARS[dataset]["split"], Path(args.output) / label)
+            report[label] = {"dataset": dataset, "task": task, **result}
+            _print(label, dataset, result)
     for dataset in sorted({entry["dataset"] for entry in report.values()}):
         runs = {n: e for n, e in report.items() if e["dataset"] == dataset}
         _verdict(dataset, runs)
         if args.metatrain:
             theirs = _metatrain(dataset, args.metatrain_epochs)
             report[f"metatrain/{dataset}"] = theirs
-            bpnn = runs.get(dataset)
+            bpnn = runs.get(dataset) or runs.get(f"{dataset}/seed{(args.seeds or [0])[0]}")
             if bpnn is not None:
                 _side_by_side(dataset, BARS[dataset]["split"], bpnn, theirs)
     Path(args.output).mkdir(parents=True, exist_ok=True)
@@ -92,13 +109,16 @@ def _dataset(name: str) -> str:
     raise SystemExit(f"{name}: trains on {train}, not on a reference dataset with bars")
 
 
-def _train(name: str, output: Path, epochs: Optional[int] = None) -> dict:
+def _train(
+    name: str, output: Path, epochs: Optional[int] = None, seed: Optional[int] = None
+) -> dict:
     """Train ``name`` in a child process; its metrics, wall time and peak memory."""
     # a fresh folder: a checkpoint left by an earlier run would be resumed from
     output = output.resolve()
     shutil.rmtree(output, ignore_errors=True)
     command = [sys.executable, "-m", "equilens.cli", "train", name, "--output", str(output),
                "--no-progress"] + ([] if epochs is None else ["--epochs", str(epochs)])  # fmt: skip
+    command += [] if seed is None else ["--seed", str(seed)]
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:  # its feature cache starts empty
         done = subprocess.run([sys.executable, "-c", _MEASURED, *command], cwd=folder,
@@ -118,15 +138,31 @@ def _train(name: str, output: Path, epochs: Optional[int] = None) -> dict:
     }
 
 
+def _committee(members: list, split: str, output: Path) -> dict:
+    """The errors of the members' mean prediction on ``split``
+    (``benchmarks/committee.py`` in a child process), as ``_train`` reports them."""
+    output.mkdir(parents=True, exist_ok=True)
+    figures = output / "committee.json"
+    command = [sys.executable, str(Path(__file__).with_name("committee.py")),
+               *map(str, members), "--split", split, "--json", str(figures)]  # fmt: skip
+    subprocess.run(command, check=True)
+    rows = json.loads(figures.read_text())["rows"]
+    return {"metrics": {split: rows["committee mean"]}, "members": [str(m) for m in members]}
+
+
 def _print(name: str, dataset: str, result: dict) -> None:
     bar = BARS[dataset]
     metrics = result["metrics"][bar["split"]]
+    cost = (
+        f"; {result['epochs']} epochs, {result['seconds_per_epoch']:.1f} s/epoch, wall "
+        f"{result['wall_s']:.0f} s, peak memory {result['peak_memory_GiB']:.1f} GiB"
+        if "wall_s" in result
+        else f"; the mean of {len(result['members'])} members"
+    )
     print(
         f"{name} ({dataset} {bar['split']}): energy RMSE "
         f"{metrics['energy_rmse_meV_per_atom']:.2f} meV/atom, force RMSE "
-        f"{metrics['force_rmse_eV_per_A']:.3f} eV/A; {result['epochs']} epochs, "
-        f"{result['seconds_per_epoch']:.1f} s/epoch, wall {result['wall_s']:.0f} s, "
-        f"peak memory {result['peak_memory_GiB']:.1f} GiB"
+        f"{metrics['force_rmse_eV_per_A']:.3f} eV/A{cost}"
     )
 
 

@@ -114,3 +114,43 @@ def test_descriptors_with_gradients_use_the_sparse_layout(tmp_path):
     assert soap.keys.names == ["center_type", "neighbor_1_type", "neighbor_2_type"]
     assert soap.block(0).gradients_list() == ["positions"]
     assert (out / "slab-soap-pca.png").is_file()
+
+
+def test_train_seed_makes_another_member(lj_files, tmp_path, capsys):
+    """``equilens train --seed N`` trains the configuration with ``training.seed``
+    N (recorded with the model), other weights than the configuration's seed,
+    and the same weights again for the same N."""
+    import torch
+    import yaml
+
+    from equilens.models import load
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "task": "potential",
+                "name": "tiny",
+                "data": {
+                    "train": str(lj_files["train"]),
+                    "validation": str(lj_files["validation"]),
+                },
+                "descriptor": {"preset": "small", "species": [1, 8, 26]},
+                "compression": {"n_components": 8},
+                "model": {"hidden": [4]},
+                "training": {"epochs": 1, "seed": 0},
+                "cache_dir": None,
+            }
+        )
+    )
+    weights = {}
+    for name, seed in (("zero", None), ("three", "3"), ("three_again", "3")):
+        output = tmp_path / name
+        arguments = ["train", str(config), "--output", str(output), "--no-progress"]
+        assert main(arguments + ([] if seed is None else ["--seed", seed])) == 0
+        model = load(output / "model.pt")
+        recorded = model.describe().provenance["config"]["training"]["seed"]
+        assert recorded == (0 if seed is None else 3)
+        weights[name] = torch.cat([p.detach().flatten() for p in model.module.parameters()])
+    assert not torch.equal(weights["zero"], weights["three"])
+    assert torch.equal(weights["three"], weights["three_again"])

@@ -33,6 +33,12 @@ def add_run_arguments(parser) -> None:
     parser.add_argument("--output", help="output folder (overrides output_dir)")
     parser.add_argument("--epochs", type=int, help="override training.epochs")
     parser.add_argument(
+        "--seed",
+        type=int,
+        help="override training.seed (the members of a committee: one run per seed, "
+        "each in its own --output)",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the outputs of a different run in the output folder",
@@ -53,7 +59,9 @@ def run(args: argparse.Namespace, finetune: bool = False) -> int:
     from ..training import headline, with_overrides
     from ..training.distributed import is_main, process_group
 
-    config = with_overrides(load_run_config(args.config), args.output, args.epochs, args.device)
+    config = with_overrides(
+        load_run_config(args.config), args.output, args.epochs, args.device, args.seed
+    )
     if finetune:
         check_finetune(config, where=str(args.config))
     device = resolve_device(getattr(getattr(config, "training", None), "device", "cpu"))

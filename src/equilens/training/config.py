@@ -38,9 +38,15 @@ RUN_OUTPUTS = ("checkpoint.pt", "model.pt", "metrics.json", "log.csv")
 
 
 def with_overrides(
-    config, output: Optional[str] = None, epochs: Optional[int] = None, device: Optional[str] = None
+    config,
+    output: Optional[str] = None,
+    epochs: Optional[int] = None,
+    device: Optional[str] = None,
+    seed: Optional[int] = None,
 ):
-    """``config`` with a new output folder, number of epochs and/or device."""
+    """``config`` with a new output folder, number of epochs, device and/or
+    training seed (every task's ``training.seed``: the members of a
+    committee differ by it)."""
     if device is not None:
         if not hasattr(config.training, "device"):
             raise ConfigError(f"task {config.task} takes no --device (its trainer chooses)")
@@ -53,6 +59,10 @@ def with_overrides(
             raise ConfigError(f"--epochs must be >= 1, got {epochs}")
         training = dataclasses.replace(config.training, epochs=epochs)
         config = dataclasses.replace(config, training=training)
+    if seed is not None:
+        config = dataclasses.replace(
+            config, training=dataclasses.replace(config.training, seed=seed)
+        )
     return config
 
 
