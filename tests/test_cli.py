@@ -1,6 +1,7 @@
 """The `equilens` command, run as users run it."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import ase.io
 import metatensor
 import numpy as np
 
-from equilens.cli import main
+from equilens.cli import configure_process, main
 from equilens.data.examples import iron_water_example
 
 
@@ -154,3 +155,18 @@ def test_train_seed_makes_another_member(lj_files, tmp_path, capsys):
         weights[name] = torch.cat([p.detach().flatten() for p in model.module.parameters()])
     assert not torch.equal(weights["zero"], weights["three"])
     assert torch.equal(weights["three"], weights["three_again"])
+
+
+def test_the_command_asks_torch_for_huge_pages_before_importing_it(monkeypatch):
+    """``THP_MEM_ALLOC_ENABLE`` only works if it is set before torch is
+    imported: the command sets it first (keeping a user's own value), and
+    building its parser imports no torch."""
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)
+    configure_process()
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "1"
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "0")
+    configure_process()
+    assert os.environ["THP_MEM_ALLOC_ENABLE"] == "0"
+    code = "import sys, equilens.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
