@@ -27,7 +27,7 @@ def plot_parity(
     from ase.data import chemical_symbols
 
     plt = pyplot()
-    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10, 4.5), dpi=120, layout="constrained")
+    fig, (ax_e, ax_f) = plt.subplots(1, 2, figsize=(10, 4.5), dpi=120)
     shift = np.mean(energy_ref)
     e_ref = 1000 * (np.asarray(energy_ref) - shift)
     e_pred = 1000 * (np.asarray(energy_pred) - shift)
@@ -57,7 +57,7 @@ def plot_learning_curve(history, path: PathLike, loss: str = "loss (normalised M
     has it, per epoch (``loss``: the label of the loss axis)."""
     epochs = [row["epoch"] for row in history]
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120, layout="constrained")
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
     ax.semilogy(epochs, [row["train_loss"] for row in history], label="training loss")
     ax.semilogy(epochs, [row["validation_loss"] for row in history], label="validation loss")
     ax.set_xlabel("epoch")
