@@ -63,3 +63,18 @@ def test_yaml_file(tmp_path):
         from_yaml(DescriptorConfig, path)
     with pytest.raises(ConfigError, match="does not exist"):
         from_yaml(DescriptorConfig, tmp_path / "missing.yaml")
+
+
+def test_equivariant_features_take_one_width_or_one_per_lambda():
+    from equilens.models.equivariant.config import FeaturesConfig
+
+    assert from_mapping(FeaturesConfig, {"n_components": 16}).components() == (16, 16, 16)
+    wide = from_mapping(FeaturesConfig, {"n_components": [64, 16, 8]})
+    assert wide.n_components == (64, 16, 8) and wide.components() == (64, 16, 8)
+    assert to_mapping(wide)["n_components"] == [64, 16, 8]
+    with pytest.raises(ConfigError, match=r"one number per o3_lambda 0..2 \(3\), got \[64, 16\]"):
+        from_mapping(FeaturesConfig, {"n_components": [64, 16]})
+    with pytest.raises(ConfigError, match=r"n_components must be >= 1, got \(8, 0, 4\)"):
+        from_mapping(FeaturesConfig, {"n_components": [8, 0, 4]})
+    with pytest.raises(ConfigError, match="expected int or a list"):
+        from_mapping(FeaturesConfig, {"n_components": "many"})

@@ -63,7 +63,8 @@ def _equivariant_potential():
     from equilens.models.equivariant.model import EquivariantPotential
 
     frames = ase.io.read(embedded_path("iron_water_xtb.extxyz"), ":12")
-    features = EquivariantFeatures([1, 8, 26], PRESETS["small"].to_featomic(), 2, 4, 6)
+    # a different number of features per lambda: no width may be mixed up
+    features = EquivariantFeatures([1, 8, 26], PRESETS["small"].to_featomic(), 2, 4, [7, 5, 4])
     features.fit(frames)
     with torch.random.fork_rng():
         torch.manual_seed(5)

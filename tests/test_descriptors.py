@@ -272,7 +272,7 @@ def _moving_density(blocks):
     return TensorMap(Labels(names, np.array(keys, dtype=np.int32).reshape(-1, 3)), out)
 
 
-def _small_equivariant_features(count=3):
+def _small_equivariant_features(count=3, n_components=6):
     import ase.io
 
     from equilens.data.embedded import embedded_path
@@ -280,7 +280,7 @@ def _small_equivariant_features(count=3):
     from equilens.descriptors.equivariant import EquivariantFeatures
 
     frames = ase.io.read(embedded_path("iron_water_xtb.extxyz"), f":{count}")
-    features = EquivariantFeatures([1, 8, 26], PRESETS["small"].to_featomic(), 2, 4, 6)
+    features = EquivariantFeatures([1, 8, 26], PRESETS["small"].to_featomic(), 2, 4, n_components)
     return frames, features.fit(frames)
 
 
@@ -317,7 +317,8 @@ def test_projected_product_equals_the_projected_product_of_all_pairs():
             np.testing.assert_allclose(found[key], expected[key], atol=1e-12)
 
 
-def test_feature_gradients_are_the_product_rule_through_featomic():
+@pytest.mark.parametrize("n_components", [6, [7, 5, 4]])
+def test_feature_gradients_are_the_product_rule_through_featomic(n_components):
     """The projected gradients (each atom's Jacobian times the density
     gradients) equal both terms of the product rule computed with featomic's
     Clebsch-Gordan product row by row and projected, pair by pair; and
@@ -332,7 +333,10 @@ def test_feature_gradients_are_the_product_rule_through_featomic():
     )
     from equilens.descriptors.equivariant_jacobian import density_offsets
 
-    frames, features = _small_equivariant_features()
+    frames, features = _small_equivariant_features(n_components=n_components)
+    if not isinstance(n_components, int):
+        assert features.width == 7 + 3 * 5 + 5 * 4
+        assert [features.product_projection((lam, 1, 8)).shape[1] for lam in range(3)] == [7, 5, 4]
     found = featurize_equivariant(frames, features, gradients=True, dtype=torch.float64)
     density = spherical_density(frames, features.species, features.hypers, gradients=True)
     compressed = _compress(density, features.density_pca, features.density_components)

@@ -241,4 +241,6 @@ def _convert(value: Any, annotation: Any, where: str) -> Any:
 def _type_name(annotation: Any) -> str:
     if annotation is type(None):
         return "null"
+    if typing.get_origin(annotation) in (tuple, list):
+        return "a list"
     return getattr(annotation, "__name__", str(annotation))

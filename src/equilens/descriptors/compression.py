@@ -14,7 +14,7 @@ returns ``self``, learned attributes end with ``_``) and save to plain arrays
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import ase
 import numpy as np
@@ -316,6 +316,21 @@ def _gradient_covariances(tensors: Iterable[TensorMap]) -> Dict[int, np.ndarray]
     }
 
 
+def components_per_lambda(
+    n_components: Union[int, Sequence[int]], lambda_max: int
+) -> Tuple[int, ...]:
+    """``n_components`` (one number, or one per ``o3_lambda``) as one number
+    per ``o3_lambda = 0 .. lambda_max``."""
+    if isinstance(n_components, (int, np.integer)):
+        return (int(n_components),) * (lambda_max + 1)
+    widths = tuple(int(n) for n in n_components)
+    if len(widths) != lambda_max + 1:
+        raise EquilensError(
+            f"n_components: one number per o3_lambda 0..{lambda_max}, got {list(widths)}"
+        )
+    return widths
+
+
 class EquivariantPCA:
     """Per-block principal axes of the feature space, shared by the components.
 
@@ -325,11 +340,20 @@ class EquivariantPCA:
     so the projection acts on the feature axis only and commutes with
     rotations. Each block is also divided by its root-mean-square row norm
     after projection, so every block enters the network at unit scale.
+
+    :param n_components: features kept per block (``0``: all), or a list of
+        one number per ``o3_lambda`` (the first entry of a block's key)
     """
 
-    def __init__(self, n_components: int):
+    def __init__(self, n_components: Union[int, Sequence[int]]):
         self.n_components = n_components
         self.projections: Dict[Key, np.ndarray] = {}
+
+    def components(self, key: Key) -> int:
+        """Features kept for block ``key`` (``0``: all)."""
+        if isinstance(self.n_components, (int, np.integer)):
+            return int(self.n_components)
+        return int(self.n_components[key[0]])
 
     def state(self) -> List[Tuple[Key, np.ndarray]]:
         """The fitted projections as ``[(key, matrix)]``, for saving."""
@@ -348,7 +372,8 @@ class EquivariantPCA:
         for key, block in tensor.items():
             values = np.asarray(block.values, dtype=np.float64)
             rows = values.reshape(-1, values.shape[-1])
-            k = min(self.n_components, *rows.shape) if self.n_components else rows.shape[1]
+            wanted = self.components(key_tuple(key))
+            k = min(wanted, *rows.shape) if wanted else rows.shape[1]
             if len(rows) == 0:
                 raise EquilensError(f"block {key_tuple(key)} has no samples to fit the projection")
             _, _, vt = np.linalg.svd(rows, full_matrices=False)

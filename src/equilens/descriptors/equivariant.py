@@ -22,13 +22,14 @@ axis only, shared by the ``2 lambda + 1`` components, so ``x`` transforms
 like lambda-SOAP.
 
 Each atom's features are stored flat, ``lambda = 0 .. lambda_max`` one after
-the other, each ``(2 lambda + 1) x n_components``, in a
+the other, each ``(2 lambda + 1) x n_lambda`` (``n_components``, one number
+or one per lambda), in a
 :class:`~equilens.descriptors.projected.FeatureSet`.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import ase
 import metatensor
@@ -41,7 +42,7 @@ from ..errors import EquilensError
 from ..tensormaps import Key, key_tuple
 from ._batches import check_species, make_calculator
 from .budget import BYTES, density_gradient_frames, frames_per_call
-from .compression import EquivariantPCA
+from .compression import EquivariantPCA, components_per_lambda
 from .equivariant_jacobian import (
     DensityJacobian,
     check_density_samples,
@@ -175,7 +176,8 @@ class EquivariantFeatures:
     :param hypers: featomic spherical-expansion hypers
     :param lambda_max: the largest ``lambda`` of the features
     :param density_components: channels per ``(l, center type)`` of the density
-    :param n_components: features per ``(lambda, center type)`` block
+    :param n_components: features per ``(lambda, center type)`` block: one
+        number, or one per ``lambda = 0 .. lambda_max``
     """
 
     def __init__(
@@ -184,16 +186,20 @@ class EquivariantFeatures:
         hypers: dict,
         lambda_max: int = 2,
         density_components: int = 8,
-        n_components: int = 32,
+        n_components: Union[int, Sequence[int]] = 32,
     ):
         self.species = [int(z) for z in species]
         self.hypers = hypers
         self.lambda_max = lambda_max
         self.density_components = density_components
+        if not isinstance(n_components, (int, np.integer)):
+            n_components = [int(n) for n in n_components]
         self.n_components = n_components
+        #: features per block of each ``lambda``
+        self.components = list(components_per_lambda(n_components, lambda_max))
         self.max_angular = int(hypers["basis"]["max_angular"])
         self.density_pca = EquivariantPCA(density_components)
-        self.product_pca = EquivariantPCA(n_components)
+        self.product_pca = EquivariantPCA(self.components)
         self._product: Optional[DensityProduct] = None
         self._jacobians: Dict[int, DensityJacobian] = {}
         self._coefficients: Optional[dict] = None
@@ -219,7 +225,7 @@ class EquivariantFeatures:
                 self.density_components,
                 self.max_angular,
                 self.lambda_max,
-                self.n_components,
+                self.components,
             )
         return self._jacobians[center_type]
 
@@ -229,8 +235,8 @@ class EquivariantFeatures:
 
     @property
     def width(self) -> int:
-        """Features per atom: ``sum_lambda (2 lambda + 1) n_components``."""
-        return sum((2 * lam + 1) * self.n_components for lam in range(self.lambda_max + 1))
+        """Features per atom: ``sum_lambda (2 lambda + 1) n_lambda``."""
+        return sum((2 * lam + 1) * n for lam, n in enumerate(self.components))
 
     def product_bytes_per_atom(self) -> int:
         """Bytes of one atom's product before its projection (a bound: every
@@ -241,9 +247,9 @@ class EquivariantFeatures:
     def offsets(self) -> List[int]:
         """Where each ``lambda``'s features start in an atom's row."""
         starts, position = [], 0
-        for lam in range(self.lambda_max + 1):
+        for lam, n in enumerate(self.components):
             starts.append(position)
-            position += (2 * lam + 1) * self.n_components
+            position += (2 * lam + 1) * n
         return starts
 
     def fit(self, frames: Sequence[ase.Atoms], max_atoms: int = 4000, seed: int = 0):
@@ -281,7 +287,7 @@ class EquivariantFeatures:
             hypers,
             int(state["lambda_max"]),
             int(state["density_components"]),
-            int(state["n_components"]),
+            state["n_components"],
         )
         features.density_pca = EquivariantPCA.from_state(state["density"])
         features.product_pca = EquivariantPCA.from_state(state["product"])
@@ -303,7 +309,7 @@ class EquivariantFeatures:
 
     def product_projection(self, key: Key) -> np.ndarray:
         """The projection of the product block ``(lambda, 1, z)``, padded."""
-        return _padded(self.product_pca.projections[key], self.n_components)
+        return _padded(self.product_pca.projections[key], self.components[key[0]])
 
 
 def featurize_equivariant(

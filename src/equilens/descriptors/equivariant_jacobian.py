@@ -17,7 +17,7 @@ tests check against featomic's product.
 Rows of ``J`` (and columns of the density gradients) follow the compressed
 density, ``l = 0 .. max_angular``, each ``(2 l + 1) x density_components``
 (``m`` major); columns follow the features, ``lambda = 0 .. lambda_max``, each
-``(2 lambda + 1) x n_components``.
+``(2 lambda + 1) x n_lambda``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class DensityJacobian:
     :param channels: the density's channels per ``l`` (``density_components``)
     :param max_angular: the density's largest ``l``
     :param lambda_max: the largest ``lambda`` of the features
-    :param n_components: features per ``(lambda, center type)`` block
+    :param n_components: features per ``(lambda, center type)`` block, for
+        each ``lambda = 0 .. lambda_max``
     """
 
     def __init__(
@@ -77,21 +78,20 @@ class DensityJacobian:
         channels: int,
         max_angular: int,
         lambda_max: int,
-        n_components: int,
+        n_components: Sequence[int],
     ):
         self.channels = channels
-        self.n_components = n_components
         self.rows = density_offsets(max_angular, channels)
         self.columns = [0]
         for lam in range(lambda_max + 1):
-            self.columns.append(self.columns[-1] + (2 * lam + 1) * n_components)
+            self.columns.append(self.columns[-1] + (2 * lam + 1) * n_components[lam])
         matrices = {lam: projection(lam) for lam in range(lambda_max + 1)}
         width = channels * channels
         # per (l_1, l_2, lambda): C and the pair's rows of Q as (n_1, n_2, k)
         self.terms = []
         for (l1, l2, lam), c in coefficients.items():
             start = pair_offset[(l1, l2)] * width
-            q = matrices[lam][start : start + width].reshape(channels, channels, n_components)
+            q = matrices[lam][start : start + width].reshape(channels, channels, -1)
             self.terms.append((l1, l2, lam, c, q))
 
     @property
@@ -103,10 +103,10 @@ class DensityJacobian:
         """``(atoms, D, W)`` from the density blocks ``(atoms, 2 l + 1,
         channels)``, ``l = 0 .. max_angular``."""
         atoms = len(density[0])
-        n, k = self.channels, self.n_components
+        n = self.channels
         jacobian = np.zeros((atoms, *self.shape))
         for l1, l2, lam, c, q in self.terms:
-            mu = 2 * lam + 1
+            mu, k = 2 * lam + 1, q.shape[2]
             columns = slice(self.columns[lam], self.columns[lam + 1])
             # derivative by the first factor: sum over m_2, n_2 of C r_2 Q
             t = np.matmul(density[l2], q.transpose(1, 0, 2).reshape(n, n * k))

@@ -70,7 +70,8 @@ def check_export(context: Context) -> Optional[str]:
     model = context.model
     if family(model.kind).export is None:
         return f"{model.kind} models are not exported"
-    module = metatomic_model(model).module
+    # compiled as metatomic saves it (what ASE and MD engines run)
+    module = torch.jit.script(metatomic_model(model).module)
     for index, atoms in enumerate(context.frames):
         native = model.layers([atoms])
         names = {_layer_output(n, t): ModelOutput(sample_kind="atom") for n, t in native.items()}

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Tuple
+from typing import Literal, Optional, Tuple, Union
 
 from ...data.io import ReadOptions
 from ...data.splits import SplitConfig
 from ...descriptors import DescriptorConfig
+from ...descriptors.compression import components_per_lambda
 from ...errors import ConfigError
 from ...training.config import output_folder
 from ...training.loop import TrainConfig
@@ -38,7 +39,10 @@ class FeaturesConfig:
         channel and center type (equivariant PCA of the neighbor-type and
         radial channels)
     :param n_components: features kept per ``(o3_lambda, center_type)`` block
-        of the product (equivariant PCA)
+        of the product (equivariant PCA): one number for every ``o3_lambda``,
+        or a list of one per ``o3_lambda = 0 .. lambda_max`` (e.g. ``[256,
+        32, 32]``: a rich invariant channel, cheaper covariant ones; the
+        stored gradients grow with ``sum (2 lambda + 1) n_lambda``)
     :param max_atoms: atoms the two projections are fitted on (a seeded
         subset of the training frames)
     :param seed: seeds that subset (not the training seed: models of other
@@ -52,17 +56,28 @@ class FeaturesConfig:
 
     lambda_max: int = 2
     density_components: int = 12
-    n_components: int = 64
+    n_components: Union[int, Tuple[int, ...]] = 64
     max_atoms: int = 4000
     seed: int = 0
     batch_size: Optional[int] = None
     gradient_storage: Literal["float32", "float16"] = "float32"
 
     def __post_init__(self):
-        if self.lambda_max < 0 or self.density_components < 1 or self.n_components < 1:
-            raise ConfigError("features: lambda_max >= 0, density_components and n_components >= 1")
+        if self.lambda_max < 0 or self.density_components < 1:
+            raise ConfigError("features: lambda_max >= 0 and density_components >= 1")
+        if isinstance(self.n_components, tuple) and len(self.n_components) != self.lambda_max + 1:
+            raise ConfigError(
+                f"features.n_components: one number per o3_lambda 0..{self.lambda_max} "
+                f"({self.lambda_max + 1}), got {list(self.n_components)}"
+            )
+        if min(self.components()) < 1:
+            raise ConfigError(f"features.n_components must be >= 1, got {self.n_components}")
         if self.max_atoms < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise ConfigError("features: max_atoms and batch_size must be >= 1")
+
+    def components(self) -> Tuple[int, ...]:
+        """The features kept for each ``o3_lambda = 0 .. lambda_max``."""
+        return components_per_lambda(self.n_components, self.lambda_max)
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,6 @@ from ..nn import HiddenLayer, Projection, invariant_sources
 from ..tensor.blocks import mu_labels, pooled, summary
 from .layers import energy_layer, energy_output, layer_tensor, relabel
 
-KEY_NAMES = ["o3_lambda", "o3_sigma", "center_type"]
-
 
 def keep_ordered(keys: Labels) -> List[int]:
     """The product blocks with ``l_1 <= l_2`` (``(l_2, l_1)`` repeats them)."""
@@ -53,7 +51,9 @@ def keep_ordered(keys: Labels) -> List[int]:
 
 
 def _labels(rows: List[List[int]]) -> Labels:
-    return Labels(KEY_NAMES, torch.tensor(rows, dtype=torch.int32).reshape(-1, 3))
+    # the names spelled here: TorchScript cannot read a module-level list
+    names = ["o3_lambda", "o3_sigma", "center_type"]
+    return Labels(names, torch.tensor(rows, dtype=torch.int32).reshape(-1, 3))
 
 
 class EquivariantPotentialModule(torch.nn.Module):
@@ -65,7 +65,8 @@ class EquivariantPotentialModule(torch.nn.Module):
     :param density: ``{(l, 1, z): matrix}`` the density compression (neighbor
         type and radial channels -> ``density_components``)
     :param product: ``{(lambda, 1, z): matrix}`` the projection of the product
-        to ``n_components`` features
+        to the features of its block (the same number for every center type
+        of a ``lambda``)
     :param hidden: widths of the hidden layers
     :param activation: ``silu`` or ``tanh``
     :param layer_norm: layer norm on the invariant blocks
@@ -127,19 +128,21 @@ class EquivariantPotentialModule(torch.nn.Module):
         )
         self.in_keys = [[lam, 1, z] for lam in range(self.lambda_max + 1) for z in self.species]
         self.in_labels = _labels(self.in_keys)
-        first = product[(0, 1, self.species[0])]
         self.product_widths = [int(product[tuple(k)].shape[0]) for k in self.in_keys]
-        self.n_components = int(first.shape[1])
+        # features per block of each lambda
+        self.components: List[int] = [
+            int(product[(lam, 1, self.species[0])].shape[1]) for lam in range(self.lambda_max + 1)
+        ]
         self.product_map = ModuleMap(
             self.in_labels,
             [Projection(product[tuple(k)].to(dtype)) for k in self.in_keys],
-            [Labels.range("feature", self.n_components)] * len(self.in_keys),
+            [Labels.range("feature", self.components[k[0]]) for k in self.in_keys],
         )
         self.starts: List[int] = []
         position = 0
         for lam in range(self.lambda_max + 1):
             self.starts.append(position)
-            position += (2 * lam + 1) * self.n_components
+            position += (2 * lam + 1) * self.components[lam]
         self.width = position
         options = (activation, layer_norm, invariant_gate, dtype, smooth, contraction)
         self.hidden = self._hidden_layers(hidden, options)
@@ -163,7 +166,7 @@ class EquivariantPotentialModule(torch.nn.Module):
         activation, layer_norm, invariant_gate, dtype, smooth, contraction = options
         source = invariant_sources(self.in_keys)
         layers = []
-        widths = [self.n_components] * len(self.in_keys)
+        widths = [self.components[k[0]] for k in self.in_keys]
         for width in hidden:
             layers.append(
                 HiddenLayer(
@@ -189,7 +192,7 @@ class EquivariantPotentialModule(torch.nn.Module):
         self, x: torch.Tensor, species: torch.Tensor
     ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """The rows of each input block ``(lambda, 1, z)`` (in ``in_keys``
-        order) and their values ``(rows, 2 lambda + 1, n_components)``.
+        order) and their values ``(rows, 2 lambda + 1, components[lambda])``.
 
         One gather puts the atoms in species order; the blocks are then
         views (splits of its rows and of its columns), whose backward is one
@@ -203,7 +206,7 @@ class EquivariantPotentialModule(torch.nn.Module):
             counts.append(int(rows[s].shape[0]))
         widths: List[int] = []
         for lam in range(self.lambda_max + 1):
-            widths.append((2 * lam + 1) * self.n_components)
+            widths.append((2 * lam + 1) * self.components[lam])
         ordered = x[:, : self.width].index_select(0, torch.cat(rows))
         per_species = ordered.split_with_sizes(counts, dim=0)
         columns: List[List[torch.Tensor]] = []
@@ -214,7 +217,7 @@ class EquivariantPotentialModule(torch.nn.Module):
         for lam in range(self.lambda_max + 1):
             for s in range(len(self.species)):
                 block_rows.append(rows[s])
-                values.append(columns[s][lam].reshape(-1, 2 * lam + 1, self.n_components))
+                values.append(columns[s][lam].reshape(-1, 2 * lam + 1, self.components[lam]))
         return block_rows, values
 
     def _run(
@@ -284,7 +287,7 @@ class EquivariantPotentialModule(torch.nn.Module):
             if samples.shape[0] != 0:
                 rows = offsets[samples[:, 0].to(torch.long)] + samples[:, 1].to(torch.long)
                 start = self.starts[key[0]]
-                stop = start + (2 * key[0] + 1) * self.n_components
+                stop = start + (2 * key[0] + 1) * self.components[key[0]]
                 x = x.index_copy(0, rows, _placed(x, rows, block.values, start, stop))
                 species_index[rows] = self.species.index(key[2])
         return x, species_index
