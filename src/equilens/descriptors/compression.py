@@ -326,7 +326,8 @@ def components_per_lambda(
     widths = tuple(int(n) for n in n_components)
     if len(widths) != lambda_max + 1:
         raise EquilensError(
-            f"n_components: one number per o3_lambda 0..{lambda_max}, got {list(widths)}"
+            f"n_components: one number per o3_lambda 0..{lambda_max} ({lambda_max + 1}), "
+            f"got {list(widths)}"
         )
     return widths
 

@@ -22,7 +22,7 @@ from ...data.io import ReadOptions
 from ...data.splits import SplitConfig
 from ...descriptors import DescriptorConfig
 from ...descriptors.compression import components_per_lambda
-from ...errors import ConfigError
+from ...errors import ConfigError, EquilensError
 from ...training.config import output_folder
 from ...training.loop import TrainConfig
 from ..energy.config import LossConfig
@@ -65,12 +65,11 @@ class FeaturesConfig:
     def __post_init__(self):
         if self.lambda_max < 0 or self.density_components < 1:
             raise ConfigError("features: lambda_max >= 0 and density_components >= 1")
-        if isinstance(self.n_components, tuple) and len(self.n_components) != self.lambda_max + 1:
-            raise ConfigError(
-                f"features.n_components: one number per o3_lambda 0..{self.lambda_max} "
-                f"({self.lambda_max + 1}), got {list(self.n_components)}"
-            )
-        if min(self.components()) < 1:
+        try:
+            widths = self.components()
+        except EquilensError as error:
+            raise ConfigError(f"features.{error}") from None
+        if min(widths) < 1:
             raise ConfigError(f"features.n_components must be >= 1, got {self.n_components}")
         if self.max_atoms < 1 or (self.batch_size is not None and self.batch_size < 1):
             raise ConfigError("features: max_atoms and batch_size must be >= 1")
