@@ -358,7 +358,7 @@ def _families(ranks, forces):
     from types import SimpleNamespace
 
     from equilens.study.config import ArchitectureConfig
-    from equilens.study.report import families_section
+    from equilens.study.families import families_section
 
     sweep = [ArchitectureConfig("bpnn"), ArchitectureConfig("eq", task="equivariant_potential")]
     config = SimpleNamespace(sweep=sweep, seeds=[0, 1, 2])
@@ -386,10 +386,31 @@ def test_the_families_verdict_weighs_each_gap_against_the_seeds_spread():
     forces = {"bpnn": [0.15, 0.16, 0.17], "eq": [0.27, 0.28, 0.26]}
     clear = {"eq/descriptor": (1.0, 0.0), "eq/hidden_1": (5.0, 0.2), "bpnn/hidden_1": (8.0, 0.5)}
     text = _families(clear, forces)
-    assert "the best learned layer more readable here: **eq/hidden_1**" in text
-    assert "eq/descriptor" not in text
+    assert "best learned layer is more readable here: **eq/hidden_1**" in text
+    assert "**eq/descriptor**, mean rank" not in text
     assert "and the model less accurate: 0.270 ± 0.008 against 0.160 ± 0.008" in text
     close = {"eq/hidden_1": (5.0, 0.6), "bpnn/hidden_1": (5.5, 0.5)}
     text = _families(close, {"bpnn": [0.20, 0.25, 0.30], "eq": [0.22, 0.26, 0.29]})
     assert "neither more readable nor less readable (the gap is within" in text
     assert "neither more accurate nor less accurate" in text
+
+
+def test_the_families_verdict_separates_the_inputs_from_the_training():
+    """A readability gap between the best layers that their inputs (learned
+    by no model) already have is said to be the inputs': each network's move
+    from its own input's rank is compared, against the spreads."""
+    forces = {"bpnn": [0.15, 0.16, 0.17], "eq": [0.27, 0.28, 0.26]}
+    ranks = {
+        "eq/descriptor": (2.0, 0.1),
+        "eq/hidden_1": (3.0, 0.1),
+        "soap-pca/descriptor": (6.0, 0.1),
+        "bpnn/hidden_1": (7.0, 0.1),
+    }
+    text = _families(ranks, forces)
+    assert "| eq/hidden_1 (2) | 3.00 | 2.00 |" in text
+    assert "the equivariant entry's input is more readable." in text
+    assert "by +1.00 (equivariant) and +1.00 (BPNN" in text
+    assert "training made its space neither more readable nor less readable" in text
+    ranks["bpnn/hidden_1"] = (9.0, 0.1)
+    text = _families(ranks, forces)
+    assert "training made its space more readable." in text
