@@ -12,70 +12,76 @@ def register(commands) -> None:
         description="Generate labelled data offline with real quantum-chemistry codes.",
     )
     generators = parser.add_subparsers(dest="generator", metavar="GENERATOR", required=True)
-    iw = generators.add_parser(
+    iw = _generator(
+        generators,
         "iron-water",
-        help="Fe(110)/water frames from GFN1-xTB Langevin dynamics (tblite)",
-        description=(
-            "Short GFN1-xTB Langevin trajectories from randomised Fe(110)/water starts; every "
-            "stride-th frame is appended to OUTPUT (extended XYZ, energy and forces, "
-            "provenance in info). Interrupted runs resume from OUTPUT.state."
-        ),
+        "Fe(110)/water frames from GFN1-xTB Langevin dynamics (tblite)",
+        "Short GFN1-xTB Langevin trajectories from randomised Fe(110)/water starts; every "
+        "stride-th frame is appended to OUTPUT (extended XYZ, energy and forces, "
+        "provenance in info). Interrupted runs resume from OUTPUT.state.",
+        "IronWaterConfig fields (size, n_water, ...)",
+        "data/iron_water_xtb.extxyz",
+        run_iron_water,
     )
-    iw.add_argument("--config", help="YAML with IronWaterConfig fields (size, n_water, ...)")
-    iw.add_argument("--output", default="data/iron_water_xtb.extxyz")
     iw.add_argument("--starts", type=int, help="number of trajectories (overrides the config)")
-    iw.add_argument("--seed", type=int, help="seed (overrides the config)")
-    iw.add_argument("--quiet", action="store_true", help="no progress bar")
-    iw.set_defaults(handler=run_iron_water)
-    wt = generators.add_parser(
+    wt = _generator(
+        generators,
         "water-tensors",
-        help="dipoles, polarizabilities, density coefficients of water clusters (PySCF)",
-        description=(
-            "Kohn-Sham calculations (default B3LYP/cc-pVDZ, RI-JK with cc-pVDZ-JKFIT) on water "
-            "monomers and on dimers/trimers cut from liquid water: dipole (lambda 1), "
-            "finite-field polarizability (lambda 0 + 2), Coulomb-fitted density coefficients; "
-            "TensorMaps in featomic's convention. Resumes from OUTPUT/partial."
-        ),
+        "dipoles, polarizabilities, density coefficients of water clusters (PySCF)",
+        "Kohn-Sham calculations (default B3LYP/cc-pVDZ, RI-JK with cc-pVDZ-JKFIT) on water "
+        "monomers and on dimers/trimers cut from liquid water: dipole (lambda 1), "
+        "finite-field polarizability (lambda 0 + 2), Coulomb-fitted density coefficients; "
+        "TensorMaps in featomic's convention. Resumes from OUTPUT/partial.",
+        "WaterTensorsConfig fields",
+        "data/water_tensors",
+        run_water_tensors,
+        seed=False,
     )
-    wt.add_argument("--config", help="YAML with WaterTensorsConfig fields")
-    wt.add_argument("--output", default="data/water_tensors")
     for name in ("monomers", "dimers", "trimers"):
         wt.add_argument(f"--{name}", type=int, help=f"number of {name} (overrides the config)")
     wt.add_argument("--basis", help="orbital basis (overrides the config), e.g. aug-cc-pvdz")
-    wt.add_argument("--quiet", action="store_true", help="no progress bar")
-    wt.set_defaults(handler=run_water_tensors)
-    heo = generators.add_parser(
+    heo = _generator(
+        generators,
         "heo",
-        help="rock-salt high-entropy oxides, relaxed and rattled with GFN1-xTB (tblite)",
-        description=(
-            "Random equimolar substitutions of the cation sublattice of a rock-salt supercell "
-            "(default (Mg,Co,Ni,Cu,Zn)O, 20 formula units), relaxed (positions and cell) with "
-            "GFN1-xTB, then rattled around the minimum: energies, forces and stress in OUTPUT, the "
-            "reference minima in OUTPUT's stem + .minima.extxyz. Resumes from OUTPUT.state."
-        ),
+        "rock-salt high-entropy oxides, relaxed and rattled with GFN1-xTB (tblite)",
+        "Random equimolar substitutions of the cation sublattice of a rock-salt supercell "
+        "(default (Mg,Co,Ni,Cu,Zn)O, 20 formula units), relaxed (positions and cell) with "
+        "GFN1-xTB, then rattled around the minimum: energies, forces and stress in OUTPUT, the "
+        "reference minima in OUTPUT's stem + .minima.extxyz. Resumes from OUTPUT.state.",
+        "HeoConfig fields (cations, formula_units, ...)",
+        "data/heo_xtb.extxyz",
+        run_heo,
     )
-    heo.add_argument("--config", help="YAML with HeoConfig fields (cations, formula_units, ...)")
-    heo.add_argument("--output", default="data/heo_xtb.extxyz")
     heo.add_argument("--starts", type=int, help="number of substitutions (overrides the config)")
-    heo.add_argument("--seed", type=int, help="seed (overrides the config)")
-    heo.add_argument("--quiet", action="store_true", help="no progress bar")
-    heo.set_defaults(handler=run_heo)
-    el = generators.add_parser(
+    el = _generator(
+        generators,
         "elements",
-        help="random periodic cells of many elements, briefly relaxed with GFN1-xTB (tblite)",
-        description=(
-            "Random compositions of 2 to 4 elements of a pool of 60 (H to Bi), packed at random "
-            "into periodic cells of 8 to 24 atoms, a few BFGS steps (positions and cell) with "
-            "GFN1-xTB and rattled copies: energies, forces and stress in OUTPUT. Compositions "
-            "whose xTB calculation fails are skipped. Resumes from OUTPUT.state."
-        ),
+        "random periodic cells of many elements, briefly relaxed with GFN1-xTB (tblite)",
+        "Random compositions of 2 to 4 elements of a pool of 60 (H to Bi), packed at random "
+        "into periodic cells of 8 to 24 atoms, a few BFGS steps (positions and cell) with "
+        "GFN1-xTB and rattled copies: energies, forces and stress in OUTPUT. Compositions "
+        "whose xTB calculation fails are skipped. Resumes from OUTPUT.state.",
+        "ElementsConfig fields (elements, atoms, ...)",
+        "data/elements_xtb.extxyz",
+        run_elements,
     )
-    el.add_argument("--config", help="YAML with ElementsConfig fields (elements, atoms, ...)")
-    el.add_argument("--output", default="data/elements_xtb.extxyz")
     el.add_argument("--compositions", type=int, help="how many compositions (overrides the config)")
-    el.add_argument("--seed", type=int, help="seed (overrides the config)")
-    el.add_argument("--quiet", action="store_true", help="no progress bar")
-    el.set_defaults(handler=run_elements)
+
+
+def _generator(
+    generators, name, summary, description, fields, output, handler, seed=True
+) -> argparse.ArgumentParser:
+    """One generator's parser with the options every generator has:
+    ``--config`` (a YAML of ``fields``), ``--output``, ``--seed`` (where the
+    generator draws at random) and ``--quiet``."""
+    parser = generators.add_parser(name, help=summary, description=description)
+    parser.add_argument("--config", help=f"YAML with {fields}")
+    parser.add_argument("--output", default=output)
+    if seed:
+        parser.add_argument("--seed", type=int, help="seed (overrides the config)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def run_iron_water(args: argparse.Namespace) -> int:
