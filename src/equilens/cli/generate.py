@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 
 def register(commands) -> None:
@@ -69,7 +70,14 @@ def register(commands) -> None:
 
 
 def _generator(
-    generators, name, summary, description, fields, output, handler, seed=True
+    generators,
+    name: str,
+    summary: str,
+    description: str,
+    fields: str,
+    output: str,
+    handler: Callable[[argparse.Namespace], int],
+    seed: bool = True,
 ) -> argparse.ArgumentParser:
     """One generator's parser with the options every generator has:
     ``--config`` (a YAML of ``fields``), ``--output``, ``--seed`` (where the
