@@ -410,7 +410,7 @@ def test_the_families_verdict_separates_the_inputs_from_the_training():
     assert "| eq/hidden_1 (2) | 3.00 | 2.00 |" in text
     assert "the equivariant entry's input is more readable." in text
     assert "by +1.00 (equivariant) and +1.00 (BPNN" in text
-    assert "training made its space neither more readable nor less readable" in text
+    assert "best layer came out neither more readable nor less readable" in text
     ranks["bpnn/hidden_1"] = (9.0, 0.1)
     text = _families(ranks, forces)
-    assert "training made its space more readable." in text
+    assert "best layer came out more readable." in text

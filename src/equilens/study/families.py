@@ -165,8 +165,8 @@ def _inputs_sentence(equivariant: _Entry, bpnn: _Entry, seeds: int) -> str:
         f"{e_in['mean_rank']:.2f} ± {e_in['mean_rank_std']:.2f}, "
         f"**{b_in['feature_set']}** {b_in['mean_rank']:.2f} ± {b_in['mean_rank_std']:.2f}; "
         f"compared with the BPNN's input, the equivariant entry's input is {inputs}. "
-        f"Training moved each best layer from its own input's rank by {moved_e:+.2f} "
-        f"(equivariant) and {moved_b:+.2f} (BPNN; negative: more readable than the input): "
-        f"against what the BPNN's training did, the equivariant network's training made its "
-        f"space {training}."
+        f"Training moved each best layer's mean rank from its own input's by {moved_e:+.2f} "
+        f"(equivariant) and {moved_b:+.2f} (BPNN); a positive shift is a layer less readable "
+        f"than its input. Measured from each one's input, compared with the BPNN's best "
+        f"layer, the equivariant network's best layer came out {training}."
     )
