@@ -475,6 +475,40 @@ def test_models_with_one_featurizer_share_their_features(make_potential, monkeyp
             assert metatensor.equal(before[name], after[name]), name
 
 
+def test_models_predicted_together_are_featurized_once(make_potential, monkeypatch):
+    """Without a memo (the frames the study's uncertainty stage and a
+    committee predict are featurized with gradients, too big to keep), the
+    models that featurize alike are predicted batch by batch together: each
+    batch featurized once per featurizer, every model's result the one it
+    gives alone, in the order asked."""
+    import equilens.models.bpnn.model as bpnn_model
+    from equilens.models.energy.model import predict_shared, predict_together
+
+    first = make_potential(8, (6,), seed=0)
+    second = make_potential(8, (6,), seed=1)
+    other = make_potential(8, (6,), seed=0, fit_frames=3)
+    frames = iron_water_example(n_frames=5, seed=3)
+    alone = {k: m.energies_and_forces(frames) for k, m in zip("abc", (first, other, second))}
+
+    calls = []
+    original = bpnn_model.featurize
+    monkeypatch.setattr(
+        bpnn_model, "featurize", lambda *a, **k: calls.append(len(a[0])) or original(*a, **k)
+    )
+    shared = predict_shared({"a": first, "b": other, "c": second}, frames)
+    assert list(shared) == ["a", "b", "c"]
+    assert sorted(calls) == [5, 5]  # one batch of 5 frames per featurizer, not three
+    for key, (energies, forces) in alone.items():
+        np.testing.assert_array_equal(energies, shared[key][0])
+        for a, b in zip(forces, shared[key][1]):
+            np.testing.assert_array_equal(a, b)
+    energies_only = predict_shared({"a": first}, frames, forces=False)["a"]
+    assert energies_only[1] is None
+    np.testing.assert_array_equal(energies_only[0], alone["a"][0])
+    with pytest.raises(ValueError, match="featurize differently"):
+        predict_together([first, other], frames)
+
+
 @pytest.mark.parametrize("storage", [torch.float64, torch.float16])
 @pytest.mark.parametrize("width", [5, 200])
 def test_force_contraction_gradients_equal_autograd_of_the_plain_product(

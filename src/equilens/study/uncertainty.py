@@ -24,6 +24,7 @@ import numpy as np
 
 from ..analysis.latents import arrange_layers
 from ..data.io import Dataset
+from ..models.energy.model import predict_shared
 from ..uncertainty.calibration import rank_correlation
 from ..uncertainty.estimators import LatentDistance, evaluated
 from ..uncertainty.features import layer_tensors
@@ -55,10 +56,16 @@ def layer_uncertainty(
     train = splits["train"].frames
     held = held_out(splits)
     tasks = {entry.name: entry.task for entry in config.sweep}
+    read = {
+        key: model
+        for key, model in potentials.items()
+        if "energy" in model.outputs and len(model.layer_names) >= 2
+    }
+    # the seeds of an entry featurize the held-out frames once, before the
+    # layers' features (smaller) are shared between them
+    predicted = predict_shared(read, held.frames, forces=held.forces is not None)
     rows = []
-    for key, model in potentials.items():
-        if "energy" not in model.outputs or len(model.layer_names) < 2:
-            continue
+    for key, model in read.items():
         name, seed = key.rsplit("/seed", 1)
         layers = list(model.layer_names[:-1])
         if computed is not None and key in computed:
@@ -66,7 +73,7 @@ def layer_uncertainty(
             fitted = arrange_layers(raw, per_species=True, pooling=None, invariant=True)
         else:
             fitted = layer_tensors(model, train, layers)
-        on_held = evaluated(model, held.frames, layers, forces=held.forces is not None)
+        on_held = evaluated(model, held.frames, layers, held.forces is not None, predicted[key])
         for layer in layers:
             estimator = LatentDistance(model, layer).fit(train, layers=fitted)
             result = estimator.predict(held.frames, held.forces is not None, **on_held)

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ModelError
-from ..models.base import energies_and_forces
+from ..models.energy.model import predict_shared
 from .estimators import UncertaintyEstimator
 
 
@@ -34,10 +34,10 @@ class Ensemble(UncertaintyEstimator):
         return self
 
     def raw(self, frames, forces=False, **computed):
-        results = []
-        for model in self.models:  # forces from the members that predict them
-            wanted = [name for name in ("energy", "forces") if name in model.outputs]
-            results.append(energies_and_forces(model.predict(frames, wanted)))
+        # forces from the members that predict them; members that featurize
+        # alike (the seeds of one configuration) share their features
+        members = predict_shared({str(i): model for i, model in enumerate(self.models)}, frames)
+        results = list(members.values())
         energies = np.array([energy for energy, _ in results])
         counts = [len(atoms) for atoms in frames]
         if any(f is None for _, f in results):

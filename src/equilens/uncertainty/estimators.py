@@ -175,13 +175,16 @@ def score(
     return metrics
 
 
-def evaluated(model, frames: Sequence[ase.Atoms], layers: Sequence[str], forces: bool) -> dict:
+def evaluated(
+    model, frames: Sequence[ase.Atoms], layers: Sequence[str], forces: bool, predictions=None
+) -> dict:
     """What the layer estimators of ``model`` need for ``frames``, computed
     once for all of them: ``{"layers": ..., "predictions": (energies, forces)}``
-    to pass as keyword arguments to ``fit``, ``calibrate``, ``predict``."""
+    to pass as keyword arguments to ``fit``, ``calibrate``, ``predict``
+    (``predictions``: the model's already, when the caller has them)."""
     return {
         "layers": layer_tensors(model, frames, layers),
-        "predictions": _predictions(model, frames, forces),
+        "predictions": _predictions(model, frames, forces, predictions),
     }
 
 

@@ -14,6 +14,7 @@ from metatensor import TensorMap
 
 from ...descriptors.projected import FeatureSet
 from ...storage import hash_frames
+from ..base import energies_and_forces as base_energies_and_forces
 from ..base import prediction_maps
 from .forces import energy_and_forces
 
@@ -104,20 +105,7 @@ class ProjectedPotential:
         self, frames: Sequence[ase.Atoms], forces: bool = True, batch_size: int = 8
     ) -> Tuple[np.ndarray, Optional[List[np.ndarray]]]:
         """Energies (eV) and forces (eV/Å, one array per frame) as numpy arrays."""
-        self.check_species(frames)  # type: ignore[attr-defined]
-        energies: List[np.ndarray] = []
-        all_forces: List[np.ndarray] = []
-        self.module.eval()  # type: ignore[attr-defined]
-        for start in range(0, len(frames), batch_size):
-            batch = list(frames[start : start + batch_size])
-            features = self.device_features(batch, gradients=forces)
-            energy, force = energy_and_forces(self.module, features, forces=forces)  # type: ignore[attr-defined]
-            energies.append(energy.detach().cpu().numpy().astype(np.float64))
-            if force is not None:
-                array = force.detach().cpu().numpy().astype(np.float64)
-                offsets = features.atom_offsets.cpu().numpy()
-                all_forces.extend(array[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
-        return np.concatenate(energies), (all_forces if forces else None)
+        return predict_together([self], frames, forces, batch_size)[0]
 
     def predict(
         self,
@@ -138,3 +126,63 @@ class ProjectedPotential:
 
         module = self.torch_module(dtype).to(self.device)  # type: ignore[attr-defined]
         return EquilensCalculator(self, module, dtype)
+
+
+Prediction = Tuple[np.ndarray, Optional[List[np.ndarray]]]
+
+
+def predict_together(
+    models: Sequence[ProjectedPotential],
+    frames: Sequence[ase.Atoms],
+    forces: bool = True,
+    batch_size: int = 8,
+) -> List[Prediction]:
+    """:meth:`ProjectedPotential.energies_and_forces` of ``models`` that
+    featurize alike (one ``feature_fingerprint()``: the seeds of one study
+    entry, the members of a committee), each batch of ``frames`` featurized
+    once for all of them: ``[(energies, forces per frame)]`` in the order of
+    ``models``."""
+    first = models[0]
+    fingerprint = first.feature_fingerprint()  # type: ignore[attr-defined]
+    for model in models[1:]:
+        if model.feature_fingerprint() != fingerprint:  # type: ignore[attr-defined]
+            raise ValueError("predict_together: the models featurize differently")
+    for model in models:
+        model.check_species(frames)  # type: ignore[attr-defined]
+        model.module.eval()  # type: ignore[attr-defined]
+    energies: List[List[np.ndarray]] = [[] for _ in models]
+    all_forces: List[List[np.ndarray]] = [[] for _ in models]
+    for start in range(0, len(frames), batch_size):
+        batch = list(frames[start : start + batch_size])
+        shared = first.device_features(batch, gradients=forces)
+        offsets = shared.atom_offsets.cpu().numpy()
+        for i, model in enumerate(models):
+            features = shared if model.device == first.device else shared.to(device=model.device)
+            energy, force = energy_and_forces(model.module, features, forces=forces)  # type: ignore[attr-defined]
+            energies[i].append(energy.detach().cpu().numpy().astype(np.float64))
+            if force is not None:
+                array = force.detach().cpu().numpy().astype(np.float64)
+                all_forces[i].extend(array[a:b] for a, b in zip(offsets[:-1], offsets[1:]))
+    return [(np.concatenate(e), (f if forces else None)) for e, f in zip(energies, all_forces)]
+
+
+def predict_shared(
+    models: Dict[str, object], frames: Sequence[ase.Atoms], forces: bool = True
+) -> Dict[str, Prediction]:
+    """Energies and (``forces``), for the models that predict them, forces of every model
+    of ``models`` (``{key: model}`` of the model protocol) for ``frames``;
+    the equilens potentials that featurize alike share their features
+    (:func:`predict_together`), the others predict one by one."""
+    groups: Dict[str, List[str]] = {}
+    results: Dict[str, Prediction] = {}
+    for key, model in models.items():
+        if isinstance(model, ProjectedPotential):
+            groups.setdefault(model.feature_fingerprint(), []).append(key)  # type: ignore[attr-defined]
+        else:
+            names = ("energy", "forces") if forces else ("energy",)
+            wanted = [name for name in names if name in model.outputs]  # type: ignore[attr-defined]
+            results[key] = base_energies_and_forces(model.predict(frames, wanted))  # type: ignore[attr-defined]
+    for keys in groups.values():
+        together = predict_together([models[key] for key in keys], frames, forces)  # type: ignore[misc]
+        results.update(zip(keys, together))
+    return {key: results[key] for key in models}
