@@ -169,9 +169,10 @@ def predict_together(
 def predict_shared(
     models: Dict[str, object], frames: Sequence[ase.Atoms], forces: bool = True
 ) -> Dict[str, Prediction]:
-    """Energies and (``forces``), for the models that predict them, forces of every model
-    of ``models`` (``{key: model}`` of the model protocol) for ``frames``;
-    the equilens potentials that featurize alike share their features
+    """``{key: (energies, forces per frame or None)}`` of every model of
+    ``models`` (``{key: model}`` of the model protocol) for ``frames``, with
+    forces when ``forces`` and the model predicts them; the equilens
+    potentials that featurize alike share their features
     (:func:`predict_together`), the others predict one by one."""
     groups: Dict[str, List[str]] = {}
     results: Dict[str, Prediction] = {}
