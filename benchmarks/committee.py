@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 
 from equilens.errors import EquilensError
 from equilens.models import load
-from equilens.models.base import energies_and_forces
 from equilens.training.metrics import energy_force_metrics
 from equilens.uncertainty import Ensemble
 from equilens.uncertainty.sets import recorded_splits
@@ -46,25 +45,24 @@ def _metrics(energies, forces: List[np.ndarray], dataset) -> Dict[str, float]:
     )
 
 
-def _predict(model, frames):
-    energies, forces = [], []
-    for start in range(0, len(frames), CHUNK):
-        e, f = energies_and_forces(
-            model.predict(frames[start : start + CHUNK], ["energy", "forces"])
-        )
-        energies.append(e)
-        forces.extend(f)
-    return np.concatenate(energies), forces
-
-
-def _committee(ensemble: Ensemble, frames):
+def _predict(ensemble: Ensemble, frames):
+    """Every member's energies and forces and the committee's (the mean that
+    :class:`~equilens.uncertainty.Ensemble` predicts, with its force
+    spread), chunk by chunk, each chunk predicted once for all of them."""
+    members: List[Tuple[list, list]] = [([], []) for _ in ensemble.models]
     energies, forces, spread = [], [], []
     for start in range(0, len(frames), CHUNK):
-        energy, _, atoms, mean_forces = ensemble.raw(frames[start : start + CHUNK], forces=True)
+        chunk = frames[start : start + CHUNK]
+        results = ensemble.members(chunk)
+        for (e_all, f_all), (e, f) in zip(members, results):
+            e_all.append(e)
+            f_all.extend(f)
+        energy, _, atoms, mean_forces = ensemble.combine(results, chunk, forces=True)
         energies.append(energy)
         forces.extend(mean_forces)
         spread.extend(atoms)
-    return np.concatenate(energies), forces, np.concatenate(spread)
+    alone = [(np.concatenate(e), f) for e, f in members]
+    return alone, (np.concatenate(energies), forces, np.concatenate(spread))
 
 
 def main() -> int:
@@ -86,10 +84,8 @@ def main() -> int:
     except EquilensError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    rows = {}
-    for path, model in zip(args.models, models):
-        rows[path] = _metrics(*_predict(model, dataset.frames), dataset)
-    energies, forces, spread = _committee(ensemble, dataset.frames)
+    alone, (energies, forces, spread) = _predict(ensemble, dataset.frames)
+    rows = {path: _metrics(*member, dataset) for path, member in zip(args.models, alone)}
     rows["committee mean"] = _metrics(energies, forces, dataset)
     rows["committee mean"]["force_spread_rms_eV_per_A"] = float(np.sqrt(np.mean(spread**2)))
     total = "force_rmse_eV_per_A"

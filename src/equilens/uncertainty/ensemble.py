@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import List, Sequence
 
 import numpy as np
 
 from ..errors import ModelError
-from ..models.energy.model import predict_shared
+from ..models.energy.model import Prediction, predict_shared
 from .estimators import UncertaintyEstimator
 
 
@@ -33,11 +33,21 @@ class Ensemble(UncertaintyEstimator):
         """Nothing to learn: the members are trained."""
         return self
 
+    def members(self, frames) -> List[Prediction]:
+        """Every member's ``(energies, forces per frame or None)`` for
+        ``frames``: forces from the members that predict them; members that
+        featurize alike (the seeds of one configuration) share their features."""
+        models = {str(i): model for i, model in enumerate(self.models)}
+        return list(predict_shared(models, frames).values())
+
     def raw(self, frames, forces=False, **computed):
-        # forces from the members that predict them; members that featurize
-        # alike (the seeds of one configuration) share their features
-        members = predict_shared({str(i): model for i, model in enumerate(self.models)}, frames)
-        results = list(members.values())
+        return self.combine(self.members(frames), frames, forces)
+
+    @staticmethod
+    def combine(results: Sequence[Prediction], frames, forces: bool = False):
+        """The committee's ``raw`` from its members' predictions
+        (:meth:`members`): the mean energy, its spread, each atom's force
+        spread, and the mean forces when ``forces``."""
         energies = np.array([energy for energy, _ in results])
         counts = [len(atoms) for atoms in frames]
         if any(f is None for _, f in results):
