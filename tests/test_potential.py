@@ -188,7 +188,10 @@ def test_features_on_disk_are_checked_against_the_free_space(lj_files, tmp_path,
     again = dataclasses.replace(config, output_dir=str(tmp_path / "again"))
     _, second = train_potential(again, progress=False)  # read from the cache
     assert second["metrics"] == first["metrics"]
-    elsewhere = dataclasses.replace(again, cache_dir=str(tmp_path / "other"))
+    # a new run (a finished one in its folder is opened, not featurized)
+    elsewhere = dataclasses.replace(
+        again, output_dir=str(tmp_path / "third"), cache_dir=str(tmp_path / "other")
+    )
     with pytest.raises(ResourceError, match=f"disk space under {tmp_path / 'other'}"):
         train_potential(elsewhere, progress=False)
     assert not list((tmp_path / "other").rglob("*.bin"))
@@ -212,6 +215,52 @@ def test_resume_equals_uninterrupted(lj_files, tmp_path):
         straight.module.state_dict().items(), resumed.module.state_dict().items()
     ):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12, msg=name)
+
+
+def test_a_finished_run_is_opened_not_evaluated_again(lj_files, tmp_path, monkeypatch):
+    """Training again into the folder of a finished run (a study's second
+    run) opens its model and summary without reading its features or
+    evaluating it; a run whose last output is missing (killed while writing
+    it) or that stopped before its last epoch is evaluated, or trained on, as
+    before."""
+    import equilens.models.bpnn.task as bpnn_task
+    from equilens.models import load
+
+    weight = "nets.0.hidden.0.0.weight"
+    config = _config(lj_files, tmp_path, epochs=2)
+    first, summary = train_potential(config, progress=False)
+    calls = []  # the features (computed or read from the cache), the evaluation
+    for name in ("_split_features", "fit_and_write"):
+        original = getattr(bpnn_task, name)
+        wrapped = lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k)  # noqa: E731
+        monkeypatch.setattr(bpnn_task, name, wrapped)
+    again, reopened = train_potential(config, progress=False)
+    assert not calls
+    assert reopened == json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for split, metrics in summary["metrics"].items():
+        assert reopened["metrics"][split] == pytest.approx(metrics), split
+    for key, value in first.module.state_dict().items():
+        assert torch.equal(value, again.module.state_dict()[key]), key
+    (tmp_path / "run" / "learning_curve.png").unlink()
+    train_potential(config, progress=False)
+    assert calls == ["_split_features", "fit_and_write"]
+    assert (tmp_path / "run" / "learning_curve.png").is_file()
+    (tmp_path / "run" / "model.pt").write_bytes(b"damaged")  # written again
+    calls.clear()
+    train_potential(config, progress=False)
+    assert calls == ["_split_features", "fit_and_write"]
+    assert torch.equal(
+        load(tmp_path / "run" / "model.pt").module.state_dict()[weight],
+        first.module.state_dict()[weight],
+    )
+    # stopped after its first epoch, a run has written every file but trained
+    # fewer epochs than asked: it resumes
+    stopped = _config(lj_files, tmp_path / "stopped", epochs=2)
+    train_potential(stopped, progress=False, stop_after=1)
+    assert (tmp_path / "stopped" / "run" / "learning_curve.png").is_file()
+    calls.clear()
+    _, resumed = train_potential(stopped, progress=False)
+    assert calls == ["_split_features", "fit_and_write"] and resumed["epochs_run"] == 2
 
 
 def test_same_seed_same_result_other_seed_differs(lj_files, tmp_path):

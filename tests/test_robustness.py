@@ -547,6 +547,9 @@ def test_no_reader_runs_a_pickled_payload(world, tmp_path):
     assert len(targets) >= 2
     for target in targets:
         torch.save({"payload": _Payload(str(marker))}, target)
+    # as if killed before its last output: the rerun reads its checkpoint and
+    # cache (a finished run would be opened from model.pt)
+    (output / "learning_curve.png").unlink()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _, summary = train(config, progress=False)

@@ -29,11 +29,13 @@ from ...descriptors.budget import check_compression_memory, check_feature_memory
 from ...descriptors.compression import SpeciesPCA
 from ...descriptors.projected import featurize_batches
 from ...storage import hash_frames
-from ...training.config import claim_output, run_fingerprint
+from ...training.config import run_fingerprint
 from ..energy.task import (
     Features,
+    FinishedRun,
     cached_features,
     cached_fit,
+    claim_run,
     fit_and_write,
     read_splits,
     split_features,
@@ -88,7 +90,7 @@ def _inputs(
         data["base"] = _finetune.base_fingerprint(config.finetune)
     fingerprint = run_fingerprint(config, data)
     if claim:
-        claim_output(config.output, fingerprint, overwrite)
+        claim_run(config, fingerprint, overwrite, Potential.load)
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -127,7 +129,10 @@ def train_potential(
     :param stop_after: stop (as if interrupted) after this epoch
     :param overwrite: replace the outputs of another run in the output folder
     """
-    inputs = _inputs(config, progress, claim=True, overwrite=overwrite)
+    try:
+        inputs = _inputs(config, progress, claim=True, overwrite=overwrite)
+    except FinishedRun as finished:  # this run, already finished in its folder
+        return finished.model, finished.summary
     config, base = inputs.config, inputs.base
     with torch.random.fork_rng():
         torch.manual_seed(config.training.seed)

@@ -28,11 +28,13 @@ from ...descriptors.feature_batches import feature_batches
 from ...storage import (
     hash_frames,
 )
-from ...training.config import claim_output, run_fingerprint
+from ...training.config import run_fingerprint
 from ..energy.task import (
     Features,
+    FinishedRun,
     cached_features,
     cached_fit,
+    claim_run,
     fit_and_write,
     read_splits,
     split_features,
@@ -77,7 +79,7 @@ def _inputs(
     }
     fingerprint = run_fingerprint(config, data)
     if claim:
-        claim_output(config.output, fingerprint, overwrite)
+        claim_run(config, fingerprint, overwrite, EquivariantPotential.load)
     timings["read_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -111,7 +113,10 @@ def train_equivariant_potential(
     :param stop_after: stop (as if interrupted) after this epoch
     :param overwrite: replace the outputs of another run in the output folder
     """
-    inputs = _inputs(config, progress, claim=True, overwrite=overwrite)
+    try:
+        inputs = _inputs(config, progress, claim=True, overwrite=overwrite)
+    except FinishedRun as finished:  # this run, already finished in its folder
+        return finished.model, finished.summary
     features, species = inputs.features, inputs.species
     dtype = config.training.torch_dtype
     with torch.random.fork_rng():
