@@ -14,19 +14,21 @@ This module holds the pieces every task uses the same way: command-line
 overrides (:func:`with_overrides`), the run fingerprint that hashes the
 configuration and the data (:func:`run_fingerprint`), and the claim on an
 output folder, so that a folder is never silently overwritten by a run with
-another configuration (:func:`claim_output`).
+another configuration (:func:`claim_output`), and a finished run found in
+it opened instead of run again (:func:`claim_run`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 from ..config import to_mapping
 from ..data.splits import split_identity
-from ..errors import ConfigError
+from ..errors import ConfigError, EquilensError
 from ..storage import claim_outputs
 from .distributed import main_first
 
@@ -91,3 +93,46 @@ def claim_output(folder: Path, fingerprint: Dict[str, Any], overwrite: bool = Fa
     outputs = [folder / name for name in RUN_OUTPUTS]
     with main_first():  # under torchrun: rank 0 claims, the others see its claim
         claim_outputs(folder / RUN_MARKER, fingerprint, outputs, overwrite, str(folder))
+
+
+class FinishedRun(Exception):
+    """Raised by :func:`claim_run` when the output folder already holds the
+    run, finished: its ``model`` and ``summary``, which the family's train
+    function returns instead of featurizing, training and evaluating again."""
+
+    def __init__(self, model, summary: Dict[str, Any]):
+        super().__init__(str(summary.get("name", "")))
+        self.model = model
+        self.summary = summary
+
+
+def claim_run(config, fingerprint: Dict[str, Any], overwrite: bool, load: Callable) -> None:
+    """Claim ``config.output`` for the run ``fingerprint``
+    (:func:`claim_output`), then raise
+    :class:`FinishedRun` with ``load(model.pt)`` and ``metrics.json`` when the
+    folder holds this run finished: every epoch of ``config.training`` run or
+    an early stop recorded, and the learning curve, the last file a run
+    writes, there (a run stopped or killed before its end resumes as before;
+    a study run again opens its finished models)."""
+    claim_output(config.output, fingerprint, overwrite)
+    folder = Path(config.output)
+    if not all((folder / name).is_file() for name in FINISHED_FILES):
+        return
+    try:
+        summary = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):  # unreadable: evaluated and written again
+        return
+    if not isinstance(summary, dict):
+        return
+    if not (summary.get("stopped_early") or summary.get("epochs_run") == config.training.epochs):
+        return
+    try:
+        model = load(folder / "model.pt")
+    except EquilensError:  # damaged: trained on from its checkpoint and written again
+        return
+    raise FinishedRun(model, summary)
+
+
+#: what a finished run has written, the learning curve last
+#: (:func:`equilens.models.energy.task.fit_and_write`)
+FINISHED_FILES = ("model.pt", "metrics.json", "learning_curve.png")

@@ -29,13 +29,11 @@ from ...descriptors.budget import check_compression_memory, check_feature_memory
 from ...descriptors.compression import SpeciesPCA
 from ...descriptors.projected import featurize_batches
 from ...storage import hash_frames
-from ...training.config import run_fingerprint
+from ...training.config import FinishedRun, claim_run, run_fingerprint
 from ..energy.task import (
     Features,
-    FinishedRun,
     cached_features,
     cached_fit,
-    claim_run,
     fit_and_write,
     read_splits,
     split_features,

@@ -11,7 +11,6 @@ metrics of every split against the composition-only model, ``model.pt``,
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, TypeVar, Union
@@ -44,7 +43,6 @@ from ...storage import (
     save_json,
     save_torch,
 )
-from ...training.config import claim_output
 from ...training.distributed import (
     check_frames,
     frames_per_rank,
@@ -332,48 +330,6 @@ def fit_baseline(train: Dataset, species) -> Tuple[np.ndarray, float, float, flo
     # F * 1 Angstrom when it moves, so the force scale sets the output scale
     scale = max(force_rms, energy_std)
     return baseline, scale, energy_std, force_rms
-
-
-class FinishedRun(Exception):
-    """Raised by :func:`claim_run` when the output folder already holds the
-    run, finished: its ``model`` and ``summary``, which the family's train
-    function returns instead of featurizing, training and evaluating again."""
-
-    def __init__(self, model, summary: Dict[str, Any]):
-        super().__init__(str(summary.get("name", "")))
-        self.model = model
-        self.summary = summary
-
-
-def claim_run(config, fingerprint: Dict[str, Any], overwrite: bool, load: Callable) -> None:
-    """Claim ``config.output`` for the run ``fingerprint``
-    (:func:`~equilens.training.config.claim_output`), then raise
-    :class:`FinishedRun` with ``load(model.pt)`` and ``metrics.json`` when the
-    folder holds this run finished: every epoch of ``config.training`` run or
-    an early stop recorded, and the learning curve, the last file a run
-    writes, there (a run stopped or killed before its end resumes as before;
-    a study's second run opens its models in a second)."""
-    claim_output(config.output, fingerprint, overwrite)
-    folder = Path(config.output)
-    if not all((folder / name).is_file() for name in FINISHED_FILES):
-        return
-    try:
-        summary = json.loads((folder / "metrics.json").read_text())
-    except (OSError, ValueError):  # unreadable: evaluated and written again
-        return
-    if not isinstance(summary, dict):
-        return
-    if not (summary.get("stopped_early") or summary.get("epochs_run") == config.training.epochs):
-        return
-    try:
-        model = load(folder / "model.pt")
-    except EquilensError:  # damaged: trained on from its checkpoint and written again
-        return
-    raise FinishedRun(model, summary)
-
-
-#: what a finished run has written, the learning curve last (:func:`fit_and_write`)
-FINISHED_FILES = ("model.pt", "metrics.json", "learning_curve.png")
 
 
 def fit_and_write(
