@@ -207,3 +207,43 @@ def test_the_scores_do_not_depend_on_how_many_sets_are_scored_at_once():
     workers = Scorecard(**options, n_jobs=2).fit(sets, labels, **fit)
     assert alone.scores_ == workers.scores_
     assert repr(alone.table()) == repr(workers.table())  # (nan != nan)
+
+
+def test_gfre_within_species_when_decoding_is():
+    """A per-species linear map of the descriptor (a per-species PCA) is a
+    linear function of it species by species: GFRE 0 within species, where
+    over the stacked rows no single linear map reconstructs it. The pooled
+    value is the RMS over both species' test atoms of what each species'
+    own GFRE measures, which equals compare's GFRE on that species alone
+    when the other species is absent."""
+    from equilens.analysis.compare import compare
+
+    rng = np.random.default_rng(5)
+    n = 800
+    species = np.repeat([1, 8], n // 2)
+    descriptor = rng.normal(size=(n, 6))
+    mapped = np.empty((n, 4))
+    for z in (1, 8):
+        rows = species == z
+        mapped[rows] = descriptor[rows] @ rng.normal(size=(6, 4))
+    noise = rng.normal(size=(n, 4))
+    labels = {"label": descriptor[:, 0], "species": species}
+    features = {"mapped": mapped, "noise": noise}
+    stacked = Scorecard(categorical=("species",), seed=2).fit(
+        features, labels, descriptor=descriptor
+    )
+    within = Scorecard(categorical=("species",), seed=2).fit(
+        features, labels, descriptor=descriptor, species=species, per_species=["mapped"]
+    )
+    assert stacked.scores_["mapped"]["gfre_from_descriptor"] > 0.3
+    assert within.scores_["mapped"]["gfre_from_descriptor"] < 1e-6
+    assert within.scores_["noise"]["gfre_from_descriptor"] > 0.9
+    # one species alone: the pooled GFRE is that species' GFRE, as compare gives it
+    only = species == 8
+    alone = Scorecard(categorical=(), seed=2, max_samples=n).fit(
+        {"noise": noise[only]}, {"label": descriptor[only, 0]}, descriptor=descriptor[only],
+        species=species[only], per_species=["noise"],
+    )  # fmt: skip
+    sets = {"noise": noise[only], "descriptor": descriptor[only]}
+    gfre = compare(sets, measures=("gfre",), n_samples=int(only.sum()), seed=2).matrices["gfre"]
+    assert alone.scores_["noise"]["gfre_from_descriptor"] == pytest.approx(gfre[1, 0], rel=1e-10)

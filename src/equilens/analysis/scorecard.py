@@ -24,7 +24,12 @@ descriptor) on the same atoms:
   physical labels: ``decode_output`` (R²) and ``gfre_to_output``. A last
   hidden layer decodes its own output linearly by construction, so it does
   not count towards the interpretability verdict.
-- **information**: GFRE from a reference descriptor to the set;
+- **information**: GFRE from a reference descriptor to the set (and
+  ``gfre_to_output`` above): when the sets are decoded within species, it
+  is fitted within each species too (a per-species compression of the
+  descriptor is a linear function of it species by species, not over the
+  stacked rows) and the species' errors are pooled as one GFRE is, the
+  root mean square over the test atoms of every species;
 - **map quality**: trustworthiness (scikit-learn) of the 2D PCA map and the
   variance the two components explain.
 
@@ -126,8 +131,8 @@ class Scorecard:
         for name in sets:
             output = None if outputs is None or name not in outputs else outputs[name]
             own[name] = None if output is None else np.asarray(output, dtype=np.float64)[rows]
-        gfre = self._gfre(sets, descriptor, rows, own)
         split = groups if per_species else None  # one footing for all sets
+        gfre = self._gfre(sets, descriptor, rows, own, split)
         scored = Parallel(n_jobs=self.n_jobs)(
             delayed(_score_set)(self, x, rows, split, own[name], gfre[name])
             for name, x in sets.items()
@@ -137,13 +142,12 @@ class Scorecard:
             self.scores_[name] = scores
         return self
 
-    def _gfre(self, sets, descriptor, rows, outputs) -> Dict[str, Dict[str, float]]:
+    def _gfre(self, sets, descriptor, rows, outputs, groups) -> Dict[str, Dict[str, float]]:
         """``gfre_from_descriptor`` and ``gfre_to_output`` of every set, on the
-        split :func:`~equilens.analysis.compare.compare` draws from the seed:
+        split :func:`~equilens.analysis.compare.compare` draws from the seed
+        (within each of ``groups`` when given, pooled by :func:`_pooled_gfre`):
         the descriptor is factorised once for all sets (its targets side by
         side), each set once for its own output."""
-        from .estimators import warn_few_rows
-        from .reconstruction import global_measures
         from .sampling import sample_split
 
         scores: Dict[str, Dict[str, float]] = {name: {} for name in sets}
@@ -151,22 +155,19 @@ class Scorecard:
             return scores
         first = next(iter(sets.values()))
         chosen, train, test = sample_split(first, len(first), rng=np.random.default_rng(self.seed))
+        labels = None if groups is None else np.asarray(groups)[chosen]
         names = list(sets)
         if descriptor is not None:
             source = np.asarray(descriptor, dtype=np.float64)[rows][chosen]
-            widest = max([source.shape[1]] + [sets[n].shape[1] for n in names])
-            warn_few_rows(len(train), widest, "GFRE")
             targets = [sets[name][chosen] for name in names]
-            errors, _ = global_measures(source, targets, train, test, distortion=False)
+            errors = _pooled_gfre(source, targets, train, test, labels, warn=True)
             for name, error in zip(names, errors):
                 scores[name]["gfre_from_descriptor"] = error
         for name in names:
             if outputs[name] is not None:
                 output = outputs[name].reshape(len(first), -1)[chosen]
-                errors, _ = global_measures(
-                    sets[name][chosen], [output], train, test, distortion=False
-                )
-                scores[name]["gfre_to_output"] = errors[0]
+                error = _pooled_gfre(sets[name][chosen], [output], train, test, labels)[0]
+                scores[name]["gfre_to_output"] = error
         return scores
 
     def _score(self, x, rows, groups, output, gfre: Dict[str, float]) -> Dict[str, float]:
@@ -343,3 +344,39 @@ def _leading_components(x: np.ndarray, k: int, groups, seed: int) -> np.ndarray:
             pca = PCA(n_components=width, random_state=seed)
             result[rows, :width] = pca.fit_transform(x[rows])
     return result
+
+
+def _pooled_gfre(source, targets, train, test, groups, warn: bool = False) -> List[float]:
+    """GFRE from ``source`` to each of ``targets`` on the split ``train`` /
+    ``test``; with ``groups`` (one per row), fitted and scaled within each
+    group that has enough rows, the groups' squared errors pooled over their
+    test rows (the GFRE of the residuals of every group together); ``nan``
+    for a target that is constant in every group. ``warn``: when a fit has
+    fewer than twice as many rows as features."""
+    from .estimators import warn_few_rows
+    from .reconstruction import global_measures
+
+    widest = max([source.shape[1]] + [t.shape[1] for t in targets])
+    if groups is None:
+        if warn:
+            warn_few_rows(len(train), widest, "GFRE")
+        return global_measures(source, targets, train, test, distortion=False)[0]
+    squared, counts = np.zeros(len(targets)), np.zeros(len(targets))
+    for group in np.unique(groups):
+        train_g, test_g = train[groups[train] == group], test[groups[test] == group]
+        if len(train_g) < 4 or len(test_g) < 1:
+            continue  # too few atoms of this species to fit on
+        if warn:
+            warn_few_rows(len(train_g), widest, f"GFRE within species {group}")
+        varying = [
+            i for i, t in enumerate(targets) if np.ptp(t[train_g], axis=0).max(initial=0) > 0
+        ]
+        if not varying or np.ptp(source[train_g], axis=0).max(initial=0) == 0:
+            continue  # nothing to reconstruct, or nothing to reconstruct it from
+        chosen = [targets[i] for i in varying]
+        errors, _ = global_measures(source, chosen, train_g, test_g, distortion=False)
+        for i, error in zip(varying, errors):
+            squared[i] += error**2 * len(test_g)
+            counts[i] += len(test_g)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return [float(v) for v in np.sqrt(squared / counts)]

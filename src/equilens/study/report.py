@@ -175,7 +175,8 @@ def scorecard_table(aggregated: List[dict]) -> List[str]:
         "", "## Scorecard (mean over seeds, best first)", "",
         "Mean rank over the physical labels (± its spread over seeds), how often the set "
         "ranks first, its rank at decoding its model's own output, and the GFRE from the "
-        "SOAP descriptor to it (0: a linear function of SOAP). The score of every label, at "
+        "SOAP descriptor to it (0: a linear function of SOAP; fitted within each species when "
+        "the decoding is per species). The score of every label, at "
         "full width and on the leading components, is in `scorecard.csv` (per seed: "
         "`scorecard_seeds.csv`) and drawn in `scorecard.png`.",
         "",
