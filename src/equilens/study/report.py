@@ -9,6 +9,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from ..analysis.labels import CATEGORICAL
 from ..analysis.scorecard import Scorecard
 from ..config import to_mapping
 from ..storage import atomic_write, save_json
@@ -150,10 +151,20 @@ def write_report(
             f"hidden layer decodes it linearly by construction): **{by_output[0]['feature_set']}** "
             f"(output rank {by_output[0]['output_rank']:.2f}).",
         ]
+    champions = label_champions(aggregated)
+    categorical = [label for label, _, _ in champions if label in CATEGORICAL]
     lines += ["", "## Which layer encodes which label", ""]
+    lines += [
+        "The value is the cross-validated balanced accuracy for the categorical labels "
+        f"({', '.join(categorical) or 'none here'}; chance is one over the "
+        "number of classes) and R² for the others (0: nothing of the label is linear in the "
+        "layer): a label whose best value stays low is one that no set exposes linearly, "
+        "not one that its best set encodes.",
+        "",
+    ]
     lines += ["| label | best at equal dimension | value | best at full width | value |"]
     lines += ["|---|---|---:|---|---:|"]
-    for label, top, full in label_champions(aggregated):
+    for label, top, full in champions:
         lines.append(
             f"| {label} | {top['feature_set']} | {top[f'decode_{label}@pc']:.3f} | "
             f"{full['feature_set']} | {full[f'decode_{label}']:.3f} |"
