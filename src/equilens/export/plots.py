@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from metatensor import TensorMap
@@ -65,6 +65,7 @@ def plot_matrix(
     title: str = "",
     columns=None,
     axis_labels=("source", "target"),
+    shade: Optional[np.ndarray] = None,
 ) -> Path:
     """A heatmap with the value written in each cell.
 
@@ -72,7 +73,11 @@ def plot_matrix(
         an asymmetric source -> target matrix)
     :param columns: column names of a rectangular matrix
     :param axis_labels: ``(rows, columns)`` axis titles
+    :param shade: what the colours show, when not the written values (the
+        same shape: e.g. ``1 - error`` for columns where lower is better, so
+        that one colour means one thing across columns)
     """
+    shade = matrix if shade is None else shade
     columns = list(names if columns is None else columns)
     n_rows, n_columns = len(names), len(columns)
     plt = pyplot()
@@ -80,19 +85,19 @@ def plot_matrix(
         figsize=(1.6 + 0.8 * n_columns, 0.8 + 0.5 * n_rows + 0.2 * max(map(len, columns)) / 4),
         dpi=120,
     )
-    finite = matrix[np.isfinite(matrix)]
+    finite = shade[np.isfinite(shade)]
     top = max(1.0, float(finite.max())) if finite.size else 1.0
-    image = ax.imshow(matrix, cmap="viridis_r", vmin=0, vmax=top, aspect="auto")
+    image = ax.imshow(shade, cmap="viridis_r", vmin=0, vmax=top, aspect="auto")
     for i in range(n_rows):
         for j in range(n_columns):
-            value = matrix[i, j]
+            value, tone = matrix[i, j], shade[i, j]
             ax.text(
                 j,
                 i,
                 "-" if not np.isfinite(value) else f"{value:.2f}",
                 ha="center",
                 va="center",
-                color="white" if np.isfinite(value) and value > 0.5 * top else "black",
+                color="white" if np.isfinite(tone) and tone > 0.5 * top else "black",
                 fontsize=8,
             )
     ax.set_xticks(range(n_columns), columns, rotation=45, ha="right")

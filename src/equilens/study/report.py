@@ -73,14 +73,18 @@ def write_tables(folder, config, rows_per_seed, aggregated, metrics, gfre, timin
     save_json(folder / "config.json", to_mapping(config))
     columns = [c for c in score_columns(aggregated) if c.startswith(("decode_", "gfre_"))]
     matrix = np.array([[row.get(m, np.nan) for m in columns] for row in aggregated])
+    # one colour, one meaning: darker is better in every column
+    lower = np.array([c.startswith("gfre_") for c in columns])
     plot_matrix(
         matrix,
         [str(row["feature_set"]) for row in aggregated],
         folder / "scorecard.png",
-        title="scorecard (mean over seeds)\ndecode_*: R² or balanced accuracy (higher: the "
-        "label is read more directly); gfre_*: reconstruction error (lower: the target is "
-        "more nearly a linear function of the source)",
+        title="scorecard (mean over seeds; darker is better in every column)\ndecode_*: R² "
+        "or balanced accuracy (higher: the label is read more directly); gfre_*: "
+        "reconstruction error (lower: the target is more nearly a linear function of the "
+        "source; shaded as 1 - GFRE)",
         columns=columns,
+        shade=np.where(lower, 1.0 - matrix, matrix),
     )
 
 
