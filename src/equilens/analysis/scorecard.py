@@ -367,7 +367,7 @@ def _pooled_gfre(source, targets, train, test, groups, warn: bool = False) -> Li
         if len(train_g) < 4 or len(test_g) < 1:
             continue  # too few atoms of this species to fit on
         if warn:
-            warn_few_rows(len(train_g), widest, f"GFRE within species {group}")
+            warn_few_rows(len(train_g), widest, f"GFRE within center type {group}")
         varying = [
             i for i, t in enumerate(targets) if np.ptp(t[train_g], axis=0).max(initial=0) > 0
         ]
